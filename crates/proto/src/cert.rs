@@ -1,0 +1,195 @@
+//! The manager's certificate authority: it issues device ID certificates from their
+//! certificate requests, the TLS certificate of the manager's listener, and its key signs
+//! every answer to a device.
+
+use crate::keys::{KeyAlgorithm, PublicKey, SigningKey};
+use rcgen::{
+    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyUsagePurpose, PublicKeyData, SanType, SerialNumber,
+};
+use time::OffsetDateTime;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CertError {
+    #[error("the certificate request is not a valid PEM PKCS#10 request signed by its key")]
+    BadRequest,
+    #[error("the certificate request uses an unsupported key type (use Ed25519 or ECDSA P-256)")]
+    UnsupportedKey,
+    #[error("the certificate authority files are not valid: {0}")]
+    BadAuthority(String),
+    #[error("the certificate is not valid PEM X.509: {0}")]
+    BadCertificate(String),
+    #[error("certificate generation failed: {0}")]
+    Generation(String),
+}
+
+/// A certificate issued to a device.
+pub struct IssuedCertificate {
+    pub pem: String,
+    pub serial: String,
+    pub public_key: PublicKey,
+}
+
+pub struct CertificateAuthority {
+    cert_pem: String,
+    issuer: rcgen::Certificate,
+    issuer_key: rcgen::KeyPair,
+    signer: SigningKey,
+}
+
+fn to_time(unix_secs: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(unix_secs).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+const DAY_SECS: i64 = 86_400;
+
+impl CertificateAuthority {
+    /// A new P-256 authority valid 20 years from `now_secs`.
+    pub fn generate(common_name: &str, now_secs: i64) -> Result<Self, CertError> {
+        let signer = SigningKey::generate(KeyAlgorithm::EcdsaP256).map_err(|e| CertError::Generation(e.to_string()))?;
+        let mut params = CertificateParams::default();
+        params.distinguished_name.push(DnType::CommonName, common_name);
+        params.distinguished_name.push(DnType::OrganizationName, "smartlic");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        params.not_before = to_time(now_secs - DAY_SECS);
+        params.not_after = to_time(now_secs + 20 * 365 * DAY_SECS);
+        let key = signer.rcgen_key();
+        let cert = params.self_signed(&key).map_err(|e| CertError::Generation(e.to_string()))?;
+        let pem = cert.pem();
+        Ok(CertificateAuthority { cert_pem: pem, issuer: cert, issuer_key: key, signer })
+    }
+
+    /// Loads an authority saved with [`cert_pem`](Self::cert_pem) and [`key_pem`](Self::key_pem).
+    pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Self, CertError> {
+        let signer = SigningKey::from_pem(key_pem).map_err(|e| CertError::BadAuthority(e.to_string()))?;
+        let key = signer.rcgen_key();
+        let params = CertificateParams::from_ca_cert_pem(cert_pem).map_err(|e| CertError::BadAuthority(e.to_string()))?;
+        let loaded = public_key_of_certificate(cert_pem).map_err(|e| CertError::BadAuthority(e.to_string()))?;
+        if loaded != signer.public_key() {
+            return Err(CertError::BadAuthority("the key does not belong to the certificate".into()));
+        }
+        // Re-signing the parameters gives rcgen an issuer with the same name and key.
+        let issuer = params.self_signed(&key).map_err(|e| CertError::BadAuthority(e.to_string()))?;
+        Ok(CertificateAuthority { cert_pem: cert_pem.to_string(), issuer, issuer_key: key, signer })
+    }
+
+    pub fn cert_pem(&self) -> &str {
+        &self.cert_pem
+    }
+
+    pub fn key_pem(&self) -> String {
+        self.signer.to_pem()
+    }
+
+    /// The key that signs the manager's answers to devices.
+    pub fn signer(&self) -> &SigningKey {
+        &self.signer
+    }
+
+    /// Issues an ID certificate for the key of `csr_pem`, naming the device `common_name`.
+    pub fn issue_id_certificate(
+        &self,
+        csr_pem: &str,
+        common_name: &str,
+        serial: u64,
+        not_before_secs: i64,
+        not_after_secs: i64,
+    ) -> Result<IssuedCertificate, CertError> {
+        let csr = CertificateSigningRequestParams::from_pem(csr_pem).map_err(|_| CertError::BadRequest)?;
+        let algorithm = KeyAlgorithm::from_rcgen(csr.public_key.algorithm()).ok_or(CertError::UnsupportedKey)?;
+        let public_key = PublicKey { algorithm, raw: csr.public_key.der_bytes().to_vec() };
+        let mut params = CertificateParams::default();
+        params.distinguished_name.push(DnType::CommonName, common_name);
+        params.serial_number = Some(SerialNumber::from_slice(&serial.to_be_bytes()));
+        params.not_before = to_time(not_before_secs);
+        params.not_after = to_time(not_after_secs);
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.use_authority_key_identifier_extension = true;
+        let cert = params
+            .signed_by(&csr.public_key, &self.issuer, &self.issuer_key)
+            .map_err(|e| CertError::Generation(e.to_string()))?;
+        Ok(IssuedCertificate { pem: cert.pem(), serial: format!("{serial:016X}"), public_key })
+    }
+
+    /// A TLS server certificate for `names` (DNS names or IP addresses), with its private key
+    /// in PEM. Valid five years from `now_secs`.
+    pub fn issue_tls_certificate(&self, names: &[String], now_secs: i64) -> Result<(String, String), CertError> {
+        let key = SigningKey::generate(KeyAlgorithm::EcdsaP256).map_err(|e| CertError::Generation(e.to_string()))?;
+        let mut params = CertificateParams::default();
+        params.distinguished_name.push(DnType::CommonName, names.first().map_or("smartlic", String::as_str));
+        params.subject_alt_names = names
+            .iter()
+            .map(|n| match n.parse::<std::net::IpAddr>() {
+                Ok(ip) => Ok(SanType::IpAddress(ip)),
+                Err(_) => n.clone().try_into().map(SanType::DnsName),
+            })
+            .collect::<Result<_, _>>()
+            .map_err(|e| CertError::Generation(format!("bad server name: {e}")))?;
+        params.not_before = to_time(now_secs - DAY_SECS);
+        params.not_after = to_time(now_secs + 5 * 365 * DAY_SECS);
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.use_authority_key_identifier_extension = true;
+        let rkey = key.rcgen_key();
+        let cert = params.signed_by(&rkey, &self.issuer, &self.issuer_key).map_err(|e| CertError::Generation(e.to_string()))?;
+        Ok((cert.pem(), key.to_pem()))
+    }
+}
+
+/// The public key inside a PEM certificate, e.g. the manager's CA held by a device.
+pub fn public_key_of_certificate(pem: &str) -> Result<PublicKey, CertError> {
+    let (_, block) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).map_err(|e| CertError::BadCertificate(e.to_string()))?;
+    let cert = block.parse_x509().map_err(|e| CertError::BadCertificate(e.to_string()))?;
+    let spki = cert.public_key();
+    let oid = spki.algorithm.algorithm.to_id_string();
+    let algorithm = match oid.as_str() {
+        "1.3.101.112" => KeyAlgorithm::Ed25519,
+        "1.2.840.10045.2.1" => KeyAlgorithm::EcdsaP256,
+        other => return Err(CertError::BadCertificate(format!("unsupported key algorithm {other}"))),
+    };
+    Ok(PublicKey { algorithm, raw: spki.subject_public_key.data.to_vec() })
+}
+
+/// Validity (not before, not after) of a PEM certificate in Unix seconds, and its serial in hex.
+pub fn certificate_facts(pem: &str) -> Result<(i64, i64, String), CertError> {
+    let (_, block) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).map_err(|e| CertError::BadCertificate(e.to_string()))?;
+    let cert = block.parse_x509().map_err(|e| CertError::BadCertificate(e.to_string()))?;
+    let v = cert.validity();
+    Ok((v.not_before.timestamp(), v.not_after.timestamp(), cert.raw_serial_as_string().replace(':', "").to_uppercase()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issues_id_certificates_for_device_keys() {
+        let ca = CertificateAuthority::generate("test CA", 1_800_000_000).unwrap();
+        let reloaded = CertificateAuthority::from_pem(ca.cert_pem(), &ca.key_pem()).unwrap();
+        for alg in [KeyAlgorithm::Ed25519, KeyAlgorithm::EcdsaP256] {
+            let device = SigningKey::generate(alg).unwrap();
+            let csr = device.certificate_request("C9500-32C:FXS1234").unwrap();
+            let now = 1_800_000_000;
+            let issued = reloaded.issue_id_certificate(&csr, "C9500-32C:FXS1234", 42, now, now + 365 * DAY_SECS).unwrap();
+            assert_eq!(issued.public_key, device.public_key());
+            assert_eq!(public_key_of_certificate(&issued.pem).unwrap(), device.public_key());
+            let (nb, na, serial) = certificate_facts(&issued.pem).unwrap();
+            assert_eq!((nb, na - nb), (now, 365 * DAY_SECS));
+            assert_eq!(serial, "2A");
+        }
+        // Answers signed by the authority verify with the public key of its certificate.
+        let sig = ca.signer().sign(b"answer").unwrap();
+        assert!(public_key_of_certificate(ca.cert_pem()).unwrap().verify(b"answer", &sig));
+    }
+
+    #[test]
+    fn refuses_bad_requests_and_mismatched_files() {
+        let ca = CertificateAuthority::generate("test CA", 1_800_000_000).unwrap();
+        assert!(matches!(ca.issue_id_certificate("junk", "x", 1, 0, 1), Err(CertError::BadRequest)));
+        let other = CertificateAuthority::generate("other", 1_800_000_000).unwrap();
+        assert!(CertificateAuthority::from_pem(ca.cert_pem(), &other.key_pem()).is_err());
+        assert!(public_key_of_certificate("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").is_err());
+    }
+}

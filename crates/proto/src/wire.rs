@@ -1,0 +1,268 @@
+//! Messages of the device protocol (JSON over HTTPS, `docs/PROTOCOL.md`).
+//!
+//! Every request body carries a timestamp and a nonce and is signed by the device key; every
+//! answer, errors included, is signed by the manager. Signatures cover a domain-separated
+//! string holding the path, so a message signed for one endpoint means nothing at another.
+
+use serde::{Deserialize, Serialize};
+
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Base64 signature of the request (device key) or the answer (manager key).
+pub const SIGNATURE_HEADER: &str = "x-smartlic-signature";
+
+pub const PATH_REGISTER: &str = "/device/v1/register";
+pub const PATH_RENEW_ID: &str = "/device/v1/renew-id";
+pub const PATH_AUTHORIZE: &str = "/device/v1/authorize";
+pub const PATH_DEREGISTER: &str = "/device/v1/deregister";
+
+/// The bytes a device signs for a request to `path`.
+pub fn request_signing_input(path: &str, body: &[u8]) -> Vec<u8> {
+    signing_input(b"smartlic-request-v1\n", path, body)
+}
+
+/// The bytes the manager signs for its answer at `path`.
+pub fn response_signing_input(path: &str, body: &[u8]) -> Vec<u8> {
+    signing_input(b"smartlic-response-v1\n", path, body)
+}
+
+fn signing_input(domain: &[u8], path: &str, body: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(domain.len() + path.len() + 1 + body.len());
+    v.extend_from_slice(domain);
+    v.extend_from_slice(path.as_bytes());
+    v.push(b'\n');
+    v.extend_from_slice(body);
+    v
+}
+
+/// Unique device identifier: product ID and serial number.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Udi {
+    pub pid: String,
+    pub sn: String,
+}
+
+impl std::fmt::Display for Udi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PID:{},SN:{}", self.pid, self.sn)
+    }
+}
+
+/// Fields present in every request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Envelope {
+    pub version: u32,
+    /// Device time, Unix milliseconds; must be within the manager's tolerance.
+    pub timestamp: i64,
+    /// At least 16 characters, never reused by the device.
+    pub nonce: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    #[serde(flatten)]
+    pub envelope: Envelope,
+    pub token: String,
+    pub udi: Udi,
+    #[serde(default)]
+    pub hostname: Option<String>,
+    /// Replace an instance already registered with this UDI.
+    #[serde(default)]
+    pub force: bool,
+    /// PKCS#10 request (PEM) for the device's new key; the request body is signed by it too.
+    pub csr: String,
+}
+
+/// Intervals the device follows until the next answer tells otherwise.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Intervals {
+    /// Renew the ID certificate this long after it was issued.
+    pub id_renew_secs: i64,
+    /// Request authorization again this long after a success, even without a usage change.
+    pub auth_renew_secs: i64,
+    /// An authorization stays valid this long without a renewal.
+    pub auth_validity_secs: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisterResponse {
+    pub request_nonce: String,
+    pub timestamp: i64,
+    pub instance_id: String,
+    pub smart_account: String,
+    pub smart_account_domain: String,
+    pub virtual_account: String,
+    pub export_controlled: bool,
+    pub certificate: String,
+    pub certificate_serial: String,
+    pub certificate_expires: i64,
+    pub intervals: Intervals,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenewIdRequest {
+    #[serde(flatten)]
+    pub envelope: Envelope,
+    pub instance_id: String,
+    /// A request for the device's next key, signed by it; the body is signed by the current key.
+    pub csr: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenewIdResponse {
+    pub request_nonce: String,
+    pub timestamp: i64,
+    pub certificate: String,
+    pub certificate_serial: String,
+    pub certificate_expires: i64,
+    pub intervals: Intervals,
+}
+
+/// One entitlement tag in use and how many.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Usage {
+    pub tag: String,
+    pub count: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorizeRequest {
+    #[serde(flatten)]
+    pub envelope: Envelope,
+    pub instance_id: String,
+    #[serde(default)]
+    pub hostname: Option<String>,
+    /// The full list in use, possibly empty.
+    pub usage: Vec<Usage>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AuthorizationStatus {
+    Authorized,
+    OutOfCompliance,
+    NoLicensesInUse,
+}
+
+impl AuthorizationStatus {
+    /// The words the device shows (`show license status`).
+    pub fn display(self) -> &'static str {
+        match self {
+            AuthorizationStatus::Authorized => "AUTHORIZED",
+            AuthorizationStatus::OutOfCompliance => "OUT OF COMPLIANCE",
+            AuthorizationStatus::NoLicensesInUse => "NO LICENSES IN USE",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntitlementStatus {
+    pub tag: String,
+    pub display_name: String,
+    pub count: i64,
+    pub status: AuthorizationStatus,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorizeResponse {
+    pub request_nonce: String,
+    pub timestamp: i64,
+    pub status: AuthorizationStatus,
+    pub entitlements: Vec<EntitlementStatus>,
+    /// Until when the authorization holds without renewal (Unix ms).
+    pub valid_until: i64,
+    pub intervals: Intervals,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeregisterRequest {
+    #[serde(flatten)]
+    pub envelope: Envelope,
+    pub instance_id: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeregisterResponse {
+    pub request_nonce: String,
+    pub timestamp: i64,
+    pub instance_id: String,
+}
+
+/// Stable error codes of the device protocol.
+pub mod code {
+    pub const MALFORMED: &str = "MALFORMED_REQUEST";
+    pub const UNSUPPORTED_VERSION: &str = "UNSUPPORTED_VERSION";
+    pub const INVALID_TOKEN: &str = "INVALID_TOKEN";
+    pub const ALREADY_REGISTERED: &str = "ALREADY_REGISTERED";
+    pub const CLOCK_SKEW: &str = "CLOCK_SKEW";
+    pub const BAD_SIGNATURE: &str = "SIGNATURE_MISMATCH";
+    pub const REPLAY: &str = "REPLAYED_NONCE";
+    pub const UNKNOWN_INSTANCE: &str = "UNKNOWN_INSTANCE";
+    pub const CERTIFICATE_EXPIRED: &str = "CERTIFICATE_EXPIRED";
+    pub const BAD_CSR: &str = "INVALID_CSR";
+    pub const INTERNAL: &str = "INTERNAL_ERROR";
+}
+
+/// The seeds' texts for the errors they name.
+pub mod text {
+    /// Seed 002 (register, 400 INVALID_PARAMETER).
+    pub const INVALID_TOKEN: &str = "The Product Instance Registration Token you have entered is either invalid or has been expired. Ensure that you have pasted the entire token and that the token has not expired";
+    /// Seed 004 scenario 1.
+    pub const ALREADY_REGISTERED: &str = "Product already registered";
+    /// Seed 004 scenario 9.
+    pub const BAD_SIGNATURE: &str = "Data and signature do not match";
+
+    /// Seed 004 scenario 3.
+    pub fn clock_skew(device_ms: i64) -> String {
+        format!("The device date '{device_ms}' is offset beyond the allowed tolerance limit.")
+    }
+
+    /// Public facts §2.3: the manager no longer knows this instance.
+    pub fn unknown_instance(id: &str) -> String {
+        format!("The identity for the instance {id} is not valid.Please re-register the instance.")
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    pub code: String,
+    pub message: String,
+    /// The request field at fault, when there is one (`timestamp`, `token`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+/// Body of every error answer, device protocol and REST API alike.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorResponse {
+    pub error: ErrorDetail,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip_and_reject_unknown_fields() {
+        let req = AuthorizeRequest {
+            envelope: Envelope { version: 1, timestamp: 5, nonce: "n".repeat(16) },
+            instance_id: "i".into(),
+            hostname: None,
+            usage: vec![Usage { tag: "ACI Essentials".into(), count: 3 }],
+        };
+        let json = serde_json::to_string(&req).unwrap();
+        assert!(json.contains("\"timestamp\":5"));
+        assert_eq!(serde_json::from_str::<AuthorizeRequest>(&json).unwrap(), req);
+        let extra = json.replace("\"usage\"", "\"bogus\":1,\"usage\"");
+        assert!(serde_json::from_str::<AuthorizeRequest>(&extra).is_err());
+        assert_ne!(request_signing_input(PATH_AUTHORIZE, b"x"), request_signing_input(PATH_REGISTER, b"x"));
+        assert_ne!(request_signing_input(PATH_AUTHORIZE, b"x"), response_signing_input(PATH_AUTHORIZE, b"x"));
+    }
+}
