@@ -6,11 +6,13 @@ pub mod compliance;
 pub mod license;
 pub mod role;
 pub mod time;
+pub mod token;
 pub mod validate;
 
 pub use catalog::{Catalog, CatalogError};
 pub use compliance::{Ledger, TagBalance};
 pub use license::{LicenseKind, LicenseTerm};
 pub use role::Role;
+pub use token::{TokenFacts, TokenStatus};
 pub use time::{Clock, SimulatedClock, SystemClock, Timestamp};
 pub use validate::Invalid;

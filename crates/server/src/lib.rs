@@ -1,1 +1,135 @@
+//! The smartlic license manager: REST API, device protocol and jobs over one store and one
+//! clock. `start` runs it on a TLS listener; `app` gives the router for socket-less tests.
 
+pub mod api;
+pub mod auth;
+mod body;
+pub mod device;
+pub mod error;
+pub mod jobs;
+pub mod openapi;
+pub mod state;
+pub mod tls;
+pub mod views;
+
+use anyhow::Context;
+use axum::routing::{get, post};
+use smartlic_core::{Catalog, Clock, SimulatedClock, SystemClock};
+use smartlic_store::{NewPrincipal, PrincipalKind, SqliteStore, Store};
+use state::{AppState, Inner, Policy};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Name of the bootstrap operator client (`smartlic admin` logs in as it by default).
+pub const ADMIN_CLIENT: &str = "admin";
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub simulated_clock: bool,
+    pub catalog: Option<PathBuf>,
+    /// From `SMARTLIC_ADMIN_SECRET`; generated and printed once when absent on first start.
+    pub admin_secret: Option<String>,
+    pub job_interval: Duration,
+}
+
+pub struct Running {
+    pub local_addr: SocketAddr,
+    pub ca_pem: String,
+    /// Set when this start generated the bootstrap secret: show it once, it is not stored.
+    pub generated_admin_secret: Option<String>,
+    pub state: AppState,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+
+    pub fn stop(&self) {
+        self.task.abort();
+    }
+}
+
+pub fn app(state: AppState) -> axum::Router {
+    axum::Router::new()
+        .merge(api::router())
+        .merge(device::router())
+        .route("/oauth/token", post(auth::token))
+        .route("/api/v1/openapi.json", get(|| async { axum::Json(openapi::document()) }))
+        .route("/health", get(|| async { "ok" }))
+        .fallback(|| async { error::ApiError::not_found("no such endpoint; see /api/v1/openapi.json") })
+        .with_state(state)
+}
+
+/// Creates or updates the bootstrap operator; returns the secret when it was generated.
+async fn bootstrap_admin(store: &dyn Store, secret: Option<String>, now: smartlic_core::Timestamp) -> anyhow::Result<Option<String>> {
+    let existing = store.principal(ADMIN_CLIENT).await?;
+    let (secret, generated) = match (secret, &existing) {
+        (Some(s), _) => (s, false),
+        (None, Some(_)) => return Ok(None),
+        (None, None) => (auth::random_text(24), true),
+    };
+    if secret.len() < 12 {
+        anyhow::bail!("SMARTLIC_ADMIN_SECRET must be at least 12 characters");
+    }
+    let hash = auth::hash_secret(&secret).map_err(|e| anyhow::anyhow!(e.message))?;
+    match existing {
+        Some(p) => store.set_principal_secret(p.id, &hash).await?,
+        None => {
+            let new = NewPrincipal {
+                kind: PrincipalKind::ApiClient,
+                name: ADMIN_CLIENT.into(),
+                secret_hash: Some(hash),
+                role: smartlic_core::Role::Operator,
+                account_id: None,
+                virtual_account_id: None,
+            };
+            store.create_principal(new, "system", now).await?;
+        }
+    }
+    Ok(generated.then_some(secret))
+}
+
+pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
+    std::fs::create_dir_all(&config.data_dir).with_context(|| format!("cannot create {}", config.data_dir.display()))?;
+    let simulated = config.simulated_clock.then(|| Arc::new(SimulatedClock::new()));
+    let clock: Arc<dyn Clock> = match &simulated {
+        Some(s) => s.clone(),
+        None => Arc::new(SystemClock),
+    };
+    let catalog = match &config.catalog {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+            Catalog::from_toml(&text).with_context(|| format!("in {}", path.display()))?
+        }
+        None => Catalog::builtin(),
+    };
+    let store = SqliteStore::open(&config.data_dir.join("smartlic.db")).await.context("opening the database")?;
+    let store: Arc<dyn Store> = Arc::new(store);
+    let real_now_secs = SystemClock.now().0 / 1000;
+    let (ca, _) = tls::load_or_create_ca(&config.data_dir, real_now_secs)?;
+    let (cert_pem, key_pem) = match (&config.tls_cert, &config.tls_key) {
+        (Some(c), Some(k)) => (
+            std::fs::read_to_string(c).with_context(|| format!("cannot read {}", c.display()))?,
+            std::fs::read_to_string(k).with_context(|| format!("cannot read {}", k.display()))?,
+        ),
+        (None, None) => ca.issue_tls_certificate(&tls::names_for(&config.listen), real_now_secs)?,
+        _ => anyhow::bail!("--tls-cert and --tls-key go together"),
+    };
+    let tls_config = tls::server_config(&cert_pem, &key_pem)?;
+    let generated_admin_secret = bootstrap_admin(store.as_ref(), config.admin_secret.clone(), clock.now()).await?;
+    let ca_pem = ca.cert_pem().to_string();
+    let state = AppState(Arc::new(Inner { store, clock, simulated, catalog, ca, policy: Policy::default() }));
+    let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
+    let local_addr = listener.local_addr()?;
+    jobs::spawn(state.clone(), config.job_interval);
+    let task = tokio::spawn(tls::serve(listener, tls_config, app(state.clone())));
+    Ok(Running { local_addr, ca_pem, generated_admin_secret, state, task })
+}

@@ -1,0 +1,65 @@
+//! `smartlic server`: runs the license manager until interrupted.
+
+use smartlic_server::{start, ServerConfig};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum ClockMode {
+    /// Wall-clock time.
+    System,
+    /// Wall-clock time that `smartlic admin clock set` can move, for demonstrations and tests.
+    Simulated,
+}
+
+#[derive(clap::Args)]
+pub struct ServerArgs {
+    /// Directory for the database, the CA and its key.
+    #[arg(long = "data", default_value = "./smartlic-data")]
+    data: PathBuf,
+    /// Address and port to listen on (HTTPS).
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    listen: SocketAddr,
+    /// TLS certificate (PEM) to use instead of one issued by the manager's CA.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "system")]
+    clock: ClockMode,
+    /// Product catalogue (TOML) replacing the built-in one.
+    #[arg(long)]
+    catalog: Option<PathBuf>,
+    /// Seconds of wall time between runs of the background jobs.
+    #[arg(long, default_value_t = 60)]
+    job_interval: u64,
+}
+
+pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SMARTLIC_LOG").unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let config = ServerConfig {
+        data_dir: args.data.clone(),
+        listen: args.listen,
+        tls_cert: args.tls_cert,
+        tls_key: args.tls_key,
+        simulated_clock: matches!(args.clock, ClockMode::Simulated),
+        catalog: args.catalog,
+        admin_secret: std::env::var("SMARTLIC_ADMIN_SECRET").ok().filter(|s| !s.is_empty()),
+        job_interval: Duration::from_secs(args.job_interval.max(1)),
+    };
+    let running = start(config).await?;
+    if let Some(secret) = &running.generated_admin_secret {
+        println!("Generated the administrator secret (shown once, only its hash is stored):");
+        println!("  SMARTLIC_ADMIN_SECRET={secret}");
+    }
+    println!("smartlic server listening on https://{}", running.local_addr);
+    println!("devices and admin clients trust the CA in {}", args.data.join(smartlic_server::tls::CA_FILE).display());
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => println!("shutting down"),
+        _ = running.wait() => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,742 @@
+//! The REST API under `/api/v1` (docs/API.md): thin handlers that check input and rights,
+//! then call the store and the pure domain.
+
+use crate::auth::{hash_secret, random_text, sha256_hex, Caller};
+use crate::body::Body;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use crate::views::*;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use smartlic_core::compliance::Ledger;
+use smartlic_core::role::Action;
+use smartlic_core::{token, validate, LicenseKind, LicenseTerm, Role, Timestamp};
+use smartlic_store::*;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/accounts", get(list_accounts).post(create_account))
+        .route("/api/v1/accounts/{domain}", get(show_account))
+        .route("/api/v1/accounts/{domain}/virtual-accounts", get(list_vas).post(create_va))
+        .route("/api/v1/accounts/{domain}/users", get(list_users).post(create_user))
+        .route("/api/v1/accounts/{domain}/api-clients", get(list_clients).post(create_client))
+        .route("/api/v1/accounts/{domain}/virtual-accounts/{va}/licenses", get(list_licenses).post(add_license))
+        .route("/api/v1/accounts/{domain}/virtual-accounts/{va}/licenses/transfer", post(transfer_licenses))
+        .route("/api/v1/accounts/{domain}/virtual-accounts/{va}/tokens", get(list_tokens).post(create_token))
+        .route("/api/v1/accounts/{domain}/virtual-accounts/{va}/tokens/revoke", post(revoke_token))
+        .route("/api/v1/accounts/{domain}/virtual-accounts/{va}/instances", get(list_pool_instances))
+        .route("/api/v1/accounts/{domain}/instances", get(list_account_instances))
+        .route("/api/v1/accounts/{domain}/instances/{id}", get(show_instance).delete(remove_instance))
+        .route("/api/v1/accounts/{domain}/instances/{id}/move", post(move_instance))
+        .route("/api/v1/accounts/{domain}/events", get(account_events))
+        .route("/api/v1/events", get(all_events))
+        .route("/api/v1/accounts/{domain}/alerts", get(list_alerts))
+        .route("/api/v1/accounts/{domain}/reports/usage", get(usage_report))
+        .route("/api/v1/accounts/{domain}/reports/instances", get(instances_report))
+        .route("/api/v1/clock", get(show_clock).post(set_clock))
+        .route("/api/v1/catalog", get(catalog))
+}
+
+async fn load_account(state: &AppState, domain: &str) -> ApiResult<Account> {
+    state.store.account(&domain.to_ascii_lowercase()).await?.ok_or_else(|| {
+        ApiError::not_found(format!("smart account '{domain}' does not exist")).with_field("domain")
+    })
+}
+
+async fn load_va(state: &AppState, account: &Account, name: &str) -> ApiResult<VirtualAccount> {
+    state.store.virtual_account(account.id, name).await?.ok_or_else(|| {
+        ApiError::not_found(format!("virtual account '{name}' does not exist in {}", account.domain))
+            .with_field("virtual_account")
+    })
+}
+
+/// Account and pool of a request, with the caller's right to `action` in that pool checked.
+async fn pool_for(state: &AppState, caller: &Caller, domain: &str, va: &str, action: Action) -> ApiResult<(Account, VirtualAccount)> {
+    let account = load_account(state, domain).await?;
+    let pool = load_va(state, &account, va).await?;
+    caller.require(action, &account, Some(&pool))?;
+    Ok((account, pool))
+}
+
+fn created<T: serde::Serialize>(value: T) -> Response {
+    (StatusCode::CREATED, Json(value)).into_response()
+}
+
+// ---- accounts and virtual accounts -------------------------------------------------------
+
+async fn list_accounts(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+    let accounts: Vec<AccountView> = state
+        .store
+        .accounts()
+        .await?
+        .iter()
+        .filter(|a| caller.role() == Role::Operator || caller.0.account_id == Some(a.id))
+        .map(AccountView::from)
+        .collect();
+    Ok(Json(json!({ "accounts": accounts })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewAccountBody {
+    domain: String,
+    name: Option<String>,
+}
+
+async fn create_account(State(state): State<AppState>, caller: Caller, Body(b): Body<NewAccountBody>) -> ApiResult<Response> {
+    caller.require_operator("create smart accounts")?;
+    let domain = validate::domain(&b.domain)?;
+    let name = validate::text("name", b.name.as_deref().unwrap_or(&domain), validate::MAX_NAME)?;
+    let account = state.store.create_account(&domain, &name, caller.name(), state.clock.now()).await?;
+    Ok(created(AccountView::from(&account)))
+}
+
+async fn show_account(State(state): State<AppState>, caller: Caller, Path(domain): Path<String>) -> ApiResult<Json<AccountView>> {
+    let account = load_account(&state, &domain).await?;
+    caller.require_account_view(&account)?;
+    Ok(Json(AccountView::from(&account)))
+}
+
+async fn list_vas(State(state): State<AppState>, caller: Caller, Path(domain): Path<String>) -> ApiResult<Json<Value>> {
+    let account = load_account(&state, &domain).await?;
+    caller.require_account_view(&account)?;
+    let vas: Vec<VirtualAccountView> = state
+        .store
+        .virtual_accounts(account.id)
+        .await?
+        .iter()
+        .filter(|v| caller.sees(&account, v.id))
+        .map(VirtualAccountView::from)
+        .collect();
+    Ok(Json(json!({ "virtual_accounts": vas })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewVaBody {
+    name: String,
+    description: Option<String>,
+}
+
+async fn create_va(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(domain): Path<String>,
+    Body(b): Body<NewVaBody>,
+) -> ApiResult<Response> {
+    let account = load_account(&state, &domain).await?;
+    caller.require(Action::ManageVirtualAccounts, &account, None)?;
+    let name = validate::text("name", &b.name, validate::MAX_NAME)?;
+    let description = validate::optional_text("description", b.description.as_deref().unwrap_or(""), validate::MAX_DESCRIPTION)?;
+    let va = state.store.create_virtual_account(&account, &name, &description, caller.name(), state.clock.now()).await?;
+    Ok(created(VirtualAccountView::from(&va)))
+}
+
+// ---- users and API clients ---------------------------------------------------------------
+
+async fn principals_of(state: &AppState, caller: &Caller, domain: &str, kind: PrincipalKind) -> ApiResult<Vec<PrincipalView>> {
+    let account = load_account(state, domain).await?;
+    caller.require_account_view(&account)?;
+    let vas = state.store.virtual_accounts(account.id).await?;
+    Ok(state
+        .store
+        .principals(Some(account.id))
+        .await?
+        .iter()
+        .filter(|p| p.kind == kind)
+        .filter(|p| p.virtual_account_id.is_none_or(|v| caller.sees(&account, v)))
+        .map(|p| PrincipalView::new(p, Some(&account), vas.iter().find(|v| Some(v.id) == p.virtual_account_id)))
+        .collect())
+}
+
+async fn list_users(State(state): State<AppState>, caller: Caller, Path(domain): Path<String>) -> ApiResult<Json<Value>> {
+    let users = principals_of(&state, &caller, &domain, PrincipalKind::User).await?;
+    Ok(Json(json!({ "users": users })))
+}
+
+async fn list_clients(State(state): State<AppState>, caller: Caller, Path(domain): Path<String>) -> ApiResult<Json<Value>> {
+    let clients = principals_of(&state, &caller, &domain, PrincipalKind::ApiClient).await?;
+    Ok(Json(json!({ "api_clients": clients })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewPrincipalBody {
+    #[serde(alias = "username")]
+    name: Option<String>,
+    role: String,
+    virtual_account: Option<String>,
+    password: Option<String>,
+}
+
+/// Creates a user or API client after checking the caller may grant that role in that scope.
+async fn grant(
+    state: &AppState,
+    caller: &Caller,
+    domain: &str,
+    kind: PrincipalKind,
+    b: NewPrincipalBody,
+    secret: Option<String>,
+) -> ApiResult<(Principal, Account, Option<VirtualAccount>)> {
+    let account = load_account(state, domain).await?;
+    let role = Role::parse(&b.role).ok_or_else(|| {
+        let all: Vec<_> = Role::ALL.iter().skip(1).map(|r| r.as_str()).collect();
+        ApiError::invalid("role", format!("'{}' is not a role; use one of {}", b.role, all.join(", ")))
+    })?;
+    if role == Role::Operator {
+        return Err(ApiError::invalid("role", "the operator role is not granted through the API"));
+    }
+    let va = match (&b.virtual_account, role.is_virtual_account_scoped()) {
+        (Some(name), true) => Some(load_va(state, &account, name).await?),
+        (None, true) => return Err(ApiError::invalid("virtual_account", format!("role {} needs a virtual account", role.as_str()))),
+        (Some(_), false) => {
+            return Err(ApiError::invalid("virtual_account", format!("role {} covers the whole smart account", role.as_str())))
+        }
+        (None, false) => None,
+    };
+    caller.require(Action::ManageAccess, &account, va.as_ref())?;
+    if !caller.role().may_grant(role) {
+        return Err(ApiError::forbidden(format!("{} may not grant the role {}", caller.role().as_str(), role.as_str())));
+    }
+    let name = match (kind, b.name) {
+        (PrincipalKind::User, Some(n)) => validate::text("username", &n, validate::MAX_NAME)?,
+        (PrincipalKind::User, None) => return Err(ApiError::invalid("username", "is required")),
+        // Client IDs are generated from URL-safe characters so unencoded form bodies still work.
+        (PrincipalKind::ApiClient, _) => format!("client-{}", random_text(12)),
+    };
+    let secret = secret.or(b.password);
+    if let Some(s) = &secret {
+        if s.len() < 12 {
+            return Err(ApiError::invalid("password", "must be at least 12 characters"));
+        }
+    }
+    let secret_hash = secret.as_deref().map(hash_secret).transpose()?;
+    let new = NewPrincipal {
+        kind,
+        name,
+        secret_hash,
+        role,
+        account_id: Some(account.id),
+        virtual_account_id: va.as_ref().map(|v| v.id),
+    };
+    let p = state.store.create_principal(new, caller.name(), state.clock.now()).await?;
+    Ok((p, account, va))
+}
+
+async fn create_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(domain): Path<String>,
+    Body(b): Body<NewPrincipalBody>,
+) -> ApiResult<Response> {
+    let (p, account, va) = grant(&state, &caller, &domain, PrincipalKind::User, b, None).await?;
+    Ok(created(PrincipalView::new(&p, Some(&account), va.as_ref())))
+}
+
+async fn create_client(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(domain): Path<String>,
+    Body(b): Body<NewPrincipalBody>,
+) -> ApiResult<Response> {
+    if b.password.is_some() {
+        return Err(ApiError::invalid("password", "API clients get a generated secret"));
+    }
+    let secret = random_text(32);
+    let (p, account, va) = grant(&state, &caller, &domain, PrincipalKind::ApiClient, b, Some(secret.clone())).await?;
+    let mut view = serde_json::to_value(PrincipalView::new(&p, Some(&account), va.as_ref())).map_err(ApiError::internal)?;
+    view["client_id"] = json!(p.name);
+    view["client_secret"] = json!(secret);
+    Ok(created(view))
+}
+
+// ---- licenses ----------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewLicenseBody {
+    tag: String,
+    count: i64,
+    sku: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    start: Option<String>,
+    end: Option<String>,
+    subscription_id: Option<String>,
+}
+
+fn parse_date(field: &'static str, text: Option<&str>) -> ApiResult<Option<Timestamp>> {
+    text.map(|t| {
+        Timestamp::parse(t).ok_or_else(|| ApiError::invalid(field, format!("'{t}' is not a date (YYYY-MM-DD or RFC 3339)")))
+    })
+    .transpose()
+}
+
+fn known_tag(state: &AppState, tag: &str) -> ApiResult<String> {
+    let tag = validate::text("tag", tag, validate::MAX_NAME)?;
+    if !state.catalog.contains(&tag) {
+        return Err(ApiError::invalid("tag", format!("'{tag}' is not an entitlement tag of the catalogue (see GET /api/v1/catalog)")));
+    }
+    Ok(tag)
+}
+
+async fn add_license(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((domain, va)): Path<(String, String)>,
+    Body(b): Body<NewLicenseBody>,
+) -> ApiResult<Response> {
+    caller.require_operator("deposit purchased licenses")?;
+    let (_, pool) = pool_for(&state, &caller, &domain, &va, Action::Operate).await?;
+    let tag = known_tag(&state, &b.tag)?;
+    let quantity = validate::count("count", b.count)?;
+    let kind = LicenseKind::parse(b.kind.as_deref().unwrap_or("perpetual"))?;
+    let term = LicenseTerm::new(kind, parse_date("start", b.start.as_deref())?, parse_date("end", b.end.as_deref())?)?;
+    let sku = validate::optional_text("sku", b.sku.as_deref().unwrap_or(""), validate::MAX_NAME)?;
+    let subscription_id = b.subscription_id.as_deref().map(|s| validate::text("subscription_id", s, validate::MAX_NAME)).transpose()?;
+    let new = NewLicense { virtual_account_id: pool.id, tag, sku, quantity, term, subscription_id };
+    let now = state.clock.now();
+    let record = state.store.add_license(new, caller.name(), now).await?;
+    Ok(created(LicenseRecordView::new(&record, now)))
+}
+
+async fn ledger_of(state: &AppState, pool: &VirtualAccount, now: Timestamp) -> ApiResult<Ledger> {
+    let counts = state.store.pool_counts(pool.id, now).await?;
+    Ok(Ledger::compute(&state.catalog, &counts.purchased, &counts.in_use))
+}
+
+async fn list_licenses(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((domain, va)): Path<(String, String)>,
+) -> ApiResult<Json<PoolLicenses>> {
+    let (account, pool) = pool_for(&state, &caller, &domain, &va, Action::View).await?;
+    let now = state.clock.now();
+    let ledger = ledger_of(&state, &pool, now).await?;
+    let records = state.store.licenses(pool.id).await?;
+    Ok(Json(PoolLicenses::new(&state.catalog, &account, &pool, ledger, &records, now)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TransferBody {
+    tag: String,
+    count: i64,
+    to: String,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+}
+
+async fn transfer_licenses(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((domain, va)): Path<(String, String)>,
+    Body(b): Body<TransferBody>,
+) -> ApiResult<Json<Value>> {
+    let (account, from) = pool_for(&state, &caller, &domain, &va, Action::TransferLicenses).await?;
+    let to = load_va(&state, &account, &b.to).await.map_err(|e| e.with_field("to"))?;
+    caller.require(Action::TransferLicenses, &account, Some(&to))?;
+    if to.id == from.id {
+        return Err(ApiError::invalid("to", "source and target virtual accounts are the same"));
+    }
+    let tag = known_tag(&state, &b.tag)?;
+    let quantity = validate::count("count", b.count)?;
+    let kind = b.kind.as_deref().map(LicenseKind::parse).transpose()?;
+    let t = Transfer { from_virtual_account_id: from.id, to_virtual_account_id: to.id, tag, quantity, kind };
+    state.store.transfer_licenses(t, caller.name(), state.clock.now()).await?;
+    Ok(Json(json!({ "transferred": quantity, "from": from.name, "to": to.name })))
+}
+
+// ---- registration tokens -----------------------------------------------------------------
+
+async fn list_tokens(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((domain, va)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let (_, pool) = pool_for(&state, &caller, &domain, &va, Action::View).await?;
+    let now = state.clock.now();
+    let tokens: Vec<TokenView> = state.store.tokens(pool.id).await?.iter().map(|t| TokenView::new(t, &pool, now)).collect();
+    Ok(Json(json!({ "tokens": tokens })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewTokenBody {
+    description: Option<String>,
+    expires_days: Option<i64>,
+    max_uses: Option<i64>,
+    #[serde(default)]
+    export_controlled: bool,
+}
+
+/// A token in the original format: base64 of `<id>-<creation ms>|<random>` (public facts §2.4).
+fn new_token_text(now: Timestamp) -> String {
+    use base64::Engine;
+    let raw = format!("{}-{}|{}", random_text(16), now.0, random_text(24));
+    base64::engine::general_purpose::STANDARD.encode(raw)
+}
+
+async fn create_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((domain, va)): Path<(String, String)>,
+    Body(b): Body<NewTokenBody>,
+) -> ApiResult<Response> {
+    let (_, pool) = pool_for(&state, &caller, &domain, &va, Action::ManageTokens).await?;
+    let description = validate::optional_text("description", b.description.as_deref().unwrap_or(""), validate::MAX_DESCRIPTION)?;
+    let days = b.expires_days.unwrap_or(token::DEFAULT_EXPIRES_DAYS);
+    if !(1..=token::MAX_EXPIRES_DAYS).contains(&days) {
+        return Err(ApiError::invalid("expires_days", format!("must be between 1 and {}, got {days}", token::MAX_EXPIRES_DAYS)));
+    }
+    let max_uses = b.max_uses.map(|n| validate::count("max_uses", n)).transpose()?;
+    let now = state.clock.now();
+    let text = new_token_text(now);
+    let new = NewToken {
+        virtual_account_id: pool.id,
+        token_hash: sha256_hex(&text),
+        token: text,
+        description,
+        expires_at: now.plus_days(days),
+        max_uses,
+        export_controlled: b.export_controlled,
+    };
+    let t = state.store.create_token(new, caller.name(), now).await?;
+    Ok(created(TokenView::new(&t, &pool, now)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevokeBody {
+    token: String,
+}
+
+async fn revoke_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((domain, va)): Path<(String, String)>,
+    Body(b): Body<RevokeBody>,
+) -> ApiResult<Json<TokenView>> {
+    let (_, pool) = pool_for(&state, &caller, &domain, &va, Action::ManageTokens).await?;
+    let now = state.clock.now();
+    let t = state.store.revoke_token(pool.id, b.token.trim(), caller.name(), now).await.map_err(|e| ApiError::from(e).with_field("token"))?;
+    Ok(Json(TokenView::new(&t, &pool, now)))
+}
+
+// ---- product instances -------------------------------------------------------------------
+
+/// Renders instances with their usage and compliance, computing each pool's ledger once.
+async fn instance_views(state: &AppState, instances: &[Instance], vas: &[VirtualAccount]) -> ApiResult<Vec<InstanceView>> {
+    let now = state.clock.now();
+    let mut ledgers = std::collections::BTreeMap::new();
+    let mut out = Vec::with_capacity(instances.len());
+    for i in instances {
+        let va = vas.iter().find(|v| v.id == i.virtual_account_id).ok_or_else(|| ApiError::internal("instance without pool"))?;
+        if !ledgers.contains_key(&va.id) {
+            ledgers.insert(va.id, ledger_of(state, va, now).await?);
+        }
+        let usage = state.store.instance_usage(&i.id).await?;
+        out.push(InstanceView::new(i, &va.name, &usage, &ledgers[&va.id]));
+    }
+    Ok(out)
+}
+
+async fn list_pool_instances(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((domain, va)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let (_, pool) = pool_for(&state, &caller, &domain, &va, Action::View).await?;
+    let instances = state.store.instances(InstanceFilter::VirtualAccount(pool.id)).await?;
+    let views = instance_views(&state, &instances, std::slice::from_ref(&pool)).await?;
+    Ok(Json(json!({ "instances": views })))
+}
+
+/// Instances of an account the caller may see.
+async fn visible_instances(state: &AppState, caller: &Caller, account: &Account) -> ApiResult<(Vec<Instance>, Vec<VirtualAccount>)> {
+    caller.require_account_view(account)?;
+    let vas = state.store.virtual_accounts(account.id).await?;
+    let instances = state
+        .store
+        .instances(InstanceFilter::Account(account.id))
+        .await?
+        .into_iter()
+        .filter(|i| caller.sees(account, i.virtual_account_id))
+        .collect();
+    Ok((instances, vas))
+}
+
+async fn list_account_instances(State(state): State<AppState>, caller: Caller, Path(domain): Path<String>) -> ApiResult<Json<Value>> {
+    let account = load_account(&state, &domain).await?;
+    let (instances, vas) = visible_instances(&state, &caller, &account).await?;
+    let views = instance_views(&state, &instances, &vas).await?;
+    Ok(Json(json!({ "instances": views })))
+}
+
+/// An instance of the account with the caller's right to `action` on its pool.
+async fn instance_for(
+    state: &AppState,
+    caller: &Caller,
+    domain: &str,
+    id: &str,
+    action: Action,
+) -> ApiResult<(Account, VirtualAccount, Instance)> {
+    let account = load_account(state, domain).await?;
+    let missing = || ApiError::not_found(format!("product instance '{id}' does not exist in {}", account.domain));
+    let inst = state.store.instance(id).await?.ok_or_else(missing)?;
+    let pool = state.store.virtual_account_by_id(inst.virtual_account_id).await?.ok_or_else(missing)?;
+    if pool.account_id != account.id {
+        return Err(missing());
+    }
+    caller.require(action, &account, Some(&pool))?;
+    Ok((account, pool, inst))
+}
+
+async fn show_instance(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((domain, id)): Path<(String, String)>,
+) -> ApiResult<Json<InstanceView>> {
+    let (_, pool, inst) = instance_for(&state, &caller, &domain, &id, Action::View).await?;
+    let mut views = instance_views(&state, std::slice::from_ref(&inst), std::slice::from_ref(&pool)).await?;
+    Ok(Json(views.remove(0)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MoveBody {
+    to: String,
+}
+
+async fn move_instance(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((domain, id)): Path<(String, String)>,
+    Body(b): Body<MoveBody>,
+) -> ApiResult<Json<InstanceView>> {
+    let (account, _, inst) = instance_for(&state, &caller, &domain, &id, Action::ManageInstances).await?;
+    let to = load_va(&state, &account, &b.to).await.map_err(|e| e.with_field("to"))?;
+    caller.require(Action::ManageInstances, &account, Some(&to))?;
+    let moved = state.store.move_instance(&inst.id, to.id, caller.name(), state.clock.now()).await?;
+    let mut views = instance_views(&state, std::slice::from_ref(&moved), std::slice::from_ref(&to)).await?;
+    Ok(Json(views.remove(0)))
+}
+
+async fn remove_instance(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((domain, id)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let (_, _, inst) = instance_for(&state, &caller, &domain, &id, Action::ManageInstances).await?;
+    state.store.remove_instance(&inst.id, "removed", caller.name(), state.clock.now()).await?;
+    Ok(Json(json!({ "removed": inst.id })))
+}
+
+// ---- events, alerts, reports -------------------------------------------------------------
+
+#[derive(Deserialize)]
+struct Listing {
+    limit: Option<i64>,
+    format: Option<String>,
+}
+
+async fn names(state: &AppState) -> ApiResult<Names> {
+    let mut n = Names::default();
+    for a in state.store.accounts().await? {
+        n.accounts.insert(a.id, a.domain);
+    }
+    for v in state.store.all_virtual_accounts().await? {
+        n.pools.insert(v.id, v.name);
+    }
+    Ok(n)
+}
+
+async fn events_json(state: &AppState, caller: &Caller, account: Option<&Account>, limit: Option<i64>) -> ApiResult<Json<Value>> {
+    let limit = limit.unwrap_or(100);
+    if !(1..=10_000).contains(&limit) {
+        return Err(ApiError::invalid("limit", format!("must be between 1 and 10000, got {limit}")));
+    }
+    let names = names(state).await?;
+    let events: Vec<EventView> = state
+        .store
+        .events(account.map(|a| a.id), limit)
+        .await?
+        .iter()
+        .filter(|e| match (account, e.virtual_account_id) {
+            (Some(a), Some(v)) => caller.sees(a, v),
+            _ => true,
+        })
+        .map(|e| EventView::new(e, &names))
+        .collect();
+    Ok(Json(json!({ "events": events })))
+}
+
+async fn account_events(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(domain): Path<String>,
+    Query(q): Query<Listing>,
+) -> ApiResult<Json<Value>> {
+    let account = load_account(&state, &domain).await?;
+    caller.require_account_view(&account)?;
+    events_json(&state, &caller, Some(&account), q.limit).await
+}
+
+async fn all_events(State(state): State<AppState>, caller: Caller, Query(q): Query<Listing>) -> ApiResult<Json<Value>> {
+    caller.require_operator("read the events of every account")?;
+    events_json(&state, &caller, None, q.limit).await
+}
+
+async fn list_alerts(State(state): State<AppState>, caller: Caller, Path(domain): Path<String>) -> ApiResult<Json<Value>> {
+    let account = load_account(&state, &domain).await?;
+    caller.require_account_view(&account)?;
+    let names = names(&state).await?;
+    let alerts: Vec<AlertView> = state
+        .store
+        .alerts(account.id)
+        .await?
+        .iter()
+        .filter(|a| a.virtual_account_id.is_none_or(|v| caller.sees(&account, v)))
+        .map(|a| AlertView::new(a, &names))
+        .collect();
+    Ok(Json(json!({ "alerts": alerts })))
+}
+
+/// Answers JSON `{"rows": [...]}`, or CSV with `?format=csv`.
+fn report<T: serde::Serialize>(format: Option<&str>, header: &[&str], rows: Vec<T>, csv_row: impl Fn(&T) -> Vec<String>) -> ApiResult<Response> {
+    match format {
+        None | Some("json") => Ok(Json(json!({ "rows": rows })).into_response()),
+        Some("csv") => {
+            let body = to_csv(header, rows.iter().map(csv_row));
+            Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], body).into_response())
+        }
+        Some(other) => Err(ApiError::invalid("format", format!("'{other}' is not json or csv"))),
+    }
+}
+
+async fn usage_report(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(domain): Path<String>,
+    Query(q): Query<Listing>,
+) -> ApiResult<Response> {
+    let account = load_account(&state, &domain).await?;
+    caller.require_account_view(&account)?;
+    let now = state.clock.now();
+    let mut rows = Vec::new();
+    for va in state.store.virtual_accounts(account.id).await?.iter().filter(|v| caller.sees(&account, v.id)) {
+        for t in ledger_of(&state, va, now).await?.tags {
+            rows.push(UsageRow {
+                smart_account: account.domain.clone(),
+                virtual_account: va.name.clone(),
+                display_name: state.catalog.display_name(&t.tag).to_string(),
+                purchased: t.purchased,
+                in_use: t.in_use,
+                lent: t.lent,
+                borrowed: t.borrowed,
+                balance: t.balance(),
+                status: compliance_words(t.in_compliance()),
+                tag: t.tag,
+            });
+        }
+    }
+    let header = ["smart_account", "virtual_account", "tag", "display_name", "purchased", "in_use", "lent", "borrowed", "balance", "status"];
+    report(q.format.as_deref(), &header, rows, |r| {
+        vec![
+            r.smart_account.clone(),
+            r.virtual_account.clone(),
+            r.tag.clone(),
+            r.display_name.clone(),
+            r.purchased.to_string(),
+            r.in_use.to_string(),
+            r.lent.to_string(),
+            r.borrowed.to_string(),
+            r.balance.to_string(),
+            r.status.to_string(),
+        ]
+    })
+}
+
+async fn instances_report(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(domain): Path<String>,
+    Query(q): Query<Listing>,
+) -> ApiResult<Response> {
+    let account = load_account(&state, &domain).await?;
+    let (instances, vas) = visible_instances(&state, &caller, &account).await?;
+    let rows = instance_views(&state, &instances, &vas).await?;
+    let header = ["id", "udi_pid", "udi_serial_number", "hostname", "virtual_account", "registered_at", "last_contact_at", "certificate_expires_at", "usage", "status"];
+    report(q.format.as_deref(), &header, rows, |r| {
+        let usage: Vec<String> = r.usage.iter().map(|u| format!("{}={}", u.tag, u.count)).collect();
+        vec![
+            r.id.clone(),
+            r.udi_pid.clone(),
+            r.udi_serial_number.clone(),
+            r.hostname.clone(),
+            r.virtual_account.clone(),
+            r.registered_at.clone(),
+            r.last_contact_at.clone(),
+            r.certificate_expires_at.clone(),
+            usage.join(";"),
+            r.status.to_string(),
+        ]
+    })
+}
+
+// ---- clock and catalogue -----------------------------------------------------------------
+
+fn clock_json(state: &AppState) -> Json<Value> {
+    Json(json!({ "now": state.clock.now().to_rfc3339(), "simulated": state.simulated.is_some() }))
+}
+
+async fn show_clock(State(state): State<AppState>, _caller: Caller) -> Json<Value> {
+    clock_json(&state)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClockBody {
+    time: String,
+}
+
+async fn set_clock(State(state): State<AppState>, caller: Caller, Body(b): Body<ClockBody>) -> ApiResult<Json<Value>> {
+    caller.require_operator("set the clock")?;
+    let Some(sim) = &state.simulated else {
+        return Err(ApiError::conflict("the clock can be set only when the server runs with --clock simulated"));
+    };
+    let to = parse_date("time", Some(&b.time))?.unwrap_or(Timestamp(0));
+    let before = state.clock.now();
+    sim.set(to);
+    let detail = format!("from {before} to {to}");
+    state
+        .store
+        .record_event(NewEvent {
+            at: to,
+            actor: caller.name().into(),
+            kind: "clock.set".into(),
+            account_id: None,
+            virtual_account_id: None,
+            object: "clock".into(),
+            detail,
+        })
+        .await?;
+    // Jobs run at once on the new time, so the consequences show in the next answer.
+    crate::jobs::run_once(&state).await.map_err(ApiError::internal)?;
+    Ok(clock_json(&state))
+}
+
+async fn catalog(State(state): State<AppState>, _caller: Caller) -> Json<Value> {
+    let tags: Vec<Value> = state
+        .catalog
+        .tags()
+        .iter()
+        .map(|t| json!({ "tag": t.name, "display_name": t.display_name, "family": t.family, "fulfilled_by": t.fulfilled_by }))
+        .collect();
+    Json(json!({ "tags": tags }))
+}

@@ -1,0 +1,218 @@
+//! OAuth2 token endpoint (client credentials and password grants) and the bearer-token
+//! check with role and scope rules (C-2, C-3). Secrets are stored as Argon2 hashes, access
+//! and registration tokens as SHA-256 digests: the database never holds a usable secret.
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use axum::extract::{FromRequestParts, State};
+use axum::http::{header, request::Parts, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Form, Json};
+use base64::{engine::general_purpose::STANDARD, engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use smartlic_core::role::Action;
+use smartlic_core::{Role, Timestamp};
+use smartlic_store::{Account, Principal, VirtualAccount};
+
+pub fn hash_secret(secret: &str) -> ApiResult<String> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default().hash_password(secret.as_bytes(), &salt).map(|h| h.to_string()).map_err(ApiError::internal)
+}
+
+/// Constant-time in the secret (Argon2 compares digests in constant time).
+pub fn verify_secret(secret: &str, hash: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|h| Argon2::default().verify_password(secret.as_bytes(), &h).is_ok())
+}
+
+pub fn sha256_hex(text: &str) -> String {
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, text.as_bytes()))
+}
+
+/// Random URL-safe text with `bytes` bytes of entropy (client IDs, secrets, tokens).
+pub fn random_text(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::thread_rng().fill_bytes(&mut buf);
+    URL_SAFE_NO_PAD.encode(buf)
+}
+
+#[derive(Deserialize)]
+pub struct TokenRequest {
+    grant_type: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+}
+
+#[derive(Serialize)]
+struct TokenAnswer {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: i64,
+}
+
+/// OAuth2 errors use the RFC 6749 shape so that ordinary OAuth2 clients understand them.
+fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+    let body = serde_json::json!({"error": error, "error_description": description});
+    (status, Json(body)).into_response()
+}
+
+/// `client_id:client_secret` from an HTTP Basic header, as RFC 6749 §2.3.1 allows.
+fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let encoded = value.strip_prefix("Basic ")?;
+    let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
+    let (id, secret) = decoded.split_once(':')?;
+    Some((id.to_string(), secret.to_string()))
+}
+
+pub async fn token(State(state): State<AppState>, headers: HeaderMap, form: Result<Form<TokenRequest>, axum::extract::rejection::FormRejection>) -> Response {
+    let Ok(Form(req)) = form else {
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "send a form-encoded body with grant_type");
+    };
+    let (name, secret) = match req.grant_type.as_deref() {
+        Some("client_credentials") => match (req.client_id, req.client_secret, basic_credentials(&headers)) {
+            (Some(id), Some(secret), _) => (id, secret),
+            (_, _, Some(pair)) => pair,
+            _ => return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "client_id and client_secret are required"),
+        },
+        Some("password") => match (req.username, req.password) {
+            (Some(u), Some(p)) => (u, p),
+            _ => return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "username and password are required"),
+        },
+        Some(other) => {
+            let msg = format!("grant_type '{other}' is not supported; use client_credentials or password");
+            return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", &msg);
+        }
+        None => return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "grant_type is required"),
+    };
+    let principal = match state.store.principal(&name).await {
+        Ok(p) => p,
+        Err(e) => return ApiError::internal(e).into_response(),
+    };
+    // Verify against a dummy hash when the name is unknown so timing does not reveal names.
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let dummy = DUMMY.get_or_init(|| hash_secret(&random_text(16)).unwrap_or_default());
+    let hash = principal.as_ref().and_then(|p| p.secret_hash.clone());
+    let ok = verify_secret(&secret, hash.as_deref().unwrap_or(dummy)) && hash.is_some();
+    let Some(principal) = principal.filter(|_| ok) else {
+        tracing::info!(client = %name, "token refused: wrong credentials");
+        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "wrong client ID or secret");
+    };
+    let access = random_text(32);
+    let ttl = state.policy.access_token_secs;
+    let expires = Timestamp(state.clock.now().0 + ttl * 1000);
+    if let Err(e) = state.store.insert_access_token(&sha256_hex(&access), principal.id, expires).await {
+        return ApiError::internal(e).into_response();
+    }
+    Json(TokenAnswer { access_token: access, token_type: "Bearer", expires_in: ttl }).into_response()
+}
+
+/// The authenticated caller of a REST request.
+pub struct Caller(pub Principal);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let value = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .ok_or_else(|| ApiError::unauthenticated("missing Authorization: Bearer token; get one at /oauth/token"))?;
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| ApiError::unauthenticated("the Authorization header must be 'Bearer <access token>'"))?;
+        let principal = state
+            .store
+            .principal_for_access_token(&sha256_hex(token.trim()), state.clock.now())
+            .await?
+            .ok_or_else(|| ApiError::unauthenticated("the access token is unknown or expired"))?;
+        Ok(Caller(principal))
+    }
+}
+
+fn action_words(action: Action) -> &'static str {
+    match action {
+        Action::Operate => "operate the manager",
+        Action::ManageVirtualAccounts => "manage virtual accounts",
+        Action::ManageAccess => "manage users and API clients",
+        Action::TransferLicenses => "transfer licenses",
+        Action::ManageTokens => "manage registration tokens",
+        Action::ManageInstances => "manage product instances",
+        Action::View => "view",
+    }
+}
+
+impl Caller {
+    pub fn role(&self) -> Role {
+        self.0.role
+    }
+
+    pub fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    fn refuse(&self, action: Action, scope: &str) -> ApiError {
+        ApiError::forbidden(format!(
+            "'{}' ({}) may not {} in {scope}",
+            self.0.name,
+            self.0.role.as_str(),
+            action_words(action)
+        ))
+    }
+
+    /// Allows `action` on `account` (and `va` when the action is inside one virtual account).
+    pub fn require(&self, action: Action, account: &Account, va: Option<&VirtualAccount>) -> ApiResult<()> {
+        let scope = match va {
+            Some(v) => format!("{} / {}", account.domain, v.name),
+            None => account.domain.clone(),
+        };
+        if !self.0.role.allows(action) {
+            return Err(self.refuse(action, &scope));
+        }
+        if self.0.role == Role::Operator {
+            return Ok(());
+        }
+        if self.0.account_id != Some(account.id) {
+            return Err(self.refuse(action, &scope));
+        }
+        if self.0.role.is_virtual_account_scoped() {
+            match va {
+                Some(v) if Some(v.id) == self.0.virtual_account_id => {}
+                _ => return Err(self.refuse(action, &scope)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether listings of an account may show this virtual account to the caller.
+    pub fn sees(&self, account: &Account, va_id: i64) -> bool {
+        match self.0.role {
+            Role::Operator => true,
+            r if r.is_virtual_account_scoped() => self.0.virtual_account_id == Some(va_id),
+            _ => self.0.account_id == Some(account.id),
+        }
+    }
+
+    /// For account-wide reads: any role of the account may read, VA roles see a filtered view.
+    pub fn require_account_view(&self, account: &Account) -> ApiResult<()> {
+        if self.0.role == Role::Operator || self.0.account_id == Some(account.id) {
+            Ok(())
+        } else {
+            Err(self.refuse(Action::View, &account.domain))
+        }
+    }
+
+    pub fn require_operator(&self, what: &str) -> ApiResult<()> {
+        if self.0.role == Role::Operator {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!("only the operator may {what}")))
+        }
+    }
+}

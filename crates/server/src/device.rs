@@ -1,0 +1,325 @@
+//! The device protocol (docs/PROTOCOL.md): registration with a token, ID certificate
+//! renewal, authorization of usage, deregistration. Every request is checked for version,
+//! clock skew, signature and replay before it changes anything; every answer is signed.
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use base64::{engine::general_purpose::STANDARD as B64, Engine};
+use rand::RngCore;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use smartlic_core::compliance::Ledger;
+use smartlic_core::{validate, Timestamp};
+use smartlic_proto::wire::{self, code, text, AuthorizationStatus, Envelope};
+use smartlic_proto::{KeyAlgorithm, PublicKey};
+use smartlic_store::{CertificateFacts, Instance, NewInstance, RegisterRefusal};
+use std::collections::BTreeMap;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(wire::PATH_REGISTER, post(register))
+        .route(wire::PATH_RENEW_ID, post(renew_id))
+        .route(wire::PATH_AUTHORIZE, post(authorize))
+        .route(wire::PATH_DEREGISTER, post(deregister))
+}
+
+/// An answer signed by the manager over the path and the exact body bytes.
+fn signed(state: &AppState, path: &str, status: StatusCode, body: &impl Serialize) -> Response {
+    let bytes = match serde_json::to_vec(body) {
+        Ok(b) => b,
+        Err(e) => return ApiError::internal(e).into_response(),
+    };
+    let signature = match state.ca.signer().sign_b64(&wire::response_signing_input(path, &bytes)) {
+        Ok(s) => s,
+        Err(e) => return ApiError::internal(e).into_response(),
+    };
+    let mut response = (status, [(axum::http::header::CONTENT_TYPE, "application/json")], bytes).into_response();
+    if let Ok(v) = HeaderValue::from_str(&signature) {
+        response.headers_mut().insert(wire::SIGNATURE_HEADER, v);
+    }
+    response
+}
+
+fn refusal(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::new(status, code, message)
+}
+
+fn malformed(message: impl Into<String>) -> ApiError {
+    refusal(StatusCode::BAD_REQUEST, code::MALFORMED, message)
+}
+
+fn bad_signature() -> ApiError {
+    refusal(StatusCode::UNAUTHORIZED, code::BAD_SIGNATURE, text::BAD_SIGNATURE)
+}
+
+fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| malformed(format!("the request is not a valid message: {e}")))
+}
+
+/// Version, nonce shape and clock tolerance (C-9).
+fn check_envelope(state: &AppState, e: &Envelope, now: Timestamp) -> Result<(), ApiError> {
+    if e.version != wire::PROTOCOL_VERSION {
+        let msg = format!("protocol version {} is not supported; this manager speaks {}", e.version, wire::PROTOCOL_VERSION);
+        return Err(refusal(StatusCode::BAD_REQUEST, code::UNSUPPORTED_VERSION, msg).with_field("version"));
+    }
+    if !(16..=128).contains(&e.nonce.len()) || !e.nonce.chars().all(|c| c.is_ascii_graphic()) {
+        return Err(malformed("the nonce must be 16 to 128 printable characters").with_field("nonce"));
+    }
+    if (e.timestamp - now.0).abs() > state.policy.clock_tolerance_ms {
+        return Err(refusal(StatusCode::BAD_REQUEST, code::CLOCK_SKEW, text::clock_skew(e.timestamp)).with_field("timestamp"));
+    }
+    Ok(())
+}
+
+fn signature_of(headers: &HeaderMap) -> &str {
+    headers.get(wire::SIGNATURE_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("")
+}
+
+/// Refuses a nonce seen before in `scope`; nonces are kept as long as a timestamp could pass.
+async fn consume_nonce(state: &AppState, scope: &str, nonce: &str, now: Timestamp) -> Result<(), ApiError> {
+    let keep_until = now.plus_ms(2 * state.policy.clock_tolerance_ms);
+    if !state.store.consume_nonce(scope, nonce, keep_until).await? {
+        return Err(refusal(StatusCode::CONFLICT, code::REPLAY, "this request was seen before (replayed nonce)").with_field("nonce"));
+    }
+    Ok(())
+}
+
+fn instance_key(i: &Instance) -> Option<PublicKey> {
+    Some(PublicKey {
+        algorithm: KeyAlgorithm::parse(&i.certificate.key_algorithm)?,
+        raw: B64.decode(&i.certificate.public_key).ok()?,
+    })
+}
+
+/// Loads the instance and checks the request is signed by its key, in time, fresh and with
+/// a live certificate (C-10).
+async fn authenticate(
+    state: &AppState,
+    path: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    instance_id: &str,
+    envelope: &Envelope,
+    now: Timestamp,
+) -> Result<Instance, ApiError> {
+    let inst = state.store.instance(instance_id).await?.ok_or_else(|| {
+        refusal(StatusCode::NOT_FOUND, code::UNKNOWN_INSTANCE, text::unknown_instance(instance_id)).with_field("instance_id")
+    })?;
+    let key = instance_key(&inst).ok_or_else(|| ApiError::internal("stored key unreadable"))?;
+    if !key.verify_b64(&wire::request_signing_input(path, body), signature_of(headers)) {
+        return Err(bad_signature());
+    }
+    check_envelope(state, envelope, now)?;
+    if inst.certificate.expires_at <= now {
+        let msg = format!("the ID certificate expired on {}; register the product again", inst.certificate.expires_at);
+        return Err(refusal(StatusCode::UNAUTHORIZED, code::CERTIFICATE_EXPIRED, msg));
+    }
+    consume_nonce(state, &inst.id, &envelope.nonce, now).await?;
+    Ok(inst)
+}
+
+fn intervals(state: &AppState) -> wire::Intervals {
+    const DAY: i64 = 86_400;
+    wire::Intervals {
+        id_renew_secs: state.policy.id_renew_days * DAY,
+        auth_renew_secs: state.policy.auth_renew_days * DAY,
+        auth_validity_secs: state.policy.auth_validity_days * DAY,
+    }
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::thread_rng().fill_bytes(&mut buf);
+    hex::encode(buf)
+}
+
+/// An instance identifier in the UUID layout devices show.
+fn new_instance_id() -> String {
+    let h = random_hex(16);
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+/// Issues an ID certificate for the CSR, valid from now for the policy's lifetime.
+fn issue(state: &AppState, csr: &str, common_name: &str, now: Timestamp) -> Result<(String, CertificateFacts, PublicKey), ApiError> {
+    let serial = rand::thread_rng().next_u64() >> 1;
+    let secs = now.0 / 1000;
+    let lifetime = state.policy.id_certificate_days * 86_400;
+    let issued = state
+        .ca
+        .issue_id_certificate(csr, common_name, serial, secs, secs + lifetime)
+        .map_err(|e| refusal(StatusCode::BAD_REQUEST, code::BAD_CSR, e.to_string()).with_field("csr"))?;
+    let facts = CertificateFacts {
+        serial: issued.serial.clone(),
+        expires_at: Timestamp((secs + lifetime) * 1000),
+        key_algorithm: issued.public_key.algorithm.as_str().to_string(),
+        public_key: B64.encode(&issued.public_key.raw),
+    };
+    Ok((issued.pem, facts, issued.public_key))
+}
+
+fn field_text(field: &'static str, value: &str, max: usize) -> Result<String, ApiError> {
+    validate::text(field, value, max).map_err(ApiError::from)
+}
+
+async fn register(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let path = wire::PATH_REGISTER;
+    respond(&state, path, do_register(&state, &headers, &body).await)
+}
+
+async fn do_register(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<wire::RegisterResponse, ApiError> {
+    let now = state.clock.now();
+    let req: wire::RegisterRequest = parse(body)?;
+    check_envelope(state, &req.envelope, now)?;
+    let pid = field_text("udi.pid", &req.udi.pid, 64)?;
+    let sn = field_text("udi.sn", &req.udi.sn, 64)?;
+    let hostname = validate::optional_text("hostname", req.hostname.as_deref().unwrap_or(""), 64)?;
+    if req.token.trim().is_empty() || req.token.len() > 512 {
+        return Err(refusal(StatusCode::BAD_REQUEST, code::INVALID_TOKEN, text::INVALID_TOKEN).with_field("token"));
+    }
+    let common_name = format!("PID:{pid} SN:{sn}");
+    let (pem, cert, key) = issue(state, &req.csr, &common_name, now)?;
+    // The body must be signed by the key being certified: proof of possession.
+    if !key.verify_b64(&wire::request_signing_input(wire::PATH_REGISTER, body), signature_of(headers)) {
+        return Err(bad_signature());
+    }
+    consume_nonce(state, "register", &req.envelope.nonce, now).await?;
+    let new = NewInstance {
+        id: new_instance_id(),
+        token_hash: crate::auth::sha256_hex(req.token.trim()),
+        udi_pid: pid,
+        udi_sn: sn,
+        hostname,
+        force: req.force,
+        certificate: cert.clone(),
+    };
+    let done = state.store.register_instance(new, now).await.map_err(|e| match e {
+        RegisterRefusal::InvalidToken => {
+            refusal(StatusCode::BAD_REQUEST, code::INVALID_TOKEN, text::INVALID_TOKEN).with_field("token")
+        }
+        RegisterRefusal::AlreadyRegistered => refusal(StatusCode::CONFLICT, code::ALREADY_REGISTERED, text::ALREADY_REGISTERED),
+        RegisterRefusal::Store(s) => ApiError::from(s),
+    })?;
+    tracing::info!(udi = %common_name, instance = %done.instance.id, account = %done.account.domain, "device registered");
+    Ok(wire::RegisterResponse {
+        request_nonce: req.envelope.nonce,
+        timestamp: now.0,
+        instance_id: done.instance.id,
+        smart_account: done.account.name,
+        smart_account_domain: done.account.domain,
+        virtual_account: done.virtual_account.name,
+        export_controlled: done.instance.export_controlled,
+        certificate: pem,
+        certificate_serial: cert.serial,
+        certificate_expires: cert.expires_at.0,
+        intervals: intervals(state),
+    })
+}
+
+async fn renew_id(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let path = wire::PATH_RENEW_ID;
+    let result = async {
+        let now = state.clock.now();
+        let req: wire::RenewIdRequest = parse(&body)?;
+        let inst = authenticate(&state, path, &headers, &body, &req.instance_id, &req.envelope, now).await?;
+        let common_name = format!("PID:{} SN:{}", inst.udi_pid, inst.udi_sn);
+        let (pem, cert, _) = issue(&state, &req.csr, &common_name, now)?;
+        state.store.renew_certificate(&inst.id, &cert, now).await?;
+        Ok::<_, ApiError>(wire::RenewIdResponse {
+            request_nonce: req.envelope.nonce,
+            timestamp: now.0,
+            certificate: pem,
+            certificate_serial: cert.serial,
+            certificate_expires: cert.expires_at.0,
+            intervals: intervals(&state),
+        })
+    }
+    .await;
+    respond(&state, path, result)
+}
+
+fn respond<T: Serialize>(state: &AppState, path: &str, result: Result<T, ApiError>) -> Response {
+    match result {
+        Ok(answer) => signed(state, path, StatusCode::OK, &answer),
+        Err(e) => signed(state, path, e.status, &e.body()),
+    }
+}
+
+/// The usage list as counts per tag, refusing duplicates and absurd values.
+fn usage_map(usage: &[wire::Usage]) -> Result<BTreeMap<String, i64>, ApiError> {
+    if usage.len() > 1000 {
+        return Err(malformed("at most 1000 entitlement tags per request").with_field("usage"));
+    }
+    let mut map = BTreeMap::new();
+    for u in usage {
+        let tag = field_text("usage.tag", &u.tag, validate::MAX_NAME)?;
+        let count = validate::usage("usage.count", u.count)?;
+        if map.insert(tag.clone(), count).is_some() {
+            return Err(malformed(format!("tag '{tag}' appears twice in the usage list")).with_field("usage"));
+        }
+    }
+    Ok(map)
+}
+
+async fn authorize(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let path = wire::PATH_AUTHORIZE;
+    let result = async {
+        let now = state.clock.now();
+        let req: wire::AuthorizeRequest = parse(&body)?;
+        let usage = usage_map(&req.usage)?;
+        let hostname = req.hostname.as_deref().map(|h| validate::optional_text("hostname", h, 64)).transpose()?;
+        let inst = authenticate(&state, path, &headers, &body, &req.instance_id, &req.envelope, now).await?;
+        let (_, counts) = state.store.report_usage(&inst.id, &usage, hostname.as_deref(), now).await?;
+        let ledger = Ledger::compute(&state.catalog, &counts.purchased, &counts.in_use);
+        let entitlements: Vec<wire::EntitlementStatus> = usage
+            .iter()
+            .filter(|(_, c)| **c > 0)
+            .map(|(tag, count)| wire::EntitlementStatus {
+                display_name: state.catalog.display_name(tag).to_string(),
+                status: if ledger.tag_in_compliance(tag) {
+                    AuthorizationStatus::Authorized
+                } else {
+                    AuthorizationStatus::OutOfCompliance
+                },
+                tag: tag.clone(),
+                count: *count,
+            })
+            .collect();
+        let status = if entitlements.is_empty() {
+            AuthorizationStatus::NoLicensesInUse
+        } else if entitlements.iter().all(|e| e.status == AuthorizationStatus::Authorized) {
+            AuthorizationStatus::Authorized
+        } else {
+            AuthorizationStatus::OutOfCompliance
+        };
+        Ok::<_, ApiError>(wire::AuthorizeResponse {
+            request_nonce: req.envelope.nonce,
+            timestamp: now.0,
+            status,
+            entitlements,
+            valid_until: now.plus_days(state.policy.auth_validity_days).0,
+            intervals: intervals(&state),
+        })
+    }
+    .await;
+    respond(&state, path, result)
+}
+
+async fn deregister(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let path = wire::PATH_DEREGISTER;
+    let result = async {
+        let now = state.clock.now();
+        let req: wire::DeregisterRequest = parse(&body)?;
+        let inst = authenticate(&state, path, &headers, &body, &req.instance_id, &req.envelope, now).await?;
+        let udi = format!("PID:{},SN:{}", inst.udi_pid, inst.udi_sn);
+        state.store.remove_instance(&inst.id, "deregistered", &udi, now).await?;
+        Ok::<_, ApiError>(wire::DeregisterResponse { request_nonce: req.envelope.nonce, timestamp: now.0, instance_id: inst.id })
+    }
+    .await;
+    respond(&state, path, result)
+}

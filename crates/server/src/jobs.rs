@@ -1,0 +1,83 @@
+//! Background jobs, evaluated on the manager's clock (simulated or not): usage of silent
+//! instances goes back to the pool, instances whose ID certificate expired are removed
+//! (C-12), stale nonces and access tokens are purged, and alerts are recomputed (C-14).
+
+use crate::state::AppState;
+use smartlic_core::compliance::Ledger;
+use smartlic_core::time::DAY_MS;
+use smartlic_store::{InstanceFilter, NewAlert};
+use std::time::Duration;
+
+/// Licenses ending within this many days raise an alert.
+const EXPIRY_WARNING_DAYS: i64 = 30;
+/// Instances silent this long raise an alert (their usage is released at 90 days).
+const SILENT_WARNING_DAYS: i64 = 30;
+
+pub async fn run_once(state: &AppState) -> anyhow::Result<()> {
+    let now = state.clock.now();
+    let released = state.store.release_silent_usage(now.plus_days(-state.policy.silent_release_days), now).await?;
+    if !released.is_empty() {
+        tracing::info!(count = released.len(), "usage of silent instances released");
+    }
+    for id in state.store.expired_instances(now).await? {
+        state.store.remove_instance(&id, "expired", "system", now).await?;
+        tracing::info!(instance = %id, "instance removed: ID certificate expired");
+    }
+    state.store.purge_expired(now).await?;
+    let mut alerts = Vec::new();
+    for account in state.store.accounts().await? {
+        for va in state.store.virtual_accounts(account.id).await? {
+            let counts = state.store.pool_counts(va.id, now).await?;
+            let ledger = Ledger::compute(&state.catalog, &counts.purchased, &counts.in_use);
+            for t in ledger.tags.iter().filter(|t| !t.in_compliance()) {
+                alerts.push(NewAlert {
+                    kind: "pool-out-of-compliance".into(),
+                    severity: "major".into(),
+                    account_id: account.id,
+                    virtual_account_id: Some(va.id),
+                    object: format!("{}/{}/{}", account.domain, va.name, t.tag),
+                    message: format!("{} uses {} of '{}' but holds {} (short by {})", va.name, t.in_use, t.tag, t.purchased + t.borrowed, -t.balance()),
+                });
+            }
+            for r in state.store.licenses(va.id).await? {
+                if let Some(end) = r.term.end.filter(|e| *e > now && e.0 - now.0 <= EXPIRY_WARNING_DAYS * DAY_MS) {
+                    alerts.push(NewAlert {
+                        kind: "licenses-expiring".into(),
+                        severity: "minor".into(),
+                        account_id: account.id,
+                        virtual_account_id: Some(va.id),
+                        object: format!("license/{}", r.id),
+                        message: format!("{} {} license(s) of '{}' in {} expire on {end}", r.quantity, r.term.kind.as_str(), r.tag, va.name),
+                    });
+                }
+            }
+        }
+        for i in state.store.instances(InstanceFilter::Account(account.id)).await? {
+            if now.0 - i.last_contact_at.0 >= SILENT_WARNING_DAYS * DAY_MS {
+                alerts.push(NewAlert {
+                    kind: "instance-silent".into(),
+                    severity: "minor".into(),
+                    account_id: account.id,
+                    virtual_account_id: Some(i.virtual_account_id),
+                    object: format!("instance/{}", i.id),
+                    message: format!("PID:{},SN:{} not heard from since {}", i.udi_pid, i.udi_sn, i.last_contact_at),
+                });
+            }
+        }
+    }
+    state.store.sync_alerts(alerts, now).await?;
+    Ok(())
+}
+
+/// Runs the jobs every `every` of wall time until the process ends.
+pub fn spawn(state: AppState, every: Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            if let Err(e) = run_once(&state).await {
+                tracing::error!("background jobs failed: {e:#}");
+            }
+        }
+    });
+}

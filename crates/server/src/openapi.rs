@@ -1,0 +1,71 @@
+//! The OpenAPI 3 description served at `/api/v1/openapi.json`, built from the route table.
+
+use serde_json::{json, Map, Value};
+
+/// (method, path, summary) of every REST operation; docs/API.md has the shapes.
+const OPERATIONS: &[(&str, &str, &str)] = &[
+    ("post", "/oauth/token", "OAuth2 token (client_credentials or password grant, form-encoded)"),
+    ("get", "/api/v1/accounts", "List smart accounts"),
+    ("post", "/api/v1/accounts", "Create a smart account (operator)"),
+    ("get", "/api/v1/accounts/{domain}", "Show a smart account"),
+    ("get", "/api/v1/accounts/{domain}/virtual-accounts", "List virtual accounts"),
+    ("post", "/api/v1/accounts/{domain}/virtual-accounts", "Create a virtual account"),
+    ("get", "/api/v1/accounts/{domain}/users", "List users"),
+    ("post", "/api/v1/accounts/{domain}/users", "Create a user with a role"),
+    ("get", "/api/v1/accounts/{domain}/api-clients", "List API clients"),
+    ("post", "/api/v1/accounts/{domain}/api-clients", "Create an API client (secret shown once)"),
+    ("get", "/api/v1/accounts/{domain}/virtual-accounts/{va}/licenses", "Licenses of a pool with tier lending"),
+    ("post", "/api/v1/accounts/{domain}/virtual-accounts/{va}/licenses", "Deposit licenses (operator)"),
+    ("post", "/api/v1/accounts/{domain}/virtual-accounts/{va}/licenses/transfer", "Transfer licenses to another pool"),
+    ("get", "/api/v1/accounts/{domain}/virtual-accounts/{va}/tokens", "List registration tokens"),
+    ("post", "/api/v1/accounts/{domain}/virtual-accounts/{va}/tokens", "Create a registration token"),
+    ("post", "/api/v1/accounts/{domain}/virtual-accounts/{va}/tokens/revoke", "Revoke a registration token"),
+    ("get", "/api/v1/accounts/{domain}/virtual-accounts/{va}/instances", "Product instances of a pool"),
+    ("get", "/api/v1/accounts/{domain}/instances", "Product instances of an account"),
+    ("get", "/api/v1/accounts/{domain}/instances/{id}", "Show a product instance"),
+    ("delete", "/api/v1/accounts/{domain}/instances/{id}", "Remove a product instance"),
+    ("post", "/api/v1/accounts/{domain}/instances/{id}/move", "Move a product instance to another pool"),
+    ("get", "/api/v1/accounts/{domain}/events", "Event log of an account"),
+    ("get", "/api/v1/events", "Event log of the manager (operator)"),
+    ("get", "/api/v1/accounts/{domain}/alerts", "Current alerts"),
+    ("get", "/api/v1/accounts/{domain}/reports/usage", "Usage report (format=json|csv)"),
+    ("get", "/api/v1/accounts/{domain}/reports/instances", "Product instance report (format=json|csv)"),
+    ("get", "/api/v1/clock", "The manager's time"),
+    ("post", "/api/v1/clock", "Set the simulated clock (operator, --clock simulated)"),
+    ("get", "/api/v1/catalog", "Entitlement tags and tiers"),
+];
+
+pub fn document() -> Value {
+    let mut paths = Map::new();
+    for (method, path, summary) in OPERATIONS {
+        let params: Vec<Value> = path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .collect();
+        let mut op = json!({
+            "summary": summary,
+            "parameters": params,
+            "responses": {
+                "200": {"description": "success"},
+                "default": {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+            }
+        });
+        if *path == "/oauth/token" {
+            op["security"] = json!([]);
+        }
+        let entry = paths.entry(path.to_string()).or_insert_with(|| json!({}));
+        entry[*method] = op;
+    }
+    json!({
+        "openapi": "3.0.3",
+        "info": {"title": "smartlic license manager", "version": env!("CARGO_PKG_VERSION")},
+        "paths": paths,
+        "security": [{"oauth2": []}],
+        "components": {
+            "securitySchemes": {"oauth2": {"type": "oauth2", "flows": {"clientCredentials": {"tokenUrl": "/oauth/token", "scopes": {}}}}},
+            "schemas": {"Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {
+                "code": {"type": "string"}, "message": {"type": "string"}, "field": {"type": "string"}}}}}}
+        }
+    })
+}

@@ -1,0 +1,211 @@
+//! Records as stored and read back.
+
+use smartlic_core::{LicenseTerm, Role, Timestamp, TokenFacts};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub id: i64,
+    pub domain: String,
+    pub name: String,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VirtualAccount {
+    pub id: i64,
+    pub account_id: i64,
+    pub name: String,
+    pub description: String,
+    pub is_default: bool,
+    pub created_at: Timestamp,
+}
+
+/// The name of the virtual account every smart account starts with (C-1).
+pub const DEFAULT_VIRTUAL_ACCOUNT: &str = "Default";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrincipalKind {
+    User,
+    ApiClient,
+}
+
+impl PrincipalKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PrincipalKind::User => "user",
+            PrincipalKind::ApiClient => "api-client",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub id: i64,
+    pub kind: PrincipalKind,
+    pub name: String,
+    /// Argon2 PHC string; never leaves the server.
+    pub secret_hash: Option<String>,
+    pub role: Role,
+    pub account_id: Option<i64>,
+    pub virtual_account_id: Option<i64>,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewPrincipal {
+    pub kind: PrincipalKind,
+    pub name: String,
+    pub secret_hash: Option<String>,
+    pub role: Role,
+    pub account_id: Option<i64>,
+    pub virtual_account_id: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LicenseRecord {
+    pub id: i64,
+    pub virtual_account_id: i64,
+    pub tag: String,
+    pub sku: String,
+    pub quantity: i64,
+    pub term: LicenseTerm,
+    pub subscription_id: Option<String>,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewLicense {
+    pub virtual_account_id: i64,
+    pub tag: String,
+    pub sku: String,
+    pub quantity: i64,
+    pub term: LicenseTerm,
+    pub subscription_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistrationToken {
+    pub id: i64,
+    pub virtual_account_id: i64,
+    pub token: String,
+    pub description: String,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub max_uses: Option<i64>,
+    pub uses: i64,
+    pub export_controlled: bool,
+    pub revoked_at: Option<Timestamp>,
+    pub created_by: String,
+}
+
+impl RegistrationToken {
+    pub fn facts(&self) -> TokenFacts {
+        TokenFacts {
+            expires_at: self.expires_at,
+            max_uses: self.max_uses,
+            uses: self.uses,
+            revoked: self.revoked_at.is_some(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    pub virtual_account_id: i64,
+    pub token: String,
+    pub token_hash: String,
+    pub description: String,
+    pub expires_at: Timestamp,
+    pub max_uses: Option<i64>,
+    pub export_controlled: bool,
+}
+
+/// The ID certificate facts kept for an instance: enough to verify its signatures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateFacts {
+    pub serial: String,
+    pub expires_at: Timestamp,
+    pub key_algorithm: String,
+    /// Raw public key, base64.
+    pub public_key: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    pub id: String,
+    pub virtual_account_id: i64,
+    pub udi_pid: String,
+    pub udi_sn: String,
+    pub hostname: String,
+    pub registered_at: Timestamp,
+    pub last_contact_at: Timestamp,
+    pub certificate: CertificateFacts,
+    pub export_controlled: bool,
+    pub usage_released: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewInstance {
+    pub id: String,
+    pub token_hash: String,
+    pub udi_pid: String,
+    pub udi_sn: String,
+    pub hostname: String,
+    pub force: bool,
+    pub certificate: CertificateFacts,
+}
+
+/// A successful registration and where the device landed.
+#[derive(Debug, Clone)]
+pub struct Registered {
+    pub instance: Instance,
+    pub virtual_account: VirtualAccount,
+    pub account: Account,
+    /// The instance a forced registration replaced.
+    pub replaced: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub id: i64,
+    pub at: Timestamp,
+    pub actor: String,
+    pub kind: String,
+    pub account_id: Option<i64>,
+    pub virtual_account_id: Option<i64>,
+    pub object: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub at: Timestamp,
+    pub actor: String,
+    pub kind: String,
+    pub account_id: Option<i64>,
+    pub virtual_account_id: Option<i64>,
+    pub object: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alert {
+    pub id: i64,
+    pub kind: String,
+    pub severity: String,
+    pub account_id: i64,
+    pub virtual_account_id: Option<i64>,
+    pub object: String,
+    pub message: String,
+    pub raised_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAlert {
+    pub kind: String,
+    pub severity: String,
+    pub account_id: i64,
+    pub virtual_account_id: Option<i64>,
+    pub object: String,
+    pub message: String,
+}
