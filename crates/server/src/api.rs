@@ -437,8 +437,8 @@ async fn instance_views(state: &AppState, instances: &[Instance], vas: &[Virtual
     let mut out = Vec::with_capacity(instances.len());
     for i in instances {
         let va = vas.iter().find(|v| v.id == i.virtual_account_id).ok_or_else(|| ApiError::internal("instance without pool"))?;
-        if !ledgers.contains_key(&va.id) {
-            ledgers.insert(va.id, ledger_of(state, va, now).await?);
+        if let std::collections::btree_map::Entry::Vacant(slot) = ledgers.entry(va.id) {
+            slot.insert(ledger_of(state, va, now).await?);
         }
         let usage = state.store.instance_usage(&i.id).await?;
         out.push(InstanceView::new(i, &va.name, &usage, &ledgers[&va.id]));
