@@ -51,15 +51,25 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         job_interval: Duration::from_secs(args.job_interval.max(1)),
     };
     let running = start(config).await?;
+    let mut banner = String::new();
     if let Some(secret) = &running.generated_admin_secret {
-        println!("Generated the administrator secret (shown once, only its hash is stored):");
-        println!("  SMARTLIC_ADMIN_SECRET={secret}");
+        banner.push_str("Generated the administrator secret (shown once, only its hash is stored):\n");
+        banner.push_str(&format!("  SMARTLIC_ADMIN_SECRET={secret}\n"));
     }
-    println!("smartlic server listening on https://{}", running.local_addr);
-    println!("devices and admin clients trust the CA in {}", args.data.join(smartlic_server::tls::CA_FILE).display());
+    banner.push_str(&format!("smartlic server listening on https://{}\n", running.local_addr));
+    let ca = args.data.join(smartlic_server::tls::CA_FILE);
+    banner.push_str(&format!("devices and admin clients trust the CA in {}\n", ca.display()));
+    say(&banner);
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => println!("shutting down"),
+        _ = tokio::signal::ctrl_c() => say("shutting down\n"),
         _ = running.wait() => {}
     }
     Ok(())
+}
+
+/// Writes to stdout, ignoring a closed pipe: the server keeps running when nobody reads it.
+fn say(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }

@@ -91,6 +91,13 @@ pub struct SigningKey {
     rng: SystemRandom,
 }
 
+/// Shows the algorithm only: a private key never reaches a log.
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SigningKey({})", self.algorithm().as_str())
+    }
+}
+
 impl SigningKey {
     pub fn generate(algorithm: KeyAlgorithm) -> Result<Self, KeyError> {
         let rng = SystemRandom::new();

@@ -206,8 +206,15 @@ async fn grant(
     let name = match (kind, b.name) {
         (PrincipalKind::User, Some(n)) => validate::text("username", &n, validate::MAX_NAME)?,
         (PrincipalKind::User, None) => return Err(ApiError::invalid("username", "is required")),
-        // Client IDs are generated from URL-safe characters so unencoded form bodies still work.
-        (PrincipalKind::ApiClient, _) => format!("client-{}", random_text(12)),
+        // Client IDs use URL-safe characters only, so unencoded form bodies still work.
+        (PrincipalKind::ApiClient, Some(n)) => {
+            let ok = !n.is_empty() && n.len() <= 64 && n.chars().all(|c| c.is_ascii_alphanumeric() || "-_.~".contains(c));
+            if !ok {
+                return Err(ApiError::invalid("name", "a client ID is 1 to 64 letters, digits, '-', '_', '.' or '~'"));
+            }
+            n
+        }
+        (PrincipalKind::ApiClient, None) => format!("client-{}", random_text(12)),
     };
     let secret = secret.or(b.password);
     if let Some(s) = &secret {

@@ -73,6 +73,7 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, form: Resu
     let Ok(Form(req)) = form else {
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "send a form-encoded body with grant_type");
     };
+    let password_grant = req.grant_type.as_deref() == Some("password");
     let (name, secret) = match req.grant_type.as_deref() {
         Some("client_credentials") => match (req.client_id, req.client_secret, basic_credentials(&headers)) {
             (Some(id), Some(secret), _) => (id, secret),
@@ -100,7 +101,11 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, form: Resu
     let ok = verify_secret(&secret, hash.as_deref().unwrap_or(dummy)) && hash.is_some();
     let Some(principal) = principal.filter(|_| ok) else {
         tracing::info!(client = %name, "token refused: wrong credentials");
-        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "wrong client ID or secret");
+        return if password_grant {
+            oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "wrong username or password")
+        } else {
+            oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "wrong client ID or secret")
+        };
     };
     let access = random_text(32);
     let ttl = state.policy.access_token_secs;

@@ -14,6 +14,7 @@ const EXPIRY_WARNING_DAYS: i64 = 30;
 const SILENT_WARNING_DAYS: i64 = 30;
 
 pub async fn run_once(state: &AppState) -> anyhow::Result<()> {
+    let _running = state.jobs.lock().await;
     let now = state.clock.now();
     let released = state.store.release_silent_usage(now.plus_days(-state.policy.silent_release_days), now).await?;
     if !released.is_empty() {

@@ -126,7 +126,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
     let tls_config = tls::server_config(&cert_pem, &key_pem)?;
     let generated_admin_secret = bootstrap_admin(store.as_ref(), config.admin_secret.clone(), clock.now()).await?;
     let ca_pem = ca.cert_pem().to_string();
-    let state = AppState(Arc::new(Inner { store, clock, simulated, catalog, ca, policy: Policy::default() }));
+    let state = AppState(Arc::new(Inner { store, clock, simulated, catalog, ca, policy: Policy::default(), jobs: Default::default() }));
     let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
     let local_addr = listener.local_addr()?;
     jobs::spawn(state.clone(), config.job_interval);

@@ -16,6 +16,9 @@ pub struct Inner {
     pub catalog: Catalog,
     pub ca: CertificateAuthority,
     pub policy: Policy,
+    /// Serializes job runs: a run that read the clock earlier must not finish after, and
+    /// overwrite, a run made for a newer time.
+    pub jobs: tokio::sync::Mutex<()>,
 }
 
 /// Intervals and limits of the manager; the device learns the intervals from each answer.

@@ -148,8 +148,14 @@ impl PoolLicenses {
             by_tag.entry(&r.tag).or_default().push(LicenseRecordView::new(r, now));
         }
         let status = compliance_words(ledger.in_compliance());
-        let licenses = ledger
-            .tags
+        // Tags whose records all expired still show, with nothing valid now.
+        let mut tags = ledger.tags.clone();
+        for tag in by_tag.keys() {
+            if ledger.get(tag).is_none() {
+                tags.push(smartlic_core::TagBalance { tag: tag.to_string(), purchased: 0, in_use: 0, lent: 0, borrowed: 0 });
+            }
+        }
+        let licenses = tags
             .iter()
             .map(|t| TagLine {
                 tag: t.tag.clone(),

@@ -576,7 +576,10 @@ impl Store for SqliteStore {
         .bind(actor)
         .fetch_one(&mut *tx)
         .await?;
-        let detail = format!("expires {}; '{}'", new.expires_at, new.description);
+        let detail = match new.description.as_str() {
+            "" => format!("expires {}", new.expires_at),
+            d => format!("expires {}: {d}", new.expires_at),
+        };
         let short: String = new.token.chars().take(12).collect();
         log(&mut tx, now, actor, "token.created", Some(account_id), Some(new.virtual_account_id), &format!("{short}…"), detail)
             .await?;

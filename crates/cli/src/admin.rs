@@ -1,0 +1,866 @@
+//! `smartlic admin`: the operator's client for the manager's REST API (docs/API.md).
+//!
+//! Every command is reduced to one [`Call`] (method, path, body, how to show the answer), so
+//! there is a single request path and a single printing path; commands differ only in their
+//! arguments and table columns. The server is the authority on validity: the client checks
+//! only what clap checks anyway (numbers, role and license type names).
+
+mod client;
+mod view;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use client::{segment, Api, Login};
+use reqwest::Method;
+use serde_json::{json, Value};
+use smartlic_core::Role;
+use std::io::{BufRead, ErrorKind, Write};
+use std::path::PathBuf;
+use view::{Col, Show};
+
+/// Where the manager is, how to trust it and how to log in; then the command.
+#[derive(Args, Debug)]
+pub struct AdminArgs {
+    /// The manager's base URL (https only).
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "SMARTLIC_SERVER",
+        default_value = "https://127.0.0.1:8443"
+    )]
+    server: String,
+    /// The manager's CA certificate (PEM): the only certificate trusted for the connection.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "SMARTLIC_CA",
+        default_value = "./smartlic-data/ca.pem"
+    )]
+    ca: PathBuf,
+    /// API client id for the client-credentials login.
+    #[arg(
+        long,
+        value_name = "ID",
+        env = "SMARTLIC_CLIENT_ID",
+        default_value = "admin"
+    )]
+    client_id: String,
+    /// API client secret for the client-credentials login.
+    #[arg(long, env = "SMARTLIC_ADMIN_SECRET", hide_env_values = true)]
+    secret: Option<String>,
+    /// Log in as this user (OAuth2 password grant) instead of as an API client.
+    #[arg(long, value_name = "NAME", requires = "password_stdin")]
+    user: Option<String>,
+    /// Read the --user password from the first line of standard input (never from the
+    /// command line, where other local users could see it).
+    #[arg(long, requires = "user")]
+    password_stdin: bool,
+    /// Print the server's JSON answer instead of a table.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Smart accounts (creating one is for the operator).
+    #[command(subcommand)]
+    Account(AccountCmd),
+    /// Virtual accounts (license pools) of a smart account.
+    #[command(subcommand)]
+    Va(VaCmd),
+    /// Users of a smart account.
+    #[command(subcommand)]
+    User(UserCmd),
+    /// API clients of a smart account.
+    #[command(subcommand)]
+    Client(ClientCmd),
+    /// Purchased licenses of a virtual account.
+    #[command(subcommand)]
+    License(LicenseCmd),
+    /// Registration tokens of a virtual account.
+    #[command(subcommand)]
+    Token(TokenCmd),
+    /// Registered product instances.
+    #[command(subcommand)]
+    Instance(InstanceCmd),
+    /// The audit trail.
+    #[command(subcommand)]
+    Event(EventCmd),
+    /// Open alerts of a smart account.
+    #[command(subcommand)]
+    Alert(AlertCmd),
+    /// Usage and instance reports.
+    #[command(subcommand)]
+    Report(ReportCmd),
+    /// The manager's clock (settable only when it runs with `--clock simulated`).
+    #[command(subcommand)]
+    Clock(ClockCmd),
+    /// The license tags the manager knows.
+    #[command(subcommand)]
+    Catalog(CatalogCmd),
+}
+
+/// The smart account a command acts on.
+#[derive(Args, Debug)]
+struct Account {
+    /// Smart account domain, e.g. example.com.
+    #[arg(long = "account", value_name = "DOMAIN")]
+    domain: String,
+}
+
+/// The virtual account (pool) a command acts on.
+#[derive(Args, Debug)]
+struct Pool {
+    #[command(flatten)]
+    account: Account,
+    /// Virtual account name.
+    #[arg(long, value_name = "VA")]
+    va: String,
+}
+
+#[derive(Subcommand, Debug)]
+enum AccountCmd {
+    /// Create a smart account.
+    Create {
+        #[arg(long)]
+        domain: String,
+        /// Display name (defaults to the domain on the server).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+enum VaCmd {
+    Create {
+        #[command(flatten)]
+        account: Account,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    List {
+        #[command(flatten)]
+        account: Account,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum UserCmd {
+    Create {
+        #[command(flatten)]
+        account: Account,
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_parser = roles())]
+        role: String,
+        /// The virtual account a virtual-account role is bound to.
+        #[arg(long)]
+        va: Option<String>,
+        /// Read the new user's password from standard input (the line after the --user
+        /// login password, if any).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    List {
+        #[command(flatten)]
+        account: Account,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ClientCmd {
+    /// Create an API client; its secret is printed now and never again.
+    Create {
+        #[command(flatten)]
+        account: Account,
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_parser = roles())]
+        role: String,
+        /// The virtual account a virtual-account role is bound to.
+        #[arg(long)]
+        va: Option<String>,
+    },
+    List {
+        #[command(flatten)]
+        account: Account,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum LicenseCmd {
+    /// Deposit purchased licenses (operator).
+    Add {
+        #[command(flatten)]
+        pool: Pool,
+        /// License tag (see `catalog list`).
+        #[arg(long)]
+        tag: String,
+        /// Number of licenses.
+        #[arg(long)]
+        count: u32,
+        /// The purchased SKU, for the record.
+        #[arg(long)]
+        sku: Option<String>,
+        /// License type (the server's default when omitted).
+        #[arg(long = "type", value_name = "TYPE", value_parser = KINDS)]
+        kind: Option<String>,
+        /// Start date (YYYY-MM-DD or RFC 3339).
+        #[arg(long)]
+        start: Option<String>,
+        /// End date (YYYY-MM-DD or RFC 3339), required for term and subscription licenses.
+        #[arg(long)]
+        end: Option<String>,
+        #[arg(long)]
+        subscription_id: Option<String>,
+    },
+    /// Per tag: purchased (with lending), in use, balance, status; then substitutions.
+    List {
+        #[command(flatten)]
+        pool: Pool,
+    },
+    /// Move licenses to another virtual account of the same smart account.
+    Transfer {
+        #[command(flatten)]
+        pool: Pool,
+        /// License tag (see `catalog list`).
+        #[arg(long)]
+        tag: String,
+        /// Number of licenses.
+        #[arg(long)]
+        count: u32,
+        /// The receiving virtual account.
+        #[arg(long, value_name = "VA")]
+        to: String,
+        /// Transfer only licenses of this type.
+        #[arg(long = "type", value_name = "TYPE", value_parser = KINDS)]
+        kind: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum TokenCmd {
+    /// Create a registration token; prints only the token (`TOKEN=$(smartlic admin token create ...)`).
+    Create {
+        #[command(flatten)]
+        pool: Pool,
+        #[arg(long)]
+        description: Option<String>,
+        /// Days until the token expires (the server's default when omitted).
+        #[arg(long, value_name = "N")]
+        expires_days: Option<u32>,
+        /// Registrations allowed with this token (unlimited when omitted).
+        #[arg(long, value_name = "N")]
+        max_uses: Option<u32>,
+        /// Allow export-controlled functionality for the devices registered with it.
+        #[arg(long)]
+        export_controlled: bool,
+    },
+    List {
+        #[command(flatten)]
+        pool: Pool,
+    },
+    Revoke {
+        #[command(flatten)]
+        pool: Pool,
+        #[arg(long)]
+        token: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum InstanceCmd {
+    /// Instances of a smart account, or of one of its virtual accounts.
+    List {
+        #[command(flatten)]
+        account: Account,
+        #[arg(long)]
+        va: Option<String>,
+    },
+    Show {
+        #[command(flatten)]
+        account: Account,
+        #[arg(long)]
+        id: String,
+    },
+    /// Move an instance (and its license usage) to another virtual account.
+    Move {
+        #[command(flatten)]
+        account: Account,
+        #[arg(long)]
+        id: String,
+        #[arg(long, value_name = "VA")]
+        to: String,
+    },
+    /// Remove an instance, releasing its licenses.
+    Remove {
+        #[command(flatten)]
+        account: Account,
+        #[arg(long)]
+        id: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum EventCmd {
+    /// Events of a smart account, or of the whole manager (operator) without --account.
+    List {
+        #[arg(long = "account", value_name = "DOMAIN")]
+        domain: Option<String>,
+        /// At most this many (most recent) events.
+        #[arg(long, value_name = "N")]
+        limit: Option<u32>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AlertCmd {
+    List {
+        #[command(flatten)]
+        account: Account,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ReportCmd {
+    /// License usage per virtual account and tag.
+    Usage {
+        #[command(flatten)]
+        account: Account,
+        /// Print the server's CSV verbatim.
+        #[arg(long)]
+        csv: bool,
+    },
+    /// All product instances.
+    Instances {
+        #[command(flatten)]
+        account: Account,
+        /// Print the server's CSV verbatim.
+        #[arg(long)]
+        csv: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ClockCmd {
+    Show,
+    /// Move the simulated clock (operator).
+    Set {
+        /// RFC 3339 instant or YYYY-MM-DD (midnight UTC).
+        time: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum CatalogCmd {
+    List,
+}
+
+/// License types, as the server spells them.
+const KINDS: [&str; 3] = ["perpetual", "term", "subscription"];
+
+/// Role names from the domain crate, so `--help` lists them and typos fail before a round trip.
+fn roles() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(Role::ALL.map(Role::as_str))
+}
+
+const ACCOUNTS: &[Col] = &[
+    ("DOMAIN", "domain"),
+    ("NAME", "name"),
+    ("CREATED", "created_at"),
+];
+const VAS: &[Col] = &[
+    ("NAME", "name"),
+    ("DEFAULT", "is_default"),
+    ("DESCRIPTION", "description"),
+    ("CREATED", "created_at"),
+];
+const PRINCIPALS: &[Col] = &[
+    ("NAME", "name"),
+    ("KIND", "kind"),
+    ("ROLE", "role"),
+    ("VIRTUAL ACCOUNT", "virtual_account"),
+    ("CREATED", "created_at"),
+];
+const TOKENS: &[Col] = &[
+    ("TOKEN", "token"),
+    ("STATUS", "status"),
+    ("USES", "uses"),
+    ("MAX USES", "max_uses"),
+    ("EXPIRES", "expires_at"),
+    ("EXPORT", "export_controlled"),
+    ("DESCRIPTION", "description"),
+];
+const INSTANCES: &[Col] = &[
+    ("ID", "id"),
+    ("HOSTNAME", "hostname"),
+    ("PID", "udi_pid"),
+    ("SERIAL", "udi_serial_number"),
+    ("VIRTUAL ACCOUNT", "virtual_account"),
+    ("STATUS", "status"),
+    ("LAST CONTACT", "last_contact_at"),
+    ("USAGE", "usage"),
+];
+const EVENTS: &[Col] = &[
+    ("ID", "id"),
+    ("AT", "at"),
+    ("ACTOR", "actor"),
+    ("KIND", "kind"),
+    ("ACCOUNT", "smart_account"),
+    ("VIRTUAL ACCOUNT", "virtual_account"),
+    ("OBJECT", "object"),
+    ("DETAIL", "detail"),
+];
+const ALERTS: &[Col] = &[
+    ("RAISED", "raised_at"),
+    ("SEVERITY", "severity"),
+    ("KIND", "kind"),
+    ("VIRTUAL ACCOUNT", "virtual_account"),
+    ("OBJECT", "object"),
+    ("MESSAGE", "message"),
+];
+const USAGE: &[Col] = &[
+    ("VIRTUAL ACCOUNT", "virtual_account"),
+    ("TAG", "tag"),
+    ("PURCHASED", "purchased"),
+    ("IN USE", "in_use"),
+    ("LENT", "lent"),
+    ("BORROWED", "borrowed"),
+    ("BALANCE", "balance"),
+    ("STATUS", "status"),
+];
+const CATALOG: &[Col] = &[
+    ("TAG", "tag"),
+    ("DISPLAY NAME", "display_name"),
+    ("FULFILLED BY", "fulfilled_by"),
+];
+
+/// One REST request and how to show its answer.
+#[derive(Debug, PartialEq)]
+struct Call {
+    method: Method,
+    /// Path and query, already percent-encoded.
+    path: String,
+    body: Option<Value>,
+    show: Show,
+}
+
+impl Call {
+    fn get(path: String, show: Show) -> Call {
+        Call {
+            method: Method::GET,
+            path,
+            body: None,
+            show,
+        }
+    }
+
+    /// A POST whose `null` fields (options not given) are left out, so the server applies
+    /// its own defaults.
+    fn post(path: String, mut body: Value, show: Show) -> Call {
+        if let Value::Object(fields) = &mut body {
+            fields.retain(|_, v| !v.is_null());
+        }
+        Call {
+            method: Method::POST,
+            path,
+            body: Some(body),
+            show,
+        }
+    }
+}
+
+fn account_path(domain: &str) -> Result<String> {
+    Ok(format!("/api/v1/accounts/{}", segment(domain)?))
+}
+
+impl Account {
+    fn path(&self) -> Result<String> {
+        account_path(&self.domain)
+    }
+
+    fn pool_path(&self, va: &str) -> Result<String> {
+        Ok(format!(
+            "{}/virtual-accounts/{}",
+            self.path()?,
+            segment(va)?
+        ))
+    }
+}
+
+impl Pool {
+    fn path(&self) -> Result<String> {
+        self.account.pool_path(&self.va)
+    }
+}
+
+/// Maps a command to its request; `input` supplies a new user's password (--password-stdin).
+fn plan(command: &Command, input: &mut dyn BufRead) -> Result<Call> {
+    use Show::{Licenses, Record, Table, Text};
+    let report = |path: String, csv: bool, cols| match csv {
+        true => Call::get(path + "?format=csv", Text),
+        false => Call::get(path, Table("rows", cols)),
+    };
+    Ok(match command {
+        Command::Account(AccountCmd::Create { domain, name }) => Call::post(
+            "/api/v1/accounts".into(),
+            json!({ "domain": domain, "name": name }),
+            Record,
+        ),
+        Command::Account(AccountCmd::List) => {
+            Call::get("/api/v1/accounts".into(), Table("accounts", ACCOUNTS))
+        }
+        Command::Va(VaCmd::Create {
+            account,
+            name,
+            description,
+        }) => Call::post(
+            account.path()? + "/virtual-accounts",
+            json!({ "name": name, "description": description }),
+            Record,
+        ),
+        Command::Va(VaCmd::List { account }) => Call::get(
+            account.path()? + "/virtual-accounts",
+            Table("virtual_accounts", VAS),
+        ),
+        Command::User(UserCmd::Create {
+            account,
+            name,
+            role,
+            va,
+            password_stdin,
+        }) => {
+            let password = match password_stdin {
+                true => Some(client::read_line(input, "the new user's password")?),
+                false => None,
+            };
+            Call::post(
+                account.path()? + "/users",
+                json!({ "username": name, "role": role, "virtual_account": va, "password": password }),
+                Record,
+            )
+        }
+        Command::User(UserCmd::List { account }) => {
+            Call::get(account.path()? + "/users", Table("users", PRINCIPALS))
+        }
+        Command::Client(ClientCmd::Create {
+            account,
+            name,
+            role,
+            va,
+        }) => Call::post(
+            account.path()? + "/api-clients",
+            json!({ "name": name, "role": role, "virtual_account": va }),
+            Record,
+        ),
+        Command::Client(ClientCmd::List { account }) => Call::get(
+            account.path()? + "/api-clients",
+            Table("api_clients", PRINCIPALS),
+        ),
+        Command::License(LicenseCmd::Add {
+            pool,
+            tag,
+            count,
+            sku,
+            kind,
+            start,
+            end,
+            subscription_id,
+        }) => Call::post(
+            pool.path()? + "/licenses",
+            json!({ "tag": tag, "count": count, "sku": sku, "type": kind, "start": start,
+                    "end": end, "subscription_id": subscription_id }),
+            Record,
+        ),
+        Command::License(LicenseCmd::List { pool }) => {
+            Call::get(pool.path()? + "/licenses", Licenses)
+        }
+        Command::License(LicenseCmd::Transfer {
+            pool,
+            tag,
+            count,
+            to,
+            kind,
+        }) => Call::post(
+            pool.path()? + "/licenses/transfer",
+            json!({ "tag": tag, "count": count, "to": to, "type": kind }),
+            Record,
+        ),
+        Command::Token(TokenCmd::Create {
+            pool,
+            description,
+            expires_days,
+            max_uses,
+            export_controlled,
+        }) => Call::post(
+            pool.path()? + "/tokens",
+            json!({ "description": description, "expires_days": expires_days,
+                    "max_uses": max_uses, "export_controlled": export_controlled.then_some(true) }),
+            Show::Field("token"),
+        ),
+        Command::Token(TokenCmd::List { pool }) => {
+            Call::get(pool.path()? + "/tokens", Table("tokens", TOKENS))
+        }
+        Command::Token(TokenCmd::Revoke { pool, token }) => Call::post(
+            pool.path()? + "/tokens/revoke",
+            json!({ "token": token }),
+            Record,
+        ),
+        Command::Instance(InstanceCmd::List { account, va }) => {
+            let scope = match va {
+                Some(va) => account.pool_path(va)?,
+                None => account.path()?,
+            };
+            Call::get(scope + "/instances", Table("instances", INSTANCES))
+        }
+        Command::Instance(InstanceCmd::Show { account, id }) => Call::get(
+            format!("{}/instances/{}", account.path()?, segment(id)?),
+            Record,
+        ),
+        Command::Instance(InstanceCmd::Move { account, id, to }) => Call::post(
+            format!("{}/instances/{}/move", account.path()?, segment(id)?),
+            json!({ "to": to }),
+            Record,
+        ),
+        Command::Instance(InstanceCmd::Remove { account, id }) => Call {
+            method: Method::DELETE,
+            path: format!("{}/instances/{}", account.path()?, segment(id)?),
+            body: None,
+            show: Record,
+        },
+        Command::Event(EventCmd::List { domain, limit }) => {
+            let scope = match domain {
+                Some(domain) => account_path(domain)?,
+                None => "/api/v1".into(),
+            };
+            let query = limit.map(|n| format!("?limit={n}")).unwrap_or_default();
+            Call::get(format!("{scope}/events{query}"), Table("events", EVENTS))
+        }
+        Command::Alert(AlertCmd::List { account }) => {
+            Call::get(account.path()? + "/alerts", Table("alerts", ALERTS))
+        }
+        Command::Report(ReportCmd::Usage { account, csv }) => {
+            report(account.path()? + "/reports/usage", *csv, USAGE)
+        }
+        Command::Report(ReportCmd::Instances { account, csv }) => {
+            report(account.path()? + "/reports/instances", *csv, INSTANCES)
+        }
+        Command::Clock(ClockCmd::Show) => Call::get("/api/v1/clock".into(), Record),
+        Command::Clock(ClockCmd::Set { time }) => {
+            Call::post("/api/v1/clock".into(), json!({ "time": time }), Record)
+        }
+        Command::Catalog(CatalogCmd::List) => {
+            Call::get("/api/v1/catalog".into(), Table("tags", CATALOG))
+        }
+    })
+}
+
+/// Chooses the login before any network traffic, so a missing secret fails fast.
+fn login(args: &AdminArgs, input: &mut dyn BufRead) -> Result<Login> {
+    if let Some(name) = &args.user {
+        let password = client::read_line(input, "the --user password")?;
+        return Ok(Login::Password {
+            username: name.clone(),
+            password,
+        });
+    }
+    let secret = args.secret.clone().context(
+        "no API client secret: pass --secret or set SMARTLIC_ADMIN_SECRET \
+         (or log in with --user NAME --password-stdin)",
+    )?;
+    Ok(Login::ClientCredentials {
+        client_id: args.client_id.clone(),
+        secret,
+    })
+}
+
+pub async fn run(args: AdminArgs) -> Result<()> {
+    // Everything local (stdin, CA file, URL) is checked before the first request.
+    let (login, call) = {
+        let mut input = std::io::stdin().lock();
+        let login = login(&args, &mut input)?;
+        (login, plan(&args.command, &mut input)?)
+    };
+    let api = Api::login(&args.server, &args.ca, &login).await?;
+    let answer = api.send(&call).await?;
+    let text = view::render(&call.show, &answer, args.json)?;
+    // `smartlic admin ... | head` closing the pipe early is not an error.
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() != ErrorKind::BrokenPipe => {
+            Err(e).context("cannot write to standard output")
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, Parser};
+
+    #[derive(Parser, Debug)]
+    struct Wrap {
+        #[command(flatten)]
+        admin: AdminArgs,
+    }
+
+    fn parse(line: &str) -> Result<AdminArgs, clap::Error> {
+        Wrap::try_parse_from(std::iter::once("admin").chain(line.split(' '))).map(|w| w.admin)
+    }
+
+    fn planned(line: &str) -> Call {
+        plan(&parse(line).unwrap().command, &mut "pw1\n".as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn definitions_are_consistent() {
+        Wrap::command().debug_assert();
+    }
+
+    #[test]
+    fn global_options_and_json_anywhere() {
+        let args = parse("--server https://h:1 --secret s --json va list --account a.com").unwrap();
+        assert_eq!(args.server, "https://h:1");
+        assert!(args.json);
+        assert!(
+            parse("--secret s va list --account a.com --json")
+                .unwrap()
+                .json
+        );
+        // --user needs the password from stdin, and vice versa.
+        assert!(parse("--user bob va list --account a.com").is_err());
+        assert!(parse("--password-stdin va list --account a.com").is_err());
+        assert!(parse("--user bob --password-stdin va list --account a.com").is_ok());
+    }
+
+    #[test]
+    fn clap_rejects_bad_numbers_roles_and_types() {
+        assert!(parse("license add --account a --va v --tag t --count -1").is_err());
+        assert!(parse("license add --account a --va v --tag t --count x").is_err());
+        assert!(parse("user create --account a --name u --role root").is_err());
+        assert!(parse("license add --account a --va v --tag t --count 1 --type forever").is_err());
+        assert!(parse("token create --account a --va v --max-uses many").is_err());
+        assert!(
+            parse("license list --account a").is_err(),
+            "--va is required"
+        );
+    }
+
+    #[test]
+    fn commands_map_to_the_documented_paths_and_bodies() {
+        let call = planned("license add --account example.com --va Lab --tag t1 --count 10 --type term --end 2027-01-01");
+        assert_eq!(call.method, Method::POST);
+        assert_eq!(
+            call.path,
+            "/api/v1/accounts/example.com/virtual-accounts/Lab/licenses"
+        );
+        assert_eq!(
+            call.body,
+            Some(json!({ "tag": "t1", "count": 10, "type": "term", "end": "2027-01-01" }))
+        );
+
+        let call = planned("token create --account a.com --va Lab --max-uses 3");
+        assert_eq!(call.body, Some(json!({ "max_uses": 3 })));
+        assert_eq!(call.show, Show::Field("token"));
+        let call = planned("token create --account a.com --va Lab --export-controlled");
+        assert_eq!(call.body, Some(json!({ "export_controlled": true })));
+
+        let call = planned("user create --account a.com --name u --role virtual-account-user --va Lab --password-stdin");
+        assert_eq!(
+            call.body,
+            Some(json!({ "username": "u", "role": "virtual-account-user",
+                         "virtual_account": "Lab", "password": "pw1" }))
+        );
+
+        let call = planned("instance remove --account a.com --id 42");
+        assert_eq!(
+            (call.method, call.path.as_str()),
+            (Method::DELETE, "/api/v1/accounts/a.com/instances/42")
+        );
+        assert_eq!(
+            planned("instance list --account a.com --va Lab").path,
+            "/api/v1/accounts/a.com/virtual-accounts/Lab/instances"
+        );
+        assert_eq!(
+            planned("event list --limit 5").path,
+            "/api/v1/events?limit=5"
+        );
+        assert_eq!(
+            planned("event list --account a.com").path,
+            "/api/v1/accounts/a.com/events"
+        );
+        let call = planned("report usage --account a.com --csv");
+        assert_eq!(
+            (call.path.as_str(), call.show),
+            (
+                "/api/v1/accounts/a.com/reports/usage?format=csv",
+                Show::Text
+            )
+        );
+        assert_eq!(
+            planned("clock set 2026-05-01").body,
+            Some(json!({ "time": "2026-05-01" }))
+        );
+    }
+
+    #[test]
+    fn names_with_spaces_are_encoded_and_dot_segments_refused() {
+        let args = Wrap::try_parse_from([
+            "admin",
+            "license",
+            "list",
+            "--account",
+            "a.com",
+            "--va",
+            "Lab East/2",
+        ])
+        .unwrap();
+        let call = plan(&args.admin.command, &mut std::io::empty()).unwrap();
+        assert_eq!(
+            call.path,
+            "/api/v1/accounts/a.com/virtual-accounts/Lab%20East%2F2/licenses"
+        );
+        let args = Wrap::try_parse_from([
+            "admin",
+            "instance",
+            "remove",
+            "--account",
+            "a.com",
+            "--id",
+            "..",
+        ])
+        .unwrap();
+        assert!(plan(&args.admin.command, &mut std::io::empty()).is_err());
+    }
+
+    #[test]
+    fn login_needs_a_secret_or_a_password_line() {
+        let args = parse("--user bob --password-stdin --secret s catalog list").unwrap();
+        let chosen = login(&args, &mut "hunter2\r\n".as_bytes()).unwrap();
+        assert_eq!(
+            chosen,
+            Login::Password {
+                username: "bob".into(),
+                password: "hunter2".into()
+            }
+        );
+        assert!(login(&args, &mut std::io::empty()).is_err());
+        let args = parse("--secret s catalog list").unwrap();
+        assert_eq!(
+            login(&args, &mut std::io::empty()).unwrap(),
+            Login::ClientCredentials {
+                client_id: args.client_id.clone(),
+                secret: "s".into()
+            }
+        );
+    }
+}

@@ -1,0 +1,154 @@
+//! A manager on a loopback port with a real SQLite file, its simulated clock, an admin REST
+//! client and device clients: what every HTTPS integration test starts from.
+
+#![allow(dead_code)]
+
+use serde_json::{json, Value};
+use smartlic_agent::client::ManagerClient;
+use smartlic_agent::identity::DeviceIdentity;
+use smartlic_proto::wire::Udi;
+use smartlic_proto::KeyAlgorithm;
+use smartlic_server::{start, Running, ServerConfig};
+
+pub const SECRET: &str = "integration-test-secret";
+
+pub struct Harness {
+    pub dir: tempfile::TempDir,
+    pub server: Running,
+    pub base: String,
+    pub http: reqwest::Client,
+    /// Renewed after every clock move: access tokens expire on the manager's clock.
+    pub admin_token: std::sync::Mutex<String>,
+    pub devices: ManagerClient,
+}
+
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Answer {
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+}
+
+impl Harness {
+    pub async fn new() -> Harness {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let dir = tempfile::tempdir().unwrap();
+        let config = ServerConfig {
+            data_dir: dir.path().to_path_buf(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            tls_cert: None,
+            tls_key: None,
+            simulated_clock: true,
+            catalog: None,
+            admin_secret: Some(SECRET.into()),
+            job_interval: std::time::Duration::from_secs(3600),
+        };
+        let server = start(config).await.unwrap();
+        let base = format!("https://{}", server.local_addr);
+        let http = smartlic_agent::tls::https_client(&server.ca_pem).unwrap();
+        let devices = ManagerClient::new(&base, &server.ca_pem).unwrap();
+        let h = Harness { dir, server, base, http, admin_token: Default::default(), devices };
+        h.relogin().await;
+        h
+    }
+
+    /// Client-credentials grant; None when refused.
+    pub async fn login(&self, client_id: &str, secret: &str) -> Option<String> {
+        let form = [("grant_type", "client_credentials"), ("client_id", client_id), ("client_secret", secret)];
+        let r = self.http.post(format!("{}/oauth/token", self.base)).form(&form).send().await.unwrap();
+        let ok = r.status().is_success();
+        let v: Value = r.json().await.unwrap();
+        ok.then(|| v["access_token"].as_str().unwrap().to_string())
+    }
+
+    pub async fn call(&self, token: &str, method: &str, path: &str, body: Option<Value>) -> Answer {
+        let url = format!("{}{path}", self.base);
+        let mut req = match method {
+            "GET" => self.http.get(url),
+            "POST" => self.http.post(url),
+            "DELETE" => self.http.delete(url),
+            other => panic!("method {other}"),
+        };
+        if !token.is_empty() {
+            req = req.bearer_auth(token);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        Answer { status, body: serde_json::from_str(&text).unwrap_or(Value::String(text)) }
+    }
+
+    pub async fn relogin(&self) {
+        let token = self.login("admin", SECRET).await.expect("admin login");
+        *self.admin_token.lock().unwrap() = token;
+    }
+
+    pub async fn admin(&self, method: &str, path: &str, body: Option<Value>) -> Answer {
+        let token = self.admin_token.lock().unwrap().clone();
+        self.call(&token, method, path, body).await
+    }
+
+    /// An account with `licenses` of (tag, count) in its Default pool and a token for it.
+    pub async fn account_with(&self, domain: &str, licenses: &[(&str, i64)]) -> String {
+        assert_eq!(self.admin("POST", "/api/v1/accounts", Some(json!({"domain": domain}))).await.status, 201);
+        for (tag, count) in licenses {
+            let path = format!("/api/v1/accounts/{domain}/virtual-accounts/Default/licenses");
+            let a = self.admin("POST", &path, Some(json!({"tag": tag, "count": count}))).await;
+            assert_eq!(a.status, 201, "{:?}", a.body);
+        }
+        self.token(domain, "Default", json!({})).await
+    }
+
+    pub async fn token(&self, domain: &str, va: &str, body: Value) -> String {
+        let path = format!("/api/v1/accounts/{domain}/virtual-accounts/{va}/tokens");
+        let a = self.admin("POST", &path, Some(body)).await;
+        assert_eq!(a.status, 201, "{:?}", a.body);
+        a.body["token"].as_str().unwrap().to_string()
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.server.state.clock.now().0
+    }
+
+    pub async fn set_clock(&self, time: &str) {
+        let a = self.admin("POST", "/api/v1/clock", Some(json!({"time": time}))).await;
+        assert_eq!(a.status, 200, "{:?}", a.body);
+        self.relogin().await;
+    }
+
+    pub async fn register(&self, sn: &str, token: &str) -> DeviceIdentity {
+        let udi = Udi { pid: "C9500-32C".into(), sn: sn.into() };
+        let (key, answer) = self
+            .devices
+            .register(&udi, Some("sw1"), token, false, KeyAlgorithm::Ed25519, self.now_ms())
+            .await
+            .expect("registration");
+        DeviceIdentity::from_registration(udi, Some("sw1".into()), key, answer)
+    }
+
+    pub async fn licenses(&self, domain: &str, va: &str) -> Value {
+        self.admin("GET", &format!("/api/v1/accounts/{domain}/virtual-accounts/{va}/licenses"), None).await.body
+    }
+}
+
+/// The `purchased_display` of `tag` in a license listing.
+pub fn shown(licenses: &Value, tag: &str) -> String {
+    licenses["licenses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["tag"] == tag)
+        .map(|l| l["purchased_display"].as_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+pub fn usage(pairs: &[(&str, i64)]) -> Vec<smartlic_proto::wire::Usage> {
+    pairs.iter().map(|(t, c)| smartlic_proto::wire::Usage { tag: t.to_string(), count: *c }).collect()
+}

@@ -1,0 +1,230 @@
+//! The device protocol over real HTTPS on loopback against a real SQLite file.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use smartlic_agent::client::{request_bytes, ClientError};
+use smartlic_proto::wire::{self, text, AuthorizationStatus, Envelope, Udi};
+use smartlic_proto::{KeyAlgorithm, SigningKey};
+
+fn refused_code(r: Result<impl std::fmt::Debug, ClientError>) -> (String, String) {
+    match r {
+        Err(ClientError::Refused { code, message, .. }) => (code, message),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn tier_lending_authorizes_then_pool_runs_short() {
+    let h = Harness::new().await;
+    let token = h.account_with("example.com", &[("ACI Advantage", 12)]).await;
+    let a = h.register("FOC0001", &token).await;
+    assert_eq!(a.smart_account_domain, "example.com");
+    assert_eq!(a.virtual_account, "Default");
+    let answer = h.devices.authorize(&a, &usage(&[("ACI Essentials", 10)]), h.now_ms()).await.unwrap();
+    assert_eq!(answer.status, AuthorizationStatus::Authorized);
+    assert_eq!(answer.intervals.auth_renew_secs, 30 * 86_400);
+    let l = h.licenses("example.com", "Default").await;
+    assert_eq!(shown(&l, "ACI Advantage"), "12 (-10)");
+    assert_eq!(shown(&l, "ACI Essentials"), "0 (+10)");
+    // A second device pushes the pool past what Advantage can lend.
+    let udi = Udi { pid: "APIC-SERVER-M3".into(), sn: "FOC0002".into() };
+    let (key, reg) = h.devices.register(&udi, None, &token, false, KeyAlgorithm::EcdsaP256, h.now_ms()).await.unwrap();
+    let b = smartlic_agent::identity::DeviceIdentity::from_registration(udi, None, key, reg);
+    let answer = h.devices.authorize(&b, &usage(&[("ACI Essentials", 3)]), h.now_ms()).await.unwrap();
+    assert_eq!(answer.status, AuthorizationStatus::OutOfCompliance);
+    let l = h.licenses("example.com", "Default").await;
+    assert_eq!(l["status"], "Out Of Compliance");
+    // Usage back down: in compliance again, and an empty list means no licenses in use.
+    let answer = h.devices.authorize(&b, &usage(&[]), h.now_ms()).await.unwrap();
+    assert_eq!(answer.status, AuthorizationStatus::NoLicensesInUse);
+    assert_eq!(h.licenses("example.com", "Default").await["status"], "In Compliance");
+}
+
+#[tokio::test]
+async fn bad_tokens_are_refused_with_the_seed_text() {
+    let h = Harness::new().await;
+    let token = h.account_with("example.com", &[]).await;
+    let udi = Udi { pid: "C9300".into(), sn: "X1".into() };
+    let try_register = |t: String| {
+        let udi = udi.clone();
+        let h = &h;
+        async move { h.devices.register(&udi, None, &t, false, KeyAlgorithm::Ed25519, h.now_ms()).await }
+    };
+    let (code, message) = refused_code(try_register("not-a-token".into()).await);
+    assert_eq!((code.as_str(), message.as_str()), (wire::code::INVALID_TOKEN, text::INVALID_TOKEN));
+    let once = h.token("example.com", "Default", json!({"max_uses": 1})).await;
+    try_register(once.clone()).await.unwrap();
+    let other = Udi { pid: "C9300".into(), sn: "X2".into() };
+    let used_up = h.devices.register(&other, None, &once, false, KeyAlgorithm::Ed25519, h.now_ms()).await;
+    assert_eq!(refused_code(used_up).0, wire::code::INVALID_TOKEN);
+    let revoke = h.admin("POST", "/api/v1/accounts/example.com/virtual-accounts/Default/tokens/revoke", Some(json!({"token": token}))).await;
+    assert_eq!(revoke.status, 200);
+    let revoked = h.devices.register(&other, None, &token, false, KeyAlgorithm::Ed25519, h.now_ms()).await;
+    assert_eq!(refused_code(revoked).0, wire::code::INVALID_TOKEN);
+    let short = h.token("example.com", "Default", json!({"expires_days": 1})).await;
+    h.set_clock(&smartlic_core::Timestamp(h.now_ms()).plus_days(2).to_rfc3339()).await;
+    let expired = h.devices.register(&other, None, &short, false, KeyAlgorithm::Ed25519, h.now_ms()).await;
+    assert_eq!(refused_code(expired).0, wire::code::INVALID_TOKEN);
+    // Refusals created nothing.
+    let list = h.admin("GET", "/api/v1/accounts/example.com/instances", None).await;
+    assert_eq!(list.body["instances"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_registered_udi_needs_force_and_clock_must_agree() {
+    let h = Harness::new().await;
+    let token = h.account_with("example.com", &[]).await;
+    let first = h.register("SAME", &token).await;
+    let udi = first.udi.clone();
+    let again = h.devices.register(&udi, None, &token, false, KeyAlgorithm::Ed25519, h.now_ms()).await;
+    let (code, message) = refused_code(again);
+    assert_eq!((code.as_str(), message.as_str()), (wire::code::ALREADY_REGISTERED, text::ALREADY_REGISTERED));
+    let (_, forced) = h.devices.register(&udi, None, &token, true, KeyAlgorithm::Ed25519, h.now_ms()).await.unwrap();
+    assert_ne!(forced.instance_id, first.instance_id);
+    // The replaced instance is gone: its next contact learns so.
+    let gone = h.devices.authorize(&first, &usage(&[]), h.now_ms()).await;
+    let (code, message) = refused_code(gone);
+    assert_eq!(code, wire::code::UNKNOWN_INSTANCE);
+    assert!(message.contains("Please re-register the instance."));
+    // A device clock a day off is refused with the seed 004 text naming its date.
+    let skewed = h.now_ms() - 86_400_000;
+    let other = Udi { pid: "C9300".into(), sn: "SKEW".into() };
+    let (code, message) = refused_code(h.devices.register(&other, None, &token, false, KeyAlgorithm::Ed25519, skewed).await);
+    assert_eq!(code, wire::code::CLOCK_SKEW);
+    assert_eq!(message, text::clock_skew(skewed));
+}
+
+/// Sends a raw signed body, returning (status, error code).
+async fn raw(h: &Harness, path: &str, body: Vec<u8>, signature: String) -> (u16, String) {
+    let r = h
+        .http
+        .post(format!("{}{path}", h.base))
+        .header(wire::SIGNATURE_HEADER, signature)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    assert!(r.headers().contains_key(wire::SIGNATURE_HEADER), "answers are signed, errors too");
+    let v: serde_json::Value = r.json().await.unwrap();
+    (status, v["error"]["code"].as_str().unwrap_or("").to_string())
+}
+
+#[tokio::test]
+async fn tampered_replayed_and_malformed_requests_change_nothing() {
+    let h = Harness::new().await;
+    let token = h.account_with("example.com", &[("ACI Advantage", 1)]).await;
+    let dev = h.register("SIG", &token).await;
+    let req = wire::AuthorizeRequest {
+        envelope: Envelope { version: 1, timestamp: h.now_ms(), nonce: "nonce-0123456789abcdef".into() },
+        instance_id: dev.instance_id.clone(),
+        hostname: None,
+        usage: usage(&[("ACI Advantage", 1)]),
+    };
+    // Signed by another key: refused with the seed 004 text.
+    let stranger = SigningKey::generate(KeyAlgorithm::Ed25519).unwrap();
+    let (body, sig) = request_bytes(wire::PATH_AUTHORIZE, &stranger, &req).unwrap();
+    assert_eq!(raw(&h, wire::PATH_AUTHORIZE, body, sig).await, (401, wire::code::BAD_SIGNATURE.into()));
+    // Tampered after signing.
+    let (body, sig) = request_bytes(wire::PATH_AUTHORIZE, dev.signing_key(), &req).unwrap();
+    let tampered = String::from_utf8(body.clone()).unwrap().replace("\"count\":1", "\"count\":9").into_bytes();
+    assert_eq!(raw(&h, wire::PATH_AUTHORIZE, tampered, sig.clone()).await, (401, wire::code::BAD_SIGNATURE.into()));
+    // Signed for another endpoint.
+    let (_, other_sig) = request_bytes(wire::PATH_DEREGISTER, dev.signing_key(), &req).unwrap();
+    assert_eq!(raw(&h, wire::PATH_AUTHORIZE, body.clone(), other_sig).await.1, wire::code::BAD_SIGNATURE);
+    // The genuine request passes once, then is a replay.
+    assert_eq!(raw(&h, wire::PATH_AUTHORIZE, body.clone(), sig.clone()).await.0, 200);
+    assert_eq!(raw(&h, wire::PATH_AUTHORIZE, body, sig).await, (409, wire::code::REPLAY.into()));
+    // Malformed JSON, unknown fields, absurd counts, wrong version.
+    assert_eq!(raw(&h, wire::PATH_AUTHORIZE, b"{not json".to_vec(), String::new()).await, (400, wire::code::MALFORMED.into()));
+    let mut bad = req.clone();
+    bad.envelope.nonce = "nonce-fedcba9876543210".into();
+    bad.usage = usage(&[("ACI Advantage", -1)]);
+    let (body, sig) = request_bytes(wire::PATH_AUTHORIZE, dev.signing_key(), &bad).unwrap();
+    assert_eq!(raw(&h, wire::PATH_AUTHORIZE, body, sig).await.0, 400);
+    bad.usage = usage(&[]);
+    bad.envelope.version = 99;
+    let (body, sig) = request_bytes(wire::PATH_AUTHORIZE, dev.signing_key(), &bad).unwrap();
+    assert_eq!(raw(&h, wire::PATH_AUTHORIZE, body, sig).await.1, wire::code::UNSUPPORTED_VERSION);
+    // Only the genuine request counted.
+    let l = h.licenses("example.com", "Default").await;
+    assert_eq!(l["licenses"][0]["in_use"], 1);
+}
+
+#[tokio::test]
+async fn id_renewal_moves_to_the_new_key_and_deregistration_frees_usage() {
+    let h = Harness::new().await;
+    let token = h.account_with("example.com", &[("ACI Advantage", 5)]).await;
+    let mut dev = h.register("REN", &token).await;
+    h.devices.authorize(&dev, &usage(&[("ACI Advantage", 2)]), h.now_ms()).await.unwrap();
+    let old_path = h.dir.path().join("before-renewal.json");
+    dev.save(&old_path).unwrap();
+    let old = smartlic_agent::identity::DeviceIdentity::load(&old_path).unwrap();
+    let (key, answer) = h.devices.renew_id(&dev, h.now_ms()).await.unwrap();
+    dev.apply_renewal(key, answer);
+    assert_ne!(dev.certificate_serial, old.certificate_serial);
+    let stale = h.devices.authorize(&old, &usage(&[]), h.now_ms()).await;
+    assert_eq!(refused_code(stale).0, wire::code::BAD_SIGNATURE);
+    h.devices.authorize(&dev, &usage(&[("ACI Advantage", 2)]), h.now_ms()).await.unwrap();
+    h.devices.deregister(&dev, h.now_ms()).await.unwrap();
+    assert_eq!(h.licenses("example.com", "Default").await["licenses"][0]["in_use"], 0);
+    let events = h.admin("GET", "/api/v1/accounts/example.com/events", None).await;
+    let kinds: Vec<&str> = events.body["events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    for k in ["instance.registered", "instance.id-renewed", "instance.deregistered", "token.created"] {
+        assert!(kinds.contains(&k), "{k} not in {kinds:?}");
+    }
+}
+
+#[tokio::test]
+async fn silence_releases_usage_and_expiry_removes_instances() {
+    let h = Harness::new().await;
+    let token = h.account_with("example.com", &[("ACI Advantage", 1)]).await;
+    let dev = h.register("OLD", &token).await;
+    h.devices.authorize(&dev, &usage(&[("ACI Advantage", 3)]), h.now_ms()).await.unwrap();
+    h.set_clock(&smartlic_core::Timestamp(h.now_ms()).plus_days(31).to_rfc3339()).await;
+    let listed = h.admin("GET", "/api/v1/accounts/example.com/alerts", None).await;
+    let kinds: Vec<String> = listed.body["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["kind"].as_str().unwrap().to_string())
+        .collect();
+    assert!(kinds.contains(&"pool-out-of-compliance".to_string()) && kinds.contains(&"instance-silent".to_string()), "{kinds:?}");
+    assert_eq!(h.licenses("example.com", "Default").await["licenses"][0]["in_use"], 3);
+    h.set_clock(&smartlic_core::Timestamp(h.now_ms()).plus_days(60).to_rfc3339()).await;
+    let l = h.licenses("example.com", "Default").await;
+    assert_eq!(l["licenses"][0]["in_use"], 0, "usage released after 90 silent days");
+    let inst = h.admin("GET", &format!("/api/v1/accounts/example.com/instances/{}", dev.instance_id), None).await;
+    assert_eq!(inst.body["usage_released"], true);
+    h.set_clock(&smartlic_core::Timestamp(h.now_ms()).plus_days(275).to_rfc3339()).await;
+    let inst = h.admin("GET", &format!("/api/v1/accounts/example.com/instances/{}", dev.instance_id), None).await;
+    assert_eq!(inst.status, 404, "removed when its ID certificate expired");
+}
+
+#[tokio::test]
+async fn term_licenses_expire_on_the_clock() {
+    let h = Harness::new().await;
+    let token = h.account_with("example.com", &[]).await;
+    let now = smartlic_core::Timestamp(h.now_ms());
+    let body = json!({"tag": "ACI Advantage", "count": 2, "type": "term", "start": now.plus_days(-1).to_rfc3339(), "end": now.plus_days(10).to_rfc3339(), "subscription_id": "Sub-1"});
+    assert_eq!(h.admin("POST", "/api/v1/accounts/example.com/virtual-accounts/Default/licenses", Some(body)).await.status, 201);
+    let dev = h.register("TERM", &token).await;
+    let a = h.devices.authorize(&dev, &usage(&[("ACI Advantage", 2)]), h.now_ms()).await.unwrap();
+    assert_eq!(a.status, AuthorizationStatus::Authorized);
+    h.set_clock(&now.plus_days(11).to_rfc3339()).await;
+    let a = h.devices.authorize(&dev, &usage(&[("ACI Advantage", 2)]), h.now_ms()).await.unwrap();
+    assert_eq!(a.status, AuthorizationStatus::OutOfCompliance);
+    let l = h.licenses("example.com", "Default").await;
+    assert_eq!(l["licenses"][0]["records"][0]["status"], "EXPIRED");
+}
+
+#[tokio::test]
+async fn plain_http_is_refused() {
+    let h = Harness::new().await;
+    let plain = reqwest::Client::new();
+    let r = plain.get(format!("http://{}/health", h.server.local_addr)).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    assert!(r.text().await.unwrap().contains("HTTPS is only supported"));
+}
