@@ -33,10 +33,7 @@ impl SqliteStore {
     async fn begin(&self) -> Result<Tx<'_>> {
         // BEGIN IMMEDIATE takes the write lock up front, so read-then-write transactions
         // never fail half-way on a lock upgrade.
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("END").execute(&mut *tx).await?;
-        sqlx::query("BEGIN IMMEDIATE").execute(&mut *tx).await?;
-        Ok(tx)
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 }
 
