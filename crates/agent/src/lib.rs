@@ -1,1 +1,5 @@
+//! The device side of smartlic: a device identity and signed exchanges with the manager.
 
+pub mod client;
+pub mod identity;
+pub mod tls;

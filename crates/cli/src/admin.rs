@@ -22,28 +22,13 @@ use view::{Col, Show};
 #[derive(Args, Debug)]
 pub struct AdminArgs {
     /// The manager's base URL (https only).
-    #[arg(
-        long,
-        value_name = "URL",
-        env = "SMARTLIC_SERVER",
-        default_value = "https://127.0.0.1:8443"
-    )]
+    #[arg(long, value_name = "URL", env = "SMARTLIC_SERVER", default_value = "https://127.0.0.1:8443")]
     server: String,
     /// The manager's CA certificate (PEM): the only certificate trusted for the connection.
-    #[arg(
-        long,
-        value_name = "FILE",
-        env = "SMARTLIC_CA",
-        default_value = "./smartlic-data/ca.pem"
-    )]
+    #[arg(long, value_name = "FILE", env = "SMARTLIC_CA", default_value = "./smartlic-data/ca.pem")]
     ca: PathBuf,
     /// API client id for the client-credentials login.
-    #[arg(
-        long,
-        value_name = "ID",
-        env = "SMARTLIC_CLIENT_ID",
-        default_value = "admin"
-    )]
+    #[arg(long, value_name = "ID", env = "SMARTLIC_CLIENT_ID", default_value = "admin")]
     client_id: String,
     /// API client secret for the client-credentials login.
     #[arg(long, env = "SMARTLIC_ADMIN_SECRET", hide_env_values = true)]
@@ -369,17 +354,9 @@ fn roles() -> clap::builder::PossibleValuesParser {
     clap::builder::PossibleValuesParser::new(Role::ALL.map(Role::as_str))
 }
 
-const ACCOUNTS: &[Col] = &[
-    ("DOMAIN", "domain"),
-    ("NAME", "name"),
-    ("CREATED", "created_at"),
-];
-const VAS: &[Col] = &[
-    ("NAME", "name"),
-    ("DEFAULT", "is_default"),
-    ("DESCRIPTION", "description"),
-    ("CREATED", "created_at"),
-];
+const ACCOUNTS: &[Col] = &[("DOMAIN", "domain"), ("NAME", "name"), ("CREATED", "created_at")];
+const VAS: &[Col] =
+    &[("NAME", "name"), ("DEFAULT", "is_default"), ("DESCRIPTION", "description"), ("CREATED", "created_at")];
 const PRINCIPALS: &[Col] = &[
     ("NAME", "name"),
     ("KIND", "kind"),
@@ -434,11 +411,7 @@ const USAGE: &[Col] = &[
     ("BALANCE", "balance"),
     ("STATUS", "status"),
 ];
-const CATALOG: &[Col] = &[
-    ("TAG", "tag"),
-    ("DISPLAY NAME", "display_name"),
-    ("FULFILLED BY", "fulfilled_by"),
-];
+const CATALOG: &[Col] = &[("TAG", "tag"), ("DISPLAY NAME", "display_name"), ("FULFILLED BY", "fulfilled_by")];
 
 /// One REST request and how to show its answer.
 #[derive(Debug, PartialEq)]
@@ -452,12 +425,7 @@ struct Call {
 
 impl Call {
     fn get(path: String, show: Show) -> Call {
-        Call {
-            method: Method::GET,
-            path,
-            body: None,
-            show,
-        }
+        Call { method: Method::GET, path, body: None, show }
     }
 
     /// A POST whose `null` fields (options not given) are left out, so the server applies
@@ -466,12 +434,7 @@ impl Call {
         if let Value::Object(fields) = &mut body {
             fields.retain(|_, v| !v.is_null());
         }
-        Call {
-            method: Method::POST,
-            path,
-            body: Some(body),
-            show,
-        }
+        Call { method: Method::POST, path, body: Some(body), show }
     }
 }
 
@@ -485,11 +448,7 @@ impl Account {
     }
 
     fn pool_path(&self, va: &str) -> Result<String> {
-        Ok(format!(
-            "{}/virtual-accounts/{}",
-            self.path()?,
-            segment(va)?
-        ))
+        Ok(format!("{}/virtual-accounts/{}", self.path()?, segment(va)?))
     }
 }
 
@@ -507,34 +466,19 @@ fn plan(command: &Command, input: &mut dyn BufRead) -> Result<Call> {
         false => Call::get(path, Table("rows", cols)),
     };
     Ok(match command {
-        Command::Account(AccountCmd::Create { domain, name }) => Call::post(
-            "/api/v1/accounts".into(),
-            json!({ "domain": domain, "name": name }),
-            Record,
-        ),
-        Command::Account(AccountCmd::List) => {
-            Call::get("/api/v1/accounts".into(), Table("accounts", ACCOUNTS))
+        Command::Account(AccountCmd::Create { domain, name }) => {
+            Call::post("/api/v1/accounts".into(), json!({ "domain": domain, "name": name }), Record)
         }
-        Command::Va(VaCmd::Create {
-            account,
-            name,
-            description,
-        }) => Call::post(
+        Command::Account(AccountCmd::List) => Call::get("/api/v1/accounts".into(), Table("accounts", ACCOUNTS)),
+        Command::Va(VaCmd::Create { account, name, description }) => Call::post(
             account.path()? + "/virtual-accounts",
             json!({ "name": name, "description": description }),
             Record,
         ),
-        Command::Va(VaCmd::List { account }) => Call::get(
-            account.path()? + "/virtual-accounts",
-            Table("virtual_accounts", VAS),
-        ),
-        Command::User(UserCmd::Create {
-            account,
-            name,
-            role,
-            va,
-            password_stdin,
-        }) => {
+        Command::Va(VaCmd::List { account }) => {
+            Call::get(account.path()? + "/virtual-accounts", Table("virtual_accounts", VAS))
+        }
+        Command::User(UserCmd::Create { account, name, role, va, password_stdin }) => {
             let password = match password_stdin {
                 true => Some(client::read_line(input, "the new user's password")?),
                 false => None,
@@ -545,72 +489,39 @@ fn plan(command: &Command, input: &mut dyn BufRead) -> Result<Call> {
                 Record,
             )
         }
-        Command::User(UserCmd::List { account }) => {
-            Call::get(account.path()? + "/users", Table("users", PRINCIPALS))
-        }
-        Command::Client(ClientCmd::Create {
-            account,
-            name,
-            role,
-            va,
-        }) => Call::post(
+        Command::User(UserCmd::List { account }) => Call::get(account.path()? + "/users", Table("users", PRINCIPALS)),
+        Command::Client(ClientCmd::Create { account, name, role, va }) => Call::post(
             account.path()? + "/api-clients",
             json!({ "name": name, "role": role, "virtual_account": va }),
             Record,
         ),
-        Command::Client(ClientCmd::List { account }) => Call::get(
-            account.path()? + "/api-clients",
-            Table("api_clients", PRINCIPALS),
-        ),
-        Command::License(LicenseCmd::Add {
-            pool,
-            tag,
-            count,
-            sku,
-            kind,
-            start,
-            end,
-            subscription_id,
-        }) => Call::post(
+        Command::Client(ClientCmd::List { account }) => {
+            Call::get(account.path()? + "/api-clients", Table("api_clients", PRINCIPALS))
+        }
+        Command::License(LicenseCmd::Add { pool, tag, count, sku, kind, start, end, subscription_id }) => Call::post(
             pool.path()? + "/licenses",
             json!({ "tag": tag, "count": count, "sku": sku, "type": kind, "start": start,
                     "end": end, "subscription_id": subscription_id }),
             Record,
         ),
-        Command::License(LicenseCmd::List { pool }) => {
-            Call::get(pool.path()? + "/licenses", Licenses)
-        }
-        Command::License(LicenseCmd::Transfer {
-            pool,
-            tag,
-            count,
-            to,
-            kind,
-        }) => Call::post(
+        Command::License(LicenseCmd::List { pool }) => Call::get(pool.path()? + "/licenses", Licenses),
+        Command::License(LicenseCmd::Transfer { pool, tag, count, to, kind }) => Call::post(
             pool.path()? + "/licenses/transfer",
             json!({ "tag": tag, "count": count, "to": to, "type": kind }),
             Record,
         ),
-        Command::Token(TokenCmd::Create {
-            pool,
-            description,
-            expires_days,
-            max_uses,
-            export_controlled,
-        }) => Call::post(
-            pool.path()? + "/tokens",
-            json!({ "description": description, "expires_days": expires_days,
+        Command::Token(TokenCmd::Create { pool, description, expires_days, max_uses, export_controlled }) => {
+            Call::post(
+                pool.path()? + "/tokens",
+                json!({ "description": description, "expires_days": expires_days,
                     "max_uses": max_uses, "export_controlled": export_controlled.then_some(true) }),
-            Show::Field("token"),
-        ),
-        Command::Token(TokenCmd::List { pool }) => {
-            Call::get(pool.path()? + "/tokens", Table("tokens", TOKENS))
+                Show::Field("token"),
+            )
         }
-        Command::Token(TokenCmd::Revoke { pool, token }) => Call::post(
-            pool.path()? + "/tokens/revoke",
-            json!({ "token": token }),
-            Record,
-        ),
+        Command::Token(TokenCmd::List { pool }) => Call::get(pool.path()? + "/tokens", Table("tokens", TOKENS)),
+        Command::Token(TokenCmd::Revoke { pool, token }) => {
+            Call::post(pool.path()? + "/tokens/revoke", json!({ "token": token }), Record)
+        }
         Command::Instance(InstanceCmd::List { account, va }) => {
             let scope = match va {
                 Some(va) => account.pool_path(va)?,
@@ -618,15 +529,12 @@ fn plan(command: &Command, input: &mut dyn BufRead) -> Result<Call> {
             };
             Call::get(scope + "/instances", Table("instances", INSTANCES))
         }
-        Command::Instance(InstanceCmd::Show { account, id }) => Call::get(
-            format!("{}/instances/{}", account.path()?, segment(id)?),
-            Record,
-        ),
-        Command::Instance(InstanceCmd::Move { account, id, to }) => Call::post(
-            format!("{}/instances/{}/move", account.path()?, segment(id)?),
-            json!({ "to": to }),
-            Record,
-        ),
+        Command::Instance(InstanceCmd::Show { account, id }) => {
+            Call::get(format!("{}/instances/{}", account.path()?, segment(id)?), Record)
+        }
+        Command::Instance(InstanceCmd::Move { account, id, to }) => {
+            Call::post(format!("{}/instances/{}/move", account.path()?, segment(id)?), json!({ "to": to }), Record)
+        }
         Command::Instance(InstanceCmd::Remove { account, id }) => Call {
             method: Method::DELETE,
             path: format!("{}/instances/{}", account.path()?, segment(id)?),
@@ -641,22 +549,14 @@ fn plan(command: &Command, input: &mut dyn BufRead) -> Result<Call> {
             let query = limit.map(|n| format!("?limit={n}")).unwrap_or_default();
             Call::get(format!("{scope}/events{query}"), Table("events", EVENTS))
         }
-        Command::Alert(AlertCmd::List { account }) => {
-            Call::get(account.path()? + "/alerts", Table("alerts", ALERTS))
-        }
-        Command::Report(ReportCmd::Usage { account, csv }) => {
-            report(account.path()? + "/reports/usage", *csv, USAGE)
-        }
+        Command::Alert(AlertCmd::List { account }) => Call::get(account.path()? + "/alerts", Table("alerts", ALERTS)),
+        Command::Report(ReportCmd::Usage { account, csv }) => report(account.path()? + "/reports/usage", *csv, USAGE),
         Command::Report(ReportCmd::Instances { account, csv }) => {
             report(account.path()? + "/reports/instances", *csv, INSTANCES)
         }
         Command::Clock(ClockCmd::Show) => Call::get("/api/v1/clock".into(), Record),
-        Command::Clock(ClockCmd::Set { time }) => {
-            Call::post("/api/v1/clock".into(), json!({ "time": time }), Record)
-        }
-        Command::Catalog(CatalogCmd::List) => {
-            Call::get("/api/v1/catalog".into(), Table("tags", CATALOG))
-        }
+        Command::Clock(ClockCmd::Set { time }) => Call::post("/api/v1/clock".into(), json!({ "time": time }), Record),
+        Command::Catalog(CatalogCmd::List) => Call::get("/api/v1/catalog".into(), Table("tags", CATALOG)),
     })
 }
 
@@ -664,19 +564,13 @@ fn plan(command: &Command, input: &mut dyn BufRead) -> Result<Call> {
 fn login(args: &AdminArgs, input: &mut dyn BufRead) -> Result<Login> {
     if let Some(name) = &args.user {
         let password = client::read_line(input, "the --user password")?;
-        return Ok(Login::Password {
-            username: name.clone(),
-            password,
-        });
+        return Ok(Login::Password { username: name.clone(), password });
     }
     let secret = args.secret.clone().context(
         "no API client secret: pass --secret or set SMARTLIC_ADMIN_SECRET \
          (or log in with --user NAME --password-stdin)",
     )?;
-    Ok(Login::ClientCredentials {
-        client_id: args.client_id.clone(),
-        secret,
-    })
+    Ok(Login::ClientCredentials { client_id: args.client_id.clone(), secret })
 }
 
 pub async fn run(args: AdminArgs) -> Result<()> {
@@ -691,13 +585,8 @@ pub async fn run(args: AdminArgs) -> Result<()> {
     let text = view::render(&call.show, &answer, args.json)?;
     // `smartlic admin ... | head` closing the pipe early is not an error.
     let mut stdout = std::io::stdout().lock();
-    match stdout
-        .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush())
-    {
-        Err(e) if e.kind() != ErrorKind::BrokenPipe => {
-            Err(e).context("cannot write to standard output")
-        }
+    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() != ErrorKind::BrokenPipe => Err(e).context("cannot write to standard output"),
         _ => Ok(()),
     }
 }
@@ -731,11 +620,7 @@ mod tests {
         let args = parse("--server https://h:1 --secret s --json va list --account a.com").unwrap();
         assert_eq!(args.server, "https://h:1");
         assert!(args.json);
-        assert!(
-            parse("--secret s va list --account a.com --json")
-                .unwrap()
-                .json
-        );
+        assert!(parse("--secret s va list --account a.com --json").unwrap().json);
         // --user needs the password from stdin, and vice versa.
         assert!(parse("--user bob va list --account a.com").is_err());
         assert!(parse("--password-stdin va list --account a.com").is_err());
@@ -749,24 +634,16 @@ mod tests {
         assert!(parse("user create --account a --name u --role root").is_err());
         assert!(parse("license add --account a --va v --tag t --count 1 --type forever").is_err());
         assert!(parse("token create --account a --va v --max-uses many").is_err());
-        assert!(
-            parse("license list --account a").is_err(),
-            "--va is required"
-        );
+        assert!(parse("license list --account a").is_err(), "--va is required");
     }
 
     #[test]
     fn commands_map_to_the_documented_paths_and_bodies() {
-        let call = planned("license add --account example.com --va Lab --tag t1 --count 10 --type term --end 2027-01-01");
+        let call =
+            planned("license add --account example.com --va Lab --tag t1 --count 10 --type term --end 2027-01-01");
         assert_eq!(call.method, Method::POST);
-        assert_eq!(
-            call.path,
-            "/api/v1/accounts/example.com/virtual-accounts/Lab/licenses"
-        );
-        assert_eq!(
-            call.body,
-            Some(json!({ "tag": "t1", "count": 10, "type": "term", "end": "2027-01-01" }))
-        );
+        assert_eq!(call.path, "/api/v1/accounts/example.com/virtual-accounts/Lab/licenses");
+        assert_eq!(call.body, Some(json!({ "tag": "t1", "count": 10, "type": "term", "end": "2027-01-01" })));
 
         let call = planned("token create --account a.com --va Lab --max-uses 3");
         assert_eq!(call.body, Some(json!({ "max_uses": 3 })));
@@ -774,7 +651,8 @@ mod tests {
         let call = planned("token create --account a.com --va Lab --export-controlled");
         assert_eq!(call.body, Some(json!({ "export_controlled": true })));
 
-        let call = planned("user create --account a.com --name u --role virtual-account-user --va Lab --password-stdin");
+        let call =
+            planned("user create --account a.com --name u --role virtual-account-user --va Lab --password-stdin");
         assert_eq!(
             call.body,
             Some(json!({ "username": "u", "role": "virtual-account-user",
@@ -782,63 +660,25 @@ mod tests {
         );
 
         let call = planned("instance remove --account a.com --id 42");
-        assert_eq!(
-            (call.method, call.path.as_str()),
-            (Method::DELETE, "/api/v1/accounts/a.com/instances/42")
-        );
+        assert_eq!((call.method, call.path.as_str()), (Method::DELETE, "/api/v1/accounts/a.com/instances/42"));
         assert_eq!(
             planned("instance list --account a.com --va Lab").path,
             "/api/v1/accounts/a.com/virtual-accounts/Lab/instances"
         );
-        assert_eq!(
-            planned("event list --limit 5").path,
-            "/api/v1/events?limit=5"
-        );
-        assert_eq!(
-            planned("event list --account a.com").path,
-            "/api/v1/accounts/a.com/events"
-        );
+        assert_eq!(planned("event list --limit 5").path, "/api/v1/events?limit=5");
+        assert_eq!(planned("event list --account a.com").path, "/api/v1/accounts/a.com/events");
         let call = planned("report usage --account a.com --csv");
-        assert_eq!(
-            (call.path.as_str(), call.show),
-            (
-                "/api/v1/accounts/a.com/reports/usage?format=csv",
-                Show::Text
-            )
-        );
-        assert_eq!(
-            planned("clock set 2026-05-01").body,
-            Some(json!({ "time": "2026-05-01" }))
-        );
+        assert_eq!((call.path.as_str(), call.show), ("/api/v1/accounts/a.com/reports/usage?format=csv", Show::Text));
+        assert_eq!(planned("clock set 2026-05-01").body, Some(json!({ "time": "2026-05-01" })));
     }
 
     #[test]
     fn names_with_spaces_are_encoded_and_dot_segments_refused() {
-        let args = Wrap::try_parse_from([
-            "admin",
-            "license",
-            "list",
-            "--account",
-            "a.com",
-            "--va",
-            "Lab East/2",
-        ])
-        .unwrap();
+        let args =
+            Wrap::try_parse_from(["admin", "license", "list", "--account", "a.com", "--va", "Lab East/2"]).unwrap();
         let call = plan(&args.admin.command, &mut std::io::empty()).unwrap();
-        assert_eq!(
-            call.path,
-            "/api/v1/accounts/a.com/virtual-accounts/Lab%20East%2F2/licenses"
-        );
-        let args = Wrap::try_parse_from([
-            "admin",
-            "instance",
-            "remove",
-            "--account",
-            "a.com",
-            "--id",
-            "..",
-        ])
-        .unwrap();
+        assert_eq!(call.path, "/api/v1/accounts/a.com/virtual-accounts/Lab%20East%2F2/licenses");
+        let args = Wrap::try_parse_from(["admin", "instance", "remove", "--account", "a.com", "--id", ".."]).unwrap();
         assert!(plan(&args.admin.command, &mut std::io::empty()).is_err());
     }
 
@@ -846,21 +686,12 @@ mod tests {
     fn login_needs_a_secret_or_a_password_line() {
         let args = parse("--user bob --password-stdin --secret s catalog list").unwrap();
         let chosen = login(&args, &mut "hunter2\r\n".as_bytes()).unwrap();
-        assert_eq!(
-            chosen,
-            Login::Password {
-                username: "bob".into(),
-                password: "hunter2".into()
-            }
-        );
+        assert_eq!(chosen, Login::Password { username: "bob".into(), password: "hunter2".into() });
         assert!(login(&args, &mut std::io::empty()).is_err());
         let args = parse("--secret s catalog list").unwrap();
         assert_eq!(
             login(&args, &mut std::io::empty()).unwrap(),
-            Login::ClientCredentials {
-                client_id: args.client_id.clone(),
-                secret: "s".into()
-            }
+            Login::ClientCredentials { client_id: args.client_id.clone(), secret: "s".into() }
         );
     }
 }

@@ -24,12 +24,7 @@ impl Drop for Manager {
 
 fn smartlic() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_smartlic"));
-    for var in [
-        "SMARTLIC_SERVER",
-        "SMARTLIC_CA",
-        "SMARTLIC_CLIENT_ID",
-        "SMARTLIC_ADMIN_SECRET",
-    ] {
+    for var in ["SMARTLIC_SERVER", "SMARTLIC_CA", "SMARTLIC_CLIENT_ID", "SMARTLIC_ADMIN_SECRET"] {
         command.env_remove(var);
     }
     command
@@ -39,14 +34,7 @@ fn smartlic() -> Command {
 fn start() -> Manager {
     let data = tempfile::tempdir().unwrap();
     let mut child = smartlic()
-        .args([
-            "server",
-            "--listen",
-            "127.0.0.1:0",
-            "--clock",
-            "simulated",
-            "--data",
-        ])
+        .args(["server", "--listen", "127.0.0.1:0", "--clock", "simulated", "--data"])
         .arg(data.path())
         .env("SMARTLIC_ADMIN_SECRET", SECRET)
         .env("SMARTLIC_LOG", "warn")
@@ -55,10 +43,7 @@ fn start() -> Manager {
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let url = loop {
-        let line = lines
-            .next()
-            .expect("the server exited before listening")
-            .unwrap();
+        let line = lines.next().expect("the server exited before listening").unwrap();
         if let Some(url) = line.split("listening on ").nth(1) {
             break url.trim().to_owned();
         }
@@ -66,12 +51,7 @@ fn start() -> Manager {
     // Keep draining: the server dies of a broken pipe if its stdout is closed under it.
     std::thread::spawn(move || lines.for_each(drop));
     let ca = data.path().join("ca.pem");
-    Manager {
-        child,
-        url,
-        ca,
-        _data: data,
-    }
+    Manager { child, url, ca, _data: data }
 }
 
 fn admin(m: &Manager, ca: &Path, args: &[&str]) -> Output {
@@ -103,69 +83,30 @@ fn operator_session() {
     let pool = ["--account", "example.com", "--va", "Lab East"];
     ok(&m, &["account", "create", "--domain", "example.com"]);
     let err = fails(&m, &m.ca, &["account", "create", "--domain", "example.com"]);
-    assert!(
-        err.starts_with("error: ") && err.contains("(CONFLICT, HTTP 409)"),
-        "{err}"
-    );
-    ok(
-        &m,
-        &[
-            "va",
-            "create",
-            "--account",
-            "example.com",
-            "--name",
-            "Lab East",
-        ],
-    );
+    assert!(err.starts_with("error: ") && err.contains("(CONFLICT, HTTP 409)"), "{err}");
+    ok(&m, &["va", "create", "--account", "example.com", "--name", "Lab East"]);
     assert!(ok(&m, &["va", "list", "--account", "example.com"]).contains("\nLab East "));
 
     let tag = "C9500 Network Advantage";
-    ok(
-        &m,
-        &[
-            &["license", "add"][..],
-            &pool,
-            &["--tag", tag, "--count", "12"],
-        ]
-        .concat(),
-    );
+    ok(&m, &[&["license", "add"][..], &pool, &["--tag", tag, "--count", "12"]].concat());
     let licenses = ok(&m, &[&["license", "list"][..], &pool].concat());
-    assert!(
-        licenses.starts_with("example.com / Lab East: In Compliance\nTAG "),
-        "{licenses}"
-    );
+    assert!(licenses.starts_with("example.com / Lab East: In Compliance\nTAG "), "{licenses}");
     assert!(licenses.contains(&format!("\n{tag}  12 ")), "{licenses}");
 
     // Only the token on stdout, so that TOKEN=$(...) works.
-    let token = ok(
-        &m,
-        &[&["token", "create"][..], &pool, &["--max-uses", "2"]].concat(),
-    );
+    let token = ok(&m, &[&["token", "create"][..], &pool, &["--max-uses", "2"]].concat());
     let token = token.strip_suffix('\n').unwrap();
-    assert!(
-        !token.is_empty() && !token.contains(char::is_whitespace),
-        "{token:?}"
-    );
+    assert!(!token.is_empty() && !token.contains(char::is_whitespace), "{token:?}");
     let listed: serde_json::Value =
         serde_json::from_str(&ok(&m, &[&["--json", "token", "list"][..], &pool].concat())).unwrap();
     assert_eq!(listed["tokens"][0]["token"], token);
 
     let clock = ok(&m, &["clock", "set", "2030-01-01"]);
     assert!(clock.contains("2030-01-01T00:00:00Z"), "{clock}");
-    let csv = ok(
-        &m,
-        &["report", "usage", "--account", "example.com", "--csv"],
-    );
-    assert!(
-        csv.lines().nth(1).is_some_and(|row| row.contains(tag)),
-        "{csv}"
-    );
+    let csv = ok(&m, &["report", "usage", "--account", "example.com", "--csv"]);
+    assert!(csv.lines().nth(1).is_some_and(|row| row.contains(tag)), "{csv}");
 
     let missing = m.ca.with_file_name("nowhere.pem");
     let err = fails(&m, &missing, &["account", "list"]);
-    assert!(
-        err.contains("cannot read the CA certificate") && err.contains("--ca"),
-        "{err}"
-    );
+    assert!(err.contains("cannot read the CA certificate") && err.contains("--ca"), "{err}");
 }

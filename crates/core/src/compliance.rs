@@ -139,11 +139,14 @@ mod tests {
         assert_eq!(ess.purchased_with_lending(), "0 (+10)");
         assert_eq!((adv.balance(), ess.balance()), (2, 0));
         assert!(l.in_compliance());
-        assert_eq!(l.substitutions, vec![Substitution {
-            requested: "ACI Essentials".into(),
-            fulfilled_by: "ACI Advantage".into(),
-            quantity: 10
-        }]);
+        assert_eq!(
+            l.substitutions,
+            vec![Substitution {
+                requested: "ACI Essentials".into(),
+                fulfilled_by: "ACI Advantage".into(),
+                quantity: 10
+            }]
+        );
     }
 
     #[test]
@@ -172,11 +175,8 @@ mod tests {
     #[test]
     fn generic_c9500_fulfils_model_specific_and_hcs_order() {
         let c = Catalog::builtin();
-        let l = Ledger::compute(
-            &c,
-            &counts(&[("C9500 Network Advantage", 2)]),
-            &counts(&[("C9500 32C NW Advantage", 2)]),
-        );
+        let l =
+            Ledger::compute(&c, &counts(&[("C9500 Network Advantage", 2)]), &counts(&[("C9500 32C NW Advantage", 2)]));
         assert!(l.in_compliance());
         let l = Ledger::compute(
             &c,
@@ -196,8 +196,15 @@ mod tests {
 
     fn aci() -> impl Strategy<Value = BTreeMap<String, i64>> {
         proptest::collection::btree_map(
-            prop_oneof![Just("ACI Essentials"), Just("ACI Advantage"), Just("ACI Premier"), Just("CUCM Basic"),
-                Just("HCS Cisco UCM Foundation License"), Just("HCS Cisco UCM Standard License"), Just("CUWL")]
+            prop_oneof![
+                Just("ACI Essentials"),
+                Just("ACI Advantage"),
+                Just("ACI Premier"),
+                Just("CUCM Basic"),
+                Just("HCS Cisco UCM Foundation License"),
+                Just("HCS Cisco UCM Standard License"),
+                Just("CUWL")
+            ]
             .prop_map(String::from),
             0i64..1000,
             0..7,

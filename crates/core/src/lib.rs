@@ -13,6 +13,6 @@ pub use catalog::{Catalog, CatalogError};
 pub use compliance::{Ledger, TagBalance};
 pub use license::{LicenseKind, LicenseTerm};
 pub use role::Role;
-pub use token::{TokenFacts, TokenStatus};
 pub use time::{Clock, SimulatedClock, SystemClock, Timestamp};
+pub use token::{TokenFacts, TokenStatus};
 pub use validate::Invalid;

@@ -51,7 +51,8 @@ impl CertificateAuthority {
         params.distinguished_name.push(DnType::CommonName, common_name);
         params.distinguished_name.push(DnType::OrganizationName, "smartlic");
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        params.key_usages =
+            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
         params.not_before = to_time(now_secs - DAY_SECS);
         params.not_after = to_time(now_secs + 20 * 365 * DAY_SECS);
         let key = signer.rcgen_key();
@@ -64,7 +65,8 @@ impl CertificateAuthority {
     pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Self, CertError> {
         let signer = SigningKey::from_pem(key_pem).map_err(|e| CertError::BadAuthority(e.to_string()))?;
         let key = signer.rcgen_key();
-        let params = CertificateParams::from_ca_cert_pem(cert_pem).map_err(|e| CertError::BadAuthority(e.to_string()))?;
+        let params =
+            CertificateParams::from_ca_cert_pem(cert_pem).map_err(|e| CertError::BadAuthority(e.to_string()))?;
         let loaded = public_key_of_certificate(cert_pem).map_err(|e| CertError::BadAuthority(e.to_string()))?;
         if loaded != signer.public_key() {
             return Err(CertError::BadAuthority("the key does not belong to the certificate".into()));
@@ -133,14 +135,17 @@ impl CertificateAuthority {
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         params.use_authority_key_identifier_extension = true;
         let rkey = key.rcgen_key();
-        let cert = params.signed_by(&rkey, &self.issuer, &self.issuer_key).map_err(|e| CertError::Generation(e.to_string()))?;
+        let cert = params
+            .signed_by(&rkey, &self.issuer, &self.issuer_key)
+            .map_err(|e| CertError::Generation(e.to_string()))?;
         Ok((cert.pem(), key.to_pem()))
     }
 }
 
 /// The public key inside a PEM certificate, e.g. the manager's CA held by a device.
 pub fn public_key_of_certificate(pem: &str) -> Result<PublicKey, CertError> {
-    let (_, block) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).map_err(|e| CertError::BadCertificate(e.to_string()))?;
+    let (_, block) =
+        x509_parser::pem::parse_x509_pem(pem.as_bytes()).map_err(|e| CertError::BadCertificate(e.to_string()))?;
     let cert = block.parse_x509().map_err(|e| CertError::BadCertificate(e.to_string()))?;
     let spki = cert.public_key();
     let oid = spki.algorithm.algorithm.to_id_string();
@@ -154,7 +159,8 @@ pub fn public_key_of_certificate(pem: &str) -> Result<PublicKey, CertError> {
 
 /// Validity (not before, not after) of a PEM certificate in Unix seconds, and its serial in hex.
 pub fn certificate_facts(pem: &str) -> Result<(i64, i64, String), CertError> {
-    let (_, block) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).map_err(|e| CertError::BadCertificate(e.to_string()))?;
+    let (_, block) =
+        x509_parser::pem::parse_x509_pem(pem.as_bytes()).map_err(|e| CertError::BadCertificate(e.to_string()))?;
     let cert = block.parse_x509().map_err(|e| CertError::BadCertificate(e.to_string()))?;
     let v = cert.validity();
     Ok((v.not_before.timestamp(), v.not_after.timestamp(), cert.raw_serial_as_string().replace(':', "").to_uppercase()))
@@ -172,7 +178,8 @@ mod tests {
             let device = SigningKey::generate(alg).unwrap();
             let csr = device.certificate_request("C9500-32C:FXS1234").unwrap();
             let now = 1_800_000_000;
-            let issued = reloaded.issue_id_certificate(&csr, "C9500-32C:FXS1234", 42, now, now + 365 * DAY_SECS).unwrap();
+            let issued =
+                reloaded.issue_id_certificate(&csr, "C9500-32C:FXS1234", 42, now, now + 365 * DAY_SECS).unwrap();
             assert_eq!(issued.public_key, device.public_key());
             assert_eq!(public_key_of_certificate(&issued.pem).unwrap(), device.public_key());
             let (nb, na, serial) = certificate_facts(&issued.pem).unwrap();

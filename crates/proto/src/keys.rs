@@ -103,10 +103,8 @@ impl SigningKey {
         let rng = SystemRandom::new();
         let pkcs8 = match algorithm {
             KeyAlgorithm::Ed25519 => Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| KeyError::Generation)?,
-            KeyAlgorithm::EcdsaP256 => {
-                EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_ASN1_SIGNING, &rng)
-                    .map_err(|_| KeyError::Generation)?
-            }
+            KeyAlgorithm::EcdsaP256 => EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_ASN1_SIGNING, &rng)
+                .map_err(|_| KeyError::Generation)?,
         };
         Self::from_pkcs8(pkcs8.as_ref())
     }

@@ -43,9 +43,11 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn load_account(state: &AppState, domain: &str) -> ApiResult<Account> {
-    state.store.account(&domain.to_ascii_lowercase()).await?.ok_or_else(|| {
-        ApiError::not_found(format!("smart account '{domain}' does not exist")).with_field("domain")
-    })
+    state
+        .store
+        .account(&domain.to_ascii_lowercase())
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("smart account '{domain}' does not exist")).with_field("domain"))
 }
 
 async fn load_va(state: &AppState, account: &Account, name: &str) -> ApiResult<VirtualAccount> {
@@ -56,7 +58,13 @@ async fn load_va(state: &AppState, account: &Account, name: &str) -> ApiResult<V
 }
 
 /// Account and pool of a request, with the caller's right to `action` in that pool checked.
-async fn pool_for(state: &AppState, caller: &Caller, domain: &str, va: &str, action: Action) -> ApiResult<(Account, VirtualAccount)> {
+async fn pool_for(
+    state: &AppState,
+    caller: &Caller,
+    domain: &str,
+    va: &str,
+    action: Action,
+) -> ApiResult<(Account, VirtualAccount)> {
     let account = load_account(state, domain).await?;
     let pool = load_va(state, &account, va).await?;
     caller.require(action, &account, Some(&pool))?;
@@ -88,7 +96,11 @@ struct NewAccountBody {
     name: Option<String>,
 }
 
-async fn create_account(State(state): State<AppState>, caller: Caller, Body(b): Body<NewAccountBody>) -> ApiResult<Response> {
+async fn create_account(
+    State(state): State<AppState>,
+    caller: Caller,
+    Body(b): Body<NewAccountBody>,
+) -> ApiResult<Response> {
     caller.require_operator("create smart accounts")?;
     let domain = validate::domain(&b.domain)?;
     let name = validate::text("name", b.name.as_deref().unwrap_or(&domain), validate::MAX_NAME)?;
@@ -96,7 +108,11 @@ async fn create_account(State(state): State<AppState>, caller: Caller, Body(b): 
     Ok(created(AccountView::from(&account)))
 }
 
-async fn show_account(State(state): State<AppState>, caller: Caller, Path(domain): Path<String>) -> ApiResult<Json<AccountView>> {
+async fn show_account(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(domain): Path<String>,
+) -> ApiResult<Json<AccountView>> {
     let account = load_account(&state, &domain).await?;
     caller.require_account_view(&account)?;
     Ok(Json(AccountView::from(&account)))
@@ -132,14 +148,21 @@ async fn create_va(
     let account = load_account(&state, &domain).await?;
     caller.require(Action::ManageVirtualAccounts, &account, None)?;
     let name = validate::text("name", &b.name, validate::MAX_NAME)?;
-    let description = validate::optional_text("description", b.description.as_deref().unwrap_or(""), validate::MAX_DESCRIPTION)?;
-    let va = state.store.create_virtual_account(&account, &name, &description, caller.name(), state.clock.now()).await?;
+    let description =
+        validate::optional_text("description", b.description.as_deref().unwrap_or(""), validate::MAX_DESCRIPTION)?;
+    let va =
+        state.store.create_virtual_account(&account, &name, &description, caller.name(), state.clock.now()).await?;
     Ok(created(VirtualAccountView::from(&va)))
 }
 
 // ---- users and API clients ---------------------------------------------------------------
 
-async fn principals_of(state: &AppState, caller: &Caller, domain: &str, kind: PrincipalKind) -> ApiResult<Vec<PrincipalView>> {
+async fn principals_of(
+    state: &AppState,
+    caller: &Caller,
+    domain: &str,
+    kind: PrincipalKind,
+) -> ApiResult<Vec<PrincipalView>> {
     let account = load_account(state, domain).await?;
     caller.require_account_view(&account)?;
     let vas = state.store.virtual_accounts(account.id).await?;
@@ -154,12 +177,20 @@ async fn principals_of(state: &AppState, caller: &Caller, domain: &str, kind: Pr
         .collect())
 }
 
-async fn list_users(State(state): State<AppState>, caller: Caller, Path(domain): Path<String>) -> ApiResult<Json<Value>> {
+async fn list_users(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(domain): Path<String>,
+) -> ApiResult<Json<Value>> {
     let users = principals_of(&state, &caller, &domain, PrincipalKind::User).await?;
     Ok(Json(json!({ "users": users })))
 }
 
-async fn list_clients(State(state): State<AppState>, caller: Caller, Path(domain): Path<String>) -> ApiResult<Json<Value>> {
+async fn list_clients(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(domain): Path<String>,
+) -> ApiResult<Json<Value>> {
     let clients = principals_of(&state, &caller, &domain, PrincipalKind::ApiClient).await?;
     Ok(Json(json!({ "api_clients": clients })))
 }
@@ -193,22 +224,32 @@ async fn grant(
     }
     let va = match (&b.virtual_account, role.is_virtual_account_scoped()) {
         (Some(name), true) => Some(load_va(state, &account, name).await?),
-        (None, true) => return Err(ApiError::invalid("virtual_account", format!("role {} needs a virtual account", role.as_str()))),
+        (None, true) => {
+            return Err(ApiError::invalid("virtual_account", format!("role {} needs a virtual account", role.as_str())))
+        }
         (Some(_), false) => {
-            return Err(ApiError::invalid("virtual_account", format!("role {} covers the whole smart account", role.as_str())))
+            return Err(ApiError::invalid(
+                "virtual_account",
+                format!("role {} covers the whole smart account", role.as_str()),
+            ))
         }
         (None, false) => None,
     };
     caller.require(Action::ManageAccess, &account, va.as_ref())?;
     if !caller.role().may_grant(role) {
-        return Err(ApiError::forbidden(format!("{} may not grant the role {}", caller.role().as_str(), role.as_str())));
+        return Err(ApiError::forbidden(format!(
+            "{} may not grant the role {}",
+            caller.role().as_str(),
+            role.as_str()
+        )));
     }
     let name = match (kind, b.name) {
         (PrincipalKind::User, Some(n)) => validate::text("username", &n, validate::MAX_NAME)?,
         (PrincipalKind::User, None) => return Err(ApiError::invalid("username", "is required")),
         // Client IDs use URL-safe characters only, so unencoded form bodies still work.
         (PrincipalKind::ApiClient, Some(n)) => {
-            let ok = !n.is_empty() && n.len() <= 64 && n.chars().all(|c| c.is_ascii_alphanumeric() || "-_.~".contains(c));
+            let ok =
+                !n.is_empty() && n.len() <= 64 && n.chars().all(|c| c.is_ascii_alphanumeric() || "-_.~".contains(c));
             if !ok {
                 return Err(ApiError::invalid("name", "a client ID is 1 to 64 letters, digits, '-', '_', '.' or '~'"));
             }
@@ -256,7 +297,8 @@ async fn create_client(
     }
     let secret = random_text(32);
     let (p, account, va) = grant(&state, &caller, &domain, PrincipalKind::ApiClient, b, Some(secret.clone())).await?;
-    let mut view = serde_json::to_value(PrincipalView::new(&p, Some(&account), va.as_ref())).map_err(ApiError::internal)?;
+    let mut view =
+        serde_json::to_value(PrincipalView::new(&p, Some(&account), va.as_ref())).map_err(ApiError::internal)?;
     view["client_id"] = json!(p.name);
     view["client_secret"] = json!(secret);
     Ok(created(view))
@@ -279,7 +321,8 @@ struct NewLicenseBody {
 
 fn parse_date(field: &'static str, text: Option<&str>) -> ApiResult<Option<Timestamp>> {
     text.map(|t| {
-        Timestamp::parse(t).ok_or_else(|| ApiError::invalid(field, format!("'{t}' is not a date (YYYY-MM-DD or RFC 3339)")))
+        Timestamp::parse(t)
+            .ok_or_else(|| ApiError::invalid(field, format!("'{t}' is not a date (YYYY-MM-DD or RFC 3339)")))
     })
     .transpose()
 }
@@ -287,7 +330,10 @@ fn parse_date(field: &'static str, text: Option<&str>) -> ApiResult<Option<Times
 fn known_tag(state: &AppState, tag: &str) -> ApiResult<String> {
     let tag = validate::text("tag", tag, validate::MAX_NAME)?;
     if !state.catalog.contains(&tag) {
-        return Err(ApiError::invalid("tag", format!("'{tag}' is not an entitlement tag of the catalogue (see GET /api/v1/catalog)")));
+        return Err(ApiError::invalid(
+            "tag",
+            format!("'{tag}' is not an entitlement tag of the catalogue (see GET /api/v1/catalog)"),
+        ));
     }
     Ok(tag)
 }
@@ -305,7 +351,8 @@ async fn add_license(
     let kind = LicenseKind::parse(b.kind.as_deref().unwrap_or("perpetual"))?;
     let term = LicenseTerm::new(kind, parse_date("start", b.start.as_deref())?, parse_date("end", b.end.as_deref())?)?;
     let sku = validate::optional_text("sku", b.sku.as_deref().unwrap_or(""), validate::MAX_NAME)?;
-    let subscription_id = b.subscription_id.as_deref().map(|s| validate::text("subscription_id", s, validate::MAX_NAME)).transpose()?;
+    let subscription_id =
+        b.subscription_id.as_deref().map(|s| validate::text("subscription_id", s, validate::MAX_NAME)).transpose()?;
     let new = NewLicense { virtual_account_id: pool.id, tag, sku, quantity, term, subscription_id };
     let now = state.clock.now();
     let record = state.store.add_license(new, caller.name(), now).await?;
@@ -368,7 +415,8 @@ async fn list_tokens(
 ) -> ApiResult<Json<Value>> {
     let (_, pool) = pool_for(&state, &caller, &domain, &va, Action::View).await?;
     let now = state.clock.now();
-    let tokens: Vec<TokenView> = state.store.tokens(pool.id).await?.iter().map(|t| TokenView::new(t, &pool, now)).collect();
+    let tokens: Vec<TokenView> =
+        state.store.tokens(pool.id).await?.iter().map(|t| TokenView::new(t, &pool, now)).collect();
     Ok(Json(json!({ "tokens": tokens })))
 }
 
@@ -396,10 +444,14 @@ async fn create_token(
     Body(b): Body<NewTokenBody>,
 ) -> ApiResult<Response> {
     let (_, pool) = pool_for(&state, &caller, &domain, &va, Action::ManageTokens).await?;
-    let description = validate::optional_text("description", b.description.as_deref().unwrap_or(""), validate::MAX_DESCRIPTION)?;
+    let description =
+        validate::optional_text("description", b.description.as_deref().unwrap_or(""), validate::MAX_DESCRIPTION)?;
     let days = b.expires_days.unwrap_or(token::DEFAULT_EXPIRES_DAYS);
     if !(1..=token::MAX_EXPIRES_DAYS).contains(&days) {
-        return Err(ApiError::invalid("expires_days", format!("must be between 1 and {}, got {days}", token::MAX_EXPIRES_DAYS)));
+        return Err(ApiError::invalid(
+            "expires_days",
+            format!("must be between 1 and {}, got {days}", token::MAX_EXPIRES_DAYS),
+        ));
     }
     let max_uses = b.max_uses.map(|n| validate::count("max_uses", n)).transpose()?;
     let now = state.clock.now();
@@ -431,19 +483,30 @@ async fn revoke_token(
 ) -> ApiResult<Json<TokenView>> {
     let (_, pool) = pool_for(&state, &caller, &domain, &va, Action::ManageTokens).await?;
     let now = state.clock.now();
-    let t = state.store.revoke_token(pool.id, b.token.trim(), caller.name(), now).await.map_err(|e| ApiError::from(e).with_field("token"))?;
+    let t = state
+        .store
+        .revoke_token(pool.id, b.token.trim(), caller.name(), now)
+        .await
+        .map_err(|e| ApiError::from(e).with_field("token"))?;
     Ok(Json(TokenView::new(&t, &pool, now)))
 }
 
 // ---- product instances -------------------------------------------------------------------
 
 /// Renders instances with their usage and compliance, computing each pool's ledger once.
-async fn instance_views(state: &AppState, instances: &[Instance], vas: &[VirtualAccount]) -> ApiResult<Vec<InstanceView>> {
+async fn instance_views(
+    state: &AppState,
+    instances: &[Instance],
+    vas: &[VirtualAccount],
+) -> ApiResult<Vec<InstanceView>> {
     let now = state.clock.now();
     let mut ledgers = std::collections::BTreeMap::new();
     let mut out = Vec::with_capacity(instances.len());
     for i in instances {
-        let va = vas.iter().find(|v| v.id == i.virtual_account_id).ok_or_else(|| ApiError::internal("instance without pool"))?;
+        let va = vas
+            .iter()
+            .find(|v| v.id == i.virtual_account_id)
+            .ok_or_else(|| ApiError::internal("instance without pool"))?;
         if let std::collections::btree_map::Entry::Vacant(slot) = ledgers.entry(va.id) {
             slot.insert(ledger_of(state, va, now).await?);
         }
@@ -465,7 +528,11 @@ async fn list_pool_instances(
 }
 
 /// Instances of an account the caller may see.
-async fn visible_instances(state: &AppState, caller: &Caller, account: &Account) -> ApiResult<(Vec<Instance>, Vec<VirtualAccount>)> {
+async fn visible_instances(
+    state: &AppState,
+    caller: &Caller,
+    account: &Account,
+) -> ApiResult<(Vec<Instance>, Vec<VirtualAccount>)> {
     caller.require_account_view(account)?;
     let vas = state.store.virtual_accounts(account.id).await?;
     let instances = state
@@ -478,7 +545,11 @@ async fn visible_instances(state: &AppState, caller: &Caller, account: &Account)
     Ok((instances, vas))
 }
 
-async fn list_account_instances(State(state): State<AppState>, caller: Caller, Path(domain): Path<String>) -> ApiResult<Json<Value>> {
+async fn list_account_instances(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(domain): Path<String>,
+) -> ApiResult<Json<Value>> {
     let account = load_account(&state, &domain).await?;
     let (instances, vas) = visible_instances(&state, &caller, &account).await?;
     let views = instance_views(&state, &instances, &vas).await?;
@@ -563,7 +634,12 @@ async fn names(state: &AppState) -> ApiResult<Names> {
     Ok(n)
 }
 
-async fn events_json(state: &AppState, caller: &Caller, account: Option<&Account>, limit: Option<i64>) -> ApiResult<Json<Value>> {
+async fn events_json(
+    state: &AppState,
+    caller: &Caller,
+    account: Option<&Account>,
+    limit: Option<i64>,
+) -> ApiResult<Json<Value>> {
     let limit = limit.unwrap_or(100);
     if !(1..=10_000).contains(&limit) {
         return Err(ApiError::invalid("limit", format!("must be between 1 and 10000, got {limit}")));
@@ -599,7 +675,11 @@ async fn all_events(State(state): State<AppState>, caller: Caller, Query(q): Que
     events_json(&state, &caller, None, q.limit).await
 }
 
-async fn list_alerts(State(state): State<AppState>, caller: Caller, Path(domain): Path<String>) -> ApiResult<Json<Value>> {
+async fn list_alerts(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(domain): Path<String>,
+) -> ApiResult<Json<Value>> {
     let account = load_account(&state, &domain).await?;
     caller.require_account_view(&account)?;
     let names = names(&state).await?;
@@ -615,7 +695,12 @@ async fn list_alerts(State(state): State<AppState>, caller: Caller, Path(domain)
 }
 
 /// Answers JSON `{"rows": [...]}`, or CSV with `?format=csv`.
-fn report<T: serde::Serialize>(format: Option<&str>, header: &[&str], rows: Vec<T>, csv_row: impl Fn(&T) -> Vec<String>) -> ApiResult<Response> {
+fn report<T: serde::Serialize>(
+    format: Option<&str>,
+    header: &[&str],
+    rows: Vec<T>,
+    csv_row: impl Fn(&T) -> Vec<String>,
+) -> ApiResult<Response> {
     match format {
         None | Some("json") => Ok(Json(json!({ "rows": rows })).into_response()),
         Some("csv") => {
@@ -652,7 +737,18 @@ async fn usage_report(
             });
         }
     }
-    let header = ["smart_account", "virtual_account", "tag", "display_name", "purchased", "in_use", "lent", "borrowed", "balance", "status"];
+    let header = [
+        "smart_account",
+        "virtual_account",
+        "tag",
+        "display_name",
+        "purchased",
+        "in_use",
+        "lent",
+        "borrowed",
+        "balance",
+        "status",
+    ];
     report(q.format.as_deref(), &header, rows, |r| {
         vec![
             r.smart_account.clone(),
@@ -678,7 +774,18 @@ async fn instances_report(
     let account = load_account(&state, &domain).await?;
     let (instances, vas) = visible_instances(&state, &caller, &account).await?;
     let rows = instance_views(&state, &instances, &vas).await?;
-    let header = ["id", "udi_pid", "udi_serial_number", "hostname", "virtual_account", "registered_at", "last_contact_at", "certificate_expires_at", "usage", "status"];
+    let header = [
+        "id",
+        "udi_pid",
+        "udi_serial_number",
+        "hostname",
+        "virtual_account",
+        "registered_at",
+        "last_contact_at",
+        "certificate_expires_at",
+        "usage",
+        "status",
+    ];
     report(q.format.as_deref(), &header, rows, |r| {
         let usage: Vec<String> = r.usage.iter().map(|u| format!("{}={}", u.tag, u.count)).collect();
         vec![

@@ -69,7 +69,11 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     Some((id.to_string(), secret.to_string()))
 }
 
-pub async fn token(State(state): State<AppState>, headers: HeaderMap, form: Result<Form<TokenRequest>, axum::extract::rejection::FormRejection>) -> Response {
+pub async fn token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form<TokenRequest>, axum::extract::rejection::FormRejection>,
+) -> Response {
     let Ok(Form(req)) = form else {
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "send a form-encoded body with grant_type");
     };
@@ -78,7 +82,13 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, form: Resu
         Some("client_credentials") => match (req.client_id, req.client_secret, basic_credentials(&headers)) {
             (Some(id), Some(secret), _) => (id, secret),
             (_, _, Some(pair)) => pair,
-            _ => return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "client_id and client_secret are required"),
+            _ => {
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "client_id and client_secret are required",
+                )
+            }
         },
         Some("password") => match (req.username, req.password) {
             (Some(u), Some(p)) => (u, p),

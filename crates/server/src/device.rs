@@ -65,14 +65,17 @@ fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
 /// Version, nonce shape and clock tolerance (C-9).
 fn check_envelope(state: &AppState, e: &Envelope, now: Timestamp) -> Result<(), ApiError> {
     if e.version != wire::PROTOCOL_VERSION {
-        let msg = format!("protocol version {} is not supported; this manager speaks {}", e.version, wire::PROTOCOL_VERSION);
+        let msg =
+            format!("protocol version {} is not supported; this manager speaks {}", e.version, wire::PROTOCOL_VERSION);
         return Err(refusal(StatusCode::BAD_REQUEST, code::UNSUPPORTED_VERSION, msg).with_field("version"));
     }
     if !(16..=128).contains(&e.nonce.len()) || !e.nonce.chars().all(|c| c.is_ascii_graphic()) {
         return Err(malformed("the nonce must be 16 to 128 printable characters").with_field("nonce"));
     }
     if (e.timestamp - now.0).abs() > state.policy.clock_tolerance_ms {
-        return Err(refusal(StatusCode::BAD_REQUEST, code::CLOCK_SKEW, text::clock_skew(e.timestamp)).with_field("timestamp"));
+        return Err(
+            refusal(StatusCode::BAD_REQUEST, code::CLOCK_SKEW, text::clock_skew(e.timestamp)).with_field("timestamp")
+        );
     }
     Ok(())
 }
@@ -85,7 +88,8 @@ fn signature_of(headers: &HeaderMap) -> &str {
 async fn consume_nonce(state: &AppState, scope: &str, nonce: &str, now: Timestamp) -> Result<(), ApiError> {
     let keep_until = now.plus_ms(2 * state.policy.clock_tolerance_ms);
     if !state.store.consume_nonce(scope, nonce, keep_until).await? {
-        return Err(refusal(StatusCode::CONFLICT, code::REPLAY, "this request was seen before (replayed nonce)").with_field("nonce"));
+        return Err(refusal(StatusCode::CONFLICT, code::REPLAY, "this request was seen before (replayed nonce)")
+            .with_field("nonce"));
     }
     Ok(())
 }
@@ -109,7 +113,8 @@ async fn authenticate(
     now: Timestamp,
 ) -> Result<Instance, ApiError> {
     let inst = state.store.instance(instance_id).await?.ok_or_else(|| {
-        refusal(StatusCode::NOT_FOUND, code::UNKNOWN_INSTANCE, text::unknown_instance(instance_id)).with_field("instance_id")
+        refusal(StatusCode::NOT_FOUND, code::UNKNOWN_INSTANCE, text::unknown_instance(instance_id))
+            .with_field("instance_id")
     })?;
     let key = instance_key(&inst).ok_or_else(|| ApiError::internal("stored key unreadable"))?;
     if !key.verify_b64(&wire::request_signing_input(path, body), signature_of(headers)) {
@@ -146,7 +151,12 @@ fn new_instance_id() -> String {
 }
 
 /// Issues an ID certificate for the CSR, valid from now for the policy's lifetime.
-fn issue(state: &AppState, csr: &str, common_name: &str, now: Timestamp) -> Result<(String, CertificateFacts, PublicKey), ApiError> {
+fn issue(
+    state: &AppState,
+    csr: &str,
+    common_name: &str,
+    now: Timestamp,
+) -> Result<(String, CertificateFacts, PublicKey), ApiError> {
     let serial = rand::thread_rng().next_u64() >> 1;
     let secs = now.0 / 1000;
     let lifetime = state.policy.id_certificate_days * 86_400;
@@ -202,7 +212,9 @@ async fn do_register(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Resu
         RegisterRefusal::InvalidToken => {
             refusal(StatusCode::BAD_REQUEST, code::INVALID_TOKEN, text::INVALID_TOKEN).with_field("token")
         }
-        RegisterRefusal::AlreadyRegistered => refusal(StatusCode::CONFLICT, code::ALREADY_REGISTERED, text::ALREADY_REGISTERED),
+        RegisterRefusal::AlreadyRegistered => {
+            refusal(StatusCode::CONFLICT, code::ALREADY_REGISTERED, text::ALREADY_REGISTERED)
+        }
         RegisterRefusal::Store(s) => ApiError::from(s),
     })?;
     tracing::info!(udi = %common_name, instance = %done.instance.id, account = %done.account.domain, "device registered");
@@ -318,7 +330,11 @@ async fn deregister(State(state): State<AppState>, headers: HeaderMap, body: Byt
         let inst = authenticate(&state, path, &headers, &body, &req.instance_id, &req.envelope, now).await?;
         let udi = format!("PID:{},SN:{}", inst.udi_pid, inst.udi_sn);
         state.store.remove_instance(&inst.id, "deregistered", &udi, now).await?;
-        Ok::<_, ApiError>(wire::DeregisterResponse { request_nonce: req.envelope.nonce, timestamp: now.0, instance_id: inst.id })
+        Ok::<_, ApiError>(wire::DeregisterResponse {
+            request_nonce: req.envelope.nonce,
+            timestamp: now.0,
+            instance_id: inst.id,
+        })
     }
     .await;
     respond(&state, path, result)

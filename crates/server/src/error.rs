@@ -50,7 +50,11 @@ impl ApiError {
 
     pub fn body(&self) -> ErrorResponse {
         ErrorResponse {
-            error: ErrorDetail { code: self.code.to_string(), message: self.message.clone(), field: self.field.clone() },
+            error: ErrorDetail {
+                code: self.code.to_string(),
+                message: self.message.clone(),
+                field: self.field.clone(),
+            },
         }
     }
 }

@@ -37,7 +37,14 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<()> {
                     account_id: account.id,
                     virtual_account_id: Some(va.id),
                     object: format!("{}/{}/{}", account.domain, va.name, t.tag),
-                    message: format!("{} uses {} of '{}' but holds {} (short by {})", va.name, t.in_use, t.tag, t.purchased + t.borrowed, -t.balance()),
+                    message: format!(
+                        "{} uses {} of '{}' but holds {} (short by {})",
+                        va.name,
+                        t.in_use,
+                        t.tag,
+                        t.purchased + t.borrowed,
+                        -t.balance()
+                    ),
                 });
             }
             for r in state.store.licenses(va.id).await? {
@@ -48,7 +55,13 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<()> {
                         account_id: account.id,
                         virtual_account_id: Some(va.id),
                         object: format!("license/{}", r.id),
-                        message: format!("{} {} license(s) of '{}' in {} expire on {end}", r.quantity, r.term.kind.as_str(), r.tag, va.name),
+                        message: format!(
+                            "{} {} license(s) of '{}' in {} expire on {end}",
+                            r.quantity,
+                            r.term.kind.as_str(),
+                            r.tag,
+                            va.name
+                        ),
                     });
                 }
             }

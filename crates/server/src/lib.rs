@@ -69,7 +69,11 @@ pub fn app(state: AppState) -> axum::Router {
 }
 
 /// Creates or updates the bootstrap operator; returns the secret when it was generated.
-async fn bootstrap_admin(store: &dyn Store, secret: Option<String>, now: smartlic_core::Timestamp) -> anyhow::Result<Option<String>> {
+async fn bootstrap_admin(
+    store: &dyn Store,
+    secret: Option<String>,
+    now: smartlic_core::Timestamp,
+) -> anyhow::Result<Option<String>> {
     let existing = store.principal(ADMIN_CLIENT).await?;
     let (secret, generated) = match (secret, &existing) {
         (Some(s), _) => (s, false),
@@ -98,7 +102,8 @@ async fn bootstrap_admin(store: &dyn Store, secret: Option<String>, now: smartli
 }
 
 pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
-    std::fs::create_dir_all(&config.data_dir).with_context(|| format!("cannot create {}", config.data_dir.display()))?;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
     let simulated = config.simulated_clock.then(|| Arc::new(SimulatedClock::new()));
     let clock: Arc<dyn Clock> = match &simulated {
         Some(s) => s.clone(),
@@ -126,8 +131,18 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
     let tls_config = tls::server_config(&cert_pem, &key_pem)?;
     let generated_admin_secret = bootstrap_admin(store.as_ref(), config.admin_secret.clone(), clock.now()).await?;
     let ca_pem = ca.cert_pem().to_string();
-    let state = AppState(Arc::new(Inner { store, clock, simulated, catalog, ca, policy: Policy::default(), jobs: Default::default() }));
-    let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
+    let state = AppState(Arc::new(Inner {
+        store,
+        clock,
+        simulated,
+        catalog,
+        ca,
+        policy: Policy::default(),
+        jobs: Default::default(),
+    }));
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
     let local_addr = listener.local_addr()?;
     jobs::spawn(state.clone(), config.job_interval);
     let task = tokio::spawn(tls::serve(listener, tls_config, app(state.clone())));

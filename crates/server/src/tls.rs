@@ -29,7 +29,8 @@ pub fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
 pub fn load_or_create_ca(dir: &Path, now_secs: i64) -> anyhow::Result<(CertificateAuthority, bool)> {
     let (cert_path, key_path) = (dir.join(CA_FILE), dir.join(CA_KEY_FILE));
     if cert_path.exists() || key_path.exists() {
-        let cert = std::fs::read_to_string(&cert_path).with_context(|| format!("cannot read {}", cert_path.display()))?;
+        let cert =
+            std::fs::read_to_string(&cert_path).with_context(|| format!("cannot read {}", cert_path.display()))?;
         let key = std::fs::read_to_string(&key_path).with_context(|| format!("cannot read {}", key_path.display()))?;
         let ca = CertificateAuthority::from_pem(&cert, &key).with_context(|| format!("in {}", dir.display()))?;
         return Ok((ca, false));
@@ -54,7 +55,9 @@ pub fn names_for(listen: &SocketAddr) -> Vec<String> {
 }
 
 pub fn server_config(cert_pem: &str, key_pem: &str) -> anyhow::Result<Arc<rustls::ServerConfig>> {
-    let certs = rustls_pemfile::certs(&mut cert_pem.as_bytes()).collect::<Result<Vec<_>, _>>().context("TLS certificate PEM")?;
+    let certs = rustls_pemfile::certs(&mut cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .context("TLS certificate PEM")?;
     if certs.is_empty() {
         anyhow::bail!("no certificate in the TLS certificate file");
     }

@@ -152,7 +152,13 @@ impl PoolLicenses {
         let mut tags = ledger.tags.clone();
         for tag in by_tag.keys() {
             if ledger.get(tag).is_none() {
-                tags.push(smartlic_core::TagBalance { tag: tag.to_string(), purchased: 0, in_use: 0, lent: 0, borrowed: 0 });
+                tags.push(smartlic_core::TagBalance {
+                    tag: tag.to_string(),
+                    purchased: 0,
+                    in_use: 0,
+                    lent: 0,
+                    borrowed: 0,
+                });
             }
         }
         let licenses = tags

@@ -59,7 +59,13 @@ async fn bad_tokens_are_refused_with_the_seed_text() {
     let other = Udi { pid: "C9300".into(), sn: "X2".into() };
     let used_up = h.devices.register(&other, None, &once, false, KeyAlgorithm::Ed25519, h.now_ms()).await;
     assert_eq!(refused_code(used_up).0, wire::code::INVALID_TOKEN);
-    let revoke = h.admin("POST", "/api/v1/accounts/example.com/virtual-accounts/Default/tokens/revoke", Some(json!({"token": token}))).await;
+    let revoke = h
+        .admin(
+            "POST",
+            "/api/v1/accounts/example.com/virtual-accounts/Default/tokens/revoke",
+            Some(json!({"token": token})),
+        )
+        .await;
     assert_eq!(revoke.status, 200);
     let revoked = h.devices.register(&other, None, &token, false, KeyAlgorithm::Ed25519, h.now_ms()).await;
     assert_eq!(refused_code(revoked).0, wire::code::INVALID_TOKEN);
@@ -91,7 +97,8 @@ async fn a_registered_udi_needs_force_and_clock_must_agree() {
     // A device clock a day off is refused with the seed 004 text naming its date.
     let skewed = h.now_ms() - 86_400_000;
     let other = Udi { pid: "C9300".into(), sn: "SKEW".into() };
-    let (code, message) = refused_code(h.devices.register(&other, None, &token, false, KeyAlgorithm::Ed25519, skewed).await);
+    let (code, message) =
+        refused_code(h.devices.register(&other, None, &token, false, KeyAlgorithm::Ed25519, skewed).await);
     assert_eq!(code, wire::code::CLOCK_SKEW);
     assert_eq!(message, text::clock_skew(skewed));
 }
@@ -138,7 +145,10 @@ async fn tampered_replayed_and_malformed_requests_change_nothing() {
     assert_eq!(raw(&h, wire::PATH_AUTHORIZE, body.clone(), sig.clone()).await.0, 200);
     assert_eq!(raw(&h, wire::PATH_AUTHORIZE, body, sig).await, (409, wire::code::REPLAY.into()));
     // Malformed JSON, unknown fields, absurd counts, wrong version.
-    assert_eq!(raw(&h, wire::PATH_AUTHORIZE, b"{not json".to_vec(), String::new()).await, (400, wire::code::MALFORMED.into()));
+    assert_eq!(
+        raw(&h, wire::PATH_AUTHORIZE, b"{not json".to_vec(), String::new()).await,
+        (400, wire::code::MALFORMED.into())
+    );
     let mut bad = req.clone();
     bad.envelope.nonce = "nonce-fedcba9876543210".into();
     bad.usage = usage(&[("ACI Advantage", -1)]);
@@ -171,7 +181,8 @@ async fn id_renewal_moves_to_the_new_key_and_deregistration_frees_usage() {
     h.devices.deregister(&dev, h.now_ms()).await.unwrap();
     assert_eq!(h.licenses("example.com", "Default").await["licenses"][0]["in_use"], 0);
     let events = h.admin("GET", "/api/v1/accounts/example.com/events", None).await;
-    let kinds: Vec<&str> = events.body["events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> =
+        events.body["events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
     for k in ["instance.registered", "instance.id-renewed", "instance.deregistered", "token.created"] {
         assert!(kinds.contains(&k), "{k} not in {kinds:?}");
     }
@@ -185,13 +196,12 @@ async fn silence_releases_usage_and_expiry_removes_instances() {
     h.devices.authorize(&dev, &usage(&[("ACI Advantage", 3)]), h.now_ms()).await.unwrap();
     h.set_clock(&smartlic_core::Timestamp(h.now_ms()).plus_days(31).to_rfc3339()).await;
     let listed = h.admin("GET", "/api/v1/accounts/example.com/alerts", None).await;
-    let kinds: Vec<String> = listed.body["alerts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["kind"].as_str().unwrap().to_string())
-        .collect();
-    assert!(kinds.contains(&"pool-out-of-compliance".to_string()) && kinds.contains(&"instance-silent".to_string()), "{kinds:?}");
+    let kinds: Vec<String> =
+        listed.body["alerts"].as_array().unwrap().iter().map(|a| a["kind"].as_str().unwrap().to_string()).collect();
+    assert!(
+        kinds.contains(&"pool-out-of-compliance".to_string()) && kinds.contains(&"instance-silent".to_string()),
+        "{kinds:?}"
+    );
     assert_eq!(h.licenses("example.com", "Default").await["licenses"][0]["in_use"], 3);
     h.set_clock(&smartlic_core::Timestamp(h.now_ms()).plus_days(60).to_rfc3339()).await;
     let l = h.licenses("example.com", "Default").await;
@@ -209,7 +219,10 @@ async fn term_licenses_expire_on_the_clock() {
     let token = h.account_with("example.com", &[]).await;
     let now = smartlic_core::Timestamp(h.now_ms());
     let body = json!({"tag": "ACI Advantage", "count": 2, "type": "term", "start": now.plus_days(-1).to_rfc3339(), "end": now.plus_days(10).to_rfc3339(), "subscription_id": "Sub-1"});
-    assert_eq!(h.admin("POST", "/api/v1/accounts/example.com/virtual-accounts/Default/licenses", Some(body)).await.status, 201);
+    assert_eq!(
+        h.admin("POST", "/api/v1/accounts/example.com/virtual-accounts/Default/licenses", Some(body)).await.status,
+        201
+    );
     let dev = h.register("TERM", &token).await;
     let a = h.devices.authorize(&dev, &usage(&[("ACI Advantage", 2)]), h.now_ms()).await.unwrap();
     assert_eq!(a.status, AuthorizationStatus::Authorized);

@@ -24,24 +24,96 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
         ("GET", "/api/v1/accounts/example.com/virtual-accounts/Nope/licenses".into(), None, 404, "NOT_FOUND"),
         ("POST", format!("{POOL}/licenses"), Some(json!({"tag": "No Such Tag", "count": 1})), 400, "INVALID_INPUT"),
         ("POST", format!("{POOL}/licenses"), Some(json!({"tag": "ACI Advantage", "count": -3})), 400, "INVALID_INPUT"),
-        ("POST", format!("{POOL}/licenses"), Some(json!({"tag": "ACI Advantage", "count": 1_000_000_000})), 400, "INVALID_INPUT"),
-        ("POST", format!("{POOL}/licenses"), Some(json!({"tag": "ACI Advantage", "count": 1, "type": "term"})), 400, "INVALID_INPUT"),
-        ("POST", format!("{POOL}/licenses"), Some(json!({"tag": "ACI Advantage", "count": 1, "type": "term", "end": "2026-02-30"})), 400, "INVALID_INPUT"),
-        ("POST", format!("{POOL}/licenses"), Some(json!({"tag": "ACI Advantage", "count": "many"})), 422, "MALFORMED_JSON"),
-        ("POST", format!("{POOL}/licenses"), Some(json!({"tag": "ACI Advantage", "count": 1, "bogus": 1})), 422, "MALFORMED_JSON"),
+        (
+            "POST",
+            format!("{POOL}/licenses"),
+            Some(json!({"tag": "ACI Advantage", "count": 1_000_000_000})),
+            400,
+            "INVALID_INPUT",
+        ),
+        (
+            "POST",
+            format!("{POOL}/licenses"),
+            Some(json!({"tag": "ACI Advantage", "count": 1, "type": "term"})),
+            400,
+            "INVALID_INPUT",
+        ),
+        (
+            "POST",
+            format!("{POOL}/licenses"),
+            Some(json!({"tag": "ACI Advantage", "count": 1, "type": "term", "end": "2026-02-30"})),
+            400,
+            "INVALID_INPUT",
+        ),
+        (
+            "POST",
+            format!("{POOL}/licenses"),
+            Some(json!({"tag": "ACI Advantage", "count": "many"})),
+            422,
+            "MALFORMED_JSON",
+        ),
+        (
+            "POST",
+            format!("{POOL}/licenses"),
+            Some(json!({"tag": "ACI Advantage", "count": 1, "bogus": 1})),
+            422,
+            "MALFORMED_JSON",
+        ),
         ("POST", "/api/v1/accounts".into(), Some(json!({"domain": "not a domain"})), 400, "INVALID_INPUT"),
         ("POST", "/api/v1/accounts".into(), Some(json!({"domain": "example.com"})), 409, "CONFLICT"),
-        ("POST", "/api/v1/accounts/example.com/virtual-accounts".into(), Some(json!({"name": long})), 400, "INVALID_INPUT"),
-        ("POST", "/api/v1/accounts/example.com/virtual-accounts".into(), Some(json!({"name": "Default"})), 409, "CONFLICT"),
-        ("POST", format!("{POOL}/licenses/transfer"), Some(json!({"tag": "ACI Advantage", "count": 6, "to": "Default"})), 400, "INVALID_INPUT"),
-        ("POST", format!("{POOL}/licenses/transfer"), Some(json!({"tag": "ACI Advantage", "count": 1, "to": "Nowhere"})), 404, "NOT_FOUND"),
+        (
+            "POST",
+            "/api/v1/accounts/example.com/virtual-accounts".into(),
+            Some(json!({"name": long})),
+            400,
+            "INVALID_INPUT",
+        ),
+        (
+            "POST",
+            "/api/v1/accounts/example.com/virtual-accounts".into(),
+            Some(json!({"name": "Default"})),
+            409,
+            "CONFLICT",
+        ),
+        (
+            "POST",
+            format!("{POOL}/licenses/transfer"),
+            Some(json!({"tag": "ACI Advantage", "count": 6, "to": "Default"})),
+            400,
+            "INVALID_INPUT",
+        ),
+        (
+            "POST",
+            format!("{POOL}/licenses/transfer"),
+            Some(json!({"tag": "ACI Advantage", "count": 1, "to": "Nowhere"})),
+            404,
+            "NOT_FOUND",
+        ),
         ("POST", format!("{POOL}/tokens"), Some(json!({"expires_days": 0})), 400, "INVALID_INPUT"),
         ("POST", format!("{POOL}/tokens"), Some(json!({"expires_days": 9999})), 400, "INVALID_INPUT"),
         ("POST", format!("{POOL}/tokens"), Some(json!({"max_uses": -1})), 400, "INVALID_INPUT"),
         ("POST", format!("{POOL}/tokens/revoke"), Some(json!({"token": "unknown"})), 404, "NOT_FOUND"),
-        ("POST", "/api/v1/accounts/example.com/users".into(), Some(json!({"username": "u", "role": "king"})), 400, "INVALID_INPUT"),
-        ("POST", "/api/v1/accounts/example.com/users".into(), Some(json!({"username": "u", "role": "virtual-account-user"})), 400, "INVALID_INPUT"),
-        ("POST", "/api/v1/accounts/example.com/api-clients".into(), Some(json!({"name": "bad name!", "role": "smart-account-user"})), 400, "INVALID_INPUT"),
+        (
+            "POST",
+            "/api/v1/accounts/example.com/users".into(),
+            Some(json!({"username": "u", "role": "king"})),
+            400,
+            "INVALID_INPUT",
+        ),
+        (
+            "POST",
+            "/api/v1/accounts/example.com/users".into(),
+            Some(json!({"username": "u", "role": "virtual-account-user"})),
+            400,
+            "INVALID_INPUT",
+        ),
+        (
+            "POST",
+            "/api/v1/accounts/example.com/api-clients".into(),
+            Some(json!({"name": "bad name!", "role": "smart-account-user"})),
+            400,
+            "INVALID_INPUT",
+        ),
         ("GET", "/api/v1/accounts/example.com/events?limit=0".into(), None, 400, "INVALID_INPUT"),
         ("GET", "/api/v1/accounts/example.com/reports/usage?format=xml".into(), None, 400, "INVALID_INPUT"),
         ("POST", "/api/v1/clock".into(), Some(json!({"time": "yesterday"})), 400, "INVALID_INPUT"),
@@ -53,8 +125,15 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
         assert!(!a.body["error"]["message"].as_str().unwrap().is_empty());
     }
     // Raw malformed JSON.
-    let r = h.http.post(format!("{}{POOL}/licenses", h.base)).bearer_auth(h.admin_token.lock().unwrap().clone())
-        .header("content-type", "application/json").body("{\"tag\":").send().await.unwrap();
+    let r = h
+        .http
+        .post(format!("{}{POOL}/licenses", h.base))
+        .bearer_auth(h.admin_token.lock().unwrap().clone())
+        .header("content-type", "application/json")
+        .body("{\"tag\":")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 400);
     assert_eq!(h.licenses("example.com", "Default").await, before);
     assert_eq!(event_count(&h).await, before_events);
@@ -74,7 +153,13 @@ async fn bearer_tokens_and_client_credentials_are_checked() {
     assert_eq!(r.status().as_u16(), 400);
     assert_eq!(r.json::<Value>().await.unwrap()["error"], "unsupported_grant_type");
     // An API client gets its secret once; the listing never shows it.
-    let c = h.admin("POST", "/api/v1/accounts/example.com/api-clients", Some(json!({"name": "ci-bot", "role": "smart-account-user"}))).await;
+    let c = h
+        .admin(
+            "POST",
+            "/api/v1/accounts/example.com/api-clients",
+            Some(json!({"name": "ci-bot", "role": "smart-account-user"})),
+        )
+        .await;
     assert_eq!(c.status, 201);
     assert_eq!(c.body["client_id"], "ci-bot");
     let secret = c.body["client_secret"].as_str().unwrap().to_string();
@@ -95,7 +180,10 @@ async fn roles_act_only_within_their_rights() {
     let h = Harness::new().await;
     h.account_with("example.com", &[("ACI Advantage", 10)]).await;
     h.account_with("other.org", &[]).await;
-    assert_eq!(h.admin("POST", "/api/v1/accounts/example.com/virtual-accounts", Some(json!({"name": "Lab"}))).await.status, 201);
+    assert_eq!(
+        h.admin("POST", "/api/v1/accounts/example.com/virtual-accounts", Some(json!({"name": "Lab"}))).await.status,
+        201
+    );
     let client = |name: &str, role: &str, va: Option<&str>| {
         let mut body = json!({"name": name, "role": role});
         if let Some(v) = va {
@@ -120,7 +208,9 @@ async fn roles_act_only_within_their_rights() {
     for who in ["sa-admin", "sa-user", "va-admin", "va-user"] {
         let a = h.call(&as_(who), "POST", "/api/v1/accounts", Some(json!({"domain": "x.com"}))).await;
         assert_eq!((a.status, a.code()), (403, "FORBIDDEN"), "{who}");
-        let a = h.call(&as_(who), "POST", &format!("{lab}/licenses"), Some(json!({"tag": "ACI Advantage", "count": 1}))).await;
+        let a = h
+            .call(&as_(who), "POST", &format!("{lab}/licenses"), Some(json!({"tag": "ACI Advantage", "count": 1})))
+            .await;
         assert_eq!(a.status, 403, "{who}");
         let a = h.call(&as_(who), "GET", "/api/v1/accounts/other.org/virtual-accounts", None).await;
         assert_eq!(a.status, 403, "{who} sees another account");
@@ -128,19 +218,91 @@ async fn roles_act_only_within_their_rights() {
         assert_eq!(a.status, 403, "{who} sets the clock");
     }
     // Smart-account roles span pools; users do not manage access.
-    assert_eq!(h.call(&as_("sa-user"), "POST", &format!("{POOL}/licenses/transfer"), Some(json!({"tag": "ACI Advantage", "count": 2, "to": "Lab"}))).await.status, 200);
-    assert_eq!(h.call(&as_("sa-user"), "POST", "/api/v1/accounts/example.com/users", Some(json!({"username": "eve", "role": "smart-account-admin"}))).await.status, 403);
-    assert_eq!(h.call(&as_("sa-admin"), "POST", "/api/v1/accounts/example.com/users", Some(json!({"username": "bob", "role": "smart-account-user", "password": "correct horse battery"}))).await.status, 201);
+    assert_eq!(
+        h.call(
+            &as_("sa-user"),
+            "POST",
+            &format!("{POOL}/licenses/transfer"),
+            Some(json!({"tag": "ACI Advantage", "count": 2, "to": "Lab"}))
+        )
+        .await
+        .status,
+        200
+    );
+    assert_eq!(
+        h.call(
+            &as_("sa-user"),
+            "POST",
+            "/api/v1/accounts/example.com/users",
+            Some(json!({"username": "eve", "role": "smart-account-admin"}))
+        )
+        .await
+        .status,
+        403
+    );
+    assert_eq!(
+        h.call(
+            &as_("sa-admin"),
+            "POST",
+            "/api/v1/accounts/example.com/users",
+            Some(json!({"username": "bob", "role": "smart-account-user", "password": "correct horse battery"}))
+        )
+        .await
+        .status,
+        201
+    );
     // Virtual-account roles see and act in their pool only.
     let vas = h.call(&as_("va-user"), "GET", "/api/v1/accounts/example.com/virtual-accounts", None).await;
-    let names: Vec<&str> = vas.body["virtual_accounts"].as_array().unwrap().iter().map(|v| v["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> =
+        vas.body["virtual_accounts"].as_array().unwrap().iter().map(|v| v["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["Lab"]);
     assert_eq!(h.call(&as_("va-user"), "GET", &format!("{POOL}/licenses"), None).await.status, 403);
     assert_eq!(h.call(&as_("va-user"), "POST", &format!("{lab}/tokens"), Some(json!({}))).await.status, 201);
-    assert_eq!(h.call(&as_("va-user"), "POST", &format!("{lab}/licenses/transfer"), Some(json!({"tag": "ACI Advantage", "count": 1, "to": "Default"}))).await.status, 403);
-    assert_eq!(h.call(&as_("va-admin"), "POST", &format!("{lab}/licenses/transfer"), Some(json!({"tag": "ACI Advantage", "count": 1, "to": "Default"}))).await.status, 403, "target pool outside its scope");
-    assert_eq!(h.call(&as_("va-admin"), "POST", "/api/v1/accounts/example.com/users", Some(json!({"username": "carol", "role": "virtual-account-user", "virtual_account": "Lab"}))).await.status, 201);
-    assert_eq!(h.call(&as_("va-admin"), "POST", "/api/v1/accounts/example.com/users", Some(json!({"username": "dan", "role": "smart-account-user"}))).await.status, 403);
+    assert_eq!(
+        h.call(
+            &as_("va-user"),
+            "POST",
+            &format!("{lab}/licenses/transfer"),
+            Some(json!({"tag": "ACI Advantage", "count": 1, "to": "Default"}))
+        )
+        .await
+        .status,
+        403
+    );
+    assert_eq!(
+        h.call(
+            &as_("va-admin"),
+            "POST",
+            &format!("{lab}/licenses/transfer"),
+            Some(json!({"tag": "ACI Advantage", "count": 1, "to": "Default"}))
+        )
+        .await
+        .status,
+        403,
+        "target pool outside its scope"
+    );
+    assert_eq!(
+        h.call(
+            &as_("va-admin"),
+            "POST",
+            "/api/v1/accounts/example.com/users",
+            Some(json!({"username": "carol", "role": "virtual-account-user", "virtual_account": "Lab"}))
+        )
+        .await
+        .status,
+        201
+    );
+    assert_eq!(
+        h.call(
+            &as_("va-admin"),
+            "POST",
+            "/api/v1/accounts/example.com/users",
+            Some(json!({"username": "dan", "role": "smart-account-user"}))
+        )
+        .await
+        .status,
+        403
+    );
     // A user with a password logs in with the password grant.
     let form = [("grant_type", "password"), ("username", "bob"), ("password", "correct horse battery")];
     let r = h.http.post(format!("{}/oauth/token", h.base)).form(&form).send().await.unwrap();
@@ -158,8 +320,13 @@ async fn reports_come_as_json_and_csv() {
     h.devices.authorize(&dev, &usage(&[("ACI Essentials", 10)]), h.now_ms()).await.unwrap();
     let json = h.admin("GET", "/api/v1/accounts/example.com/reports/usage", None).await;
     assert_eq!(json.body["rows"].as_array().unwrap().len(), 2);
-    let r = h.http.get(format!("{}/api/v1/accounts/example.com/reports/usage?format=csv", h.base))
-        .bearer_auth(h.admin_token.lock().unwrap().clone()).send().await.unwrap();
+    let r = h
+        .http
+        .get(format!("{}/api/v1/accounts/example.com/reports/usage?format=csv", h.base))
+        .bearer_auth(h.admin_token.lock().unwrap().clone())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.headers()["content-type"], "text/csv; charset=utf-8");
     let csv = r.text().await.unwrap();
     assert!(csv.starts_with("smart_account,virtual_account,tag,"), "{csv}");

@@ -80,11 +80,20 @@ pub trait Store: Send + Sync {
     // Registration tokens (C-7).
     async fn create_token(&self, new: NewToken, actor: &str, now: Timestamp) -> Result<RegistrationToken>;
     async fn tokens(&self, virtual_account_id: i64) -> Result<Vec<RegistrationToken>>;
-    async fn revoke_token(&self, virtual_account_id: i64, token: &str, actor: &str, now: Timestamp)
-        -> Result<RegistrationToken>;
+    async fn revoke_token(
+        &self,
+        virtual_account_id: i64,
+        token: &str,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<RegistrationToken>;
 
     // Product instances (C-8, C-12, C-13).
-    async fn register_instance(&self, r: NewInstance, now: Timestamp) -> std::result::Result<Registered, RegisterRefusal>;
+    async fn register_instance(
+        &self,
+        r: NewInstance,
+        now: Timestamp,
+    ) -> std::result::Result<Registered, RegisterRefusal>;
     async fn instance(&self, id: &str) -> Result<Option<Instance>>;
     async fn instances(&self, filter: InstanceFilter) -> Result<Vec<Instance>>;
     async fn instance_usage(&self, id: &str) -> Result<BTreeMap<String, i64>>;
@@ -97,7 +106,13 @@ pub trait Store: Send + Sync {
         hostname: Option<&str>,
         now: Timestamp,
     ) -> Result<(Instance, PoolCounts)>;
-    async fn move_instance(&self, id: &str, to_virtual_account_id: i64, actor: &str, now: Timestamp) -> Result<Instance>;
+    async fn move_instance(
+        &self,
+        id: &str,
+        to_virtual_account_id: i64,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<Instance>;
     /// Removes an instance and gives its usage back; `kind` names the event (removed, deregistered, expired).
     async fn remove_instance(&self, id: &str, kind: &str, actor: &str, now: Timestamp) -> Result<Instance>;
     /// Gives back the usage of instances silent since before `cutoff` (C-12); returns their ids.

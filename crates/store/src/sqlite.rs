@@ -219,7 +219,12 @@ async fn account_of_pool(tx: &mut Tx<'_>, virtual_account_id: i64) -> Result<i64
 }
 
 /// Adds `sign` × the usage of an instance to its pool's counters.
-async fn shift_pool_usage(tx: &mut Tx<'_>, virtual_account_id: i64, usage: &BTreeMap<String, i64>, sign: i64) -> Result<()> {
+async fn shift_pool_usage(
+    tx: &mut Tx<'_>,
+    virtual_account_id: i64,
+    usage: &BTreeMap<String, i64>,
+    sign: i64,
+) -> Result<()> {
     for (tag, count) in usage {
         if *count == 0 {
             continue;
@@ -291,13 +296,15 @@ async fn delete_instance(tx: &mut Tx<'_>, found: &Instance) -> Result<()> {
 impl Store for SqliteStore {
     async fn create_account(&self, domain: &str, name: &str, actor: &str, now: Timestamp) -> Result<Account> {
         let mut tx = self.begin().await?;
-        let id: i64 = sqlx::query_scalar("INSERT INTO smart_accounts (domain, name, created_at) VALUES ($1, $2, $3) RETURNING id")
-            .bind(domain)
-            .bind(name)
-            .bind(now.0)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|e| unique_or(e, || format!("smart account {domain} exists already")))?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO smart_accounts (domain, name, created_at) VALUES ($1, $2, $3) RETURNING id",
+        )
+        .bind(domain)
+        .bind(name)
+        .bind(now.0)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| unique_or(e, || format!("smart account {domain} exists already")))?;
         let va: i64 = sqlx::query_scalar(
             "INSERT INTO virtual_accounts (account_id, name, description, is_default, created_at) VALUES ($1, $2, $3, TRUE, $4) RETURNING id",
         )
@@ -315,7 +322,11 @@ impl Store for SqliteStore {
     }
 
     async fn account(&self, domain: &str) -> Result<Option<Account>> {
-        Ok(sqlx::query(&format!("{ACCOUNT} WHERE domain = $1")).bind(domain).fetch_optional(&self.pool).await?.map(account))
+        Ok(sqlx::query(&format!("{ACCOUNT} WHERE domain = $1"))
+            .bind(domain)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(account))
     }
 
     async fn account_by_id(&self, id: i64) -> Result<Option<Account>> {
@@ -323,7 +334,12 @@ impl Store for SqliteStore {
     }
 
     async fn accounts(&self) -> Result<Vec<Account>> {
-        Ok(sqlx::query(&format!("{ACCOUNT} ORDER BY domain")).fetch_all(&self.pool).await?.into_iter().map(account).collect())
+        Ok(sqlx::query(&format!("{ACCOUNT} ORDER BY domain"))
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(account)
+            .collect())
     }
 
     async fn create_virtual_account(
@@ -345,7 +361,8 @@ impl Store for SqliteStore {
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| unique_or(e, || format!("virtual account '{name}' exists already in {}", acct.domain)))?;
-        log(&mut tx, now, actor, "virtual-account.created", Some(acct.id), Some(id), name, description.to_string()).await?;
+        log(&mut tx, now, actor, "virtual-account.created", Some(acct.id), Some(id), name, description.to_string())
+            .await?;
         tx.commit().await?;
         Ok(VirtualAccount {
             id,
@@ -367,7 +384,11 @@ impl Store for SqliteStore {
     }
 
     async fn virtual_account_by_id(&self, id: i64) -> Result<Option<VirtualAccount>> {
-        Ok(sqlx::query(&format!("{VIRTUAL_ACCOUNT} WHERE id = $1")).bind(id).fetch_optional(&self.pool).await?.map(virtual_account))
+        Ok(sqlx::query(&format!("{VIRTUAL_ACCOUNT} WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(virtual_account))
     }
 
     async fn virtual_accounts(&self, account_id: i64) -> Result<Vec<VirtualAccount>> {
@@ -381,7 +402,12 @@ impl Store for SqliteStore {
     }
 
     async fn all_virtual_accounts(&self) -> Result<Vec<VirtualAccount>> {
-        Ok(sqlx::query(&format!("{VIRTUAL_ACCOUNT} ORDER BY id")).fetch_all(&self.pool).await?.into_iter().map(virtual_account).collect())
+        Ok(sqlx::query(&format!("{VIRTUAL_ACCOUNT} ORDER BY id"))
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(virtual_account)
+            .collect())
     }
 
     async fn create_principal(&self, new: NewPrincipal, actor: &str, now: Timestamp) -> Result<Principal> {
@@ -401,7 +427,8 @@ impl Store for SqliteStore {
         .await
         .map_err(|e| unique_or(e, || format!("a user or API client named '{}' exists already", new.name)))?;
         let kind = format!("{}.created", new.kind.as_str());
-        log(&mut tx, now, actor, &kind, new.account_id, new.virtual_account_id, &new.name, new.role.as_str().into()).await?;
+        log(&mut tx, now, actor, &kind, new.account_id, new.virtual_account_id, &new.name, new.role.as_str().into())
+            .await?;
         tx.commit().await?;
         Ok(Principal {
             id,
@@ -416,19 +443,33 @@ impl Store for SqliteStore {
     }
 
     async fn principal(&self, name: &str) -> Result<Option<Principal>> {
-        sqlx::query(&format!("{PRINCIPAL} WHERE name = $1")).bind(name).fetch_optional(&self.pool).await?.map(principal).transpose()
+        sqlx::query(&format!("{PRINCIPAL} WHERE name = $1"))
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(principal)
+            .transpose()
     }
 
     async fn principals(&self, account_id: Option<i64>) -> Result<Vec<Principal>> {
         let rows = match account_id {
-            Some(a) => sqlx::query(&format!("{PRINCIPAL} WHERE account_id = $1 ORDER BY name")).bind(a).fetch_all(&self.pool).await?,
+            Some(a) => {
+                sqlx::query(&format!("{PRINCIPAL} WHERE account_id = $1 ORDER BY name"))
+                    .bind(a)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
             None => sqlx::query(&format!("{PRINCIPAL} ORDER BY name")).fetch_all(&self.pool).await?,
         };
         rows.into_iter().map(principal).collect()
     }
 
     async fn set_principal_secret(&self, id: i64, secret_hash: &str) -> Result<()> {
-        sqlx::query("UPDATE principals SET secret_hash = $1 WHERE id = $2").bind(secret_hash).bind(id).execute(&self.pool).await?;
+        sqlx::query("UPDATE principals SET secret_hash = $1 WHERE id = $2")
+            .bind(secret_hash)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -468,7 +509,8 @@ impl Store for SqliteStore {
         .fetch_one(&mut *tx)
         .await?;
         let detail = format!("{} {} license(s), SKU {}", new.quantity, new.term.kind.as_str(), new.sku);
-        log(&mut tx, now, actor, "license.added", Some(account_id), Some(new.virtual_account_id), &new.tag, detail).await?;
+        log(&mut tx, now, actor, "license.added", Some(account_id), Some(new.virtual_account_id), &new.tag, detail)
+            .await?;
         tx.commit().await?;
         Ok(LicenseRecord {
             id,
@@ -529,7 +571,11 @@ impl Store for SqliteStore {
                     .execute(&mut *tx)
                     .await?;
             } else {
-                sqlx::query("UPDATE licenses SET quantity = quantity - $1 WHERE id = $2").bind(take).bind(r.id).execute(&mut *tx).await?;
+                sqlx::query("UPDATE licenses SET quantity = quantity - $1 WHERE id = $2")
+                    .bind(take)
+                    .bind(r.id)
+                    .execute(&mut *tx)
+                    .await?;
                 sqlx::query(
                     "INSERT INTO licenses (virtual_account_id, tag, sku, quantity, kind, start_at, end_at, subscription_id, created_at)
                      SELECT $1, tag, sku, $2, kind, start_at, end_at, subscription_id, created_at FROM licenses WHERE id = $3",
@@ -542,8 +588,17 @@ impl Store for SqliteStore {
             }
         }
         let detail = format!("{} moved to virtual account {}", t.quantity, t.to_virtual_account_id);
-        log(&mut tx, now, actor, "license.transferred", Some(account_id), Some(t.from_virtual_account_id), &t.tag, detail)
-            .await?;
+        log(
+            &mut tx,
+            now,
+            actor,
+            "license.transferred",
+            Some(account_id),
+            Some(t.from_virtual_account_id),
+            &t.tag,
+            detail,
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -578,8 +633,17 @@ impl Store for SqliteStore {
             d => format!("expires {}: {d}", new.expires_at),
         };
         let short: String = new.token.chars().take(12).collect();
-        log(&mut tx, now, actor, "token.created", Some(account_id), Some(new.virtual_account_id), &format!("{short}…"), detail)
-            .await?;
+        log(
+            &mut tx,
+            now,
+            actor,
+            "token.created",
+            Some(account_id),
+            Some(new.virtual_account_id),
+            &format!("{short}…"),
+            detail,
+        )
+        .await?;
         tx.commit().await?;
         Ok(RegistrationToken {
             id,
@@ -606,7 +670,13 @@ impl Store for SqliteStore {
             .collect())
     }
 
-    async fn revoke_token(&self, virtual_account_id: i64, text: &str, actor: &str, now: Timestamp) -> Result<RegistrationToken> {
+    async fn revoke_token(
+        &self,
+        virtual_account_id: i64,
+        text: &str,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<RegistrationToken> {
         let mut tx = self.begin().await?;
         let found = sqlx::query(&format!("{TOKEN} WHERE virtual_account_id = $1 AND token = $2"))
             .bind(virtual_account_id)
@@ -618,16 +688,33 @@ impl Store for SqliteStore {
         if found.revoked_at.is_some() {
             return Err(StoreError::Conflict("the token is revoked already".into()));
         }
-        sqlx::query("UPDATE registration_tokens SET revoked_at = $1 WHERE id = $2").bind(now.0).bind(found.id).execute(&mut *tx).await?;
+        sqlx::query("UPDATE registration_tokens SET revoked_at = $1 WHERE id = $2")
+            .bind(now.0)
+            .bind(found.id)
+            .execute(&mut *tx)
+            .await?;
         let account_id = account_of_pool(&mut tx, virtual_account_id).await?;
         let short: String = found.token.chars().take(12).collect();
-        log(&mut tx, now, actor, "token.revoked", Some(account_id), Some(virtual_account_id), &format!("{short}…"), String::new())
-            .await?;
+        log(
+            &mut tx,
+            now,
+            actor,
+            "token.revoked",
+            Some(account_id),
+            Some(virtual_account_id),
+            &format!("{short}…"),
+            String::new(),
+        )
+        .await?;
         tx.commit().await?;
         Ok(RegistrationToken { revoked_at: Some(now), ..found })
     }
 
-    async fn register_instance(&self, r: NewInstance, now: Timestamp) -> std::result::Result<Registered, RegisterRefusal> {
+    async fn register_instance(
+        &self,
+        r: NewInstance,
+        now: Timestamp,
+    ) -> std::result::Result<Registered, RegisterRefusal> {
         let mut tx = self.begin().await?;
         let tok = sqlx::query(&format!("{TOKEN} WHERE token_hash = $1"))
             .bind(&r.token_hash)
@@ -747,7 +834,8 @@ impl Store for SqliteStore {
         let account_id = account_of_pool(&mut tx, found.virtual_account_id).await?;
         let udi = format!("PID:{},SN:{}", found.udi_pid, found.udi_sn);
         let detail = format!("ID certificate {} valid until {}", cert.serial, cert.expires_at);
-        log(&mut tx, now, &udi, "instance.id-renewed", Some(account_id), Some(found.virtual_account_id), &udi, detail).await?;
+        log(&mut tx, now, &udi, "instance.id-renewed", Some(account_id), Some(found.virtual_account_id), &udi, detail)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -762,7 +850,8 @@ impl Store for SqliteStore {
         let mut tx = self.begin().await?;
         let mut found = fetch_instance(&mut tx, id).await?;
         let old = usage_of(&mut tx, id).await?;
-        let wanted: BTreeMap<String, i64> = usage.iter().filter(|(_, c)| **c > 0).map(|(t, c)| (t.clone(), *c)).collect();
+        let wanted: BTreeMap<String, i64> =
+            usage.iter().filter(|(_, c)| **c > 0).map(|(t, c)| (t.clone(), *c)).collect();
         // Only the difference touches the pool counters; a released instance comes back whole.
         let mut delta: BTreeMap<String, i64> = BTreeMap::new();
         if found.usage_released {
@@ -810,7 +899,11 @@ impl Store for SqliteStore {
             shift_pool_usage(&mut tx, found.virtual_account_id, &usage, -1).await?;
             shift_pool_usage(&mut tx, to, &usage, 1).await?;
         }
-        sqlx::query("UPDATE instances SET virtual_account_id = $1 WHERE id = $2").bind(to).bind(id).execute(&mut *tx).await?;
+        sqlx::query("UPDATE instances SET virtual_account_id = $1 WHERE id = $2")
+            .bind(to)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         let account_id = account_of_pool(&mut tx, to).await?;
         let udi = format!("PID:{},SN:{}", found.udi_pid, found.udi_sn);
         let detail = format!("moved from virtual account {} to {to}", found.virtual_account_id);
@@ -825,46 +918,72 @@ impl Store for SqliteStore {
         delete_instance(&mut tx, &found).await?;
         let account_id = account_of_pool(&mut tx, found.virtual_account_id).await?;
         let udi = format!("PID:{},SN:{}", found.udi_pid, found.udi_sn);
-        log(&mut tx, now, actor, &format!("instance.{kind}"), Some(account_id), Some(found.virtual_account_id), &udi, format!("instance {id}"))
-            .await?;
+        log(
+            &mut tx,
+            now,
+            actor,
+            &format!("instance.{kind}"),
+            Some(account_id),
+            Some(found.virtual_account_id),
+            &udi,
+            format!("instance {id}"),
+        )
+        .await?;
         tx.commit().await?;
         Ok(found)
     }
 
     async fn release_silent_usage(&self, cutoff: Timestamp, now: Timestamp) -> Result<Vec<String>> {
         let mut tx = self.begin().await?;
-        let silent: Vec<Instance> = sqlx::query(&format!("{INSTANCE} WHERE last_contact_at < $1 AND usage_released = FALSE"))
-            .bind(cutoff.0)
-            .fetch_all(&mut *tx)
-            .await?
-            .into_iter()
-            .map(instance)
-            .collect();
+        let silent: Vec<Instance> =
+            sqlx::query(&format!("{INSTANCE} WHERE last_contact_at < $1 AND usage_released = FALSE"))
+                .bind(cutoff.0)
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .map(instance)
+                .collect();
         for inst in &silent {
             let usage = usage_of(&mut tx, &inst.id).await?;
             shift_pool_usage(&mut tx, inst.virtual_account_id, &usage, -1).await?;
-            sqlx::query("UPDATE instances SET usage_released = TRUE WHERE id = $1").bind(&inst.id).execute(&mut *tx).await?;
+            sqlx::query("UPDATE instances SET usage_released = TRUE WHERE id = $1")
+                .bind(&inst.id)
+                .execute(&mut *tx)
+                .await?;
             let account_id = account_of_pool(&mut tx, inst.virtual_account_id).await?;
             let udi = format!("PID:{},SN:{}", inst.udi_pid, inst.udi_sn);
             let detail = format!("not heard from since {}; usage released to the pool", inst.last_contact_at);
-            log(&mut tx, now, "system", "instance.usage-released", Some(account_id), Some(inst.virtual_account_id), &udi, detail)
-                .await?;
+            log(
+                &mut tx,
+                now,
+                "system",
+                "instance.usage-released",
+                Some(account_id),
+                Some(inst.virtual_account_id),
+                &udi,
+                detail,
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(silent.into_iter().map(|i| i.id).collect())
     }
 
     async fn expired_instances(&self, now: Timestamp) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar("SELECT id FROM instances WHERE cert_expires_at <= $1").bind(now.0).fetch_all(&self.pool).await?)
+        Ok(sqlx::query_scalar("SELECT id FROM instances WHERE cert_expires_at <= $1")
+            .bind(now.0)
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     async fn consume_nonce(&self, scope: &str, nonce: &str, expires_at: Timestamp) -> Result<bool> {
-        let done = sqlx::query("INSERT INTO nonces (scope, nonce, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-            .bind(scope)
-            .bind(nonce)
-            .bind(expires_at.0)
-            .execute(&self.pool)
-            .await?;
+        let done =
+            sqlx::query("INSERT INTO nonces (scope, nonce, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+                .bind(scope)
+                .bind(nonce)
+                .bind(expires_at.0)
+                .execute(&self.pool)
+                .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -883,12 +1002,16 @@ impl Store for SqliteStore {
 
     async fn events(&self, account_id: Option<i64>, limit: i64) -> Result<Vec<Event>> {
         let rows = match account_id {
-            Some(a) => sqlx::query(&format!("{EVENT} WHERE account_id = $1 ORDER BY id DESC LIMIT $2"))
-                .bind(a)
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?,
-            None => sqlx::query(&format!("{EVENT} ORDER BY id DESC LIMIT $1")).bind(limit).fetch_all(&self.pool).await?,
+            Some(a) => {
+                sqlx::query(&format!("{EVENT} WHERE account_id = $1 ORDER BY id DESC LIMIT $2"))
+                    .bind(a)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query(&format!("{EVENT} ORDER BY id DESC LIMIT $1")).bind(limit).fetch_all(&self.pool).await?
+            }
         };
         Ok(rows.into_iter().map(event).collect())
     }
@@ -900,8 +1023,17 @@ impl Store for SqliteStore {
             if !current.iter().any(|a| a.kind == old.kind && a.object == old.object) {
                 sqlx::query("DELETE FROM alerts WHERE id = $1").bind(old.id).execute(&mut *tx).await?;
                 let detail = format!("cleared: {}", old.message);
-                log(&mut tx, now, "system", "alert.cleared", Some(old.account_id), old.virtual_account_id, &old.object, detail)
-                    .await?;
+                log(
+                    &mut tx,
+                    now,
+                    "system",
+                    "alert.cleared",
+                    Some(old.account_id),
+                    old.virtual_account_id,
+                    &old.object,
+                    detail,
+                )
+                .await?;
             }
         }
         for a in &current {
@@ -921,8 +1053,17 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?;
             if !known {
-                log(&mut tx, now, "system", "alert.raised", Some(a.account_id), a.virtual_account_id, &a.object, a.message.clone())
-                    .await?;
+                log(
+                    &mut tx,
+                    now,
+                    "system",
+                    "alert.raised",
+                    Some(a.account_id),
+                    a.virtual_account_id,
+                    &a.object,
+                    a.message.clone(),
+                )
+                .await?;
             }
         }
         tx.commit().await?;

@@ -133,7 +133,8 @@ async fn pool_counts_follow_usage_changes_moves_removals_and_silence() {
     assert_eq!(in_use(f.store.pool_counts(other.id, later).await.unwrap()), 0);
     let (_, counts) = f.store.report_usage("a", &usage(&[("ACI Essentials", 1)]), None, later).await.unwrap();
     assert_eq!(in_use(counts), 1);
-    let kinds: Vec<String> = f.store.events(Some(f.account.id), 100).await.unwrap().into_iter().map(|e| e.kind).collect();
+    let kinds: Vec<String> =
+        f.store.events(Some(f.account.id), 100).await.unwrap().into_iter().map(|e| e.kind).collect();
     for k in ["instance.registered", "instance.removed", "instance.moved", "instance.usage-released"] {
         assert!(kinds.iter().any(|x| x == k), "{k} missing from {kinds:?}");
     }
@@ -153,11 +154,20 @@ async fn term_licenses_stop_counting_and_transfers_split_records() {
     };
     let term = LicenseTerm::new(LicenseKind::Term, Some(T0), Some(T0.plus_days(10))).unwrap();
     f.store.add_license(add(5, term), "op", T0).await.unwrap();
-    f.store.add_license(add(10, LicenseTerm::new(LicenseKind::Perpetual, None, None).unwrap()), "op", T0).await.unwrap();
+    f.store
+        .add_license(add(10, LicenseTerm::new(LicenseKind::Perpetual, None, None).unwrap()), "op", T0)
+        .await
+        .unwrap();
     let purchased = |c: PoolCounts| c.purchased.get("ACI Advantage").copied().unwrap_or(0);
     assert_eq!(purchased(f.store.pool_counts(f.pool.id, T0).await.unwrap()), 15);
     assert_eq!(purchased(f.store.pool_counts(f.pool.id, T0.plus_days(10)).await.unwrap()), 10);
-    let too_many = Transfer { from_virtual_account_id: f.pool.id, to_virtual_account_id: lab.id, tag: "ACI Advantage".into(), quantity: 16, kind: None };
+    let too_many = Transfer {
+        from_virtual_account_id: f.pool.id,
+        to_virtual_account_id: lab.id,
+        tag: "ACI Advantage".into(),
+        quantity: 16,
+        kind: None,
+    };
     assert!(matches!(f.store.transfer_licenses(too_many.clone(), "op", T0).await, Err(StoreError::Conflict(_))));
     assert_eq!(purchased(f.store.pool_counts(f.pool.id, T0).await.unwrap()), 15);
     f.store.transfer_licenses(Transfer { quantity: 12, ..too_many }, "op", T0).await.unwrap();

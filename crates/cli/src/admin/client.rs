@@ -25,52 +25,35 @@ pub struct Api {
 
 impl Api {
     pub async fn login(server: &str, ca: &Path, login: &Login) -> Result<Api> {
-        let url = reqwest::Url::parse(server)
-            .map_err(|e| anyhow!("--server {server} is not a URL: {e}"))?;
+        let url = reqwest::Url::parse(server).map_err(|e| anyhow!("--server {server} is not a URL: {e}"))?;
         if url.scheme() != "https" {
             bail!("--server {server} must be an https:// URL (the manager only speaks HTTPS)");
         }
-        let pem = std::fs::read_to_string(ca).map_err(|e| {
-            anyhow!(
-                "cannot read the CA certificate {}: {e}; pass --ca",
-                ca.display()
-            )
-        })?;
-        let http = smartlic_agent::tls::https_client(&pem).map_err(|e| {
-            anyhow!(
-                "the CA certificate {} is not usable: {e}; pass --ca",
-                ca.display()
-            )
-        })?;
+        let pem = std::fs::read_to_string(ca)
+            .map_err(|e| anyhow!("cannot read the CA certificate {}: {e}; pass --ca", ca.display()))?;
+        let http = smartlic_agent::tls::https_client(&pem)
+            .map_err(|e| anyhow!("the CA certificate {} is not usable: {e}; pass --ca", ca.display()))?;
         let base = server.trim_end_matches('/').to_owned();
         let form: [(&str, &str); 3] = match login {
-            Login::ClientCredentials { client_id, secret } => [
-                ("grant_type", "client_credentials"),
-                ("client_id", client_id),
-                ("client_secret", secret),
-            ],
-            Login::Password { username, password } => [
-                ("grant_type", "password"),
-                ("username", username),
-                ("password", password),
-            ],
+            Login::ClientCredentials { client_id, secret } => {
+                [("grant_type", "client_credentials"), ("client_id", client_id), ("client_secret", secret)]
+            }
+            Login::Password { username, password } => {
+                [("grant_type", "password"), ("username", username), ("password", password)]
+            }
         };
         let request = http.post(format!("{base}/oauth/token")).form(&form);
-        let answer: Value = serde_json::from_str(&answer(&base, request).await?)
-            .context("the token endpoint did not answer JSON")?;
-        let bearer = answer["access_token"]
-            .as_str()
-            .context("the token endpoint answered without an access_token")?
-            .to_owned();
+        let answer: Value =
+            serde_json::from_str(&answer(&base, request).await?).context("the token endpoint did not answer JSON")?;
+        let bearer =
+            answer["access_token"].as_str().context("the token endpoint answered without an access_token")?.to_owned();
         Ok(Api { http, base, bearer })
     }
 
     /// Sends the call and returns the body of a successful answer.
     pub async fn send(&self, call: &Call) -> Result<String> {
-        let mut request = self
-            .http
-            .request(call.method.clone(), format!("{}{}", self.base, call.path))
-            .bearer_auth(&self.bearer);
+        let mut request =
+            self.http.request(call.method.clone(), format!("{}{}", self.base, call.path)).bearer_auth(&self.bearer);
         if let Some(body) = &call.body {
             request = request.json(body);
         }
@@ -99,11 +82,7 @@ fn server_error(status: StatusCode, body: &str) -> anyhow::Error {
     };
     match (code, message) {
         (Some(code), message) => {
-            anyhow!(
-                "{} ({code}, HTTP {})",
-                message.unwrap_or(code),
-                status.as_u16()
-            )
+            anyhow!("{} ({code}, HTTP {})", message.unwrap_or(code), status.as_u16())
         }
         (None, _) => {
             let text: String = body.trim().chars().take(200).collect();
@@ -125,9 +104,7 @@ pub fn segment(text: &str) -> Result<String> {
     Ok(text
         .bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                char::from(b).to_string()
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => char::from(b).to_string(),
             _ => format!("%{b:02X}"),
         })
         .collect())
@@ -136,9 +113,7 @@ pub fn segment(text: &str) -> Result<String> {
 /// Reads one secret line from standard input (`--password-stdin`), without its line ending.
 pub fn read_line(input: &mut dyn BufRead, what: &str) -> Result<String> {
     let mut line = String::new();
-    input
-        .read_line(&mut line)
-        .with_context(|| format!("cannot read {what} from standard input"))?;
+    input.read_line(&mut line).with_context(|| format!("cannot read {what} from standard input"))?;
     let line = line.trim_end_matches(['\n', '\r']);
     if line.is_empty() {
         bail!("no {what} on standard input (one line expected)");
@@ -164,12 +139,8 @@ mod tests {
 
     #[test]
     fn errors_read_like_the_contract() {
-        let body =
-            r#"{"error":{"code":"CONFLICT","message":"not enough licenses","field":"count"}}"#;
-        assert_eq!(
-            server_error(StatusCode::CONFLICT, body).to_string(),
-            "not enough licenses (CONFLICT, HTTP 409)"
-        );
+        let body = r#"{"error":{"code":"CONFLICT","message":"not enough licenses","field":"count"}}"#;
+        assert_eq!(server_error(StatusCode::CONFLICT, body).to_string(), "not enough licenses (CONFLICT, HTTP 409)");
         let oauth = r#"{"error":"invalid_client","error_description":"wrong client credentials"}"#;
         assert_eq!(
             server_error(StatusCode::UNAUTHORIZED, oauth).to_string(),

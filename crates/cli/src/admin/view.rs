@@ -28,11 +28,7 @@ const TAG_LINES: &[Col] = &[
     ("BALANCE", "balance"),
     ("STATUS", "status"),
 ];
-const SUBSTITUTIONS: &[Col] = &[
-    ("REQUESTED", "requested"),
-    ("FULFILLED BY", "fulfilled_by"),
-    ("QUANTITY", "quantity"),
-];
+const SUBSTITUTIONS: &[Col] = &[("REQUESTED", "requested"), ("FULFILLED BY", "fulfilled_by"), ("QUANTITY", "quantity")];
 
 /// The text to print for an answer body.
 pub fn render(show: &Show, body: &str, json: bool) -> Result<String> {
@@ -49,12 +45,8 @@ pub fn render(show: &Show, body: &str, json: bool) -> Result<String> {
         Show::Record => record(&v),
         Show::Field(key) => format!("{}\n", v[key].as_str().with_context(|| missing(key))?),
         Show::Licenses => {
-            let mut out = format!(
-                "{} / {}: {}\n",
-                cell(&v["smart_account"]),
-                cell(&v["virtual_account"]),
-                cell(&v["status"])
-            );
+            let mut out =
+                format!("{} / {}: {}\n", cell(&v["smart_account"]), cell(&v["virtual_account"]), cell(&v["status"]));
             out += &table(list(&v, "licenses")?, TAG_LINES);
             let subs = list(&v, "substitutions").unwrap_or_default();
             if !subs.is_empty() {
@@ -71,37 +63,19 @@ fn missing(key: &str) -> String {
 }
 
 fn list<'a>(v: &'a Value, key: &str) -> Result<&'a [Value]> {
-    v[key]
-        .as_array()
-        .map(Vec::as_slice)
-        .with_context(|| missing(key))
+    v[key].as_array().map(Vec::as_slice).with_context(|| missing(key))
 }
 
 /// Columns padded to their widest cell, two spaces apart, no trailing blanks.
 pub fn table(rows: &[Value], cols: &[Col]) -> String {
     let header = cols.iter().map(|(h, _)| h.to_string()).collect();
-    let lines: Vec<Vec<String>> = std::iter::once(header)
-        .chain(
-            rows.iter()
-                .map(|r| cols.iter().map(|(_, k)| cell(&r[k])).collect()),
-        )
-        .collect();
-    let widths: Vec<usize> = (0..cols.len())
-        .map(|i| {
-            lines
-                .iter()
-                .map(|l| l[i].chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
+    let lines: Vec<Vec<String>> =
+        std::iter::once(header).chain(rows.iter().map(|r| cols.iter().map(|(_, k)| cell(&r[k])).collect())).collect();
+    let widths: Vec<usize> =
+        (0..cols.len()).map(|i| lines.iter().map(|l| l[i].chars().count()).max().unwrap_or(0)).collect();
     let mut out = String::new();
     for line in &lines {
-        let padded: Vec<String> = line
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:w$}"))
-            .collect();
+        let padded: Vec<String> = line.iter().zip(&widths).map(|(c, w)| format!("{c:w$}")).collect();
         out += padded.join("  ").trim_end();
         out.push('\n');
     }
@@ -114,10 +88,7 @@ pub fn record(v: &Value) -> String {
         return format!("{}\n", cell(v));
     };
     let width = fields.keys().map(|k| k.chars().count()).max().unwrap_or(0) + 1;
-    fields
-        .iter()
-        .map(|(k, v)| format!("{:width$} {}\n", format!("{k}:"), cell(v)))
-        .collect()
+    fields.iter().map(|(k, v)| format!("{:width$} {}\n", format!("{k}:"), cell(v))).collect()
 }
 
 /// One value as table text: `-` for absent or empty, yes/no, lists comma-separated, usage
@@ -152,11 +123,7 @@ mod tests {
             json!({ "name": "Default", "is_default": true, "description": "" }),
             json!({ "name": "Lab East", "is_default": false, "description": "bench\x1b[31m" }),
         ];
-        let cols: &[Col] = &[
-            ("NAME", "name"),
-            ("DEFAULT", "is_default"),
-            ("DESCRIPTION", "description"),
-        ];
+        let cols: &[Col] = &[("NAME", "name"), ("DEFAULT", "is_default"), ("DESCRIPTION", "description")];
         assert_eq!(
             table(&rows, cols),
             "NAME      DEFAULT  DESCRIPTION\n\
@@ -168,10 +135,7 @@ mod tests {
 
     #[test]
     fn cells() {
-        assert_eq!(
-            cell(&json!([{ "tag": "dna", "count": 2 }, { "tag": "net", "count": 1 }])),
-            "dna=2, net=1"
-        );
+        assert_eq!(cell(&json!([{ "tag": "dna", "count": 2 }, { "tag": "net", "count": 1 }])), "dna=2, net=1");
         assert_eq!(cell(&json!([])), "-");
         assert_eq!(cell(&json!(["a", "b"])), "a, b");
         assert_eq!(cell(&json!({ "x": 1 })), r#"{"x":1}"#);
@@ -206,18 +170,9 @@ mod tests {
     #[test]
     fn records_fields_and_text() {
         let answer = r#"{"max_uses":null,"token":"abc","uses":0}"#;
-        assert_eq!(
-            render(&Show::Field("token"), answer, false).unwrap(),
-            "abc\n"
-        );
-        assert_eq!(
-            render(&Show::Record, answer, false).unwrap(),
-            "max_uses: -\ntoken:    abc\nuses:     0\n"
-        );
-        assert_eq!(
-            render(&Show::Text, "a,b\n1,2\n", true).unwrap(),
-            "a,b\n1,2\n"
-        );
+        assert_eq!(render(&Show::Field("token"), answer, false).unwrap(), "abc\n");
+        assert_eq!(render(&Show::Record, answer, false).unwrap(), "max_uses: -\ntoken:    abc\nuses:     0\n");
+        assert_eq!(render(&Show::Text, "a,b\n1,2\n", true).unwrap(), "a,b\n1,2\n");
         assert!(render(&Show::Table("rows", &[]), "{}", false).is_err());
         assert!(render(&Show::Record, "<html>", false).is_err());
     }

@@ -1,0 +1,401 @@
+//! Signed exchanges with the manager over the device protocol (`smartlic_proto::wire`).
+//!
+//! Every request is signed by a device key and every answer, errors included, must carry the
+//! manager's signature: a device acts on nothing it cannot prove came from the manager whose
+//! CA certificate it trusts.
+
+use crate::identity::DeviceIdentity;
+use crate::tls;
+use rand::distributions::{Alphanumeric, DistString};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use smartlic_proto::wire::{
+    self, AuthorizeRequest, AuthorizeResponse, DeregisterRequest, DeregisterResponse, Envelope, ErrorResponse,
+    RegisterRequest, RegisterResponse, RenewIdRequest, RenewIdResponse, Udi, Usage,
+};
+use smartlic_proto::{cert, KeyAlgorithm, PublicKey, SigningKey};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot set up the manager client: {0}")]
+    Setup(String),
+    #[error("cannot prepare the request: {0}")]
+    Local(String),
+    #[error("cannot reach the manager: {0}")]
+    Transport(String),
+    /// The manager answered with a (signed) protocol error.
+    #[error("{message} ({code})")]
+    Refused { status: u16, code: String, message: String, field: Option<String> },
+    #[error("{}", wire::text::BAD_SIGNATURE)]
+    BadSignature,
+    #[error("malformed answer from the manager: {0}")]
+    Malformed(String),
+}
+
+/// A success answer, which echoes the nonce of the request it answers.
+pub trait Answer: DeserializeOwned {
+    fn request_nonce(&self) -> &str;
+}
+
+macro_rules! answers {
+    ($($t:ty),*) => {$(
+        impl Answer for $t {
+            fn request_nonce(&self) -> &str {
+                &self.request_nonce
+            }
+        }
+    )*};
+}
+answers!(RegisterResponse, RenewIdResponse, AuthorizeResponse, DeregisterResponse);
+
+/// A fresh request nonce: 24 alphanumeric characters (~143 bits), so never reused in practice.
+pub fn new_nonce() -> String {
+    Alphanumeric.sample_string(&mut rand::thread_rng(), 24)
+}
+
+/// The JSON body of a request and the base64 signature of it by `key`, as sent to `path`.
+pub fn request_bytes<Req: Serialize>(
+    path: &str,
+    key: &SigningKey,
+    req: &Req,
+) -> Result<(Vec<u8>, String), ClientError> {
+    let body = serde_json::to_vec(req).map_err(|e| ClientError::Local(e.to_string()))?;
+    let signature =
+        key.sign_b64(&wire::request_signing_input(path, &body)).map_err(|e| ClientError::Local(e.to_string()))?;
+    Ok((body, signature))
+}
+
+/// Checks and decodes the manager's answer at `path`: the signature first (an unsigned answer
+/// is worth nothing, not even its error text), then the status, then that a success answer
+/// echoes `nonce`.
+pub fn read_answer<Resp: Answer>(
+    manager: &PublicKey,
+    path: &str,
+    status: u16,
+    signature: Option<&str>,
+    body: &[u8],
+    nonce: &str,
+) -> Result<Resp, ClientError> {
+    if !signature.is_some_and(|s| manager.verify_b64(&wire::response_signing_input(path, body), s)) {
+        return Err(ClientError::BadSignature);
+    }
+    if !(200..300).contains(&status) {
+        return Err(match serde_json::from_slice::<ErrorResponse>(body) {
+            Ok(ErrorResponse { error }) => {
+                ClientError::Refused { status, code: error.code, message: error.message, field: error.field }
+            }
+            Err(e) => ClientError::Malformed(format!("HTTP status {status} without a valid error body: {e}")),
+        });
+    }
+    let answer: Resp = serde_json::from_slice(body).map_err(|e| ClientError::Malformed(e.to_string()))?;
+    if answer.request_nonce() != nonce {
+        return Err(ClientError::Malformed("the answer is for another request (its nonce differs)".into()));
+    }
+    Ok(answer)
+}
+
+/// A connection to one manager, trusting one CA. Cheap to clone; clones share connections.
+#[derive(Clone)]
+pub struct ManagerClient {
+    http: reqwest::Client,
+    base: String,
+    manager_key: PublicKey,
+}
+
+impl ManagerClient {
+    /// `base_url` like `https://127.0.0.1:8443`; `ca_pem` is the manager's CA certificate,
+    /// which both authenticates its TLS listener and verifies its answers.
+    pub fn new(base_url: &str, ca_pem: &str) -> Result<Self, ClientError> {
+        let url = reqwest::Url::parse(base_url)
+            .map_err(|e| ClientError::Setup(format!("bad manager URL {base_url}: {e}")))?;
+        if url.scheme() != "https" {
+            return Err(ClientError::Setup(format!("the manager URL must be https: {base_url}")));
+        }
+        let manager_key = cert::public_key_of_certificate(ca_pem).map_err(|e| ClientError::Setup(e.to_string()))?;
+        let http = tls::https_client(ca_pem).map_err(|e| ClientError::Setup(e.to_string()))?;
+        Ok(ManagerClient { http, base: base_url.trim_end_matches('/').to_string(), manager_key })
+    }
+
+    /// The underlying HTTPS client, for other calls to the same manager (REST API, health).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// The absolute URL of `path` (which starts with `/`) on this manager.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Registers with a new key of `algorithm`; returns the key the certificate was issued for.
+    pub async fn register(
+        &self,
+        udi: &Udi,
+        hostname: Option<&str>,
+        token: &str,
+        force: bool,
+        algorithm: KeyAlgorithm,
+        now_ms: i64,
+    ) -> Result<(SigningKey, RegisterResponse), ClientError> {
+        let key = SigningKey::generate(algorithm).map_err(|e| ClientError::Local(e.to_string()))?;
+        let answer = self.register_with_key(&key, udi, hostname, token, force, now_ms).await?;
+        Ok((key, answer))
+    }
+
+    /// Registers with a key made beforehand (the load generator makes its keys ahead of time).
+    pub async fn register_with_key(
+        &self,
+        key: &SigningKey,
+        udi: &Udi,
+        hostname: Option<&str>,
+        token: &str,
+        force: bool,
+        now_ms: i64,
+    ) -> Result<RegisterResponse, ClientError> {
+        let csr = certificate_request(key, udi)?;
+        let answer: RegisterResponse = self
+            .exchange(wire::PATH_REGISTER, key, now_ms, |envelope| RegisterRequest {
+                envelope,
+                token: token.to_string(),
+                udi: udi.clone(),
+                hostname: hostname.map(str::to_string),
+                force,
+                csr,
+            })
+            .await?;
+        check_certified(key, &answer.certificate)?;
+        Ok(answer)
+    }
+
+    /// Renews the ID certificate, moving to a new key of the same algorithm (the request is
+    /// signed by the current key); returns the new key.
+    pub async fn renew_id(
+        &self,
+        identity: &DeviceIdentity,
+        now_ms: i64,
+    ) -> Result<(SigningKey, RenewIdResponse), ClientError> {
+        let current = identity.signing_key();
+        let next = SigningKey::generate(current.algorithm()).map_err(|e| ClientError::Local(e.to_string()))?;
+        let csr = certificate_request(&next, &identity.udi)?;
+        let answer: RenewIdResponse = self
+            .exchange(wire::PATH_RENEW_ID, current, now_ms, |envelope| RenewIdRequest {
+                envelope,
+                instance_id: identity.instance_id.clone(),
+                csr,
+            })
+            .await?;
+        check_certified(&next, &answer.certificate)?;
+        Ok((next, answer))
+    }
+
+    /// Reports the full usage list and learns whether it is authorized.
+    pub async fn authorize(
+        &self,
+        identity: &DeviceIdentity,
+        usage: &[Usage],
+        now_ms: i64,
+    ) -> Result<AuthorizeResponse, ClientError> {
+        self.exchange(wire::PATH_AUTHORIZE, identity.signing_key(), now_ms, |envelope| AuthorizeRequest {
+            envelope,
+            instance_id: identity.instance_id.clone(),
+            hostname: identity.hostname.clone(),
+            usage: usage.to_vec(),
+        })
+        .await
+    }
+
+    pub async fn deregister(&self, identity: &DeviceIdentity, now_ms: i64) -> Result<DeregisterResponse, ClientError> {
+        self.exchange(wire::PATH_DEREGISTER, identity.signing_key(), now_ms, |envelope| DeregisterRequest {
+            envelope,
+            instance_id: identity.instance_id.clone(),
+        })
+        .await
+    }
+
+    /// One signed round trip: `build` makes the request around a fresh envelope.
+    async fn exchange<Req: Serialize, Resp: Answer>(
+        &self,
+        path: &'static str,
+        key: &SigningKey,
+        now_ms: i64,
+        build: impl FnOnce(Envelope) -> Req,
+    ) -> Result<Resp, ClientError> {
+        let nonce = new_nonce();
+        let envelope = Envelope { version: wire::PROTOCOL_VERSION, timestamp: now_ms, nonce: nonce.clone() };
+        let (body, signature) = request_bytes(path, key, &build(envelope))?;
+        let response = self
+            .http
+            .post(self.url(path))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(wire::SIGNATURE_HEADER, signature)
+            .body(body)
+            .send()
+            .await
+            .map_err(transport)?;
+        let status = response.status().as_u16();
+        let signature =
+            response.headers().get(wire::SIGNATURE_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let body = response.bytes().await.map_err(transport)?;
+        read_answer(&self.manager_key, path, status, signature.as_deref(), &body, &nonce)
+    }
+}
+
+/// The CSR names the device by its UDI; the manager decides the certificate's final subject.
+fn certificate_request(key: &SigningKey, udi: &Udi) -> Result<String, ClientError> {
+    key.certificate_request(&format!("{}:{}", udi.pid, udi.sn)).map_err(|e| ClientError::Local(e.to_string()))
+}
+
+/// A certificate for some other key would leave the device unable to prove who it is.
+fn check_certified(key: &SigningKey, certificate_pem: &str) -> Result<(), ClientError> {
+    let certified =
+        cert::public_key_of_certificate(certificate_pem).map_err(|e| ClientError::Malformed(e.to_string()))?;
+    if certified != key.public_key() {
+        return Err(ClientError::Malformed("the certificate issued is not for the device's key".into()));
+    }
+    Ok(())
+}
+
+/// reqwest's own message rarely says why; the causes do (refused, certificate unknown...).
+fn transport(e: reqwest::Error) -> ClientError {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    ClientError::Transport(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use smartlic_proto::wire::ErrorDetail;
+    use smartlic_proto::CertificateAuthority;
+
+    const NOW_SECS: i64 = 1_800_000_000;
+
+    fn manager() -> (CertificateAuthority, PublicKey) {
+        let ca = CertificateAuthority::generate("test CA", NOW_SECS).unwrap();
+        let key = cert::public_key_of_certificate(ca.cert_pem()).unwrap();
+        (ca, key)
+    }
+
+    fn answer(nonce: &str) -> Vec<u8> {
+        serde_json::to_vec(&DeregisterResponse { request_nonce: nonce.into(), timestamp: 1, instance_id: "i-1".into() })
+            .unwrap()
+    }
+
+    fn sign(ca: &CertificateAuthority, path: &str, body: &[u8]) -> String {
+        ca.signer().sign_b64(&wire::response_signing_input(path, body)).unwrap()
+    }
+
+    #[test]
+    fn requests_are_signed_for_their_path_only() {
+        for alg in [KeyAlgorithm::Ed25519, KeyAlgorithm::EcdsaP256] {
+            let key = SigningKey::generate(alg).unwrap();
+            let req = DeregisterRequest {
+                envelope: Envelope { version: wire::PROTOCOL_VERSION, timestamp: 5, nonce: new_nonce() },
+                instance_id: "i-1".into(),
+            };
+            let (body, sig) = request_bytes(wire::PATH_DEREGISTER, &key, &req).unwrap();
+            assert_eq!(serde_json::from_slice::<DeregisterRequest>(&body).unwrap(), req);
+            let public = key.public_key();
+            assert!(public.verify_b64(&wire::request_signing_input(wire::PATH_DEREGISTER, &body), &sig));
+            assert!(!public.verify_b64(&wire::request_signing_input(wire::PATH_AUTHORIZE, &body), &sig));
+            let mut tampered = body.clone();
+            tampered[body.len() - 3] ^= 1;
+            assert!(!public.verify_b64(&wire::request_signing_input(wire::PATH_DEREGISTER, &tampered), &sig));
+        }
+    }
+
+    #[test]
+    fn nonces_are_long_and_fresh() {
+        let (a, b) = (new_nonce(), new_nonce());
+        assert!(a.len() >= 16 && a.chars().all(|c| c.is_ascii_alphanumeric()));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn accepts_only_answers_signed_by_the_manager_for_this_path() {
+        let (ca, key) = manager();
+        let path = wire::PATH_DEREGISTER;
+        let body = answer("nonce-0123456789ab");
+        let good = sign(&ca, path, &body);
+        let ok: DeregisterResponse = read_answer(&key, path, 200, Some(&good), &body, "nonce-0123456789ab").unwrap();
+        assert_eq!(ok.instance_id, "i-1");
+
+        let mut tampered = body.clone();
+        tampered[body.len() - 3] ^= 1;
+        let (other_ca, _) = manager();
+        let cases = [
+            (body.clone(), None),
+            (tampered, Some(good.clone())),
+            (body.clone(), Some(sign(&ca, wire::PATH_AUTHORIZE, &body))),
+            (body.clone(), Some(sign(&other_ca, path, &body))),
+            (body.clone(), Some("not base64!".to_string())),
+        ];
+        for (body, sig) in cases {
+            let err = read_answer::<DeregisterResponse>(&key, path, 200, sig.as_deref(), &body, "nonce-0123456789ab");
+            assert!(matches!(err, Err(ClientError::BadSignature)));
+        }
+        let err =
+            read_answer::<DeregisterResponse>(&key, path, 200, Some(&good), &body, "another-nonce-0123").unwrap_err();
+        assert!(matches!(err, ClientError::Malformed(_)), "{err}");
+        assert_eq!(ClientError::BadSignature.to_string(), "Data and signature do not match");
+    }
+
+    #[test]
+    fn signed_errors_become_refusals_and_unsigned_ones_do_not() {
+        let (ca, key) = manager();
+        let path = wire::PATH_REGISTER;
+        let body = serde_json::to_vec(&ErrorResponse {
+            error: ErrorDetail {
+                code: wire::code::CLOCK_SKEW.into(),
+                message: wire::text::clock_skew(5),
+                field: Some("timestamp".into()),
+            },
+        })
+        .unwrap();
+        let err =
+            read_answer::<RegisterResponse>(&key, path, 400, Some(&sign(&ca, path, &body)), &body, "n").unwrap_err();
+        match &err {
+            ClientError::Refused { status: 400, code, field: Some(field), .. } => {
+                assert_eq!((code.as_str(), field.as_str()), (wire::code::CLOCK_SKEW, "timestamp"));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(err.to_string(), format!("{} (CLOCK_SKEW)", wire::text::clock_skew(5)));
+        let unsigned = read_answer::<RegisterResponse>(&key, path, 400, None, &body, "n");
+        assert!(matches!(unsigned, Err(ClientError::BadSignature)));
+        let junk = b"<html>bad gateway</html>";
+        let err = read_answer::<RegisterResponse>(&key, path, 502, Some(&sign(&ca, path, junk)), junk, "n");
+        assert!(matches!(err, Err(ClientError::Malformed(_))));
+    }
+
+    #[test]
+    fn refuses_bad_setup() {
+        let (ca, _) = manager();
+        assert!(ManagerClient::new("https://127.0.0.1:8443/", ca.cert_pem()).is_ok());
+        for (url, pem) in
+            [("http://127.0.0.1:8443", ca.cert_pem()), ("not a url", ca.cert_pem()), ("https://h", "junk")]
+        {
+            assert!(matches!(ManagerClient::new(url, pem), Err(ClientError::Setup(_))), "{url}");
+        }
+        let client = ManagerClient::new("https://127.0.0.1:8443/", ca.cert_pem()).unwrap();
+        assert_eq!(client.url(wire::PATH_AUTHORIZE), "https://127.0.0.1:8443/device/v1/authorize");
+    }
+
+    #[test]
+    fn only_certificates_for_the_device_key_are_taken() {
+        let (ca, _) = manager();
+        let key = SigningKey::generate(KeyAlgorithm::Ed25519).unwrap();
+        let udi = Udi { pid: "C9500-32C".into(), sn: "FXS1".into() };
+        let issue = |k: &SigningKey| {
+            let csr = certificate_request(k, &udi).unwrap();
+            ca.issue_id_certificate(&csr, "C9500-32C:FXS1", 7, NOW_SECS, NOW_SECS + 1000).unwrap().pem
+        };
+        assert!(check_certified(&key, &issue(&key)).is_ok());
+        let other = SigningKey::generate(KeyAlgorithm::Ed25519).unwrap();
+        assert!(matches!(check_certified(&key, &issue(&other)), Err(ClientError::Malformed(_))));
+    }
+}

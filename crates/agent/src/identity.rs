@@ -1,0 +1,213 @@
+//! The identity a registered device keeps across restarts: who it is (UDI), which instance the
+//! manager knows it as, its private key and ID certificate, and the account it belongs to.
+//!
+//! Saved as one JSON file. Saving is atomic (temporary file in the same directory, fsync,
+//! rename) so a crash mid-save never leaves a device without the key its manager knows.
+
+use base64::{engine::general_purpose::STANDARD as B64, Engine};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use smartlic_proto::wire::{Intervals, RegisterResponse, RenewIdResponse, Udi};
+use smartlic_proto::SigningKey;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    #[error("no device identity at {0} (the device is not registered)")]
+    Missing(PathBuf),
+    #[error("cannot read the device identity {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("the device identity {path} is not valid: {reason}")]
+    Invalid { path: PathBuf, reason: String },
+    #[error("cannot save the device identity {path}: {source}")]
+    Write { path: PathBuf, source: std::io::Error },
+}
+
+/// The device's private key, stored as base64 of its PKCS#8 DER and parsed once on load.
+/// Its `Debug` form never shows the key.
+pub struct DeviceKey(pub SigningKey);
+
+impl std::fmt::Debug for DeviceKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DeviceKey({}, redacted)", self.0.algorithm().as_str())
+    }
+}
+
+impl PartialEq for DeviceKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.pkcs8_der() == other.0.pkcs8_der()
+    }
+}
+
+impl Eq for DeviceKey {}
+
+impl Serialize for DeviceKey {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&B64.encode(self.0.pkcs8_der()))
+    }
+}
+
+impl<'de> Deserialize<'de> for DeviceKey {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let text = String::deserialize(d)?;
+        let der = B64.decode(text.trim()).map_err(|e| D::Error::custom(format!("key is not base64: {e}")))?;
+        SigningKey::from_pkcs8(&der).map(DeviceKey).map_err(D::Error::custom)
+    }
+}
+
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceIdentity {
+    pub udi: Udi,
+    #[serde(default)]
+    pub hostname: Option<String>,
+    pub instance_id: String,
+    /// PKCS#8 DER, base64.
+    pub key: DeviceKey,
+    /// The ID certificate (PEM) the manager issued for `key`.
+    pub certificate: String,
+    pub certificate_serial: String,
+    /// Unix milliseconds, as the manager reported it.
+    pub certificate_expires: i64,
+    pub smart_account: String,
+    pub smart_account_domain: String,
+    pub virtual_account: String,
+    pub export_controlled: bool,
+    pub intervals: Intervals,
+}
+
+impl DeviceIdentity {
+    /// The identity a successful registration gives: `key` is the key whose CSR was sent.
+    pub fn from_registration(udi: Udi, hostname: Option<String>, key: SigningKey, answer: RegisterResponse) -> Self {
+        DeviceIdentity {
+            udi,
+            hostname,
+            instance_id: answer.instance_id,
+            key: DeviceKey(key),
+            certificate: answer.certificate,
+            certificate_serial: answer.certificate_serial,
+            certificate_expires: answer.certificate_expires,
+            smart_account: answer.smart_account,
+            smart_account_domain: answer.smart_account_domain,
+            virtual_account: answer.virtual_account,
+            export_controlled: answer.export_controlled,
+            intervals: answer.intervals,
+        }
+    }
+
+    /// Adopts the key and certificate of a successful ID renewal.
+    pub fn apply_renewal(&mut self, key: SigningKey, answer: RenewIdResponse) {
+        self.key = DeviceKey(key);
+        self.certificate = answer.certificate;
+        self.certificate_serial = answer.certificate_serial;
+        self.certificate_expires = answer.certificate_expires;
+        self.intervals = answer.intervals;
+    }
+
+    pub fn signing_key(&self) -> &SigningKey {
+        &self.key.0
+    }
+
+    pub fn load(path: &Path) -> Result<Self, IdentityError> {
+        let text = std::fs::read_to_string(path).map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => IdentityError::Missing(path.to_path_buf()),
+            _ => IdentityError::Read { path: path.to_path_buf(), source },
+        })?;
+        serde_json::from_str(&text)
+            .map_err(|e| IdentityError::Invalid { path: path.to_path_buf(), reason: e.to_string() })
+    }
+
+    /// Replaces `path` atomically; the file is readable by its owner only since it holds the key.
+    pub fn save(&self, path: &Path) -> Result<(), IdentityError> {
+        let write_err = |source| IdentityError::Write { path: path.to_path_buf(), source };
+        let json = serde_json::to_vec_pretty(self).map_err(|e| write_err(std::io::Error::other(e)))?;
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let name = path.file_name().ok_or_else(|| write_err(std::io::Error::other("the path names no file")))?;
+        let tmp = dir.join(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
+        let result = write_synced(&tmp, &json).and_then(|()| std::fs::rename(&tmp, path)).and_then(|()| sync_dir(dir));
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result.map_err(write_err)
+    }
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+/// Makes the rename itself durable.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    std::fs::File::open(dir)?.sync_all()?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use smartlic_proto::KeyAlgorithm;
+
+    fn sample(alg: KeyAlgorithm) -> DeviceIdentity {
+        DeviceIdentity {
+            udi: Udi { pid: "C9500-32C".into(), sn: "FXS1234".into() },
+            hostname: Some("edge-1".into()),
+            instance_id: "inst-1".into(),
+            key: DeviceKey(SigningKey::generate(alg).unwrap()),
+            certificate: "-----BEGIN CERTIFICATE-----\n...\n".into(),
+            certificate_serial: "2A".into(),
+            certificate_expires: 1_900_000_000_000,
+            smart_account: "Example".into(),
+            smart_account_domain: "example.com".into(),
+            virtual_account: "Default".into(),
+            export_controlled: false,
+            intervals: Intervals { id_renew_secs: 1, auth_renew_secs: 2, auth_validity_secs: 3 },
+        }
+    }
+
+    #[test]
+    fn saves_and_loads_atomically() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("device.json");
+        assert!(matches!(DeviceIdentity::load(&path), Err(IdentityError::Missing(_))));
+        for alg in [KeyAlgorithm::Ed25519, KeyAlgorithm::EcdsaP256] {
+            let identity = sample(alg);
+            identity.save(&path).unwrap();
+            assert_eq!(DeviceIdentity::load(&path).unwrap(), identity);
+        }
+        // Only the identity itself is left behind, and only its owner may read it.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+        let identity = sample(KeyAlgorithm::Ed25519);
+        assert!(!format!("{identity:?}").contains(&B64.encode(identity.signing_key().pkcs8_der())));
+    }
+
+    #[test]
+    fn refuses_damaged_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("device.json");
+        std::fs::write(&path, "{not json").unwrap();
+        assert!(matches!(DeviceIdentity::load(&path), Err(IdentityError::Invalid { .. })));
+        let mut json = serde_json::to_value(sample(KeyAlgorithm::Ed25519)).unwrap();
+        json["key"] = "AAAA".into();
+        std::fs::write(&path, json.to_string()).unwrap();
+        let err = DeviceIdentity::load(&path).unwrap_err().to_string();
+        assert!(err.contains("not valid"), "{err}");
+    }
+}

@@ -1,0 +1,446 @@
+//! `smartlic bench`: the load generator behind BENCHMARKS.md.
+//!
+//! It starts its own manager (this binary's `server`, fresh data directory, loopback only),
+//! sets up an account with licenses and a token through the REST API, then measures:
+//! registrations, authorizations of random registered devices at one or more pool sizes, and
+//! the same load against `GET /health` as the ceiling of the HTTPS stack alone. The server's
+//! peak memory is read after each phase. All tasks share one HTTPS client (keep-alive).
+
+use anyhow::{bail, Context};
+use rand::Rng;
+use smartlic_agent::client::{new_nonce, ManagerClient};
+use smartlic_agent::identity::DeviceIdentity;
+use smartlic_core::{Clock, SystemClock};
+use smartlic_proto::wire::{Udi, Usage};
+use smartlic_proto::{KeyAlgorithm, SigningKey};
+use std::future::Future;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// Devices to register and authorize (unless --instances is given).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    devices: u32,
+    /// Pool sizes at which to measure authorizations, e.g. 10000,100000: devices are
+    /// registered up to each size in turn, so the cost of a larger pool shows.
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    instances: Vec<u32>,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    concurrency: u32,
+    /// Duration of each timed phase (authorization, health).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    seconds: u64,
+}
+
+const DOMAIN: &str = "bench.example.com";
+const POOL_TAG: &str = "ACI Advantage";
+const USED_TAG: &str = "ACI Essentials";
+const BENCH_PID: &str = "BENCH-1";
+/// 300 polls 100 ms apart: the server gets 30 s to come up.
+const STARTUP_POLLS: u32 = 300;
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let mut sizes: Vec<usize> = if args.instances.is_empty() { vec![args.devices] } else { args.instances.clone() }
+        .into_iter()
+        .map(|n| n as usize)
+        .collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    if cfg!(debug_assertions) {
+        eprintln!("warning: this is a debug build; build with --release for representative numbers");
+    }
+    let plan = Plan { sizes, concurrency: args.concurrency as usize, seconds: args.seconds };
+    let mut server = Server::spawn()?;
+    // On Ctrl-C too the server is dropped, hence killed, before the process ends.
+    tokio::select! {
+        result = measure(&mut server, &plan) => result,
+        _ = tokio::signal::ctrl_c() => bail!("interrupted"),
+    }
+}
+
+struct Plan {
+    /// Pool sizes in increasing order.
+    sizes: Vec<usize>,
+    concurrency: usize,
+    seconds: u64,
+}
+
+async fn measure(server: &mut Server, plan: &Plan) -> anyhow::Result<()> {
+    let client = Arc::new(server.wait_until_up().await.map_err(|e| server.failed(e))?);
+    let total = plan.sizes.last().copied().unwrap_or_default();
+    let token = server.setup(&client, total).await.map_err(|e| server.failed(e))?;
+    eprintln!(
+        "bench: manager up at {} (pid {}), data in {}",
+        server.base,
+        server.child.id(),
+        server.dir.path().display()
+    );
+    let length = Duration::from_secs(plan.seconds);
+    let mut rows = Vec::new();
+    let mut pool: Arc<Vec<DeviceIdentity>> = Arc::new(Vec::with_capacity(total));
+    for &size in &plan.sizes {
+        let from = pool.len();
+        eprintln!("bench: registering devices {}..{size}", from + 1);
+        let registered = register(&client, &token, from..size, plan.concurrency).await?;
+        rows.push(Row::new("register", format!("{} → {size}", from + 1), &registered, server.rss_peak_kib()));
+        Arc::get_mut(&mut pool).context("the device pool is still shared")?.extend(registered.values);
+        if pool.is_empty() {
+            bail!("no device could register: {}", registered.first_error.unwrap_or_default());
+        }
+        eprintln!("bench: authorizing for {} s with {} instances", plan.seconds, pool.len());
+        let authorized = authorize(&client, &pool, plan.concurrency, length).await?;
+        rows.push(Row::new("authorize", pool.len().to_string(), &authorized, server.rss_peak_kib()));
+    }
+    eprintln!("bench: GET /health for {} s (ceiling)", plan.seconds);
+    let health = health(&client, plan.concurrency, length).await?;
+    rows.push(Row::new("health (ceiling)", pool.len().to_string(), &health, server.rss_peak_kib()));
+    print_report(&rows, plan);
+    Ok(())
+}
+
+/// The manager under test; dropping it kills the process (also when the bench fails).
+struct Server {
+    child: Child,
+    /// Holds the data directory and the server log; removed after the process is gone.
+    dir: tempfile::TempDir,
+    base: String,
+    secret: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn spawn() -> anyhow::Result<Self> {
+        let dir =
+            tempfile::Builder::new().prefix("smartlic-bench-").tempdir().context("cannot create a data directory")?;
+        std::fs::create_dir(dir.path().join("data"))?;
+        // Free now; taken again by the server a moment later. Loopback only.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let log = std::fs::File::create(dir.path().join("server.log"))?;
+        let secret = new_nonce();
+        let child = Command::new(std::env::current_exe().context("cannot find this executable")?)
+            .arg("server")
+            .arg("--data")
+            .arg(dir.path().join("data"))
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--clock", "system"])
+            .env("SMARTLIC_ADMIN_SECRET", &secret)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("cannot start the server")?;
+        Ok(Server { child, dir, base: format!("https://127.0.0.1:{port}"), secret })
+    }
+
+    /// Polls until the server has written its CA certificate and answers `/health` over TLS.
+    async fn wait_until_up(&mut self) -> anyhow::Result<ManagerClient> {
+        let ca_path = self.dir.path().join("data").join("ca.pem");
+        let mut client = None;
+        for _ in 0..STARTUP_POLLS {
+            if let Some(status) = self.child.try_wait()? {
+                bail!("the server exited at start ({status})");
+            }
+            if client.is_none() {
+                // A half-written file fails to parse and is simply read again next time.
+                client =
+                    std::fs::read_to_string(&ca_path).ok().and_then(|pem| ManagerClient::new(&self.base, &pem).ok());
+            }
+            if let Some(c) = &client {
+                if c.http().get(c.url("/health")).send().await.is_ok_and(|r| r.status().is_success()) {
+                    return Ok(c.clone());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("the server did not answer {}/health within {} s", self.base, STARTUP_POLLS / 10)
+    }
+
+    /// An account with `licenses` of the pool tag and a token good for as many devices.
+    async fn setup(&self, client: &ManagerClient, licenses: usize) -> anyhow::Result<String> {
+        let http = client.http();
+        let answer = http
+            .post(client.url("/oauth/token"))
+            .form(&[("grant_type", "client_credentials"), ("client_id", "admin"), ("client_secret", &self.secret)])
+            .send()
+            .await;
+        let bearer = text_field(&json_of(answer, "POST /oauth/token").await?, "access_token")?;
+        let va = format!("/api/v1/accounts/{DOMAIN}/virtual-accounts/Default");
+        let calls = [
+            ("/api/v1/accounts".to_string(), serde_json::json!({"domain": DOMAIN, "name": "Bench"})),
+            (format!("{va}/licenses"), serde_json::json!({"tag": POOL_TAG, "count": licenses})),
+            (format!("{va}/tokens"), serde_json::json!({"description": "bench", "max_uses": licenses})),
+        ];
+        let mut last = serde_json::Value::Null;
+        for (path, body) in calls {
+            let answer = http.post(client.url(&path)).bearer_auth(&bearer).json(&body).send().await;
+            last = json_of(answer, &format!("POST {path}")).await?;
+        }
+        text_field(&last, "token")
+    }
+
+    /// `e` with the end of the server's log, which usually says why.
+    fn failed(&self, e: anyhow::Error) -> anyhow::Error {
+        let path = self.dir.path().join("server.log");
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = lines[lines.len().saturating_sub(20)..].join("\n");
+        anyhow::anyhow!("{e:#}\nserver log ({}):\n{tail}", path.display())
+    }
+
+    /// Peak resident memory of the server so far (VmHWM), where /proc tells it.
+    fn rss_peak_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    }
+}
+
+async fn json_of(answer: reqwest::Result<reqwest::Response>, what: &str) -> anyhow::Result<serde_json::Value> {
+    let answer = answer.with_context(|| format!("{what} failed"))?;
+    let status = answer.status();
+    let text = answer.text().await.with_context(|| format!("{what}: cannot read the answer"))?;
+    if !status.is_success() {
+        bail!("{what} answered {status}: {text}");
+    }
+    serde_json::from_str(&text).with_context(|| format!("{what} answered something other than JSON: {text}"))
+}
+
+fn text_field(value: &serde_json::Value, name: &str) -> anyhow::Result<String> {
+    value[name].as_str().map(str::to_string).with_context(|| format!("no \"{name}\" in {value}"))
+}
+
+fn now_ms() -> i64 {
+    SystemClock.now().millis()
+}
+
+/// Registers devices numbered `range`, their Ed25519 keys made before the clock starts.
+async fn register(
+    client: &Arc<ManagerClient>,
+    token: &str,
+    range: std::ops::Range<usize>,
+    concurrency: usize,
+) -> anyhow::Result<Outcome<DeviceIdentity>> {
+    let keys = range
+        .clone()
+        .map(|_| SigningKey::generate(KeyAlgorithm::Ed25519))
+        .collect::<Result<Vec<_>, _>>()
+        .context("cannot generate device keys")?;
+    let queue = Mutex::new(range.zip(keys));
+    let (client, token) = (client.clone(), Arc::<str>::from(token));
+    drive(concurrency, None, move || {
+        let (n, key) = queue.lock().ok()?.next()?;
+        let (client, token) = (client.clone(), token.clone());
+        Some(async move {
+            let udi = Udi { pid: BENCH_PID.into(), sn: format!("BENCH{n:08}") };
+            let hostname = format!("bench-{n}");
+            let answer = client
+                .register_with_key(&key, &udi, Some(&hostname), &token, false, now_ms())
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(DeviceIdentity::from_registration(udi, Some(hostname), key, answer))
+        })
+    })
+    .await
+}
+
+/// Random registered devices each reporting one license in use.
+async fn authorize(
+    client: &Arc<ManagerClient>,
+    pool: &Arc<Vec<DeviceIdentity>>,
+    concurrency: usize,
+    length: Duration,
+) -> anyhow::Result<Outcome<()>> {
+    let (client, pool) = (client.clone(), pool.clone());
+    let usage: Arc<[Usage]> = Arc::new([Usage { tag: USED_TAG.into(), count: 1 }]);
+    drive(concurrency, Some(Instant::now() + length), move || {
+        let device = rand::thread_rng().gen_range(0..pool.len());
+        let (client, pool, usage) = (client.clone(), pool.clone(), usage.clone());
+        Some(
+            async move { client.authorize(&pool[device], &usage, now_ms()).await.map(drop).map_err(|e| e.to_string()) },
+        )
+    })
+    .await
+}
+
+async fn health(client: &Arc<ManagerClient>, concurrency: usize, length: Duration) -> anyhow::Result<Outcome<()>> {
+    let client = client.clone();
+    drive(concurrency, Some(Instant::now() + length), move || {
+        let client = client.clone();
+        Some(async move {
+            let answer = client.http().get(client.url("/health")).send().await.map_err(|e| e.to_string())?;
+            match answer.status().is_success() {
+                true => Ok(()),
+                false => Err(format!("GET /health answered {}", answer.status())),
+            }
+        })
+    })
+    .await
+}
+
+/// What a phase produced: the successful results and their latencies, the failures.
+struct Outcome<T> {
+    values: Vec<T>,
+    latencies: Vec<Duration>,
+    errors: usize,
+    first_error: Option<String>,
+    elapsed: Duration,
+}
+
+impl<T> Outcome<T> {
+    fn new() -> Self {
+        Outcome { values: Vec::new(), latencies: Vec::new(), errors: 0, first_error: None, elapsed: Duration::ZERO }
+    }
+}
+
+/// Runs `concurrency` workers, each awaiting requests from `next` one after the other until
+/// `next` has no more or the deadline has passed.
+async fn drive<T, F, Fut>(concurrency: usize, deadline: Option<Instant>, next: F) -> anyhow::Result<Outcome<T>>
+where
+    T: Send + 'static,
+    F: Fn() -> Option<Fut> + Send + Sync + 'static,
+    Fut: Future<Output = Result<T, String>> + Send + 'static,
+{
+    let next = Arc::new(next);
+    let start = Instant::now();
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let next = next.clone();
+            tokio::spawn(async move {
+                let mut out = Outcome::new();
+                while deadline.is_none_or(|d| Instant::now() < d) {
+                    let Some(request) = next() else { break };
+                    let began = Instant::now();
+                    match request.await {
+                        Ok(value) => {
+                            out.latencies.push(began.elapsed());
+                            out.values.push(value);
+                        }
+                        Err(e) => {
+                            out.errors += 1;
+                            out.first_error.get_or_insert(e);
+                        }
+                    }
+                }
+                out
+            })
+        })
+        .collect();
+    let mut all = Outcome::new();
+    for worker in workers {
+        let out = worker.await.context("a load worker failed")?;
+        all.values.extend(out.values);
+        all.latencies.extend(out.latencies);
+        all.errors += out.errors;
+        all.first_error = all.first_error.or(out.first_error);
+    }
+    all.elapsed = start.elapsed();
+    Ok(all)
+}
+
+/// One line of the report.
+struct Row {
+    phase: &'static str,
+    instances: String,
+    ok: usize,
+    errors: usize,
+    per_sec: f64,
+    p50: Duration,
+    p99: Duration,
+    rss_peak_kib: Option<u64>,
+}
+
+impl Row {
+    fn new<T>(phase: &'static str, instances: String, outcome: &Outcome<T>, rss_peak_kib: Option<u64>) -> Self {
+        if let Some(e) = &outcome.first_error {
+            eprintln!("bench: {phase}: {} failed, first: {e}", outcome.errors);
+        }
+        let mut sorted = outcome.latencies.clone();
+        sorted.sort_unstable();
+        Row {
+            phase,
+            instances,
+            ok: sorted.len(),
+            errors: outcome.errors,
+            per_sec: sorted.len() as f64 / outcome.elapsed.as_secs_f64().max(1e-9),
+            p50: percentile(&sorted, 0.50),
+            p99: percentile(&sorted, 0.99),
+            rss_peak_kib,
+        }
+    }
+}
+
+/// Nearest-rank percentile of sorted latencies (zero when there are none).
+fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted.get(rank.saturating_sub(1)).copied().unwrap_or_default()
+}
+
+fn print_report(rows: &[Row], plan: &Plan) {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let build = if cfg!(debug_assertions) { "debug" } else { "release" };
+    println!(
+        "smartlic bench, {}: {cores} cores shared by server and load generator, {build} build, \
+         HTTPS on loopback, concurrency {}, {} s per timed phase\n",
+        SystemClock.now().to_datetime().format("%Y-%m-%d"),
+        plan.concurrency,
+        plan.seconds
+    );
+    println!("| Phase | Instances | Requests OK | Errors | Req/s | p50 (ms) | p99 (ms) | Server peak RSS (MiB) |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for r in rows {
+        let rss = r.rss_peak_kib.map_or_else(|| "n/a".to_string(), |k| format!("{:.1}", k as f64 / 1024.0));
+        println!(
+            "| {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {rss} |",
+            r.phase,
+            r.instances,
+            r.ok,
+            r.errors,
+            r.per_sec,
+            r.p50.as_secs_f64() * 1e3,
+            r.p99.as_secs_f64() * 1e3
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let ms: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        assert_eq!(percentile(&ms, 0.50), Duration::from_millis(50));
+        assert_eq!(percentile(&ms, 0.99), Duration::from_millis(99));
+        assert_eq!(percentile(&ms[..1], 0.99), Duration::from_millis(1));
+        assert_eq!(percentile(&[], 0.5), Duration::ZERO);
+    }
+
+    #[tokio::test]
+    async fn drive_stops_when_work_runs_out() {
+        let left = Arc::new(Mutex::new(0..10));
+        let out = drive(3, None, move || {
+            let n = left.lock().ok()?.next()?;
+            Some(async move {
+                if n % 5 == 0 {
+                    Err(format!("no {n}"))
+                } else {
+                    Ok(n)
+                }
+            })
+        })
+        .await
+        .unwrap();
+        let mut values = out.values;
+        values.sort_unstable();
+        assert_eq!(values, [1, 2, 3, 4, 6, 7, 8, 9]);
+        assert_eq!((out.errors, out.latencies.len()), (2, 8));
+    }
+}
