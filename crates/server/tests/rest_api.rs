@@ -128,7 +128,7 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
     let r = h
         .http
         .post(format!("{}{POOL}/licenses", h.base))
-        .bearer_auth(h.admin_token.lock().unwrap().clone())
+        .bearer_auth(h.bearer())
         .header("content-type", "application/json")
         .body("{\"tag\":")
         .send()
@@ -323,7 +323,7 @@ async fn reports_come_as_json_and_csv() {
     let r = h
         .http
         .get(format!("{}/api/v1/accounts/example.com/reports/usage?format=csv", h.base))
-        .bearer_auth(h.admin_token.lock().unwrap().clone())
+        .bearer_auth(h.bearer())
         .send()
         .await
         .unwrap();

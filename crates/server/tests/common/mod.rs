@@ -90,9 +90,13 @@ impl Harness {
         *self.admin_token.lock().unwrap() = token;
     }
 
+    /// The operator's current access token.
+    pub fn bearer(&self) -> String {
+        self.admin_token.lock().unwrap().clone()
+    }
+
     pub async fn admin(&self, method: &str, path: &str, body: Option<Value>) -> Answer {
-        let token = self.admin_token.lock().unwrap().clone();
-        self.call(&token, method, path, body).await
+        self.call(&self.bearer(), method, path, body).await
     }
 
     /// An account with `licenses` of (tag, count) in its Default pool and a token for it.
