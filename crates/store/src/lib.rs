@@ -1,6 +1,6 @@
 //! Persistence of the smartlic manager behind one trait, [`Store`]. The SQLite backend is
 //! the embedded default; a PostgreSQL backend implements the same trait with the same SQL
-//! (`$1` parameters, portable types) and runs the same tests.
+//! (`$1` parameters, portable types, migrations side by side) and runs the same tests.
 //!
 //! Every change is one transaction that also appends its event (C-14), so nothing accepted
 //! is lost and nothing happens without a trace.
@@ -21,9 +21,7 @@ pub enum StoreError {
     #[error("{0}")]
     Conflict(String),
     #[error("storage failure: {0}")]
-    Database(#[from] sqlx::Error),
-    #[error("storage migration failed: {0}")]
-    Migration(#[from] sqlx::migrate::MigrateError),
+    Database(String),
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
 }

@@ -1,0 +1,171 @@
+//! How the SQLite backend runs SQL without blocking the async runtime.
+//!
+//! Writes go to one thread that owns the only writing connection. It takes every job waiting,
+//! runs each in its own savepoint (a failed job undoes only itself), commits them together and
+//! only then answers each caller: group commit, so a full fsync per commit stays durable and
+//! is shared by concurrent requests. Reads run on a small pool of read-only connections on
+//! tokio's blocking threads; WAL mode lets them proceed while the writer works.
+
+use crate::{Result, StoreError};
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
+
+/// Most jobs committed together; bounds the latency a batch adds to its first job.
+const MAX_BATCH: usize = 512;
+
+type Finish = Box<dyn FnOnce(std::result::Result<(), String>) + Send>;
+/// A job runs in the batch's transaction, or learns with `None` that none could begin.
+type Job = Box<dyn FnOnce(Option<&mut rusqlite::Transaction<'_>>) -> Finish + Send>;
+
+pub struct Engine {
+    jobs: mpsc::Sender<Job>,
+    readers: Arc<Mutex<Vec<Connection>>>,
+    path: PathBuf,
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Database(e.to_string())
+    }
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.execute_batch("PRAGMA foreign_keys = ON;")?;
+    Ok(())
+}
+
+impl Engine {
+    /// Opens the database, applies `migrations` (in order, tracked by `user_version`) and
+    /// starts the writer thread.
+    pub fn open(path: &Path, migrations: &[&str]) -> Result<Engine> {
+        let mut conn = Connection::open(path)?;
+        configure(&conn)?;
+        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")?;
+        migrate(&mut conn, migrations)?;
+        let (jobs, queue) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("smartlic-sqlite-writer".into())
+            .spawn(move || write_loop(conn, queue))
+            .map_err(|e| StoreError::Database(format!("cannot start the writer thread: {e}")))?;
+        Ok(Engine { jobs, readers: Arc::default(), path: path.to_path_buf() })
+    }
+
+    /// Runs `f` in the writer's transaction; its changes are durable when this returns Ok.
+    /// When `f` fails, its changes are undone and nothing else is affected.
+    pub async fn write<R, E>(
+        &self,
+        f: impl FnOnce(&Connection) -> std::result::Result<R, E> + Send + 'static,
+    ) -> std::result::Result<R, E>
+    where
+        R: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let (answer, reply) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |tx| {
+            let Some(tx) = tx else {
+                return Box::new(move |committed: std::result::Result<(), String>| {
+                    let why = committed.err().unwrap_or_default();
+                    let _ =
+                        answer.send(Err(E::from(StoreError::Database(format!("cannot begin a transaction: {why}")))));
+                });
+            };
+            let outcome = match tx.savepoint() {
+                Ok(mut sp) => {
+                    let r = f(&sp);
+                    match &r {
+                        Ok(_) => sp.commit().map_err(|e| E::from(e.into())).and(r),
+                        Err(_) => {
+                            let _ = sp.rollback();
+                            r
+                        }
+                    }
+                }
+                Err(e) => Err(E::from(e.into())),
+            };
+            Box::new(move |committed| {
+                let _ = answer.send(match committed {
+                    Ok(()) => outcome,
+                    Err(why) => Err(E::from(StoreError::Database(format!("commit failed: {why}")))),
+                });
+            })
+        });
+        self.jobs.send(job).map_err(|_| E::from(StoreError::Database("the writer thread stopped".into())))?;
+        reply.await.map_err(|_| E::from(StoreError::Database("the writer thread stopped".into())))?
+    }
+
+    /// Runs `f` on a read-only connection (a consistent snapshot) off the async threads.
+    pub async fn read<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<R> + Send + 'static,
+    ) -> Result<R> {
+        let readers = self.readers.clone();
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = readers.lock().map_err(|_| StoreError::Database("reader pool poisoned".into()))?.pop();
+            let mut conn = match pooled {
+                Some(c) => c,
+                None => {
+                    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+                    let c = Connection::open_with_flags(&path, flags)?;
+                    configure(&c)?;
+                    c
+                }
+            };
+            let result = conn.transaction().map_err(StoreError::from).and_then(|tx| f(&tx));
+            if let Ok(mut pool) = readers.lock() {
+                pool.push(conn);
+            }
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Database(format!("reader task failed: {e}")))?
+    }
+}
+
+fn write_loop(mut conn: Connection, queue: mpsc::Receiver<Job>) {
+    while let Ok(first) = queue.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+            Ok(mut tx) => {
+                let finishers: Vec<Finish> = batch.into_iter().map(|job| job(Some(&mut tx))).collect();
+                let committed = tx.commit().map_err(|e| e.to_string());
+                for finish in finishers {
+                    finish(committed.clone());
+                }
+            }
+            Err(e) => {
+                // Each job is told why; none of them ran.
+                let why = e.to_string();
+                for job in batch {
+                    job(None)(Err(why.clone()));
+                }
+            }
+        }
+    }
+}
+
+fn migrate(conn: &mut Connection, migrations: &[&str]) -> Result<()> {
+    let done: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if done as usize > migrations.len() {
+        return Err(StoreError::Corrupt(format!(
+            "the database has schema version {done}, newer than this smartlic ({}); upgrade smartlic",
+            migrations.len()
+        )));
+    }
+    for (i, sql) in migrations.iter().enumerate().skip(done as usize) {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute_batch(sql).map_err(|e| StoreError::Database(format!("migration {}: {e}", i + 1)))?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
