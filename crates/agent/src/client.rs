@@ -391,8 +391,8 @@ mod tests {
         let key = SigningKey::generate(KeyAlgorithm::Ed25519).unwrap();
         let udi = Udi { pid: "C9500-32C".into(), sn: "FXS1".into() };
         let issue = |k: &SigningKey| {
-            let csr = certificate_request(k, &udi).unwrap();
-            ca.issue_id_certificate(&csr, "C9500-32C:FXS1", 7, NOW_SECS, NOW_SECS + 1000).unwrap().pem
+            let csr = smartlic_proto::CertificateRequest::from_pem(&certificate_request(k, &udi).unwrap()).unwrap();
+            ca.issue_id_certificate(&csr, "PID:C9500-32C,SN:FXS1", 7, NOW_SECS, NOW_SECS + 1000).unwrap().pem
         };
         assert!(check_certified(&key, &issue(&key)).is_ok());
         let other = SigningKey::generate(KeyAlgorithm::Ed25519).unwrap();

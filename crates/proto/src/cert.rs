@@ -23,6 +23,22 @@ pub enum CertError {
     Generation(String),
 }
 
+/// A parsed PKCS#10 request whose self-signature checked out: its key is known before any
+/// certificate is issued, so a request body can be checked against it first.
+pub struct CertificateRequest {
+    csr: CertificateSigningRequestParams,
+    pub public_key: PublicKey,
+}
+
+impl CertificateRequest {
+    pub fn from_pem(pem: &str) -> Result<Self, CertError> {
+        let csr = CertificateSigningRequestParams::from_pem(pem).map_err(|_| CertError::BadRequest)?;
+        let algorithm = KeyAlgorithm::from_rcgen(csr.public_key.algorithm()).ok_or(CertError::UnsupportedKey)?;
+        let public_key = PublicKey { algorithm, raw: csr.public_key.der_bytes().to_vec() };
+        Ok(CertificateRequest { csr, public_key })
+    }
+}
+
 /// A certificate issued to a device.
 pub struct IssuedCertificate {
     pub pem: String,
@@ -89,18 +105,15 @@ impl CertificateAuthority {
         &self.signer
     }
 
-    /// Issues an ID certificate for the key of `csr_pem`, naming the device `common_name`.
+    /// Issues an ID certificate for the key of `request`, naming the device `common_name`.
     pub fn issue_id_certificate(
         &self,
-        csr_pem: &str,
+        request: &CertificateRequest,
         common_name: &str,
         serial: u64,
         not_before_secs: i64,
         not_after_secs: i64,
     ) -> Result<IssuedCertificate, CertError> {
-        let csr = CertificateSigningRequestParams::from_pem(csr_pem).map_err(|_| CertError::BadRequest)?;
-        let algorithm = KeyAlgorithm::from_rcgen(csr.public_key.algorithm()).ok_or(CertError::UnsupportedKey)?;
-        let public_key = PublicKey { algorithm, raw: csr.public_key.der_bytes().to_vec() };
         let mut params = CertificateParams::default();
         params.distinguished_name.push(DnType::CommonName, common_name);
         params.serial_number = Some(SerialNumber::from_slice(&serial.to_be_bytes()));
@@ -110,9 +123,13 @@ impl CertificateAuthority {
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         params.use_authority_key_identifier_extension = true;
         let cert = params
-            .signed_by(&csr.public_key, &self.issuer, &self.issuer_key)
+            .signed_by(&request.csr.public_key, &self.issuer, &self.issuer_key)
             .map_err(|e| CertError::Generation(e.to_string()))?;
-        Ok(IssuedCertificate { pem: cert.pem(), serial: format!("{serial:016X}"), public_key })
+        Ok(IssuedCertificate {
+            pem: cert.pem(),
+            serial: format!("{serial:016X}"),
+            public_key: request.public_key.clone(),
+        })
     }
 
     /// A TLS server certificate for `names` (DNS names or IP addresses), with its private key
@@ -178,8 +195,10 @@ mod tests {
             let device = SigningKey::generate(alg).unwrap();
             let csr = device.certificate_request("C9500-32C:FXS1234").unwrap();
             let now = 1_800_000_000;
+            let request = CertificateRequest::from_pem(&csr).unwrap();
+            assert_eq!(request.public_key, device.public_key());
             let issued =
-                reloaded.issue_id_certificate(&csr, "C9500-32C:FXS1234", 42, now, now + 365 * DAY_SECS).unwrap();
+                reloaded.issue_id_certificate(&request, "C9500-32C:FXS1234", 42, now, now + 365 * DAY_SECS).unwrap();
             assert_eq!(issued.public_key, device.public_key());
             assert_eq!(public_key_of_certificate(&issued.pem).unwrap(), device.public_key());
             let (nb, na, serial) = certificate_facts(&issued.pem).unwrap();
@@ -194,7 +213,7 @@ mod tests {
     #[test]
     fn refuses_bad_requests_and_mismatched_files() {
         let ca = CertificateAuthority::generate("test CA", 1_800_000_000).unwrap();
-        assert!(matches!(ca.issue_id_certificate("junk", "x", 1, 0, 1), Err(CertError::BadRequest)));
+        assert!(matches!(CertificateRequest::from_pem("junk"), Err(CertError::BadRequest)));
         let other = CertificateAuthority::generate("other", 1_800_000_000).unwrap();
         assert!(CertificateAuthority::from_pem(ca.cert_pem(), &other.key_pem()).is_err());
         assert!(public_key_of_certificate("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").is_err());

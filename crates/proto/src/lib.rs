@@ -6,5 +6,5 @@ pub mod cert;
 pub mod keys;
 pub mod wire;
 
-pub use cert::{CertError, CertificateAuthority, IssuedCertificate};
+pub use cert::{CertError, CertificateAuthority, CertificateRequest, IssuedCertificate};
 pub use keys::{KeyAlgorithm, KeyError, PublicKey, SigningKey};

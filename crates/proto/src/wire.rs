@@ -98,6 +98,7 @@ pub struct RegisterResponse {
     pub export_controlled: bool,
     pub certificate: String,
     pub certificate_serial: String,
+    /// End of the certificate's validity, Unix milliseconds.
     pub certificate_expires: i64,
     pub intervals: Intervals,
 }
@@ -118,6 +119,7 @@ pub struct RenewIdResponse {
     pub timestamp: i64,
     pub certificate: String,
     pub certificate_serial: String,
+    /// End of the certificate's validity, Unix milliseconds.
     pub certificate_expires: i64,
     pub intervals: Intervals,
 }
@@ -212,7 +214,7 @@ pub mod code {
 
 /// The seeds' texts for the errors they name.
 pub mod text {
-    /// Seed 002 (register, 400 INVALID_PARAMETER).
+    /// Seed 002's text for a refused token (sent with code `INVALID_TOKEN`).
     pub const INVALID_TOKEN: &str = "The Product Instance Registration Token you have entered is either invalid or has been expired. Ensure that you have pasted the entire token and that the token has not expired";
     /// Seed 004 scenario 1.
     pub const ALREADY_REGISTERED: &str = "Product already registered";

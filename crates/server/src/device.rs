@@ -5,10 +5,12 @@
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
+use axum::http::Uri;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{any, post};
 use axum::Router;
 use base64::{engine::general_purpose::STANDARD as B64, Engine};
 use rand::RngCore;
@@ -16,8 +18,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use smartlic_core::compliance::Ledger;
 use smartlic_core::{validate, Timestamp};
+use smartlic_proto::wire::Udi;
 use smartlic_proto::wire::{self, code, text, AuthorizationStatus, Envelope};
-use smartlic_proto::{KeyAlgorithm, PublicKey};
+use smartlic_proto::{CertificateRequest, KeyAlgorithm, PublicKey};
 use smartlic_store::{CertificateFacts, Instance, NewInstance, RegisterRefusal};
 use std::collections::BTreeMap;
 
@@ -27,6 +30,23 @@ pub fn router() -> Router<AppState> {
         .route(wire::PATH_RENEW_ID, post(renew_id))
         .route(wire::PATH_AUTHORIZE, post(authorize))
         .route(wire::PATH_DEREGISTER, post(deregister))
+        .route("/device/{*rest}", any(unknown_path))
+}
+
+/// Devices act only on signed answers, so even "no such endpoint" is signed.
+async fn unknown_path(State(state): State<AppState>, uri: Uri) -> Response {
+    let e = ApiError::not_found(format!("no device endpoint at {}; see docs/PROTOCOL.md", uri.path()));
+    signed(&state, uri.path(), e.status, &e.body())
+}
+
+/// The request body, or a signed refusal (too large, unreadable) in the device's terms.
+type RawBody = Result<Bytes, BytesRejection>;
+
+fn body_bytes(body: RawBody) -> Result<Bytes, ApiError> {
+    body.map_err(|r| {
+        let code = if r.status() == StatusCode::PAYLOAD_TOO_LARGE { "PAYLOAD_TOO_LARGE" } else { code::MALFORMED };
+        refusal(r.status(), code, r.body_text())
+    })
 }
 
 /// An answer signed by the manager over the path and the exact body bytes.
@@ -150,36 +170,46 @@ fn new_instance_id() -> String {
     format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
 }
 
-/// Issues an ID certificate for the CSR, valid from now for the policy's lifetime.
+/// A CSR parsed and self-signature checked; refused as the request's fault otherwise.
+fn certificate_request(csr: &str) -> Result<CertificateRequest, ApiError> {
+    CertificateRequest::from_pem(csr)
+        .map_err(|e| refusal(StatusCode::BAD_REQUEST, code::BAD_CSR, e.to_string()).with_field("csr"))
+}
+
+/// Issues an ID certificate for the request, valid from now for the policy's lifetime.
 fn issue(
     state: &AppState,
-    csr: &str,
-    common_name: &str,
+    request: &CertificateRequest,
+    udi: &Udi,
     now: Timestamp,
-) -> Result<(String, CertificateFacts, PublicKey), ApiError> {
+) -> Result<(String, CertificateFacts), ApiError> {
     let serial = rand::thread_rng().next_u64() >> 1;
     let secs = now.0 / 1000;
     let lifetime = state.policy.id_certificate_days * 86_400;
     let issued = state
         .ca
-        .issue_id_certificate(csr, common_name, serial, secs, secs + lifetime)
-        .map_err(|e| refusal(StatusCode::BAD_REQUEST, code::BAD_CSR, e.to_string()).with_field("csr"))?;
+        .issue_id_certificate(request, &udi.to_string(), serial, secs, secs + lifetime)
+        .map_err(ApiError::internal)?;
     let facts = CertificateFacts {
         serial: issued.serial.clone(),
         expires_at: Timestamp((secs + lifetime) * 1000),
         key_algorithm: issued.public_key.algorithm.as_str().to_string(),
         public_key: B64.encode(&issued.public_key.raw),
     };
-    Ok((issued.pem, facts, issued.public_key))
+    Ok((issued.pem, facts))
 }
 
 fn field_text(field: &'static str, value: &str, max: usize) -> Result<String, ApiError> {
     validate::text(field, value, max).map_err(ApiError::from)
 }
 
-async fn register(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn register(State(state): State<AppState>, headers: HeaderMap, body: RawBody) -> Response {
     let path = wire::PATH_REGISTER;
-    respond(&state, path, do_register(&state, &headers, &body).await)
+    let result = match body_bytes(body) {
+        Ok(body) => do_register(&state, &headers, &body).await,
+        Err(e) => Err(e),
+    };
+    respond(&state, path, result)
 }
 
 async fn do_register(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<wire::RegisterResponse, ApiError> {
@@ -192,13 +222,15 @@ async fn do_register(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Resu
     if req.token.trim().is_empty() || req.token.len() > 512 {
         return Err(refusal(StatusCode::BAD_REQUEST, code::INVALID_TOKEN, text::INVALID_TOKEN).with_field("token"));
     }
-    let common_name = format!("PID:{pid} SN:{sn}");
-    let (pem, cert, key) = issue(state, &req.csr, &common_name, now)?;
-    // The body must be signed by the key being certified: proof of possession.
-    if !key.verify_b64(&wire::request_signing_input(wire::PATH_REGISTER, body), signature_of(headers)) {
+    let request = certificate_request(&req.csr)?;
+    // The body must be signed by the key being certified (proof of possession), checked
+    // before any certificate is made.
+    if !request.public_key.verify_b64(&wire::request_signing_input(wire::PATH_REGISTER, body), signature_of(headers)) {
         return Err(bad_signature());
     }
     consume_nonce(state, "register", &req.envelope.nonce, now).await?;
+    let udi = Udi { pid: pid.clone(), sn: sn.clone() };
+    let (pem, cert) = issue(state, &request, &udi, now)?;
     let new = NewInstance {
         id: new_instance_id(),
         token_hash: crate::auth::sha256_hex(req.token.trim()),
@@ -217,7 +249,7 @@ async fn do_register(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Resu
         }
         RegisterRefusal::Store(s) => ApiError::from(s),
     })?;
-    tracing::info!(udi = %common_name, instance = %done.instance.id, account = %done.account.domain, "device registered");
+    tracing::info!(%udi, instance = %done.instance.id, account = %done.account.domain, "device registered");
     Ok(wire::RegisterResponse {
         request_nonce: req.envelope.nonce,
         timestamp: now.0,
@@ -233,14 +265,16 @@ async fn do_register(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Resu
     })
 }
 
-async fn renew_id(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn renew_id(State(state): State<AppState>, headers: HeaderMap, body: RawBody) -> Response {
     let path = wire::PATH_RENEW_ID;
     let result = async {
         let now = state.clock.now();
+        let body = body_bytes(body)?;
         let req: wire::RenewIdRequest = parse(&body)?;
         let inst = authenticate(&state, path, &headers, &body, &req.instance_id, &req.envelope, now).await?;
-        let common_name = format!("PID:{} SN:{}", inst.udi_pid, inst.udi_sn);
-        let (pem, cert, _) = issue(&state, &req.csr, &common_name, now)?;
+        let request = certificate_request(&req.csr)?;
+        let udi = Udi { pid: inst.udi_pid.clone(), sn: inst.udi_sn.clone() };
+        let (pem, cert) = issue(&state, &request, &udi, now)?;
         state.store.renew_certificate(&inst.id, &cert, now).await?;
         Ok::<_, ApiError>(wire::RenewIdResponse {
             request_nonce: req.envelope.nonce,
@@ -278,10 +312,11 @@ fn usage_map(usage: &[wire::Usage]) -> Result<BTreeMap<String, i64>, ApiError> {
     Ok(map)
 }
 
-async fn authorize(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn authorize(State(state): State<AppState>, headers: HeaderMap, body: RawBody) -> Response {
     let path = wire::PATH_AUTHORIZE;
     let result = async {
         let now = state.clock.now();
+        let body = body_bytes(body)?;
         let req: wire::AuthorizeRequest = parse(&body)?;
         let usage = usage_map(&req.usage)?;
         let hostname = req.hostname.as_deref().map(|h| validate::optional_text("hostname", h, 64)).transpose()?;
@@ -322,10 +357,11 @@ async fn authorize(State(state): State<AppState>, headers: HeaderMap, body: Byte
     respond(&state, path, result)
 }
 
-async fn deregister(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn deregister(State(state): State<AppState>, headers: HeaderMap, body: RawBody) -> Response {
     let path = wire::PATH_DEREGISTER;
     let result = async {
         let now = state.clock.now();
+        let body = body_bytes(body)?;
         let req: wire::DeregisterRequest = parse(&body)?;
         let inst = authenticate(&state, path, &headers, &body, &req.instance_id, &req.envelope, now).await?;
         let udi = format!("PID:{},SN:{}", inst.udi_pid, inst.udi_sn);

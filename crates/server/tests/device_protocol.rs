@@ -158,6 +158,8 @@ async fn tampered_replayed_and_malformed_requests_change_nothing() {
     bad.envelope.version = 99;
     let (body, sig) = request_bytes(wire::PATH_AUTHORIZE, dev.signing_key(), &bad).unwrap();
     assert_eq!(raw(&h, wire::PATH_AUTHORIZE, body, sig).await.1, wire::code::UNSUPPORTED_VERSION);
+    // Even an unknown device endpoint answers signed.
+    assert_eq!(raw(&h, "/device/v1/nothing", b"{}".to_vec(), String::new()).await, (404, "NOT_FOUND".into()));
     // Only the genuine request counted.
     let l = h.licenses("example.com", "Default").await;
     assert_eq!(l["licenses"][0]["in_use"], 1);
