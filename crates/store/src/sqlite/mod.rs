@@ -492,7 +492,10 @@ impl Store for SqliteStore {
                     ],
                 )?;
                 let id = db.last_insert_rowid();
-                let detail = format!("{} {} license(s), SKU {}", new.quantity, new.term.kind.as_str(), new.sku);
+                let mut detail = format!("{} {} license(s)", new.quantity, new.term.kind.as_str());
+                if !new.sku.is_empty() {
+                    detail.push_str(&format!(", SKU {}", new.sku));
+                }
                 log(db, now, &actor, "license.added", Some(account_id), Some(new.virtual_account_id), &new.tag, detail)?;
                 Ok(LicenseRecord {
                     id,
