@@ -21,7 +21,7 @@ use smartlic_core::{validate, Timestamp};
 use smartlic_proto::wire::Udi;
 use smartlic_proto::wire::{self, code, text, AuthorizationStatus, Envelope};
 use smartlic_proto::{CertificateRequest, KeyAlgorithm, PublicKey};
-use smartlic_store::{CertificateFacts, Instance, NewInstance, RegisterRefusal};
+use smartlic_store::{CertificateFacts, Instance, NewInstance, RegisterRefusal, UsageReport};
 use std::collections::BTreeMap;
 
 pub fn router() -> Router<AppState> {
@@ -105,11 +105,14 @@ fn signature_of(headers: &HeaderMap) -> &str {
 }
 
 /// Refuses a nonce seen before in `scope`; nonces are kept as long as a timestamp could pass.
+fn nonce_keep_until(state: &AppState, now: Timestamp) -> Timestamp {
+    now.plus_ms(2 * state.policy.clock_tolerance_ms)
+}
+
 async fn consume_nonce(state: &AppState, scope: &str, nonce: &str, now: Timestamp) -> Result<(), ApiError> {
-    let keep_until = now.plus_ms(2 * state.policy.clock_tolerance_ms);
+    let keep_until = nonce_keep_until(state, now);
     if !state.store.consume_nonce(scope, nonce, keep_until).await? {
-        return Err(refusal(StatusCode::CONFLICT, code::REPLAY, "this request was seen before (replayed nonce)")
-            .with_field("nonce"));
+        return Err(crate::error::replayed());
     }
     Ok(())
 }
@@ -121,15 +124,29 @@ fn instance_key(i: &Instance) -> Option<PublicKey> {
     })
 }
 
+/// Whether [`authenticate`] records the nonce itself, or the caller does it in the same
+/// transaction as the request's change.
+#[derive(PartialEq)]
+enum Nonce {
+    Consume,
+    ConsumedByCaller,
+}
+
+/// A request as received: where, its headers (the signature) and its exact body bytes.
+struct SignedRequest<'a> {
+    path: &'a str,
+    headers: &'a HeaderMap,
+    body: &'a [u8],
+}
+
 /// Loads the instance and checks the request is signed by its key, in time, fresh and with
 /// a live certificate (C-10).
 async fn authenticate(
     state: &AppState,
-    path: &str,
-    headers: &HeaderMap,
-    body: &[u8],
+    request: SignedRequest<'_>,
     instance_id: &str,
     envelope: &Envelope,
+    nonce: Nonce,
     now: Timestamp,
 ) -> Result<Instance, ApiError> {
     let inst = state.store.instance(instance_id).await?.ok_or_else(|| {
@@ -137,7 +154,7 @@ async fn authenticate(
             .with_field("instance_id")
     })?;
     let key = instance_key(&inst).ok_or_else(|| ApiError::internal("stored key unreadable"))?;
-    if !key.verify_b64(&wire::request_signing_input(path, body), signature_of(headers)) {
+    if !key.verify_b64(&wire::request_signing_input(request.path, request.body), signature_of(request.headers)) {
         return Err(bad_signature());
     }
     check_envelope(state, envelope, now)?;
@@ -145,7 +162,9 @@ async fn authenticate(
         let msg = format!("the ID certificate expired on {}; register the product again", inst.certificate.expires_at);
         return Err(refusal(StatusCode::UNAUTHORIZED, code::CERTIFICATE_EXPIRED, msg));
     }
-    consume_nonce(state, &inst.id, &envelope.nonce, now).await?;
+    if nonce == Nonce::Consume {
+        consume_nonce(state, &inst.id, &envelope.nonce, now).await?;
+    }
     Ok(inst)
 }
 
@@ -271,7 +290,8 @@ async fn renew_id(State(state): State<AppState>, headers: HeaderMap, body: RawBo
         let now = state.clock.now();
         let body = body_bytes(body)?;
         let req: wire::RenewIdRequest = parse(&body)?;
-        let inst = authenticate(&state, path, &headers, &body, &req.instance_id, &req.envelope, now).await?;
+        let signed = SignedRequest { path, headers: &headers, body: &body };
+        let inst = authenticate(&state, signed, &req.instance_id, &req.envelope, Nonce::Consume, now).await?;
         let request = certificate_request(&req.csr)?;
         let udi = Udi { pid: inst.udi_pid.clone(), sn: inst.udi_sn.clone() };
         let (pem, cert) = issue(&state, &request, &udi, now)?;
@@ -320,8 +340,16 @@ async fn authorize(State(state): State<AppState>, headers: HeaderMap, body: RawB
         let req: wire::AuthorizeRequest = parse(&body)?;
         let usage = usage_map(&req.usage)?;
         let hostname = req.hostname.as_deref().map(|h| validate::optional_text("hostname", h, 64)).transpose()?;
-        let inst = authenticate(&state, path, &headers, &body, &req.instance_id, &req.envelope, now).await?;
-        let (_, counts) = state.store.report_usage(&inst.id, &usage, hostname.as_deref(), now).await?;
+        let signed = SignedRequest { path, headers: &headers, body: &body };
+        let inst = authenticate(&state, signed, &req.instance_id, &req.envelope, Nonce::ConsumedByCaller, now).await?;
+        let report = UsageReport {
+            instance_id: inst.id.clone(),
+            usage: usage.clone(),
+            hostname,
+            nonce: req.envelope.nonce.clone(),
+            nonce_expires_at: nonce_keep_until(&state, now),
+        };
+        let (_, counts) = state.store.report_usage(report, now).await?;
         let ledger = Ledger::compute(&state.catalog, &counts.purchased, &counts.in_use);
         let entitlements: Vec<wire::EntitlementStatus> = usage
             .iter()
@@ -363,7 +391,8 @@ async fn deregister(State(state): State<AppState>, headers: HeaderMap, body: Raw
         let now = state.clock.now();
         let body = body_bytes(body)?;
         let req: wire::DeregisterRequest = parse(&body)?;
-        let inst = authenticate(&state, path, &headers, &body, &req.instance_id, &req.envelope, now).await?;
+        let signed = SignedRequest { path, headers: &headers, body: &body };
+        let inst = authenticate(&state, signed, &req.instance_id, &req.envelope, Nonce::Consume, now).await?;
         let udi = format!("PID:{},SN:{}", inst.udi_pid, inst.udi_sn);
         state.store.remove_instance(&inst.id, "deregistered", &udi, now).await?;
         Ok::<_, ApiError>(wire::DeregisterResponse {

@@ -70,6 +70,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound(m) => ApiError::not_found(m),
             StoreError::Conflict(m) => ApiError::conflict(m),
+            StoreError::Replay => replayed(),
             other => ApiError::internal(other),
         }
     }
@@ -82,3 +83,13 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// A device request whose nonce was seen before.
+pub fn replayed() -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        smartlic_proto::wire::code::REPLAY,
+        "this request was seen before (replayed nonce)",
+    )
+    .with_field("nonce")
+}

@@ -22,6 +22,9 @@ pub enum StoreError {
     Conflict(String),
     #[error("storage failure: {0}")]
     Database(String),
+    /// The request's nonce was seen before.
+    #[error("replayed nonce")]
+    Replay,
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
 }
@@ -97,13 +100,8 @@ pub trait Store: Send + Sync {
     async fn instance_usage(&self, id: &str) -> Result<BTreeMap<String, i64>>;
     async fn renew_certificate(&self, id: &str, cert: &CertificateFacts, now: Timestamp) -> Result<()>;
     /// Records the full usage list of an instance and returns its pool's counts after it.
-    async fn report_usage(
-        &self,
-        id: &str,
-        usage: &BTreeMap<String, i64>,
-        hostname: Option<&str>,
-        now: Timestamp,
-    ) -> Result<(Instance, PoolCounts)>;
+    /// The request's nonce is recorded in the same transaction; a replay changes nothing.
+    async fn report_usage(&self, report: UsageReport, now: Timestamp) -> Result<(Instance, PoolCounts)>;
     async fn move_instance(
         &self,
         id: &str,
@@ -128,6 +126,17 @@ pub trait Store: Send + Sync {
     /// Replaces the current alerts with `current`, keeping the time an alert was first raised.
     async fn sync_alerts(&self, current: Vec<NewAlert>, now: Timestamp) -> Result<()>;
     async fn alerts(&self, account_id: i64) -> Result<Vec<Alert>>;
+}
+
+/// One authorization request's facts for [`Store::report_usage`].
+#[derive(Debug, Clone)]
+pub struct UsageReport {
+    pub instance_id: String,
+    pub usage: BTreeMap<String, i64>,
+    pub hostname: Option<String>,
+    pub nonce: String,
+    /// How long the nonce must be remembered.
+    pub nonce_expires_at: Timestamp,
 }
 
 /// Which instances to list.

@@ -59,8 +59,17 @@ fn device(id: &str, sn: &str, token_hash: &str, force: bool) -> NewInstance {
     }
 }
 
-fn usage(pairs: &[(&str, i64)]) -> BTreeMap<String, i64> {
-    pairs.iter().map(|(t, n)| (t.to_string(), *n)).collect()
+/// A usage report with a nonce never used before.
+fn report(id: &str, pairs: &[(&str, i64)], at: Timestamp) -> UsageReport {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    UsageReport {
+        instance_id: id.into(),
+        usage: pairs.iter().map(|(t, c)| (t.to_string(), *c)).collect::<BTreeMap<_, _>>(),
+        hostname: None,
+        nonce: format!("nonce-{n:016}"),
+        nonce_expires_at: at.plus_days(1),
+    }
 }
 
 #[tokio::test]
@@ -98,7 +107,7 @@ async fn same_udi_needs_force_which_replaces_the_old_instance() {
     let f = fixture().await;
     token(&f, "t", None).await;
     f.store.register_instance(device("old", "A", "t", false), T0).await.unwrap();
-    f.store.report_usage("old", &usage(&[("ACI Essentials", 2)]), None, T0).await.unwrap();
+    f.store.report_usage(report("old", &[("ACI Essentials", 2)], T0), T0).await.unwrap();
     let refused = f.store.register_instance(device("new", "A", "t", false), T0).await;
     assert!(matches!(refused, Err(RegisterRefusal::AlreadyRegistered)));
     let done = f.store.register_instance(device("new", "A", "t", true), T0).await.unwrap();
@@ -116,11 +125,16 @@ async fn pool_counts_follow_usage_changes_moves_removals_and_silence() {
     f.store.register_instance(device("a", "A", "t", false), T0).await.unwrap();
     f.store.register_instance(device("b", "B", "t", false), T0).await.unwrap();
     let in_use = |c: PoolCounts| c.in_use.get("ACI Essentials").copied().unwrap_or(0);
-    f.store.report_usage("a", &usage(&[("ACI Essentials", 3)]), None, T0).await.unwrap();
-    let (_, counts) = f.store.report_usage("b", &usage(&[("ACI Essentials", 2)]), None, T0).await.unwrap();
+    f.store.report_usage(report("a", &[("ACI Essentials", 3)], T0), T0).await.unwrap();
+    let (_, counts) = f.store.report_usage(report("b", &[("ACI Essentials", 2)], T0), T0).await.unwrap();
     assert_eq!(in_use(counts), 5);
-    let (_, counts) = f.store.report_usage("a", &usage(&[("ACI Essentials", 1)]), None, T0).await.unwrap();
+    let sent = report("a", &[("ACI Essentials", 1)], T0);
+    let (_, counts) = f.store.report_usage(sent.clone(), T0).await.unwrap();
     assert_eq!(in_use(counts), 3);
+    // A replayed report is refused whole.
+    let replay = UsageReport { usage: [("ACI Essentials".to_string(), 50)].into(), ..sent };
+    assert!(matches!(f.store.report_usage(replay, T0).await, Err(StoreError::Replay)));
+    assert_eq!(in_use(f.store.pool_counts(f.pool.id, T0).await.unwrap()), 3);
     f.store.remove_instance("b", "removed", "op", T0).await.unwrap();
     assert_eq!(in_use(f.store.pool_counts(f.pool.id, T0).await.unwrap()), 1);
     f.store.move_instance("a", other.id, "op", T0).await.unwrap();
@@ -131,7 +145,7 @@ async fn pool_counts_follow_usage_changes_moves_removals_and_silence() {
     assert_eq!(f.store.release_silent_usage(later.plus_days(-90), later).await.unwrap(), vec!["a".to_string()]);
     assert!(f.store.release_silent_usage(later.plus_days(-90), later).await.unwrap().is_empty());
     assert_eq!(in_use(f.store.pool_counts(other.id, later).await.unwrap()), 0);
-    let (_, counts) = f.store.report_usage("a", &usage(&[("ACI Essentials", 1)]), None, later).await.unwrap();
+    let (_, counts) = f.store.report_usage(report("a", &[("ACI Essentials", 1)], later), later).await.unwrap();
     assert_eq!(in_use(counts), 1);
     let kinds: Vec<String> =
         f.store.events(Some(f.account.id), 100).await.unwrap().into_iter().map(|e| e.kind).collect();

@@ -278,6 +278,16 @@ fn delete_instance(db: &Connection, found: &Instance) -> Result<()> {
     Ok(())
 }
 
+/// Records a nonce; false when it was there already.
+fn insert_nonce(db: &Connection, scope: &str, nonce: &str, expires_at: Timestamp) -> Result<bool> {
+    let added = exec(
+        db,
+        "INSERT INTO nonces (scope, nonce, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        params![scope, nonce, expires_at.0],
+    )?;
+    Ok(added == 1)
+}
+
 fn udi_of(i: &Instance) -> String {
     format!("PID:{},SN:{}", i.udi_pid, i.udi_sn)
 }
@@ -769,16 +779,13 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn report_usage(
-        &self,
-        id: &str,
-        usage: &BTreeMap<String, i64>,
-        hostname: Option<&str>,
-        now: Timestamp,
-    ) -> Result<(Instance, PoolCounts)> {
-        let (id, usage, hostname) = (id.to_string(), usage.clone(), hostname.map(str::to_string));
+    async fn report_usage(&self, report: UsageReport, now: Timestamp) -> Result<(Instance, PoolCounts)> {
+        let UsageReport { instance_id: id, usage, hostname, nonce, nonce_expires_at } = report;
         self.db
             .write(move |db| {
+                if !insert_nonce(db, &id, &nonce, nonce_expires_at)? {
+                    return Err(StoreError::Replay);
+                }
                 let mut found = fetch_instance(db, &id)?;
                 let old = usage_of(db, &id)?;
                 let wanted: BTreeMap<String, i64> = usage.into_iter().filter(|(_, c)| *c > 0).collect();
@@ -902,16 +909,7 @@ impl Store for SqliteStore {
 
     async fn consume_nonce(&self, scope: &str, nonce: &str, expires_at: Timestamp) -> Result<bool> {
         let (scope, nonce) = (scope.to_string(), nonce.to_string());
-        self.db
-            .write(move |db| {
-                let added = exec(
-                    db,
-                    "INSERT INTO nonces (scope, nonce, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                    params![scope, nonce, expires_at.0],
-                )?;
-                Ok(added == 1)
-            })
-            .await
+        self.db.write(move |db| insert_nonce(db, &scope, &nonce, expires_at)).await
     }
 
     async fn purge_expired(&self, now: Timestamp) -> Result<()> {
