@@ -1,5 +1,6 @@
 //! The device side of smartlic: a device identity and signed exchanges with the manager.
 
+pub mod cli;
 pub mod client;
 pub mod identity;
 pub mod tls;
