@@ -106,13 +106,18 @@ impl ManagerClient {
     /// `base_url` like `https://127.0.0.1:8443`; `ca_pem` is the manager's CA certificate,
     /// which both authenticates its TLS listener and verifies its answers.
     pub fn new(base_url: &str, ca_pem: &str) -> Result<Self, ClientError> {
+        Self::via(base_url, ca_pem, None)
+    }
+
+    /// Like [`new`](Self::new), through an HTTP(S) proxy when one is given (G-2).
+    pub fn via(base_url: &str, ca_pem: &str, proxy: Option<&tls::ProxyConfig>) -> Result<Self, ClientError> {
         let url = reqwest::Url::parse(base_url)
             .map_err(|e| ClientError::Setup(format!("bad manager URL {base_url}: {e}")))?;
         if url.scheme() != "https" {
             return Err(ClientError::Setup(format!("the manager URL must be https: {base_url}")));
         }
         let manager_key = cert::public_key_of_certificate(ca_pem).map_err(|e| ClientError::Setup(e.to_string()))?;
-        let http = tls::https_client(ca_pem).map_err(|e| ClientError::Setup(e.to_string()))?;
+        let http = tls::https_client_via(ca_pem, proxy).map_err(|e| ClientError::Setup(e.to_string()))?;
         Ok(ManagerClient { http, base: base_url.trim_end_matches('/').to_string(), manager_key })
     }
 
