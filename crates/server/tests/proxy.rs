@@ -44,18 +44,12 @@ async fn tinyproxy(user: &str, password: &str) -> Option<Tinyproxy> {
     );
     let path = dir.path().join("tinyproxy.conf");
     std::fs::write(&path, conf).unwrap();
-    let child = Command::new(binary)
-        .arg("-d")
-        .arg("-c")
-        .arg(&path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let child = Command::new(binary).arg("-d").arg("-c").arg(&path).stdout(Stdio::null()).stderr(Stdio::null()).spawn();
+    let proxy = Tinyproxy { child: child.unwrap(), port, _dir: dir };
     // Bounded wait for the proxy to listen.
     for _ in 0..100 {
         if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-            return Some(Tinyproxy { child, port, _dir: dir });
+            return Some(proxy);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
