@@ -3,4 +3,5 @@
 pub mod cli;
 pub mod client;
 pub mod identity;
+pub mod persist;
 pub mod tls;
