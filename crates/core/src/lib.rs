@@ -1,6 +1,7 @@
 //! The licensing domain of smartlic, free of I/O: time passes in as a value, storage and
 //! transport live in other crates. Everything here can be tested in microseconds.
 
+pub mod agent;
 pub mod catalog;
 pub mod compliance;
 pub mod license;
