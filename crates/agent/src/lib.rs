@@ -6,4 +6,6 @@ pub mod config;
 pub mod device;
 pub mod identity;
 pub mod persist;
+pub mod session;
+pub mod show;
 pub mod tls;

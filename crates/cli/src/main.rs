@@ -1,7 +1,9 @@
-//! `smartlic`: one binary for the manager (`server`), its operators (`admin`), a test device
-//! (`device`) and the load generator (`bench`).
+//! `smartlic`: one binary for the manager (`server`), its operators (`admin`), a simulated
+//! device with the smart agent (`agent`), a test device (`device`) and the load generator
+//! (`bench`).
 
 mod admin;
+mod agent_cmd;
 mod bench;
 mod device;
 mod server_cmd;
@@ -22,7 +24,9 @@ enum Command {
     Server(server_cmd::ServerArgs),
     /// Operate a running manager: accounts, pools, licenses, tokens, instances, reports.
     Admin(admin::AdminArgs),
-    /// A minimal test device speaking the device protocol (the full agent is `smartlic agent`).
+    /// A simulated device running the smart agent, with the device CLI of the seeds.
+    Agent(agent_cmd::AgentArgs),
+    /// A minimal test device speaking the device protocol, one exchange per command.
     Device(device::DeviceArgs),
     /// Load generator: many simulated devices against a manager over HTTPS on loopback.
     Bench(bench::BenchArgs),
@@ -42,6 +46,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Server(args) => server_cmd::run(args).await,
             Command::Admin(args) => admin::run(args).await,
+            Command::Agent(args) => agent_cmd::run(args).await,
             Command::Device(args) => device::run(args).await,
             Command::Bench(args) => bench::run(args).await,
         }

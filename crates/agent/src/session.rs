@@ -1,0 +1,288 @@
+//! A device CLI session: lines in, device output out. Used by `smartlic agent -c` (one-shot
+//! commands, exec and configuration alike, as on the controller of seed 000) and by the
+//! interactive prompt. Before each command it runs what became due by the device clock.
+
+use crate::cli::{format_help, Cli, CliError, ClockValue, Command, Mode, Parsed, PemCollector, Renew, Revocation};
+use crate::cli::{Transport, TransportMode};
+use crate::config::{TransportKind, Trustpoint};
+use crate::device::{Device, DeviceError};
+use crate::show;
+use crate::tls::ProxyConfig;
+use smartlic_core::agent::Event;
+use smartlic_core::Timestamp;
+
+/// What one line produced.
+#[derive(Debug, Default)]
+pub struct Reply {
+    /// Text to print (may be empty).
+    pub output: String,
+    /// The line was refused; `output` says why, in the device's words.
+    pub error: bool,
+    /// The session ended (`exit` at the top).
+    pub exit: bool,
+}
+
+impl Reply {
+    fn text(output: impl Into<String>) -> Reply {
+        Reply { output: output.into(), ..Reply::default() }
+    }
+
+    fn refused(output: impl Into<String>) -> Reply {
+        Reply { output: output.into(), error: true, exit: false }
+    }
+}
+
+pub struct Session {
+    pub device: Device,
+    cli: Cli,
+    pub mode: Mode,
+    /// `crypto pki authenticate NAME` under way: the trust point and the PEM read so far.
+    pem: Option<(String, PemCollector)>,
+    /// One-shot sessions accept configuration commands without `configure terminal`.
+    oneshot: bool,
+}
+
+impl Session {
+    pub fn new(device: Device, oneshot: bool) -> Session {
+        Session { device, cli: Cli::new(), mode: Mode::Exec, pem: None, oneshot }
+    }
+
+    pub fn prompt(&self) -> String {
+        if self.pem.is_some() {
+            return String::new();
+        }
+        self.mode.prompt(&self.device.config.hostname)
+    }
+
+    /// Whether the session is reading a pasted certificate rather than commands.
+    pub fn reading_pem(&self) -> bool {
+        self.pem.is_some()
+    }
+
+    /// Handles one input line.
+    pub async fn line(&mut self, line: &str) -> Result<Reply, DeviceError> {
+        if let Some((name, collector)) = self.pem.as_mut() {
+            if !collector.push(line) {
+                return Ok(Reply::default());
+            }
+            let (name, pem) = (name.clone(), collector.text());
+            self.pem = None;
+            return self.import_ca(&name, &pem);
+        }
+        self.device.run_due().await?;
+        let parsed = if self.oneshot && self.mode == Mode::Exec {
+            self.cli.parse_oneshot(line)
+        } else {
+            self.cli.parse(&self.mode, line)
+        };
+        let command = match parsed {
+            Ok(Parsed::Empty) => return Ok(Reply::default()),
+            Ok(Parsed::Help(items)) => return Ok(Reply::text(format_help(&items))),
+            Ok(Parsed::Command(c)) => c,
+            Err(e) => return Ok(Reply::refused(render_error(&e, line))),
+        };
+        let reply = self.execute(&command).await?;
+        match self.mode.after(&command) {
+            Some(next) => self.mode = next,
+            None => return Ok(Reply { exit: true, ..reply }),
+        }
+        Ok(reply)
+    }
+
+    async fn execute(&mut self, command: &Command) -> Result<Reply, DeviceError> {
+        let d = &mut self.device;
+        let now = d.now();
+        let reply = match command {
+            Command::ShowLicense(view) => Reply::text(show::render(view, &d.agent, &d.config, now)),
+            Command::ShowClock => Reply::text(show::show_clock(now)),
+            Command::ShowHostnamePrivacy => Reply::text(show::show_hostname_privacy(&d.config)),
+            Command::Register { token, force } => {
+                d.apply(Event::Register { token: token.clone(), force: *force }).await?;
+                Reply::text("Registration process is in progress. Use the 'show license status' command to check the progress and result")
+            }
+            Command::Deregister => {
+                d.apply(Event::Deregister).await?;
+                Reply::default()
+            }
+            Command::Renew(Renew::Id) => {
+                d.apply(Event::RenewId).await?;
+                Reply::default()
+            }
+            Command::Renew(Renew::Auth) => {
+                d.apply(Event::RenewAuth).await?;
+                Reply::default()
+            }
+            Command::ReservationRequest(_)
+            | Command::ReservationInstall { .. }
+            | Command::ReservationReturn { .. }
+            | Command::ReservationCancel => Reply::refused("% License reservation is not available on this device yet"),
+            Command::ClockSet(value) => {
+                d.set_clock(clock_value(value)).await?;
+                Reply::default()
+            }
+            Command::WriteMemory => Reply::text("[OK]"),
+            Command::SmartEnable(on) => {
+                d.apply(if *on { Event::Enable } else { Event::Disable }).await?;
+                Reply::default()
+            }
+            Command::SmartUrl(url) => self.set_destination(TransportKind::Smart, url.clone()).await?,
+            Command::SmartServer(server) => {
+                let url = server.as_ref().map(|(addr, port)| match port {
+                    Some(p) => with_port(addr, *p),
+                    None => addr.clone(),
+                });
+                self.set_destination(TransportKind::Smart, url).await?
+            }
+            Command::DestinationAddress { url, remove } | Command::DestinationProfileHttp { url, remove, .. } => {
+                self.set_destination(TransportKind::Callhome, (!remove).then(|| url.clone())).await?
+            }
+            Command::SmartTransport(t) => {
+                self.device.config.transport.kind = match t {
+                    Some(Transport::Off) => TransportKind::Off,
+                    Some(Transport::Callhome) => TransportKind::Callhome,
+                    Some(Transport::Smart) | None => TransportKind::Smart,
+                };
+                self.device.transport_changed().await?;
+                Reply::default()
+            }
+            Command::TransportMode(mode) => {
+                let t = &mut self.device.config.transport;
+                match mode {
+                    Some(TransportMode::SmartLicensing) | None => {
+                        t.kind = TransportKind::Smart;
+                        t.proxy_enabled = false;
+                    }
+                    Some(TransportMode::Satellite { url }) => {
+                        t.kind = TransportKind::Satellite;
+                        t.url = Some(url.clone());
+                    }
+                    Some(TransportMode::Proxy { host, port }) => {
+                        t.proxy = Some(ProxyConfig { host: host.clone(), port: *port, username: None, password: None });
+                        t.proxy_enabled = true;
+                    }
+                }
+                self.device.transport_changed().await?;
+                Reply::default()
+            }
+            Command::ProxyServer(server) => {
+                let t = &mut self.device.config.transport;
+                t.proxy = server.as_ref().map(|(host, port)| ProxyConfig {
+                    host: host.clone(),
+                    port: *port,
+                    username: None,
+                    password: None,
+                });
+                self.device.save()?;
+                Reply::default()
+            }
+            Command::ProxyEnable(on) => {
+                self.device.config.transport.proxy_enabled = *on;
+                self.device.save()?;
+                Reply::default()
+            }
+            Command::Feature { tag, count } => {
+                if count.is_some() && !d.config.catalog.is_empty() && !d.config.catalog.contains_key(tag) {
+                    return Ok(Reply::refused(format!(
+                        "% Entitlement tag \"{tag}\" is not in this product's catalogue (show license catalog)"
+                    )));
+                }
+                d.apply(Event::SetUsage { tag: tag.clone(), count: count.unwrap_or(0) }).await?;
+                Reply::default()
+            }
+            Command::Hostname(name) => {
+                d.config.hostname = name.clone();
+                d.save()?;
+                Reply::default()
+            }
+            Command::PrivacyHostname(on) => {
+                d.config.hostname_privacy = *on;
+                d.save()?;
+                Reply::default()
+            }
+            Command::Trustpoint(name) => {
+                d.config.trustpoints.entry(name.clone()).or_default();
+                d.save()?;
+                Reply::default()
+            }
+            Command::NoTrustpoint(name) => {
+                d.config.trustpoints.remove(name);
+                d.save()?;
+                Reply::default()
+            }
+            Command::EnrollmentTerminal | Command::RevocationCheck(_) => {
+                let Mode::Trustpoint(name) = &self.mode else { return Ok(Reply::default()) };
+                let tp = d.config.trustpoints.entry(name.clone()).or_default();
+                match command {
+                    Command::EnrollmentTerminal => tp.enrollment_terminal = true,
+                    _ => tp.revocation_check_none = matches!(command, Command::RevocationCheck(Revocation::None)),
+                }
+                d.save()?;
+                Reply::default()
+            }
+            Command::Authenticate(name) => {
+                if !d.config.trustpoints.contains_key(name) {
+                    return Ok(Reply::refused(format!(
+                        "% Trustpoint {name} is not defined (crypto pki trustpoint {name})"
+                    )));
+                }
+                self.pem = Some((name.clone(), PemCollector::default()));
+                Reply::text(PemCollector::PROMPT.join("\n"))
+            }
+            // Accepted as on the device; they do not change licensing.
+            _ => Reply::default(),
+        };
+        Ok(reply)
+    }
+
+    async fn set_destination(&mut self, kind: TransportKind, url: Option<String>) -> Result<Reply, DeviceError> {
+        if let Some(u) = &url {
+            if u.starts_with("http://") {
+                // Seed 003: the manager is reached over HTTPS only.
+                return Ok(Reply::refused(
+                    "% HTTP is no longer supported to reach the manager; HTTPS is only supported. Use an https:// URL.",
+                ));
+            }
+        }
+        let t = &mut self.device.config.transport;
+        t.kind = kind;
+        t.url = url;
+        self.device.transport_changed().await?;
+        Ok(Reply::default())
+    }
+
+    fn import_ca(&mut self, name: &str, pem: &str) -> Result<Reply, DeviceError> {
+        if let Err(e) = crate::tls::root_store(pem).and(
+            smartlic_proto::cert::public_key_of_certificate(pem)
+                .map_err(|e| crate::tls::TlsError::BadPem(e.to_string())),
+        ) {
+            return Ok(Reply::refused(format!("% Error in the certificate: {e}; nothing imported")));
+        }
+        let tp: &mut Trustpoint = self.device.config.trustpoints.entry(name.to_string()).or_default();
+        tp.certificate = Some(pem.to_string());
+        self.device.save()?;
+        Ok(Reply::text(format!(
+            "Trustpoint '{name}' is a self-signed CA certificate.\n% Certificate successfully imported"
+        )))
+    }
+}
+
+fn render_error(e: &CliError, _line: &str) -> String {
+    e.to_string()
+}
+
+fn clock_value(v: &ClockValue) -> Timestamp {
+    Timestamp(v.unix_seconds() * 1000)
+}
+
+/// `license smart server URL port N`: the port goes into the URL's authority.
+fn with_port(url: &str, port: u16) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let (host, path) = rest.split_once('/').map_or((rest, ""), |(h, p)| (h, p));
+            let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
+            let path = if path.is_empty() { String::new() } else { format!("/{path}") };
+            format!("{scheme}://{host}:{port}{path}")
+        }
+        None => format!("https://{url}:{port}"),
+    }
+}
