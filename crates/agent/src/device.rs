@@ -66,7 +66,9 @@ pub struct Device {
 fn valid_name(field: &str, value: &str) -> Result<String, DeviceError> {
     let v = value.trim();
     if v.is_empty() || v.len() > 64 || !v.chars().all(|c| c.is_ascii_graphic()) {
-        return Err(DeviceError::Invalid(format!("{field} must be 1 to 64 printable characters without spaces, got '{value}'")));
+        return Err(DeviceError::Invalid(format!(
+            "{field} must be 1 to 64 printable characters without spaces, got '{value}'"
+        )));
     }
     Ok(v.to_string())
 }
@@ -117,7 +119,14 @@ impl Device {
             Err(IdentityError::Missing(_)) => None,
             Err(e) => return Err(e.into()),
         };
-        Ok(Device { dir: dir.to_path_buf(), agent: saved.agent, config: saved.config, identity, clock, messages: Vec::new() })
+        Ok(Device {
+            dir: dir.to_path_buf(),
+            agent: saved.agent,
+            config: saved.config,
+            identity,
+            clock,
+            messages: Vec::new(),
+        })
     }
 
     /// The device clock: the system clock moved by `clock set`.
@@ -242,9 +251,12 @@ impl Device {
                     Err(e) => failed(&action, failure(e)),
                 }
             }
-            (_, None) => failed(&action, Failure::new(FailureKind::NotRegistered, "the device holds no ID certificate")),
+            (_, None) => {
+                failed(&action, Failure::new(FailureKind::NotRegistered, "the device holds no ID certificate"))
+            }
             (Action::SendAuthorize { usage }, Some(identity)) => {
-                let usage: Vec<Usage> = usage.iter().map(|(tag, count)| Usage { tag: tag.clone(), count: i64::from(*count) }).collect();
+                let usage: Vec<Usage> =
+                    usage.iter().map(|(tag, count)| Usage { tag: tag.clone(), count: i64::from(*count) }).collect();
                 match manager.authorize(identity, &usage, now).await {
                     Ok(a) => Event::AuthSucceeded(AuthFacts {
                         status: match a.status {
@@ -319,7 +331,9 @@ fn failure(e: ClientError) -> Failure {
         ClientError::Refused { code, message, field, .. } => {
             let kind = match code.as_str() {
                 wire::code::UNKNOWN_INSTANCE | wire::code::CERTIFICATE_EXPIRED => FailureKind::NotRegistered,
-                wire::code::INVALID_TOKEN | wire::code::ALREADY_REGISTERED | wire::code::BAD_SIGNATURE => FailureKind::Refused,
+                wire::code::INVALID_TOKEN | wire::code::ALREADY_REGISTERED | wire::code::BAD_SIGNATURE => {
+                    FailureKind::Refused
+                }
                 _ => FailureKind::Communication,
             };
             // The manager's field-bound refusals read as its JSON body does (seed 004 #3).
@@ -331,9 +345,10 @@ fn failure(e: ClientError) -> Failure {
         }
         ClientError::BadSignature => Failure::new(FailureKind::Communication, wire::text::BAD_SIGNATURE),
         // A server that does not prove itself with a trusted certificate is not talked to.
-        ClientError::Transport(detail) if detail.contains("certificate") => {
-            Failure::new(FailureKind::Communication, format!("{SEND_FAILED}: the server certificate is not trusted ({detail})"))
-        }
+        ClientError::Transport(detail) if detail.contains("certificate") => Failure::new(
+            FailureKind::Communication,
+            format!("{SEND_FAILED}: the server certificate is not trusted ({detail})"),
+        ),
         ClientError::Transport(_) => Failure::new(FailureKind::Communication, SEND_FAILED),
         other => Failure::new(FailureKind::Communication, other.to_string()),
     }
