@@ -1,9 +1,12 @@
 //! `smartlic agent`: a simulated device running the smart agent, driven with the device CLI.
 //!
 //! `init` creates a device; `-c 'CMD'` (repeatable) runs commands one after another and exits;
-//! with neither, an interactive device prompt reads standard input.
+//! `run` is the device daemon (timers on time, product REST API on loopback); with none of
+//! them, an interactive device prompt reads standard input. One process drives a device at a
+//! time: each takes the state directory's lock.
 
 use anyhow::Context;
+use smartlic_agent::daemon;
 use smartlic_agent::device::Device;
 use smartlic_agent::session::Session;
 use smartlic_core::{Catalog, SystemClock};
@@ -37,6 +40,12 @@ enum AgentAction {
         #[arg(long)]
         catalog: Option<PathBuf>,
     },
+    /// The device daemon: fires timers on time and serves the product REST API.
+    Run {
+        /// Loopback address of the product REST API.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+    },
 }
 
 pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
@@ -54,7 +63,19 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         say(&format!("device PID:{},SN:{} created in {}\n", device.agent.pid, device.agent.sn, args.state.display()));
         return Ok(());
     }
-    let device = Device::open(&args.state, Box::new(SystemClock))?;
+    // Opening first gives the clear "not a device" error; the locked open then reads the state
+    // that this process alone will change.
+    Device::open(&args.state, Box::new(SystemClock))?;
+    let (device, _lock) = daemon::open_locked(&args.state, Box::new(SystemClock))?;
+    if let Some(AgentAction::Run { listen }) = args.action {
+        let filter = tracing_subscriber::EnvFilter::try_from_env("SMARTLIC_LOG").unwrap_or_else(|_| "info".into());
+        let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        return Ok(daemon::run(device, _lock, listen, shutdown).await?);
+    }
     if args.commands.is_empty() {
         return interactive(Session::new(device, false)).await;
     }
