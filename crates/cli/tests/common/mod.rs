@@ -1,0 +1,88 @@
+//! A real `smartlic server` for the binary's tests: simulated clock, temporary data directory,
+//! a port chosen by the OS; and helpers to run `smartlic` subcommands against it.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+pub const SECRET: &str = "integration-test-secret";
+
+/// A running manager, stopped when dropped.
+pub struct Manager {
+    child: Child,
+    pub url: String,
+    pub ca: PathBuf,
+    pub data: tempfile::TempDir,
+}
+
+impl Manager {
+    /// Stops the manager: devices find nothing listening at its address.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Manager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn smartlic() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_smartlic"));
+    for var in ["SMARTLIC_SERVER", "SMARTLIC_CA", "SMARTLIC_CLIENT_ID", "SMARTLIC_ADMIN_SECRET"] {
+        command.env_remove(var);
+    }
+    command
+}
+
+/// Starts the server on port 0 and learns its address from its "listening on" line.
+pub fn start() -> Manager {
+    let data = tempfile::tempdir().unwrap();
+    let mut child = smartlic()
+        .args(["server", "--listen", "127.0.0.1:0", "--clock", "simulated", "--data"])
+        .arg(data.path())
+        .env("SMARTLIC_ADMIN_SECRET", SECRET)
+        .env("SMARTLIC_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = loop {
+        let line = lines.next().expect("the server exited before listening").unwrap();
+        if let Some(url) = line.split("listening on ").nth(1) {
+            break url.trim().to_owned();
+        }
+    };
+    // Keep draining: the server dies of a broken pipe if its stdout is closed under it.
+    std::thread::spawn(move || lines.for_each(drop));
+    let ca = data.path().join("ca.pem");
+    Manager { child, url, ca, data }
+}
+
+pub fn admin(m: &Manager, ca: &Path, args: &[&str]) -> Output {
+    smartlic()
+        .args(["admin", "--server", &m.url, "--ca"])
+        .arg(ca)
+        .args(["--secret", SECRET])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+pub fn ok(m: &Manager, args: &[&str]) -> String {
+    let out = admin(m, &m.ca, args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{args:?} failed: {stderr}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+pub fn fails(m: &Manager, ca: &Path, args: &[&str]) -> String {
+    let out = admin(m, ca, args);
+    assert!(!out.status.success(), "{args:?} succeeded");
+    String::from_utf8(out.stderr).unwrap()
+}
