@@ -97,6 +97,11 @@ impl Session {
             Command::ShowClock => Reply::text(show::show_clock(now)),
             Command::ShowHostnamePrivacy => Reply::text(show::show_hostname_privacy(&d.config)),
             Command::Register { token, force } => {
+                if !plausible_token(token) {
+                    return Ok(Reply::refused(
+                        "% Invalid ID token: a registration token is 1 to 512 base64 characters (copy it whole from the manager)",
+                    ));
+                }
                 d.apply(Event::Register { token: token.clone(), force: *force }).await?;
                 Reply::text("Registration process is in progress. Use the 'show license status' command to check the progress and result")
             }
@@ -264,6 +269,13 @@ impl Session {
             "Trustpoint '{name}' is a self-signed CA certificate.\n% Certificate successfully imported"
         )))
     }
+}
+
+/// Tokens are base64 text (public facts §2.4; the YANG model allows up to 255 characters, some
+/// products 512); anything else cannot be one, and is refused before a registration starts.
+fn plausible_token(token: &str) -> bool {
+    (1..=512).contains(&token.len())
+        && token.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=' | '-' | '_' | '%'))
 }
 
 fn render_error(e: &CliError, _line: &str) -> String {

@@ -67,6 +67,9 @@ async fn a_device_registers_reports_usage_and_shows_its_status() {
     assert!(bad.error && bad.output.contains("% Invalid input detected at '^' marker."), "{}", bad.output);
     let unknown = s.line("license feature \"No Such Tag\" count 1").await.unwrap();
     assert!(unknown.error, "{}", unknown.output);
+    let malformed = s.line("license smart register idtoken not*a*token force").await.unwrap();
+    assert!(malformed.error && malformed.output.contains("Invalid ID token"), "{}", malformed.output);
+    assert!(run(&mut s, "show license status").await.contains("Status: REGISTERED"), "nothing changed");
     // The state survives reopening the directory.
     drop(s);
     let clock = h.server.state.simulated.clone().unwrap();
