@@ -69,14 +69,15 @@ pub fn request_bytes<Req: Serialize>(
 /// is worth nothing, not even its error text), then the status, then that a success answer
 /// echoes `nonce`.
 pub fn read_answer<Resp: Answer>(
-    manager: &PublicKey,
+    managers: &[PublicKey],
     path: &str,
     status: u16,
     signature: Option<&str>,
     body: &[u8],
     nonce: &str,
 ) -> Result<Resp, ClientError> {
-    if !signature.is_some_and(|s| manager.verify_b64(&wire::response_signing_input(path, body), s)) {
+    let signed = wire::response_signing_input(path, body);
+    if !signature.is_some_and(|s| managers.iter().any(|key| key.verify_b64(&signed, s))) {
         return Err(ClientError::BadSignature);
     }
     if !(200..300).contains(&status) {
@@ -99,7 +100,8 @@ pub fn read_answer<Resp: Answer>(
 pub struct ManagerClient {
     http: reqwest::Client,
     base: String,
-    manager_key: PublicKey,
+    /// Keys an answer may be signed with: every trusted CA (trust points), not only the first.
+    manager_keys: Vec<PublicKey>,
 }
 
 impl ManagerClient {
@@ -116,9 +118,9 @@ impl ManagerClient {
         if url.scheme() != "https" {
             return Err(ClientError::Setup(format!("the manager URL must be https: {base_url}")));
         }
-        let manager_key = cert::public_key_of_certificate(ca_pem).map_err(|e| ClientError::Setup(e.to_string()))?;
+        let manager_keys = cert::public_keys_of_bundle(ca_pem).map_err(|e| ClientError::Setup(e.to_string()))?;
         let http = tls::https_client_via(ca_pem, proxy).map_err(|e| ClientError::Setup(e.to_string()))?;
-        Ok(ManagerClient { http, base: base_url.trim_end_matches('/').to_string(), manager_key })
+        Ok(ManagerClient { http, base: base_url.trim_end_matches('/').to_string(), manager_keys })
     }
 
     /// The underlying HTTPS client, for other calls to the same manager (REST API, health).
@@ -240,7 +242,7 @@ impl ManagerClient {
         let signature =
             response.headers().get(wire::SIGNATURE_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string);
         let body = response.bytes().await.map_err(transport)?;
-        read_answer(&self.manager_key, path, status, signature.as_deref(), &body, &nonce)
+        read_answer(&self.manager_keys, path, status, signature.as_deref(), &body, &nonce)
     }
 }
 
@@ -326,7 +328,8 @@ mod tests {
         let path = wire::PATH_DEREGISTER;
         let body = answer("nonce-0123456789ab");
         let good = sign(&ca, path, &body);
-        let ok: DeregisterResponse = read_answer(&key, path, 200, Some(&good), &body, "nonce-0123456789ab").unwrap();
+        let ok: DeregisterResponse =
+            read_answer(std::slice::from_ref(&key), path, 200, Some(&good), &body, "nonce-0123456789ab").unwrap();
         assert_eq!(ok.instance_id, "i-1");
 
         let mut tampered = body.clone();
@@ -340,11 +343,25 @@ mod tests {
             (body.clone(), Some("not base64!".to_string())),
         ];
         for (body, sig) in cases {
-            let err = read_answer::<DeregisterResponse>(&key, path, 200, sig.as_deref(), &body, "nonce-0123456789ab");
+            let err = read_answer::<DeregisterResponse>(
+                std::slice::from_ref(&key),
+                path,
+                200,
+                sig.as_deref(),
+                &body,
+                "nonce-0123456789ab",
+            );
             assert!(matches!(err, Err(ClientError::BadSignature)));
         }
-        let err =
-            read_answer::<DeregisterResponse>(&key, path, 200, Some(&good), &body, "another-nonce-0123").unwrap_err();
+        let err = read_answer::<DeregisterResponse>(
+            std::slice::from_ref(&key),
+            path,
+            200,
+            Some(&good),
+            &body,
+            "another-nonce-0123",
+        )
+        .unwrap_err();
         assert!(matches!(err, ClientError::Malformed(_)), "{err}");
         assert_eq!(ClientError::BadSignature.to_string(), "Data and signature do not match");
     }
@@ -361,8 +378,15 @@ mod tests {
             },
         })
         .unwrap();
-        let err =
-            read_answer::<RegisterResponse>(&key, path, 400, Some(&sign(&ca, path, &body)), &body, "n").unwrap_err();
+        let err = read_answer::<RegisterResponse>(
+            std::slice::from_ref(&key),
+            path,
+            400,
+            Some(&sign(&ca, path, &body)),
+            &body,
+            "n",
+        )
+        .unwrap_err();
         match &err {
             ClientError::Refused { status: 400, code, field: Some(field), .. } => {
                 assert_eq!((code.as_str(), field.as_str()), (wire::code::CLOCK_SKEW, "timestamp"));
@@ -370,10 +394,17 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
         assert_eq!(err.to_string(), format!("{} (CLOCK_SKEW)", wire::text::clock_skew(5)));
-        let unsigned = read_answer::<RegisterResponse>(&key, path, 400, None, &body, "n");
+        let unsigned = read_answer::<RegisterResponse>(std::slice::from_ref(&key), path, 400, None, &body, "n");
         assert!(matches!(unsigned, Err(ClientError::BadSignature)));
         let junk = b"<html>bad gateway</html>";
-        let err = read_answer::<RegisterResponse>(&key, path, 502, Some(&sign(&ca, path, junk)), junk, "n");
+        let err = read_answer::<RegisterResponse>(
+            std::slice::from_ref(&key),
+            path,
+            502,
+            Some(&sign(&ca, path, junk)),
+            junk,
+            "n",
+        );
         assert!(matches!(err, Err(ClientError::Malformed(_))));
     }
 

@@ -163,6 +163,21 @@ impl CertificateAuthority {
 pub fn public_key_of_certificate(pem: &str) -> Result<PublicKey, CertError> {
     let (_, block) =
         x509_parser::pem::parse_x509_pem(pem.as_bytes()).map_err(|e| CertError::BadCertificate(e.to_string()))?;
+    key_of_block(&block)
+}
+
+/// The public keys of every certificate in a PEM bundle (a device's trust points); at least one.
+pub fn public_keys_of_bundle(pem: &str) -> Result<Vec<PublicKey>, CertError> {
+    let keys = x509_parser::pem::Pem::iter_from_buffer(pem.as_bytes())
+        .map(|block| key_of_block(&block.map_err(|e| CertError::BadCertificate(e.to_string()))?))
+        .collect::<Result<Vec<_>, _>>()?;
+    if keys.is_empty() {
+        return Err(CertError::BadCertificate("no certificate in the PEM text".into()));
+    }
+    Ok(keys)
+}
+
+fn key_of_block(block: &x509_parser::pem::Pem) -> Result<PublicKey, CertError> {
     let cert = block.parse_x509().map_err(|e| CertError::BadCertificate(e.to_string()))?;
     let spki = cert.public_key();
     let oid = spki.algorithm.algorithm.to_id_string();

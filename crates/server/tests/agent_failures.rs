@@ -1,0 +1,607 @@
+//! The failure reasons of seed 004, reproduced by real causes against a real manager over HTTPS
+//! on loopback, and the agent's transport and trust behaviour (G-4, G-5, A-5, A-11, G-2).
+//!
+//! Each device runs on a frozen clock (set from the manager's), so the dates `show license
+//! status` prints are known to the second; `clock set` moves it as on a real device.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use smartlic_agent::device::Device;
+use smartlic_agent::session::Session;
+use smartlic_core::agent::format_device_time;
+use smartlic_core::{Catalog, Clock, Timestamp};
+use smartlic_proto::{CertificateAuthority, KeyAlgorithm, SigningKey};
+use smartlic_server::{start, ServerConfig};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+const MINUTE: i64 = 60_000;
+const HOUR: i64 = 60 * MINUTE;
+const DAY: i64 = 24 * HOUR;
+
+const PID: &str = "APIC-SERVER-M3";
+const SEND_FAILED: &str = "Fail to send out Call Home HTTP message";
+const NO_TRANSPORT: &str = "Communication transport not available";
+const REGISTERING: &str = "Status: REGISTERING - REGISTRATION IN PROGRESS";
+const FAILED: &str = "Status: UNREGISTERED - REGISTRATION FAILED";
+/// Seed 002 (last table, `register` 400) and seed 000: a refused or expired token.
+const TOKEN_TEXT: &str = "The Product Instance Registration Token you have entered is either invalid or has been expired. Ensure that you have pasted the entire token and that the token has not expired";
+
+/// A device clock that stands still unless the test moves it.
+#[derive(Clone)]
+struct Frozen(Arc<AtomicI64>);
+
+impl Frozen {
+    /// The manager's time, rounded down to the second (`clock set` has second precision).
+    fn at(h: &Harness) -> Frozen {
+        Frozen(Arc::new(AtomicI64::new(h.now_ms() / 1000 * 1000)))
+    }
+
+    fn get(&self) -> Timestamp {
+        Timestamp(self.0.load(Ordering::SeqCst))
+    }
+
+    fn set(&self, t: Timestamp) {
+        self.0.store(t.0, Ordering::SeqCst);
+    }
+}
+
+impl Clock for Frozen {
+    fn now(&self) -> Timestamp {
+        self.get()
+    }
+}
+
+fn new_device(dir: &Path, sn: &str, clock: &Frozen) -> Session {
+    let tags = Catalog::builtin().tags().iter().map(|t| (t.name.clone(), t.display_name.clone())).collect();
+    let device = Device::init(dir, PID, sn, Some("apic1"), tags, Box::new(clock.clone())).unwrap();
+    Session::new(device, true)
+}
+
+fn reopen(dir: &Path, clock: &Frozen) -> Session {
+    Session::new(Device::open(dir, Box::new(clock.clone())).unwrap(), true)
+}
+
+async fn run(s: &mut Session, line: &str) -> String {
+    let reply = s.line(line).await.unwrap();
+    assert!(!reply.error, "{line}: {}", reply.output);
+    reply.output
+}
+
+/// Imports `pem` as trust point `name` with the seeds' commands.
+async fn trust(s: &mut Session, name: &str, pem: &str) {
+    run(s, &format!("crypto pki trustpoint {name}")).await;
+    run(s, "enrollment terminal").await;
+    run(s, "revocation-check none").await;
+    run(s, "end").await;
+    run(s, &format!("crypto pki authenticate {name}")).await;
+    assert!(s.reading_pem());
+    for line in pem.lines() {
+        s.line(line).await.unwrap();
+    }
+    assert!(!s.reading_pem(), "the END line closes the certificate");
+}
+
+/// A device in `dir` that trusts the manager's CA and points at `url`.
+async fn pointed_at(h: &Harness, dir: &Path, sn: &str, clock: &Frozen, url: &str) -> Session {
+    let mut s = new_device(dir, sn, clock);
+    trust(&mut s, "SLA-TrustPoint", &h.server.ca_pem).await;
+    run(&mut s, &format!("license smart url {url}")).await;
+    s
+}
+
+fn clock_set(t: Timestamp) -> String {
+    format!("clock set {}", t.to_datetime().format("%H:%M:%S %d %b %Y"))
+}
+
+fn date(t: Timestamp) -> String {
+    format_device_time(t)
+}
+
+/// The lines of one block of `show license status` (`Registration:`, `License Authorization:`),
+/// without indentation, up to the blank line that ends it.
+fn block(status: &str, title: &str) -> Vec<String> {
+    let mut lines = status.lines().skip_while(|l| *l != title);
+    assert!(lines.next().is_some(), "no {title} block in\n{status}");
+    lines.take_while(|l| !l.is_empty()).map(|l| l.trim().to_string()).collect()
+}
+
+fn registration(status: &str) -> Vec<String> {
+    block(status, "Registration:")
+}
+
+fn authorization(status: &str) -> Vec<String> {
+    block(status, "License Authorization:")
+}
+
+/// The Registration block of a registration that failed at `at` (the last attempt).
+fn failed_block(state: &str, at: Timestamp, reason: &str, next: Option<Timestamp>) -> Vec<String> {
+    let mut v = vec![
+        state.to_string(),
+        "Export-Controlled Functionality: Not Allowed".to_string(),
+        format!("Initial Registration: FAILED on {}", date(at)),
+        format!("Failure reason: {reason}"),
+    ];
+    v.extend(next.map(|n| format!("Next Registration Attempt: {}", date(n))));
+    v
+}
+
+async fn status(s: &mut Session) -> String {
+    run(s, "show license status").await
+}
+
+async fn instances(h: &Harness, domain: &str) -> Vec<serde_json::Value> {
+    let a = h.admin("GET", &format!("/api/v1/accounts/{domain}/instances"), None).await;
+    assert_eq!(a.status, 200, "{:?}", a.body);
+    a.body["instances"].as_array().unwrap().clone()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+// ---- seed 004 scenario 1 ------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_second_device_with_the_same_udi_is_refused_until_force() {
+    let h = Harness::new().await;
+    let token = h.account_with("example.com", &[("ACI Advantage", 2)]).await;
+    let clock = Frozen::at(&h);
+    let root = tempfile::tempdir().unwrap();
+    let mut first = pointed_at(&h, &root.path().join("a"), "FCH2001V0AB", &clock, &h.base).await;
+    run(&mut first, &format!("license smart register idtoken {token}")).await;
+    assert_eq!(registration(&status(&mut first).await)[0], "Status: REGISTERED");
+
+    // Another state directory, the same PID/SN.
+    let mut second = pointed_at(&h, &root.path().join("b"), "FCH2001V0AB", &clock, &h.base).await;
+    let now = clock.get();
+    run(&mut second, &format!("license smart register idtoken {token}")).await;
+    let shown = status(&mut second).await;
+    assert_eq!(
+        registration(&shown),
+        failed_block(FAILED, now, "Product already registered", Some(now.plus_ms(15 * MINUTE))),
+        "{shown}"
+    );
+    assert_eq!(instances(&h, "example.com").await.len(), 1);
+
+    // With force the second device takes the registration over.
+    run(&mut second, &format!("license smart register idtoken {token} force")).await;
+    let shown = status(&mut second).await;
+    let reg = registration(&shown);
+    assert_eq!(reg[0], "Status: REGISTERED", "{shown}");
+    assert!(reg.contains(&format!("Initial Registration: SUCCEEDED on {}", date(now))), "{shown}");
+    let list = instances(&h, "example.com").await;
+    assert_eq!(list.len(), 1, "force replaces the instance: {list:?}");
+}
+
+// ---- seed 004 scenario 3 ------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_device_clock_a_day_off_is_refused_with_the_tolerance_message() {
+    let h = Harness::new().await;
+    let token = h.account_with("example.com", &[("ACI Advantage", 1)]).await;
+    let clock = Frozen::at(&h);
+    let root = tempfile::tempdir().unwrap();
+    let mut s = pointed_at(&h, root.path(), "FCH2001V0AB", &clock, &h.base).await;
+    let off = clock.get().plus_ms(DAY);
+    run(&mut s, &clock_set(off)).await;
+    assert!(run(&mut s, "show clock").await.contains(&off.to_datetime().format("%H:%M:%S").to_string()));
+    run(&mut s, &format!("license smart register idtoken {token}")).await;
+    let shown = status(&mut s).await;
+    let reason =
+        format!("{{\"timestamp\":[\"The device date '{}' is offset beyond the allowed tolerance limit.\"]}}", off.0);
+    // Seed 004 #3: still REGISTERING, retried on the A-5 schedule.
+    assert_eq!(
+        registration(&shown),
+        failed_block(REGISTERING, off, &reason, Some(off.plus_ms(15 * MINUTE))),
+        "{shown}"
+    );
+    assert!(instances(&h, "example.com").await.is_empty());
+
+    // The clock set right, registering again succeeds.
+    let right = clock.get();
+    run(&mut s, &clock_set(right)).await;
+    run(&mut s, &format!("license smart register idtoken {token}")).await;
+    assert_eq!(registration(&status(&mut s).await)[0], "Status: REGISTERED");
+}
+
+// ---- seed 004 scenario 4 / G-5 ------------------------------------------------------------------
+
+#[tokio::test]
+async fn without_a_transport_registration_fails_at_once_and_is_not_retried() {
+    let h = Harness::new().await;
+    let token = h.account_with("example.com", &[("ACI Advantage", 1)]).await;
+    let clock = Frozen::at(&h);
+    let root = tempfile::tempdir().unwrap();
+    let now = clock.get();
+
+    // No destination configured at all.
+    let mut none = new_device(&root.path().join("none"), "FCH2001V0AA", &clock);
+    trust(&mut none, "SLA-TrustPoint", &h.server.ca_pem).await;
+    run(&mut none, &format!("license smart register idtoken {token}")).await;
+    let shown = status(&mut none).await;
+    assert_eq!(registration(&shown), failed_block(FAILED, now, NO_TRANSPORT, None), "{shown}");
+
+    // A destination, but the transport turned off.
+    let mut off = pointed_at(&h, &root.path().join("off"), "FCH2001V0AB", &clock, &h.base).await;
+    run(&mut off, "license smart transport off").await;
+    run(&mut off, &format!("license smart register idtoken {token}")).await;
+    let shown = status(&mut off).await;
+    assert_eq!(registration(&shown), failed_block(FAILED, now, NO_TRANSPORT, None), "{shown}");
+    assert!(shown.contains("Transport:\n  Type: Off"), "{shown}");
+    // Nothing is retried: a day later it is the same.
+    run(&mut off, &clock_set(now.plus_ms(DAY))).await;
+    let later = status(&mut off).await;
+    assert_eq!(registration(&later), failed_block(FAILED, now, NO_TRANSPORT, None), "{later}");
+    assert!(instances(&h, "example.com").await.is_empty());
+
+    // Transport back on: the same device registers.
+    clock.set(now);
+    run(&mut off, &clock_set(now)).await;
+    run(&mut off, "license smart transport smart").await;
+    run(&mut off, &format!("license smart register idtoken {token}")).await;
+    assert_eq!(registration(&status(&mut off).await)[0], "Status: REGISTERED");
+}
+
+// ---- seed 004 scenario 5 / G-4 / A-5 ------------------------------------------------------------
+
+#[tokio::test]
+async fn nothing_listening_keeps_registering_every_15_minutes_for_4_hours_then_hourly() {
+    let h = Harness::new().await;
+    let token = h.account_with("example.com", &[("ACI Advantage", 1)]).await;
+    let clock = Frozen::at(&h);
+    let root = tempfile::tempdir().unwrap();
+    let nowhere = format!("https://127.0.0.1:{}", free_port());
+    let mut s = pointed_at(&h, root.path(), "FCH2001V0AB", &clock, &nowhere).await;
+    let t0 = clock.get();
+    run(&mut s, &format!("license smart register idtoken {token}")).await;
+    let shown = status(&mut s).await;
+    assert_eq!(
+        registration(&shown),
+        failed_block(REGISTERING, t0, SEND_FAILED, Some(t0.plus_ms(15 * MINUTE))),
+        "{shown}"
+    );
+
+    // Each retry at its time: every 15 minutes up to 4 hours after the first failure...
+    for k in 1..=16 {
+        let at = t0.plus_ms(k * 15 * MINUTE);
+        run(&mut s, &clock_set(at)).await;
+        let next = if k < 16 { at.plus_ms(15 * MINUTE) } else { at.plus_ms(HOUR) };
+        let shown = status(&mut s).await;
+        assert_eq!(registration(&shown), failed_block(REGISTERING, at, SEND_FAILED, Some(next)), "retry {k}: {shown}");
+    }
+    // ... then hourly.
+    for at in [t0.plus_ms(5 * HOUR), t0.plus_ms(6 * HOUR)] {
+        run(&mut s, &clock_set(at)).await;
+        let shown = status(&mut s).await;
+        assert_eq!(registration(&shown), failed_block(REGISTERING, at, SEND_FAILED, Some(at.plus_ms(HOUR))), "{shown}");
+    }
+    // Between two attempts nothing is sent.
+    let between = t0.plus_ms(6 * HOUR + 30 * MINUTE);
+    run(&mut s, &clock_set(between)).await;
+    let shown = status(&mut s).await;
+    let last = t0.plus_ms(6 * HOUR);
+    assert_eq!(registration(&shown), failed_block(REGISTERING, last, SEND_FAILED, Some(last.plus_ms(HOUR))), "{shown}");
+}
+
+// ---- seed 004 scenario 9 ------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_tampered_device_key_reads_data_and_signature_do_not_match() {
+    let h = Harness::new().await;
+    let token = h.account_with("example.com", &[("ACI Advantage", 1)]).await;
+    let clock = Frozen::at(&h);
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("dev");
+    let mut s = pointed_at(&h, &dir, "FCH2001V0AB", &clock, &h.base).await;
+    run(&mut s, "license feature \"ACI Essentials\" count 1").await;
+    let registered_at = clock.get();
+    run(&mut s, &format!("license smart register idtoken {token}")).await;
+    let shown = status(&mut s).await;
+    assert_eq!(authorization(&shown)[0], format!("Status: AUTHORIZED on {}", date(registered_at)), "{shown}");
+    let deadline = authorization(&shown).last().unwrap().clone();
+    assert!(deadline.starts_with("Communication Deadline: "), "{shown}");
+    drop(s);
+
+    // Another key in identity.json, in the same format (base64 of its PKCS#8).
+    let path: PathBuf = dir.join("identity.json");
+    let mut identity: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let other = SigningKey::generate(KeyAlgorithm::Ed25519).unwrap();
+    use base64::Engine;
+    identity["key"] = json!(base64::engine::general_purpose::STANDARD.encode(other.pkcs8_der()));
+    std::fs::write(&path, serde_json::to_vec_pretty(&identity).unwrap()).unwrap();
+
+    // A few minutes on (within the manager's clock tolerance).
+    let later = registered_at.plus_ms(5 * MINUTE);
+    clock.set(later);
+    let mut s = reopen(&dir, &clock);
+    run(&mut s, "license smart renew auth").await;
+    let shown = status(&mut s).await;
+    assert_eq!(
+        authorization(&shown),
+        vec![
+            format!("Status: AUTHORIZED on {}", date(registered_at)),
+            format!("Last Communication Attempt: FAILED on {}", date(later)),
+            "Failure reason: Data and signature do not match".to_string(),
+            format!("Next Communication Attempt: {}", date(later.plus_ms(23 * HOUR))),
+            deadline,
+        ],
+        "{shown}"
+    );
+    assert!(run(&mut s, "show license eventlog").await.contains("Data and signature do not match"));
+}
+
+// ---- seed 000/002: an expired token --------------------------------------------------------------
+
+#[tokio::test]
+async fn an_expired_token_is_refused_with_the_seed_text() {
+    let h = Harness::new().await;
+    h.account_with("example.com", &[("ACI Advantage", 1)]).await;
+    let token = h.token("example.com", "Default", json!({"expires_days": 1})).await;
+    let clock = Frozen::at(&h);
+    // Both clocks two days on: the token expired yesterday.
+    let later = clock.get().plus_ms(2 * DAY);
+    h.set_clock(&later.to_rfc3339()).await;
+    clock.set(later);
+    let root = tempfile::tempdir().unwrap();
+    let mut s = pointed_at(&h, root.path(), "FCH2001V0AB", &clock, &h.base).await;
+    run(&mut s, &format!("license smart register idtoken {token}")).await;
+    let shown = status(&mut s).await;
+    assert_eq!(
+        registration(&shown),
+        failed_block(FAILED, later, TOKEN_TEXT, Some(later.plus_ms(15 * MINUTE))),
+        "{shown}"
+    );
+    assert!(instances(&h, "example.com").await.is_empty());
+}
+
+// ---- trust points -------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_server_whose_certificate_does_not_chain_to_a_trust_point_is_refused() {
+    let h = Harness::new().await;
+    let token = h.account_with("example.com", &[("ACI Advantage", 1)]).await;
+    let clock = Frozen::at(&h);
+    let root = tempfile::tempdir().unwrap();
+    let other = CertificateAuthority::generate("another CA", clock.get().0 / 1000 - 3600).unwrap();
+    let mut s = new_device(root.path(), "FCH2001V0AB", &clock);
+    trust(&mut s, "SLA-TrustPoint", other.cert_pem()).await;
+    run(&mut s, &format!("license smart url {}", h.base)).await;
+    let now = clock.get();
+    run(&mut s, &format!("license smart register idtoken {token}")).await;
+    let shown = status(&mut s).await;
+    let reg = registration(&shown);
+    assert_eq!(reg[0], REGISTERING, "{shown}");
+    assert_eq!(reg[2], format!("Initial Registration: FAILED on {}", date(now)), "{shown}");
+    assert!(
+        reg[3].starts_with(&format!("Failure reason: {SEND_FAILED}: the server certificate is not trusted")),
+        "{shown}"
+    );
+    assert_eq!(reg[4], format!("Next Registration Attempt: {}", date(now.plus_ms(15 * MINUTE))), "{shown}");
+    assert!(instances(&h, "example.com").await.is_empty(), "nothing reached the manager");
+
+    // The manager's CA imported into the same trust point: the same device registers.
+    trust(&mut s, "SLA-TrustPoint", &h.server.ca_pem).await;
+    run(&mut s, &format!("license smart register idtoken {token}")).await;
+    assert_eq!(registration(&status(&mut s).await)[0], "Status: REGISTERED");
+    assert_eq!(instances(&h, "example.com").await.len(), 1);
+}
+
+/// A device may hold several trust points (the manager's, a TLS-intercepting proxy's, ...);
+/// one that sorts before the manager's must not make the manager's answers unreadable.
+#[tokio::test]
+async fn another_trust_point_besides_the_managers_does_not_break_registration() {
+    let h = Harness::new().await;
+    let token = h.account_with("example.com", &[("ACI Advantage", 1)]).await;
+    let clock = Frozen::at(&h);
+    let root = tempfile::tempdir().unwrap();
+    let other = CertificateAuthority::generate("proxy CA", clock.get().0 / 1000 - 3600).unwrap();
+    let mut s = new_device(root.path(), "FCH2001V0AB", &clock);
+    trust(&mut s, "A-Proxy", other.cert_pem()).await;
+    trust(&mut s, "SLA-TrustPoint", &h.server.ca_pem).await;
+    run(&mut s, &format!("license smart url {}", h.base)).await;
+    run(&mut s, &format!("license smart register idtoken {token}")).await;
+    let shown = status(&mut s).await;
+    assert_eq!(registration(&shown)[0], "Status: REGISTERED", "{shown}");
+}
+
+fn server_config(dir: &Path) -> ServerConfig {
+    ServerConfig {
+        data_dir: dir.to_path_buf(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        tls_cert: None,
+        tls_key: None,
+        simulated_clock: true,
+        catalog: None,
+        admin_secret: Some(SECRET.into()),
+        job_interval: Duration::from_secs(3600),
+    }
+}
+
+/// A Harness over an already started manager (same helpers, same data directory).
+async fn harness_for(dir: tempfile::TempDir, config: ServerConfig) -> Harness {
+    let server = start(config).await.unwrap();
+    let base = format!("https://{}", server.local_addr);
+    let http = smartlic_agent::tls::https_client(&server.ca_pem).unwrap();
+    let devices = smartlic_agent::client::ManagerClient::new(&base, &server.ca_pem).unwrap();
+    let h = Harness { dir, server, base, http, admin_token: Default::default(), devices };
+    h.relogin().await;
+    h
+}
+
+#[tokio::test]
+async fn a_server_whose_name_does_not_match_its_certificate_is_refused() {
+    let h = Harness::new().await;
+    let token = h.account_with("example.com", &[("ACI Advantage", 1)]).await;
+    let clock = Frozen::at(&h);
+    let ca_pem = h.server.ca_pem.clone();
+    // The manager's own CA issues a certificate for another name; the manager serves it.
+    let data = h.dir.path().to_path_buf();
+    let ca = CertificateAuthority::from_pem(
+        &std::fs::read_to_string(data.join("ca.pem")).unwrap(),
+        &std::fs::read_to_string(data.join("ca-key.pem")).unwrap(),
+    )
+    .unwrap();
+    let (cert, key) = ca.issue_tls_certificate(&["manager.example.com".into()], clock.get().0 / 1000 - 60).unwrap();
+    std::fs::write(data.join("named.pem"), cert).unwrap();
+    std::fs::write(data.join("named-key.pem"), key).unwrap();
+    let Harness { dir, server, .. } = h;
+    server.stop();
+    let mut cfg = server_config(dir.path());
+    cfg.tls_cert = Some(dir.path().join("named.pem"));
+    cfg.tls_key = Some(dir.path().join("named-key.pem"));
+    let named = start(cfg).await.unwrap();
+    let base = format!("https://{}", named.local_addr);
+
+    let root = tempfile::tempdir().unwrap();
+    let mut s = new_device(root.path(), "FCH2001V0AB", &clock);
+    trust(&mut s, "SLA-TrustPoint", &ca_pem).await;
+    run(&mut s, &format!("license smart url {base}")).await;
+    let now = clock.get();
+    run(&mut s, &format!("license smart register idtoken {token}")).await;
+    let shown = status(&mut s).await;
+    let reg = registration(&shown);
+    assert_eq!(reg[0], REGISTERING, "{shown}");
+    assert!(
+        reg[3].starts_with(&format!("Failure reason: {SEND_FAILED}: the server certificate is not trusted")),
+        "{shown}"
+    );
+    assert_eq!(reg[4], format!("Next Registration Attempt: {}", date(now.plus_ms(15 * MINUTE))), "{shown}");
+    named.stop();
+
+    // The same manager with a certificate for its address: the same device registers, and it
+    // is the first registration the manager sees.
+    let h = harness_for(dir, server_config(&data)).await;
+    assert!(instances(&h, "example.com").await.is_empty(), "nothing was registered through the wrong name");
+    run(&mut s, &format!("license smart url {}", h.base)).await;
+    run(&mut s, &format!("license smart register idtoken {token}")).await;
+    assert_eq!(registration(&status(&mut s).await)[0], "Status: REGISTERED");
+    assert_eq!(instances(&h, "example.com").await.len(), 1);
+}
+
+// ---- G-2 / G-4: a forward proxy from the device configuration -------------------------------------
+
+struct Tinyproxy {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Tinyproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts tinyproxy on a loopback port without authentication; None when not installed.
+async fn tinyproxy() -> Option<Tinyproxy> {
+    let binary = ["/usr/bin/tinyproxy", "/usr/sbin/tinyproxy"].into_iter().find(|p| Path::new(p).exists());
+    let Some(binary) = binary else {
+        assert!(std::env::var("SMARTLIC_REQUIRE_PROXY").is_err(), "tinyproxy is required but not installed");
+        eprintln!("tinyproxy is not installed (apt-get install tinyproxy): proxy test skipped");
+        return None;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let conf = format!("Port {port}\nListen 127.0.0.1\nTimeout 30\nMaxClients 16\nAllow 127.0.0.1\nLogLevel Error\n");
+    let path = dir.path().join("tinyproxy.conf");
+    std::fs::write(&path, conf).unwrap();
+    let child = Command::new(binary).arg("-d").arg("-c").arg(&path).stdout(Stdio::null()).stderr(Stdio::null()).spawn();
+    let proxy = Tinyproxy { child: child.unwrap(), port, _dir: dir };
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return Some(proxy);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("tinyproxy did not start on port {port}");
+}
+
+/// The call-home form of A-10: destination and proxy in `callhome` mode.
+async fn callhome_via_proxy(s: &mut Session, url: &str, proxy_port: u16) {
+    run(s, "callhome").await;
+    run(s, &format!("destination-profile CiscoTAC-1 index 1 http {url}")).await;
+    run(s, &format!("transport http proxy server 127.0.0.1 port {proxy_port}")).await;
+    run(s, "transport http proxy enable").await;
+    run(s, "end").await;
+}
+
+#[tokio::test]
+async fn a_device_registers_through_the_proxy_it_is_configured_with() {
+    let Some(proxy) = tinyproxy().await else { return };
+    let h = Harness::new().await;
+    let token = h.account_with("example.com", &[("ACI Advantage", 1)]).await;
+    let clock = Frozen::at(&h);
+    let root = tempfile::tempdir().unwrap();
+    let mut s = new_device(root.path(), "FCH2001V0AB", &clock);
+    trust(&mut s, "SLA-TrustPoint", &h.server.ca_pem).await;
+    callhome_via_proxy(&mut s, &h.base, proxy.port).await;
+    let shown = status(&mut s).await;
+    assert!(shown.contains(&format!("Proxy:\n    Address: 127.0.0.1\n    Port: {}", proxy.port)), "{shown}");
+    run(&mut s, "license feature \"ACI Essentials\" count 1").await;
+    let t0 = clock.get();
+    run(&mut s, &format!("license smart register idtoken {token}")).await;
+    let shown = status(&mut s).await;
+    assert_eq!(registration(&shown)[0], "Status: REGISTERED", "{shown}");
+    assert_eq!(authorization(&shown)[0], format!("Status: AUTHORIZED on {}", date(t0)), "{shown}");
+
+    // The proxy really is the path: without it the next request cannot be sent.
+    drop(proxy);
+    let t1 = t0.plus_ms(5 * MINUTE);
+    run(&mut s, &clock_set(t1)).await;
+    run(&mut s, "license smart renew auth").await;
+    let shown = status(&mut s).await;
+    let auth = authorization(&shown);
+    assert_eq!(auth[1], format!("Last Communication Attempt: FAILED on {}", date(t1)), "{shown}");
+    assert_eq!(auth[2], format!("Failure reason: {SEND_FAILED}"), "{shown}");
+    assert_eq!(auth[3], format!("Next Communication Attempt: {}", date(t1.plus_ms(23 * HOUR))), "{shown}");
+    // Direct again (proxy disabled), the same request goes through.
+    run(&mut s, "callhome").await;
+    run(&mut s, "no transport http proxy enable").await;
+    run(&mut s, "end").await;
+    run(&mut s, "license smart renew auth").await;
+    let shown = status(&mut s).await;
+    assert_eq!(authorization(&shown)[1], format!("Last Communication Attempt: SUCCEEDED on {}", date(t1)), "{shown}");
+}
+
+#[tokio::test]
+async fn a_wrong_proxy_port_keeps_registering_while_retries_run() {
+    let h = Harness::new().await;
+    let token = h.account_with("example.com", &[("ACI Advantage", 1)]).await;
+    let clock = Frozen::at(&h);
+    let root = tempfile::tempdir().unwrap();
+    let mut s = new_device(root.path(), "FCH2001V0AB", &clock);
+    trust(&mut s, "SLA-TrustPoint", &h.server.ca_pem).await;
+    callhome_via_proxy(&mut s, &h.base, free_port()).await;
+    let t0 = clock.get();
+    run(&mut s, &format!("license smart register idtoken {token}")).await;
+    let shown = status(&mut s).await;
+    assert_eq!(
+        registration(&shown),
+        failed_block(REGISTERING, t0, SEND_FAILED, Some(t0.plus_ms(15 * MINUTE))),
+        "{shown}"
+    );
+    for k in 1..=2 {
+        let at = t0.plus_ms(k * 15 * MINUTE);
+        run(&mut s, &clock_set(at)).await;
+        let shown = status(&mut s).await;
+        assert_eq!(
+            registration(&shown),
+            failed_block(REGISTERING, at, SEND_FAILED, Some(at.plus_ms(15 * MINUTE))),
+            "{shown}"
+        );
+    }
+    assert!(instances(&h, "example.com").await.is_empty());
+    // The controller form with the proxy removed (`transport-mode smart-licensing`): direct,
+    // with the device clock back on the manager's.
+    run(&mut s, &clock_set(t0)).await;
+    run(&mut s, "license smart transport-mode smart-licensing").await;
+    run(&mut s, &format!("license smart register idtoken {token}")).await;
+    assert_eq!(registration(&status(&mut s).await)[0], "Status: REGISTERED");
+}
