@@ -13,12 +13,10 @@ use smartlic_agent::session::Session;
 use smartlic_core::agent::format_device_time;
 use smartlic_core::{Catalog, Clock, Timestamp};
 use smartlic_proto::{CertificateAuthority, KeyAlgorithm, SigningKey};
-use smartlic_server::{start, ServerConfig};
+use smartlic_server::start;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 const MINUTE: i64 = 60_000;
 const HOUR: i64 = 60 * MINUTE;
@@ -139,10 +137,6 @@ async fn instances(h: &Harness, domain: &str) -> Vec<serde_json::Value> {
     let a = h.admin("GET", &format!("/api/v1/accounts/{domain}/instances"), None).await;
     assert_eq!(a.status, 200, "{:?}", a.body);
     a.body["instances"].as_array().unwrap().clone()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 // ---- seed 004 scenario 1 ------------------------------------------------------------------------
@@ -410,30 +404,6 @@ async fn another_trust_point_besides_the_managers_does_not_break_registration() 
     assert_eq!(registration(&shown)[0], "Status: REGISTERED", "{shown}");
 }
 
-fn server_config(dir: &Path) -> ServerConfig {
-    ServerConfig {
-        data_dir: dir.to_path_buf(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        tls_cert: None,
-        tls_key: None,
-        simulated_clock: true,
-        catalog: None,
-        admin_secret: Some(SECRET.into()),
-        job_interval: Duration::from_secs(3600),
-    }
-}
-
-/// A Harness over an already started manager (same helpers, same data directory).
-async fn harness_for(dir: tempfile::TempDir, config: ServerConfig) -> Harness {
-    let server = start(config).await.unwrap();
-    let base = format!("https://{}", server.local_addr);
-    let http = smartlic_agent::tls::https_client(&server.ca_pem).unwrap();
-    let devices = smartlic_agent::client::ManagerClient::new(&base, &server.ca_pem).unwrap();
-    let h = Harness { dir, server, base, http, admin_token: Default::default(), devices };
-    h.relogin().await;
-    h
-}
-
 #[tokio::test]
 async fn a_server_whose_name_does_not_match_its_certificate_is_refused() {
     let h = Harness::new().await;
@@ -476,7 +446,7 @@ async fn a_server_whose_name_does_not_match_its_certificate_is_refused() {
 
     // The same manager with a certificate for its address: the same device registers, and it
     // is the first registration the manager sees.
-    let h = harness_for(dir, server_config(&data)).await;
+    let h = Harness::start(dir, server_config(&data)).await;
     assert!(instances(&h, "example.com").await.is_empty(), "nothing was registered through the wrong name");
     run(&mut s, &format!("license smart url {}", h.base)).await;
     run(&mut s, &format!("license smart register idtoken {token}")).await;
@@ -485,43 +455,6 @@ async fn a_server_whose_name_does_not_match_its_certificate_is_refused() {
 }
 
 // ---- G-2 / G-4: a forward proxy from the device configuration -------------------------------------
-
-struct Tinyproxy {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Tinyproxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts tinyproxy on a loopback port without authentication; None when not installed.
-async fn tinyproxy() -> Option<Tinyproxy> {
-    let binary = ["/usr/bin/tinyproxy", "/usr/sbin/tinyproxy"].into_iter().find(|p| Path::new(p).exists());
-    let Some(binary) = binary else {
-        assert!(std::env::var("SMARTLIC_REQUIRE_PROXY").is_err(), "tinyproxy is required but not installed");
-        eprintln!("tinyproxy is not installed (apt-get install tinyproxy): proxy test skipped");
-        return None;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let conf = format!("Port {port}\nListen 127.0.0.1\nTimeout 30\nMaxClients 16\nAllow 127.0.0.1\nLogLevel Error\n");
-    let path = dir.path().join("tinyproxy.conf");
-    std::fs::write(&path, conf).unwrap();
-    let child = Command::new(binary).arg("-d").arg("-c").arg(&path).stdout(Stdio::null()).stderr(Stdio::null()).spawn();
-    let proxy = Tinyproxy { child: child.unwrap(), port, _dir: dir };
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-            return Some(proxy);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("tinyproxy did not start on port {port}");
-}
 
 /// The call-home form of A-10: destination and proxy in `callhome` mode.
 async fn callhome_via_proxy(s: &mut Session, url: &str, proxy_port: u16) {
@@ -534,7 +467,7 @@ async fn callhome_via_proxy(s: &mut Session, url: &str, proxy_port: u16) {
 
 #[tokio::test]
 async fn a_device_registers_through_the_proxy_it_is_configured_with() {
-    let Some(proxy) = tinyproxy().await else { return };
+    let Some(proxy) = tinyproxy(None).await else { return };
     let h = Harness::new().await;
     let token = h.account_with("example.com", &[("ACI Advantage", 1)]).await;
     let clock = Frozen::at(&h);

@@ -35,18 +35,14 @@ impl Answer {
 
 impl Harness {
     pub async fn new() -> Harness {
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir().unwrap();
-        let config = ServerConfig {
-            data_dir: dir.path().to_path_buf(),
-            listen: "127.0.0.1:0".parse().unwrap(),
-            tls_cert: None,
-            tls_key: None,
-            simulated_clock: true,
-            catalog: None,
-            admin_secret: Some(SECRET.into()),
-            job_interval: std::time::Duration::from_secs(3600),
-        };
+        let config = server_config(dir.path());
+        Harness::start(dir, config).await
+    }
+
+    /// A harness over a manager started with `config` (its data in `dir`).
+    pub async fn start(dir: tempfile::TempDir, config: ServerConfig) -> Harness {
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let server = start(config).await.unwrap();
         let base = format!("https://{}", server.local_addr);
         let http = smartlic_agent::tls::https_client(&server.ca_pem).unwrap();
@@ -140,6 +136,74 @@ impl Harness {
     pub async fn licenses(&self, domain: &str, va: &str) -> Value {
         self.admin("GET", &format!("/api/v1/accounts/{domain}/virtual-accounts/{va}/licenses"), None).await.body
     }
+}
+
+/// The configuration every test manager starts from: loopback, simulated clock, the test secret.
+pub fn server_config(dir: &std::path::Path) -> ServerConfig {
+    ServerConfig {
+        data_dir: dir.to_path_buf(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        tls_cert: None,
+        tls_key: None,
+        simulated_clock: true,
+        catalog: None,
+        admin_secret: Some(SECRET.into()),
+        job_interval: std::time::Duration::from_secs(3600),
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A real forward proxy (Debian's tinyproxy) on a loopback port, stopped when dropped.
+pub struct Tinyproxy {
+    child: std::process::Child,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Tinyproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts tinyproxy, requiring `auth` (user, password) when given. None when tinyproxy is not
+/// installed, unless `SMARTLIC_REQUIRE_PROXY` (set by `.ci/run`) makes that a failure.
+pub async fn tinyproxy(auth: Option<(&str, &str)>) -> Option<Tinyproxy> {
+    let binary = ["/usr/bin/tinyproxy", "/usr/sbin/tinyproxy"].into_iter().find(|p| std::path::Path::new(p).exists());
+    let Some(binary) = binary else {
+        assert!(std::env::var("SMARTLIC_REQUIRE_PROXY").is_err(), "tinyproxy is required but not installed");
+        eprintln!("tinyproxy is not installed (apt-get install tinyproxy): proxy test skipped");
+        return None;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut conf =
+        format!("Port {port}\nListen 127.0.0.1\nTimeout 30\nMaxClients 16\nAllow 127.0.0.1\nLogLevel Error\n");
+    if let Some((user, password)) = auth {
+        conf.push_str(&format!("BasicAuth {user} {password}\n"));
+    }
+    let path = dir.path().join("tinyproxy.conf");
+    std::fs::write(&path, conf).unwrap();
+    let child = std::process::Command::new(binary)
+        .arg("-d")
+        .arg("-c")
+        .arg(&path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    let proxy = Tinyproxy { child: child.unwrap(), port, _dir: dir };
+    // Bounded wait for the proxy to listen.
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return Some(proxy);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("tinyproxy did not start on port {port}");
 }
 
 /// The `purchased_display` of `tag` in a license listing.
