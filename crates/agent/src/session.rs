@@ -180,6 +180,17 @@ impl Session {
                 self.device.save()?;
                 Reply::default()
             }
+            Command::ProxyCredentials(credentials) => {
+                let Some(proxy) = self.device.config.transport.proxy.as_mut() else {
+                    return Ok(Reply::refused("% Configure the proxy first: transport http proxy server HOST port N"));
+                };
+                (proxy.username, proxy.password) = match credentials {
+                    Some((user, password)) => (Some(user.clone()), Some(password.clone())),
+                    None => (None, None),
+                };
+                self.device.save()?;
+                Reply::default()
+            }
             Command::ProxyEnable(on) => {
                 self.device.config.transport.proxy_enabled = *on;
                 self.device.save()?;

@@ -538,3 +538,33 @@ async fn a_wrong_proxy_port_keeps_registering_while_retries_run() {
     run(&mut s, &format!("license smart register idtoken {token}")).await;
     assert_eq!(registration(&status(&mut s).await)[0], "Status: REGISTERED");
 }
+
+#[tokio::test]
+async fn a_proxy_asking_for_credentials_gets_the_configured_ones() {
+    let Some(proxy) = tinyproxy(Some(("device", "proxy-secret"))).await else { return };
+    let h = Harness::new().await;
+    let token = h.account_with("example.com", &[("ACI Advantage", 1)]).await;
+    let clock = Frozen::at(&h);
+    let root = tempfile::tempdir().unwrap();
+    let mut s = new_device(root.path(), "FCH2001V0AC", &clock);
+    trust(&mut s, "SLA-TrustPoint", &h.server.ca_pem).await;
+    callhome_via_proxy(&mut s, &h.base, proxy.port).await;
+    // Wrong credentials: the proxy refuses the tunnel, the device keeps trying (G-4).
+    run(&mut s, "callhome").await;
+    run(&mut s, "transport http proxy username device password wrong").await;
+    run(&mut s, "end").await;
+    run(&mut s, &format!("license smart register idtoken {token}")).await;
+    let shown = status(&mut s).await;
+    assert_eq!(registration(&shown)[0], "Status: REGISTERING - REGISTRATION IN PROGRESS", "{shown}");
+    assert!(!shown.contains("proxy-secret") && !shown.contains("wrong"), "no password is shown: {shown}");
+    // The right ones: the next retry registers.
+    run(&mut s, "callhome").await;
+    run(&mut s, "transport http proxy username device password proxy-secret").await;
+    run(&mut s, "end").await;
+    let retry = clock.get().plus_ms(15 * MINUTE);
+    h.set_clock(&retry.to_rfc3339()).await;
+    run(&mut s, &clock_set(retry)).await;
+    let shown = status(&mut s).await;
+    assert_eq!(registration(&shown)[0], "Status: REGISTERED", "{shown}");
+    assert_eq!(instances(&h, "example.com").await.len(), 1);
+}

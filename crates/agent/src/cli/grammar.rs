@@ -278,6 +278,8 @@ pub enum Command {
     /// `transport http proxy server HOST port N`; `None` for the `no` form.
     ProxyServer(Option<(String, u16)>),
     ProxyEnable(bool),
+    /// `transport http proxy username U password P`; `None` for the `no` form.
+    ProxyCredentials(Option<(String, String)>),
     UseVrf(String),
     // ---- ca-trustpoint
     EnrollmentTerminal,
@@ -459,6 +461,10 @@ static CALLHOME: &[Entry] = &[
         Ok(Command::ProxyServer(Some((b.text("host"), port(b)))))
     }),
     ("no transport http proxy server", |_| Ok(Command::ProxyServer(None))),
+    ("transport http proxy username <user:WORD> password <password:WORD>", |b| {
+        Ok(Command::ProxyCredentials(Some((b.text("user"), b.text("password")))))
+    }),
+    ("no transport http proxy username", |_| Ok(Command::ProxyCredentials(None))),
     ("[no] transport http proxy enable", |b| Ok(Command::ProxyEnable(!no(b)))),
     ("transport http use-vrf <vrf:WORD>", |b| Ok(Command::UseVrf(b.text("vrf")))),
 ];
@@ -581,6 +587,8 @@ static HELP: &[(&str, &str)] = &[
     ("http proxy", "HTTP proxy configuration"),
     ("proxy server", "Proxy server address"),
     ("proxy enable", "Use the HTTP proxy"),
+    ("proxy username", "User name for the proxy (basic authentication)"),
+    ("password", "Password for the proxy"),
     ("use-vrf", "VRF for HTTP transport"),
     ("enrollment", "Enrollment parameters"),
     ("enrollment terminal", "Enroll by cut and paste"),
@@ -604,6 +612,8 @@ static HELP: &[(&str, &str)] = &[
     ("<profile>", "Profile name, quoted if it has spaces"),
     ("<email>", "E-mail address"),
     ("<vrf>", "VRF name"),
+    ("<user>", "Proxy user name"),
+    ("<password>", "Proxy password"),
 ];
 
 fn help(prev: &str, name: &str) -> &'static str {
