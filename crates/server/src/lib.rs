@@ -7,6 +7,7 @@ mod body;
 pub mod device;
 pub mod error;
 pub mod jobs;
+pub mod legacy;
 pub mod openapi;
 pub mod state;
 pub mod tls;
@@ -61,6 +62,7 @@ pub fn app(state: AppState) -> axum::Router {
     axum::Router::new()
         .merge(api::router())
         .merge(device::router())
+        .merge(legacy::router())
         .route("/oauth/token", post(auth::token))
         .route("/api/v1/openapi.json", get(|| async { axum::Json(openapi::document()) }))
         .route("/health", get(|| async { "ok" }))

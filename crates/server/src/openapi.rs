@@ -35,9 +35,28 @@ const OPERATIONS: &[(&str, &str, &str)] = &[
     ("get", "/api/v1/catalog", "Entitlement tags and tiers"),
 ];
 
+/// The original manager's API (`crate::legacy`), listed under its own tag.
+const ORIGINAL_OPERATIONS: &[(&str, &str, &str)] = &[
+    ("post", "/as/token.oauth2", "OAuth2 token, original identity service path (form-encoded)"),
+    ("post", "/oauth2/default/v1/token", "OAuth2 token, newer identity service path (form-encoded)"),
+    ("get", "/services/api/smart-accounts-and-licensing/v2/accounts", "Smart accounts of the caller"),
+    (
+        "get",
+        "/services/api/smart-accounts-and-licensing/v1/accounts/{domain}/{accountType}/virtual-accounts",
+        "Virtual accounts",
+    ),
+    (
+        "post",
+        "/services/api/smart-accounts-and-licensing/v1/accounts/{domain}/licenses",
+        "Licenses with substitutions and details",
+    ),
+];
+
 pub fn document() -> Value {
     let mut paths = Map::new();
-    for (method, path, summary) in OPERATIONS {
+    let tagged =
+        OPERATIONS.iter().map(|op| (op, "smartlic")).chain(ORIGINAL_OPERATIONS.iter().map(|op| (op, "original-api")));
+    for ((method, path, summary), tag) in tagged {
         let params: Vec<Value> = path
             .split('/')
             .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
@@ -45,13 +64,14 @@ pub fn document() -> Value {
             .collect();
         let mut op = json!({
             "summary": summary,
+            "tags": [tag],
             "parameters": params,
             "responses": {
                 "200": {"description": "success"},
                 "default": {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
             }
         });
-        if *path == "/oauth/token" {
+        if path.ends_with("token") || path.ends_with("token.oauth2") {
             op["security"] = json!([]);
         }
         let entry = paths.entry(path.to_string()).or_insert_with(|| json!({}));
@@ -62,6 +82,10 @@ pub fn document() -> Value {
         "info": {"title": "smartlic license manager", "version": env!("CARGO_PKG_VERSION")},
         "paths": paths,
         "security": [{"oauth2": []}],
+        "tags": [
+            {"name": "smartlic", "description": "The smartlic REST API (docs/API.md)"},
+            {"name": "original-api", "description": "The original manager's public API, for existing clients"}
+        ],
         "components": {
             "securitySchemes": {"oauth2": {"type": "oauth2", "flows": {"clientCredentials": {"tokenUrl": "/oauth/token", "scopes": {}}}}},
             "schemas": {"Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {

@@ -110,7 +110,10 @@ pub async fn serve(listener: tokio::net::TcpListener, config: Arc<rustls::Server
                 return;
             }
             let Ok(tls) = acceptor.accept(tcp).await else { return };
-            let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+            let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                if let Some(uri) = crate::legacy::normalize_path(req.uri()) {
+                    *req.uri_mut() = uri;
+                }
                 app.clone().oneshot(req.map(axum::body::Body::new))
             });
             let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), service).await;
