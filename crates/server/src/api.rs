@@ -431,7 +431,7 @@ struct NewTokenBody {
 }
 
 /// A token in the original format: base64 of `<id>-<creation ms>|<random>` (public facts §2.4).
-fn new_token_text(now: Timestamp) -> String {
+pub(crate) fn new_token_text(now: Timestamp) -> String {
     use base64::Engine;
     let raw = format!("{}-{}|{}", random_text(16), now.0, random_text(24));
     base64::engine::general_purpose::STANDARD.encode(raw)

@@ -1,14 +1,18 @@
 //! The original manager's public REST API (C-17, public facts §1), served as a thin layer over
 //! the same domain and store as `/api/v1`: existing scripts keep working when pointed at
 //! smartlic. Field names, the `status`/`statusMessage` envelope and the token endpoints follow
-//! §1.1–1.3. This first part covers the token endpoints, accounts, virtual accounts and
-//! licenses; the other endpoints of §1.2 come with reservation (issue 5).
+//! §1.1–1.3. Covered: the token endpoints, accounts and account search, virtual accounts
+//! (list, create), licenses, license subscriptions and transfer, registration tokens (list,
+//! create, revoke) and devices (list, transfer). Requests naming several items (token revoke,
+//! license and device transfer) are checked as a whole first: all move or none. Still to come
+//! with reservation (issue 5): reserve-licenses, devices/remove and virtual account delete.
 
-use crate::auth::Caller;
+use crate::auth::{sha256_hex, Caller};
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::views::InstanceView;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -18,8 +22,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use smartlic_core::compliance::Ledger;
 use smartlic_core::role::Action;
-use smartlic_core::{Role, Timestamp};
-use smartlic_store::{Account, VirtualAccount};
+use smartlic_core::{token, validate, LicenseKind, Role, Timestamp};
+use smartlic_store::{Account, InstanceFilter, NewToken, RegistrationToken, Transfer, VirtualAccount};
 
 /// Where the original API lives.
 pub const PREFIX: &str = "/services/api/smart-accounts-and-licensing";
@@ -31,6 +35,22 @@ pub fn router() -> Router<AppState> {
         .route(&format!("{PREFIX}/v2/accounts"), get(accounts))
         .route(&format!("{PREFIX}/v1/accounts/{{domain}}/{{kind}}/virtual-accounts"), get(virtual_accounts))
         .route(&format!("{PREFIX}/v1/accounts/{{domain}}/licenses"), post(licenses))
+        .route(&format!("{PREFIX}/v1/accounts/{{domain}}/virtual-accounts"), post(create_virtual_account))
+        .route(
+            &format!("{PREFIX}/v1/accounts/{{domain}}/virtual-accounts/{{va}}/tokens"),
+            get(tokens).post(create_token),
+        )
+        .route(&format!("{PREFIX}/v1/accounts/{{domain}}/virtual-accounts/{{va}}/tokens/revoke"), post(revoke_tokens))
+        .route(&format!("{PREFIX}/v1/accounts/{{domain}}/virtual-accounts/{{va}}/devices"), get(pool_devices))
+        .route(&format!("{PREFIX}/v1/accounts/{{domain}}/devices"), post(devices))
+        .route(&format!("{PREFIX}/v1/accounts/{{domain}}/virtual-accounts/{{va}}/licenses/transfer"), post(transfer))
+        .route(&format!("{PREFIX}/v1/accounts/{{domain}}/license-subscriptions"), post(license_subscriptions))
+        .route(&format!("{PREFIX}/v1/accounts/search"), get(search_accounts))
+        .route(&format!("{PREFIX}/v2/accounts/search"), get(search_accounts_v2))
+        .route(
+            &format!("{PREFIX}/v1/accounts/{{domain}}/virtual-accounts/{{va}}/devices/transfer"),
+            post(transfer_devices),
+        )
 }
 
 /// Clients write `//services/...` or `/services/api/services/api/...`; the original gateway
@@ -200,7 +220,7 @@ async fn licenses(
     Path(domain): Path<String>,
     body: Result<Json<ListRequest>, JsonRejection>,
 ) -> LegacyResult<Json<Value>> {
-    let Json(req) = body.map_err(|r| ApiError::new(StatusCode::BAD_REQUEST, "MALFORMED_JSON", r.body_text()))?;
+    let req = parsed(body)?;
     let account = account(&state, &caller, &domain).await?;
     let now = state.clock.now();
     let mut rows = Vec::new();
@@ -240,11 +260,529 @@ async fn licenses(
             }));
         }
     }
+    Ok(success(paged(&req, "licenses", rows)))
+}
+
+/// `{totalRecords, <key>: [one page]}`; `totalRecords` counts every match.
+fn paged(req: &ListRequest, key: &str, rows: Vec<Value>) -> Value {
     let total = rows.len();
     let offset = req.offset.unwrap_or(0);
     let limit = req.limit.unwrap_or(50).min(1000);
     let page: Vec<Value> = rows.into_iter().skip(offset).take(limit).collect();
-    Ok(success(json!({ "totalRecords": total, "licenses": page })))
+    json!({ "totalRecords": total, key: page })
+}
+
+/// A JSON body, or a 400 in the original envelope.
+fn parsed<T>(body: Result<Json<T>, JsonRejection>) -> LegacyResult<T> {
+    let Json(value) = body.map_err(|r| ApiError::new(StatusCode::BAD_REQUEST, "MALFORMED_JSON", r.body_text()))?;
+    Ok(value)
+}
+
+/// Account and pool of a request, with the caller's right to `action` in that pool checked.
+async fn pool(
+    state: &AppState,
+    caller: &Caller,
+    domain: &str,
+    name: &str,
+    action: Action,
+) -> LegacyResult<(Account, VirtualAccount)> {
+    let account = account(state, caller, domain).await?;
+    let va = state
+        .store
+        .virtual_account(account.id, name)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("Virtual Account {name} not found in {}", account.domain)))?;
+    caller.require(action, &account, Some(&va))?;
+    Ok((account, va))
+}
+
+// ---- virtual accounts --------------------------------------------------------------------
+
+#[derive(Deserialize)]
+struct NewVirtualAccount {
+    name: String,
+    #[serde(default)]
+    description: String,
+}
+
+fn va_json(v: &VirtualAccount) -> Value {
+    json!({"isDefault": if v.is_default { "true" } else { "false" }, "name": v.name,
+           "description": v.description, "commerceAccessLevel": "FULL"})
+}
+
+async fn create_virtual_account(
+    State(state): State<AppState>,
+    LegacyCaller(caller): LegacyCaller,
+    Path(domain): Path<String>,
+    body: Result<Json<NewVirtualAccount>, JsonRejection>,
+) -> LegacyResult<Json<Value>> {
+    let req = parsed(body)?;
+    let account = account(&state, &caller, &domain).await?;
+    caller.require(Action::ManageVirtualAccounts, &account, None)?;
+    let name = validate::text("name", &req.name, validate::MAX_NAME).map_err(ApiError::from)?;
+    let description =
+        validate::optional_text("description", &req.description, validate::MAX_DESCRIPTION).map_err(ApiError::from)?;
+    let va =
+        state.store.create_virtual_account(&account, &name, &description, caller.name(), state.clock.now()).await?;
+    Ok(success(json!({ "virtualAccount": va_json(&va) })))
+}
+
+// ---- registration tokens -----------------------------------------------------------------
+
+fn export_words(allowed: bool) -> &'static str {
+    if allowed {
+        "Allowed"
+    } else {
+        "Not Allowed"
+    }
+}
+
+fn token_json(t: &RegistrationToken, va: &VirtualAccount, now: Timestamp) -> Value {
+    json!({
+        "token": t.token, "expirationDate": t.expires_at.to_rfc3339(), "creationDate": t.created_at.to_rfc3339(),
+        "description": t.description, "createdBy": t.created_by, "virtualAccount": va.name,
+        "exportControlled": export_words(t.export_controlled), "numberOfUses": t.max_uses, "usedCount": t.uses,
+        "status": t.facts().status_at(now).as_str()
+    })
+}
+
+async fn tokens(
+    State(state): State<AppState>,
+    LegacyCaller(caller): LegacyCaller,
+    Path((domain, va)): Path<(String, String)>,
+) -> LegacyResult<Json<Value>> {
+    let (_, va) = pool(&state, &caller, &domain, &va, Action::View).await?;
+    let now = state.clock.now();
+    let tokens: Vec<Value> = state.store.tokens(va.id).await?.iter().map(|t| token_json(t, &va, now)).collect();
+    Ok(success(json!({ "tokens": tokens })))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct NewTokenRequest {
+    #[serde(default)]
+    description: String,
+    /// A number, or a string of digits as some scripts send it.
+    expires_after_days: Option<Value>,
+    export_controlled: Option<String>,
+    #[serde(alias = "numberofUses")]
+    number_of_uses: Option<i64>,
+}
+
+async fn create_token(
+    State(state): State<AppState>,
+    LegacyCaller(caller): LegacyCaller,
+    Path((domain, va)): Path<(String, String)>,
+    body: Result<Json<NewTokenRequest>, JsonRejection>,
+) -> LegacyResult<Json<Value>> {
+    let req = parsed(body)?;
+    let (_, va) = pool(&state, &caller, &domain, &va, Action::ManageTokens).await?;
+    let description =
+        validate::optional_text("description", &req.description, validate::MAX_DESCRIPTION).map_err(ApiError::from)?;
+    let days = match &req.expires_after_days {
+        None => Some(token::DEFAULT_EXPIRES_DAYS),
+        Some(Value::Number(n)) => n.as_i64(),
+        Some(Value::String(s)) => s.trim().parse().ok(),
+        Some(_) => None,
+    }
+    .filter(|d| (1..=token::MAX_EXPIRES_DAYS).contains(d))
+    .ok_or_else(|| {
+        ApiError::invalid("expiresAfterDays", format!("must be a number of days from 1 to {}", token::MAX_EXPIRES_DAYS))
+    })?;
+    let export_controlled = match req.export_controlled.as_deref().map(str::trim) {
+        None | Some("Not Allowed") => false,
+        Some("Allowed") => true,
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "exportControlled",
+                format!("'{other}' is not \"Allowed\" or \"Not Allowed\""),
+            )
+            .into())
+        }
+    };
+    let max_uses =
+        req.number_of_uses.map(|n| validate::count("numberOfUses", n)).transpose().map_err(ApiError::from)?;
+    let now = state.clock.now();
+    let text = crate::api::new_token_text(now);
+    let new = NewToken {
+        virtual_account_id: va.id,
+        token_hash: sha256_hex(&text),
+        token: text,
+        description,
+        expires_at: now.plus_days(days),
+        max_uses,
+        export_controlled,
+    };
+    let t = state.store.create_token(new, caller.name(), now).await?;
+    Ok(success(json!({ "tokenInfo": token_json(&t, &va, now) })))
+}
+
+#[derive(Deserialize)]
+struct RevokeRequest {
+    tokens: Vec<String>,
+}
+
+/// Revokes every listed token, or none when one of them is unknown, revoked already or listed twice.
+async fn revoke_tokens(
+    State(state): State<AppState>,
+    LegacyCaller(caller): LegacyCaller,
+    Path((domain, va)): Path<(String, String)>,
+    body: Result<Json<RevokeRequest>, JsonRejection>,
+) -> LegacyResult<Json<Value>> {
+    let req = parsed(body)?;
+    let (_, va) = pool(&state, &caller, &domain, &va, Action::ManageTokens).await?;
+    if req.tokens.is_empty() {
+        return Err(ApiError::invalid("tokens", "lists no token").into());
+    }
+    let known = state.store.tokens(va.id).await?;
+    let mut seen = std::collections::BTreeSet::new();
+    for text in req.tokens.iter().map(|t| t.trim()) {
+        match known.iter().find(|k| k.token == text) {
+            None => {
+                return Err(ApiError::not_found(format!("token {text} not found in Virtual Account {}", va.name))
+                    .with_field("tokens")
+                    .into())
+            }
+            Some(k) if k.revoked_at.is_some() || !seen.insert(text) => {
+                return Err(ApiError::conflict(format!("token {text} is revoked already or listed twice"))
+                    .with_field("tokens")
+                    .into())
+            }
+            Some(_) => {}
+        }
+    }
+    let now = state.clock.now();
+    let mut out = Vec::new();
+    for t in &req.tokens {
+        let revoked = state.store.revoke_token(va.id, t.trim(), caller.name(), now).await?;
+        out.push(token_json(&revoked, &va, now));
+    }
+    Ok(success(json!({ "tokens": out })))
+}
+
+// ---- devices -----------------------------------------------------------------------------
+
+/// Product instances of the pools in the original device shape (public facts §1.3).
+async fn device_rows(state: &AppState, vas: &[VirtualAccount]) -> LegacyResult<Vec<Value>> {
+    let now = state.clock.now();
+    let mut rows = Vec::new();
+    for va in vas {
+        let counts = state.store.pool_counts(va.id, now).await?;
+        let ledger = Ledger::compute(&state.catalog, &counts.purchased, &counts.in_use);
+        for i in state.store.instances(InstanceFilter::VirtualAccount(va.id)).await? {
+            let usage = state.store.instance_usage(&i.id).await?;
+            let view = InstanceView::new(&i, &va.name, &usage, &ledger);
+            let license_usage: Vec<Value> = usage
+                .iter()
+                .map(|(tag, n)| json!({"license": state.catalog.display_name(tag), "quantity": n}))
+                .collect();
+            rows.push(json!({
+                "licenseUsage": license_usage,
+                "hostName": i.hostname,
+                "sudi": {"macAddress": null, "suvi": null, "hostIdentifier": null, "udiSerialNumber": i.udi_sn,
+                         "udiPid": i.udi_pid, "uuid": i.id, "udiVid": null},
+                "displayName": format!("UDI_PID:{}; UDI_SN:{}; ", i.udi_pid, i.udi_sn),
+                "registrationDate": i.registered_at.to_rfc3339(),
+                "lastContactDate": i.last_contact_at.to_rfc3339(),
+                "productTagName": null,
+                "virtualAccount": va.name,
+                "productName": i.udi_pid, "productDescription": "", "productType": "",
+                "status": view.status
+            }));
+        }
+    }
+    Ok(rows)
+}
+
+async fn pool_devices(
+    State(state): State<AppState>,
+    LegacyCaller(caller): LegacyCaller,
+    Path((domain, va)): Path<(String, String)>,
+) -> LegacyResult<Json<Value>> {
+    let (_, va) = pool(&state, &caller, &domain, &va, Action::View).await?;
+    let rows = device_rows(&state, std::slice::from_ref(&va)).await?;
+    Ok(success(json!({ "totalRecords": rows.len(), "devices": rows })))
+}
+
+async fn devices(
+    State(state): State<AppState>,
+    LegacyCaller(caller): LegacyCaller,
+    Path(domain): Path<String>,
+    body: Result<Json<ListRequest>, JsonRejection>,
+) -> LegacyResult<Json<Value>> {
+    let req = parsed(body)?;
+    let account = account(&state, &caller, &domain).await?;
+    let vas = pools(&state, &caller, &account, &req.virtual_accounts).await?;
+    let rows = device_rows(&state, &vas).await?;
+    Ok(success(paged(&req, "devices", rows)))
+}
+
+// ---- license transfer --------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TransferRequest {
+    licenses: Vec<TransferItem>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TransferItem {
+    license: String,
+    license_type: Option<String>,
+    quantity: i64,
+    target_virtual_account: String,
+}
+
+/// The tag a license display name (or a tag itself) stands for.
+fn tag_of(state: &AppState, license: &str) -> LegacyResult<String> {
+    let tags = state.catalog.tags();
+    if let Some(t) = tags.iter().find(|t| t.name == license) {
+        return Ok(t.name.clone());
+    }
+    let named: Vec<&str> = tags.iter().filter(|t| t.display_name == license).map(|t| t.name.as_str()).collect();
+    match named.as_slice() {
+        [one] => Ok(one.to_string()),
+        [] => Err(ApiError::invalid("license", format!("'{license}' is not a license of the catalogue")).into()),
+        _ => {
+            Err(ApiError::invalid("license", format!("'{license}' names several entitlement tags; use the tag")).into())
+        }
+    }
+}
+
+/// Moves every listed quantity or nothing: all items are checked against the licenses held
+/// before the first one moves.
+async fn transfer(
+    State(state): State<AppState>,
+    LegacyCaller(caller): LegacyCaller,
+    Path((domain, va)): Path<(String, String)>,
+    body: Result<Json<TransferRequest>, JsonRejection>,
+) -> LegacyResult<Json<Value>> {
+    let req = parsed(body)?;
+    let (account, from) = pool(&state, &caller, &domain, &va, Action::TransferLicenses).await?;
+    if req.licenses.is_empty() {
+        return Err(ApiError::invalid("licenses", "lists no license").into());
+    }
+    let now = state.clock.now();
+    let mut moves = Vec::new();
+    for item in &req.licenses {
+        let tag = tag_of(&state, &item.license)?;
+        let quantity = validate::count("quantity", item.quantity).map_err(ApiError::from)?;
+        let kind = item.license_type.as_deref().map(LicenseKind::parse).transpose().map_err(ApiError::from)?;
+        let to = state.store.virtual_account(account.id, &item.target_virtual_account).await?.ok_or_else(|| {
+            ApiError::not_found(format!(
+                "Virtual Account {} not found in {}",
+                item.target_virtual_account, account.domain
+            ))
+            .with_field("targetVirtualAccount")
+        })?;
+        caller.require(Action::TransferLicenses, &account, Some(&to))?;
+        if to.id == from.id {
+            return Err(
+                ApiError::invalid("targetVirtualAccount", "source and target virtual accounts are the same").into()
+            );
+        }
+        moves.push((
+            item,
+            Transfer { from_virtual_account_id: from.id, to_virtual_account_id: to.id, tag, quantity, kind },
+        ));
+    }
+    let held = state.store.licenses(from.id).await?;
+    for (item, m) in &moves {
+        let available: i64 = held
+            .iter()
+            .filter(|r| r.tag == m.tag && r.term.active_at(now) && m.kind.is_none_or(|k| r.term.kind == k))
+            .map(|r| r.quantity)
+            .sum();
+        // Every item of the same tag that may draw on the same licenses counts against them.
+        let wanted: i64 = moves
+            .iter()
+            .filter(|(_, o)| o.tag == m.tag && (m.kind.is_none() || o.kind.is_none() || o.kind == m.kind))
+            .map(|(_, o)| o.quantity)
+            .sum();
+        if wanted > available {
+            return Err(ApiError::conflict(format!(
+                "only {available} license(s) of {} can be transferred from {}, {wanted} requested; nothing was transferred",
+                item.license, from.name
+            ))
+            .into());
+        }
+    }
+    let mut out = Vec::new();
+    for (item, m) in moves {
+        let quantity = m.quantity;
+        state.store.transfer_licenses(m, caller.name(), now).await?;
+        out.push(json!({"license": item.license, "licenseType": item.license_type, "quantity": quantity,
+                        "targetVirtualAccount": item.target_virtual_account, "status": "SUCCESS"}));
+    }
+    Ok(success(json!({ "licenses": out })))
+}
+
+// ---- device transfer --------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DeviceTransferRequest {
+    product_instances: Vec<DeviceTransferItem>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DeviceTransferItem {
+    sudi: Sudi,
+    #[serde(default)]
+    product_tag_name: Option<String>,
+    target_virtual_account: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Sudi {
+    udi_pid: Option<String>,
+    udi_serial_number: Option<String>,
+    /// The product instance identifier, as `devices` lists it.
+    uuid: Option<String>,
+}
+
+/// Moves every listed product instance or none: all are found and checked before the first moves.
+async fn transfer_devices(
+    State(state): State<AppState>,
+    LegacyCaller(caller): LegacyCaller,
+    Path((domain, va)): Path<(String, String)>,
+    body: Result<Json<DeviceTransferRequest>, JsonRejection>,
+) -> LegacyResult<Json<Value>> {
+    let req = parsed(body)?;
+    let (account, from) = pool(&state, &caller, &domain, &va, Action::ManageInstances).await?;
+    if req.product_instances.is_empty() {
+        return Err(ApiError::invalid("productInstances", "lists no product instance").into());
+    }
+    let present = state.store.instances(InstanceFilter::VirtualAccount(from.id)).await?;
+    let mut moves = Vec::new();
+    for item in &req.product_instances {
+        let s = &item.sudi;
+        let found = present.iter().find(|i| match (&s.uuid, &s.udi_pid, &s.udi_serial_number) {
+            (Some(id), _, _) if !id.is_empty() => &i.id == id,
+            (_, Some(pid), Some(sn)) => &i.udi_pid == pid && &i.udi_sn == sn,
+            _ => false,
+        });
+        let Some(inst) = found else {
+            return Err(ApiError::not_found(format!(
+                "product instance UDI_PID:{}; UDI_SN:{} not found in Virtual Account {}",
+                s.udi_pid.as_deref().unwrap_or(""),
+                s.udi_serial_number.as_deref().unwrap_or(""),
+                from.name
+            ))
+            .with_field("sudi")
+            .into());
+        };
+        if moves.iter().any(|(i, _, _): &(&smartlic_store::Instance, _, _)| i.id == inst.id) {
+            return Err(ApiError::invalid("productInstances", format!("{} is listed twice", inst.id)).into());
+        }
+        let to = state.store.virtual_account(account.id, &item.target_virtual_account).await?.ok_or_else(|| {
+            ApiError::not_found(format!(
+                "Virtual Account {} not found in {}",
+                item.target_virtual_account, account.domain
+            ))
+            .with_field("targetVirtualAccount")
+        })?;
+        caller.require(Action::ManageInstances, &account, Some(&to))?;
+        moves.push((inst, to, item.product_tag_name.clone()));
+    }
+    let now = state.clock.now();
+    let mut out = Vec::new();
+    for (inst, to, tag) in moves {
+        let moved = state.store.move_instance(&inst.id, to.id, caller.name(), now).await?;
+        out.push(json!({
+            "sudi": {"udiPid": moved.udi_pid, "udiSerialNumber": moved.udi_sn, "uuid": moved.id},
+            "productTagName": tag, "targetVirtualAccount": to.name, "status": "SUCCESS"
+        }));
+    }
+    Ok(success(json!({ "productInstances": out })))
+}
+
+// ---- account search ----------------------------------------------------------------------
+
+#[derive(Deserialize)]
+struct SearchQuery {
+    #[serde(default)]
+    domain: String,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    limit: Option<usize>,
+    offset: Option<usize>,
+}
+
+/// Accounts the caller sees whose domain contains `domain` (a substring match, as the original).
+async fn search_accounts(
+    State(state): State<AppState>,
+    LegacyCaller(caller): LegacyCaller,
+    Query(q): Query<SearchQuery>,
+) -> LegacyResult<Json<Value>> {
+    let needle = q.domain.trim().to_ascii_lowercase();
+    let customer = q.kind.as_deref().is_none_or(|k| k.eq_ignore_ascii_case("CUSTOMER"));
+    let rows: Vec<Value> = state
+        .store
+        .accounts()
+        .await?
+        .iter()
+        .filter(|a| customer && a.domain.contains(&needle) && caller.require_account_view(a).is_ok())
+        .map(|a| json!({"domain": a.domain, "name": a.name, "id": a.id, "type": "CUSTOMER", "status": "Active"}))
+        .collect();
+    let req = ListRequest { virtual_accounts: Vec::new(), limit: Some(q.limit.unwrap_or(1000)), offset: q.offset };
+    Ok(success(paged(&req, "accounts", rows)))
+}
+
+/// The snake_case search giving numeric account and pool ids (public facts §1.2).
+async fn search_accounts_v2(
+    State(state): State<AppState>,
+    LegacyCaller(caller): LegacyCaller,
+) -> LegacyResult<Json<Value>> {
+    let mut out = Vec::new();
+    for a in state.store.accounts().await? {
+        if caller.require_account_view(&a).is_err() {
+            continue;
+        }
+        let vas: Vec<Value> = state
+            .store
+            .virtual_accounts(a.id)
+            .await?
+            .iter()
+            .filter(|v| caller.sees(&a, v.id))
+            .map(|v| json!({"default": v.is_default, "name": v.name, "virtual_account_id": v.id}))
+            .collect();
+        out.push(json!({"account_id": a.id, "domain": a.domain, "name": a.name, "virtual_accounts": vas}));
+    }
+    Ok(Json(json!({"status": "COMPLETE", "message_code": null, "message": null, "accounts": out})))
+}
+
+// ---- license subscriptions ---------------------------------------------------------------
+
+/// Term and subscription licenses, one row per record.
+async fn license_subscriptions(
+    State(state): State<AppState>,
+    LegacyCaller(caller): LegacyCaller,
+    Path(domain): Path<String>,
+    body: Result<Json<ListRequest>, JsonRejection>,
+) -> LegacyResult<Json<Value>> {
+    let req = parsed(body)?;
+    let account = account(&state, &caller, &domain).await?;
+    let now = state.clock.now();
+    let mut rows = Vec::new();
+    for va in pools(&state, &caller, &account, &req.virtual_accounts).await? {
+        for r in state.store.licenses(va.id).await? {
+            if r.term.kind == LicenseKind::Perpetual && r.subscription_id.is_none() {
+                continue;
+            }
+            rows.push(json!({
+                "subscriptionId": r.subscription_id, "virtualAccount": va.name,
+                "license": state.catalog.display_name(&r.tag), "sku": r.sku,
+                "licenseType": r.term.kind.as_str().to_ascii_uppercase(), "quantity": r.quantity,
+                "startDate": iso(r.term.start.or(Some(r.created_at))), "endDate": iso(r.term.end),
+                "status": if r.term.active_at(now) { "ACTIVE" } else { "EXPIRED" }
+            }));
+        }
+    }
+    Ok(success(paged(&req, "licenseSubscriptions", rows)))
 }
 
 #[cfg(test)]

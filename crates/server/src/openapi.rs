@@ -50,6 +50,61 @@ const ORIGINAL_OPERATIONS: &[(&str, &str, &str)] = &[
         "/services/api/smart-accounts-and-licensing/v1/accounts/{domain}/licenses",
         "Licenses with substitutions and details",
     ),
+    (
+        "post",
+        "/services/api/smart-accounts-and-licensing/v1/accounts/{domain}/virtual-accounts",
+        "Create a virtual account",
+    ),
+    (
+        "get",
+        "/services/api/smart-accounts-and-licensing/v1/accounts/{domain}/virtual-accounts/{va}/tokens",
+        "Registration tokens of a virtual account",
+    ),
+    (
+        "post",
+        "/services/api/smart-accounts-and-licensing/v1/accounts/{domain}/virtual-accounts/{va}/tokens",
+        "Create a registration token",
+    ),
+    (
+        "post",
+        "/services/api/smart-accounts-and-licensing/v1/accounts/{domain}/virtual-accounts/{va}/tokens/revoke",
+        "Revoke registration tokens (all or none)",
+    ),
+    (
+        "get",
+        "/services/api/smart-accounts-and-licensing/v1/accounts/{domain}/virtual-accounts/{va}/devices",
+        "Product instances of a virtual account",
+    ),
+    (
+        "post",
+        "/services/api/smart-accounts-and-licensing/v1/accounts/{domain}/devices",
+        "Product instances of virtual accounts, paged",
+    ),
+    (
+        "post",
+        "/services/api/smart-accounts-and-licensing/v1/accounts/{domain}/virtual-accounts/{va}/licenses/transfer",
+        "Transfer licenses to other virtual accounts (all or none)",
+    ),
+    (
+        "post",
+        "/services/api/smart-accounts-and-licensing/v1/accounts/{domain}/license-subscriptions",
+        "Term and subscription licenses, paged",
+    ),
+    (
+        "post",
+        "/services/api/smart-accounts-and-licensing/v1/accounts/{domain}/virtual-accounts/{va}/devices/transfer",
+        "Move product instances to other virtual accounts (all or none)",
+    ),
+    (
+        "get",
+        "/services/api/smart-accounts-and-licensing/v1/accounts/search",
+        "Search smart accounts by domain substring",
+    ),
+    (
+        "get",
+        "/services/api/smart-accounts-and-licensing/v2/accounts/search",
+        "Smart accounts with numeric account and virtual account ids (snake_case)",
+    ),
 ];
 
 pub fn document() -> Value {
