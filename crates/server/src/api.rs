@@ -431,7 +431,7 @@ struct NewTokenBody {
 }
 
 /// A token in the original format: base64 of `<id>-<creation ms>|<random>` (public facts §2.4).
-pub(crate) fn new_token_text(now: Timestamp) -> String {
+fn new_token_text(now: Timestamp) -> String {
     use base64::Engine;
     let raw = format!("{}-{}|{}", random_text(16), now.0, random_text(24));
     base64::engine::general_purpose::STANDARD.encode(raw)
@@ -454,6 +454,20 @@ async fn create_token(
         ));
     }
     let max_uses = b.max_uses.map(|n| validate::count("max_uses", n)).transpose()?;
+    let t = issue_token(&state, &caller, &pool, description, days, max_uses, b.export_controlled).await?;
+    Ok(created(TokenView::new(&t, &pool, state.clock.now())))
+}
+
+/// Creates a registration token from checked input; both REST front-ends issue tokens here.
+pub(crate) async fn issue_token(
+    state: &AppState,
+    caller: &Caller,
+    pool: &VirtualAccount,
+    description: String,
+    expires_days: i64,
+    max_uses: Option<i64>,
+    export_controlled: bool,
+) -> ApiResult<RegistrationToken> {
     let now = state.clock.now();
     let text = new_token_text(now);
     let new = NewToken {
@@ -461,12 +475,11 @@ async fn create_token(
         token_hash: sha256_hex(&text),
         token: text,
         description,
-        expires_at: now.plus_days(days),
+        expires_at: now.plus_days(expires_days),
         max_uses,
-        export_controlled: b.export_controlled,
+        export_controlled,
     };
-    let t = state.store.create_token(new, caller.name(), now).await?;
-    Ok(created(TokenView::new(&t, &pool, now)))
+    Ok(state.store.create_token(new, caller.name(), now).await?)
 }
 
 #[derive(Deserialize)]

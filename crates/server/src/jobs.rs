@@ -66,18 +66,20 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<()> {
                 }
             }
         }
-        for i in state.store.instances(InstanceFilter::Account(account.id)).await? {
-            if now.0 - i.last_contact_at.0 >= SILENT_WARNING_DAYS * DAY_MS {
-                alerts.push(NewAlert {
-                    kind: "instance-silent".into(),
-                    severity: "minor".into(),
-                    account_id: account.id,
-                    virtual_account_id: Some(i.virtual_account_id),
-                    object: format!("instance/{}", i.id),
-                    message: format!("PID:{},SN:{} not heard from since {}", i.udi_pid, i.udi_sn, i.last_contact_at),
-                });
-            }
-        }
+    }
+    let silent_since = now.plus_days(-SILENT_WARNING_DAYS);
+    let account_of: std::collections::HashMap<i64, i64> =
+        state.store.all_virtual_accounts().await?.into_iter().map(|v| (v.id, v.account_id)).collect();
+    for i in state.store.instances(InstanceFilter::SilentSince(silent_since)).await? {
+        let Some(&account_id) = account_of.get(&i.virtual_account_id) else { continue };
+        alerts.push(NewAlert {
+            kind: "instance-silent".into(),
+            severity: "minor".into(),
+            account_id,
+            virtual_account_id: Some(i.virtual_account_id),
+            object: format!("instance/{}", i.id),
+            message: format!("PID:{},SN:{} not heard from since {}", i.udi_pid, i.udi_sn, i.last_contact_at),
+        });
     }
     state.store.sync_alerts(alerts, now).await?;
     Ok(())

@@ -7,7 +7,7 @@
 //! license and device transfer) are checked as a whole first: all move or none. Still to come
 //! with reservation (issue 5): reserve-licenses, devices/remove and virtual account delete.
 
-use crate::auth::{sha256_hex, Caller};
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::views::InstanceView;
@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 use smartlic_core::compliance::Ledger;
 use smartlic_core::role::Action;
 use smartlic_core::{token, validate, LicenseKind, Role, Timestamp};
-use smartlic_store::{Account, InstanceFilter, NewToken, RegistrationToken, Transfer, VirtualAccount};
+use smartlic_store::{Account, InstanceFilter, RegistrationToken, Transfer, VirtualAccount};
 
 /// Where the original API lives.
 pub const PREFIX: &str = "/services/api/smart-accounts-and-licensing";
@@ -402,19 +402,8 @@ async fn create_token(
     };
     let max_uses =
         req.number_of_uses.map(|n| validate::count("numberOfUses", n)).transpose().map_err(ApiError::from)?;
-    let now = state.clock.now();
-    let text = crate::api::new_token_text(now);
-    let new = NewToken {
-        virtual_account_id: va.id,
-        token_hash: sha256_hex(&text),
-        token: text,
-        description,
-        expires_at: now.plus_days(days),
-        max_uses,
-        export_controlled,
-    };
-    let t = state.store.create_token(new, caller.name(), now).await?;
-    Ok(success(json!({ "tokenInfo": token_json(&t, &va, now) })))
+    let t = crate::api::issue_token(&state, &caller, &va, description, days, max_uses, export_controlled).await?;
+    Ok(success(json!({ "tokenInfo": token_json(&t, &va, state.clock.now()) })))
 }
 
 #[derive(Deserialize)]

@@ -144,6 +144,8 @@ pub struct UsageReport {
 pub enum InstanceFilter {
     Account(i64),
     VirtualAccount(i64),
+    /// Every instance last heard from at or before this time (read through its index).
+    SilentSince(Timestamp),
 }
 
 /// Licenses valid now and usage, per tag, of one pool.

@@ -752,6 +752,9 @@ impl Store for SqliteStore {
                     [a],
                     instance,
                 ),
+                InstanceFilter::SilentSince(t) => {
+                    all(db, &format!("{INSTANCE} WHERE last_contact_at <= $1 ORDER BY udi_pid, udi_sn"), [t.0], instance)
+                }
             })
             .await
     }
