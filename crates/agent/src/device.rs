@@ -129,6 +129,11 @@ impl Device {
         })
     }
 
+    /// The state directory.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// The device clock: the system clock moved by `clock set`.
     pub fn now(&self) -> Timestamp {
         self.clock.now().plus_ms(self.config.clock_offset_ms)

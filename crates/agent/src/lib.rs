@@ -7,6 +7,7 @@ pub mod daemon;
 pub mod device;
 pub mod identity;
 pub mod persist;
+pub mod reservation;
 pub mod session;
 pub mod show;
 pub mod tls;

@@ -6,9 +6,10 @@ use crate::cli::{format_help, Cli, CliError, ClockValue, Command, Mode, Parsed, 
 use crate::cli::{Transport, TransportMode};
 use crate::config::{TransportKind, Trustpoint};
 use crate::device::{Device, DeviceError};
+use crate::reservation::{text as reservation_text, Outcome};
 use crate::show;
 use crate::tls::ProxyConfig;
-use smartlic_core::agent::Event;
+use smartlic_core::agent::{Event, ReservationKind};
 use smartlic_core::Timestamp;
 
 /// What one line produced.
@@ -40,16 +41,21 @@ pub struct Session {
     pem: Option<(String, PemCollector)>,
     /// One-shot sessions accept configuration commands without `configure terminal`.
     oneshot: bool,
+    /// `reservation return` asked "Do you want to continue?"; the next line answers it.
+    confirming_return: bool,
 }
 
 impl Session {
     pub fn new(device: Device, oneshot: bool) -> Session {
-        Session { device, cli: Cli::new(), mode: Mode::Exec, pem: None, oneshot }
+        Session { device, cli: Cli::new(), mode: Mode::Exec, pem: None, oneshot, confirming_return: false }
     }
 
     pub fn prompt(&self) -> String {
         if self.pem.is_some() {
             return String::new();
+        }
+        if self.confirming_return {
+            return reservation_text::CONTINUE.to_string();
         }
         self.mode.prompt(&self.device.config.hostname)
     }
@@ -68,6 +74,12 @@ impl Session {
             let (name, pem) = (name.clone(), collector.text());
             self.pem = None;
             return self.import_ca(&name, &pem);
+        }
+        if std::mem::take(&mut self.confirming_return) {
+            if matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+                return Ok(reply_of(self.device.reservation_return().await?));
+            }
+            return Ok(Reply::default());
         }
         self.device.run_due().await?;
         let parsed = if self.oneshot && self.mode == Mode::Exec {
@@ -102,6 +114,16 @@ impl Session {
                         "% Invalid ID token: a registration token is 1 to 512 base64 characters (copy it whole from the manager)",
                     ));
                 }
+                if d.agent.registration.reserved().is_some() {
+                    return Ok(Reply::refused(
+                        "% A license reservation is installed: return it first (license smart reservation return local)",
+                    ));
+                }
+                if d.agent.reservation.request.is_some() {
+                    return Ok(Reply::refused(
+                        "% A reservation request is in progress: license smart reservation cancel drops it",
+                    ));
+                }
                 d.apply(Event::Register { token: token.clone(), force: *force }).await?;
                 Reply::text("Registration process is in progress. Use the 'show license status' command to check the progress and result")
             }
@@ -117,10 +139,49 @@ impl Session {
                 d.apply(Event::RenewAuth).await?;
                 Reply::default()
             }
-            Command::ReservationRequest(_)
-            | Command::ReservationInstall { .. }
-            | Command::ReservationReturn { .. }
-            | Command::ReservationCancel => Reply::refused("% License reservation is not available on this device yet"),
+            Command::ReservationEnable(on) => reply_of(d.reservation_enable(*on).await?),
+            Command::ReservationRequest(kind) => reply_of(
+                d.reservation_request(match kind {
+                    crate::cli::ReservationKind::Universal => ReservationKind::Universal,
+                    crate::cli::ReservationKind::Specific => ReservationKind::Specific,
+                })
+                .await?,
+            ),
+            Command::ReservationInstall { code, file } => {
+                let code = if *file {
+                    match std::fs::read_to_string(code) {
+                        Ok(text) => text,
+                        Err(e) => {
+                            return Ok(Reply::refused(format!(
+                                "{}: cannot read {code}: {e}",
+                                reservation_text::INSTALL_FAILED
+                            )))
+                        }
+                    }
+                } else {
+                    unquote(code).to_string()
+                };
+                reply_of(d.reservation_install(&code).await?)
+            }
+            Command::ReservationReturn { authorization: Some(code), .. } => {
+                reply_of(d.reservation_return_authorization(unquote(code)).await?)
+            }
+            Command::ReservationReturn { authorization: None, force } => {
+                if d.agent.registration.reserved().is_none() {
+                    return Ok(Reply::refused(reservation_text::NOT_INSTALLED));
+                }
+                if *force {
+                    reply_of(d.reservation_return().await?)
+                } else if self.oneshot {
+                    return Ok(Reply::refused(
+                        "% Confirmation needed: add 'force' to return without the question (license smart reservation return local force)",
+                    ));
+                } else {
+                    self.confirming_return = true;
+                    Reply::text(reservation_text::RETURN_WARNING)
+                }
+            }
+            Command::ReservationCancel => reply_of(d.reservation_cancel().await?),
             Command::ClockSet(value) => {
                 d.set_clock(clock_value(value)).await?;
                 Reply::default()
@@ -287,6 +348,19 @@ impl Session {
 fn plausible_token(token: &str) -> bool {
     (1..=512).contains(&token.len())
         && token.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=' | '-' | '_' | '%'))
+}
+
+fn reply_of(outcome: Outcome) -> Reply {
+    match outcome {
+        Ok(text) => Reply::text(text),
+        Err(text) => Reply::refused(text),
+    }
+}
+
+/// A code pasted in double quotes, as the device documentation writes it.
+fn unquote(code: &str) -> &str {
+    let code = code.trim();
+    code.strip_prefix('"').and_then(|c| c.strip_suffix('"')).unwrap_or(code)
 }
 
 fn render_error(e: &CliError, _line: &str) -> String {

@@ -11,7 +11,8 @@
 use crate::cli::LicenseView;
 use crate::config::{DeviceConfig, TransportKind};
 use smartlic_core::agent::{
-    format_device_time, format_time_left, Agent, Attempt, Authorization, Outcome, Registration, RegistrationAttempts,
+    format_device_time, format_time_left, Agent, Attempt, Authorization, Coverage, Outcome, Registration,
+    RegistrationAttempts, ReservationKind, ReservedLicense,
 };
 use smartlic_core::time::Timestamp;
 
@@ -27,7 +28,7 @@ pub fn render(view: &LicenseView, agent: &Agent, config: &DeviceConfig, now: Tim
         LicenseView::Status => status(agent, config, now),
         LicenseView::Summary => summary(agent, config, now),
         LicenseView::All => all(agent, config, now),
-        LicenseView::Usage => usage(agent, config),
+        LicenseView::Usage => usage(agent, config, now),
         LicenseView::TechSupport => tech_support(agent, config, now),
         LicenseView::Mode => mode(config),
         LicenseView::Server => server(config),
@@ -150,6 +151,65 @@ fn registration_block(out: &mut Out, agent: &Agent, detail: Detail) {
             }
         }
         Registration::Unidentified => out.field(1, "Export-Controlled Functionality", export_controlled(agent)),
+        Registration::Reserved(r) => {
+            out.field(1, "Export-Controlled Functionality", export_controlled(agent));
+            if detail == Detail::Full {
+                out.field(1, "Initial Registration", format!("SUCCEEDED on {}", format_device_time(r.installed_at)));
+            }
+        }
+    }
+}
+
+/// `License Reservation is ENABLED` under the first line once `license smart reservation` is on.
+fn reservation_line(out: &mut Out, agent: &Agent) {
+    if agent.reservation.enabled {
+        out.line("License Reservation is ENABLED");
+    }
+}
+
+/// `Reservation status:` of the §5.1 `Reservation Info` block.
+fn reservation_status(agent: &Agent) -> String {
+    match (&agent.registration, &agent.reservation.request) {
+        (Registration::Reserved(r), _) => format!("{} INSTALLED", r.kind.display()),
+        (_, Some(_)) => "RESERVATION IN PROGRESS".into(),
+        _ => "NOT INSTALLED".into(),
+    }
+}
+
+/// `ends <date>` of a reserved term license, or its type.
+fn term_text(l: &ReservedLicense) -> String {
+    match l.end {
+        Some(end) => format!("{}, ends {}", l.license_type, format_device_time(end)),
+        None => l.license_type.clone(),
+    }
+}
+
+/// The reservation block of `show license status` and `summary`: what is installed or requested,
+/// and each reserved license with its end date.
+fn reservation_block(out: &mut Out, agent: &Agent, config: &DeviceConfig, detail: Detail) {
+    let info = &agent.reservation;
+    if agent.registration.reserved().is_none() && info.request.is_none() {
+        return;
+    }
+    out.blank();
+    out.line("License Reservation:");
+    match (agent.registration.reserved(), &info.request) {
+        (Some(r), _) if detail == Detail::Full => {
+            out.field(1, "Status", format!("{} on {}", reservation_status(agent), format_device_time(r.installed_at)))
+        }
+        _ => out.field(1, "Status", reservation_status(agent)),
+    }
+    if let Some(request) = &info.request {
+        out.field(1, "Request code", &request.code);
+    }
+    if let Some(r) = agent.registration.reserved() {
+        out.field(1, "Last Confirmation code", &r.confirmation_code);
+        if r.kind == ReservationKind::Specific {
+            out.line("  Reserved licenses:");
+            for l in &r.licenses {
+                out.line(format!("    {} ({}): {}, {}", description(config, &l.tag), l.tag, l.count, term_text(l)));
+            }
+        }
     }
 }
 
@@ -246,11 +306,13 @@ fn data_privacy_block(out: &mut Out, config: &DeviceConfig) {
 pub fn status(agent: &Agent, config: &DeviceConfig, now: Timestamp) -> String {
     let mut out = Out::default();
     out.line(enabled_line(agent));
+    reservation_line(&mut out, agent);
     if agent.enabled {
         out.blank();
         registration_block(&mut out, agent, Detail::Full);
         out.blank();
         authorization_block(&mut out, agent, Detail::Full, now);
+        reservation_block(&mut out, agent, config, Detail::Full);
         out.blank();
         out.line("Smart License Conversion:");
         out.field(1, "Automatic Conversion Enabled", "False");
@@ -263,8 +325,12 @@ pub fn status(agent: &Agent, config: &DeviceConfig, now: Timestamp) -> String {
 
 /// The status of each entitlement in use, from the device's authorization (the manager answers
 /// for the whole device): `EVAL MODE` and `AUTHORIZED` as in the §5.1 summary captures.
-pub fn entitlement_status(agent: &Agent) -> &'static str {
+pub fn entitlement_status(agent: &Agent, tag: &str, count: u32, now: Timestamp) -> &'static str {
     match agent.authorization {
+        Authorization::Reserved { .. } => match agent.reservation_coverage(tag, count, now) {
+            Some(Coverage::Covered) => "AUTHORIZED",
+            _ => "NOT AUTHORIZED",
+        },
         Authorization::Evaluation => "EVAL MODE",
         Authorization::EvaluationExpired { .. } => "EVAL EXPIRED",
         Authorization::Authorized { .. } => "AUTHORIZED",
@@ -278,7 +344,7 @@ pub fn entitlement_status(agent: &Agent) -> &'static str {
 /// The license name of a tag: known only once registered (§3.1 YANG `license-name` "only after
 /// registration"; the unregistered §5.1 summary leaves the License column empty).
 fn license_name<'a>(agent: &Agent, config: &'a DeviceConfig, tag: &'a str) -> Option<&'a str> {
-    agent.registration.is_registered().then(|| config.catalog.get(tag).map_or(tag, String::as_str))
+    agent.registration.holds_licenses().then(|| config.catalog.get(tag).map_or(tag, String::as_str))
 }
 
 fn description<'a>(config: &'a DeviceConfig, tag: &'a str) -> &'a str {
@@ -288,7 +354,7 @@ fn description<'a>(config: &'a DeviceConfig, tag: &'a str) -> &'a str {
 /// The summary's usage table (§5.1 summary captures; seed 004:778-784 lost its spacing): License
 /// 23 characters (longer names cut to 20 and `...`), entitlement tag in parentheses in 30, count
 /// right-aligned in 5, status.
-fn usage_table(out: &mut Out, agent: &Agent, config: &DeviceConfig) {
+fn usage_table(out: &mut Out, agent: &Agent, config: &DeviceConfig, now: Timestamp) {
     out.line("License Usage:");
     if agent.usage.is_empty() {
         out.line("  No licenses in use");
@@ -296,8 +362,8 @@ fn usage_table(out: &mut Out, agent: &Agent, config: &DeviceConfig) {
     }
     out.line("  License                 Entitlement tag               Count Status");
     out.line(format!("  {}", "-".repeat(77)));
-    let status = entitlement_status(agent);
     for (tag, count) in &agent.usage {
+        let status = entitlement_status(agent, tag, *count, now);
         let name = license_name(agent, config, tag).unwrap_or("");
         let name = if name.chars().count() > 23 {
             format!("{}...", name.chars().take(20).collect::<String>())
@@ -314,29 +380,31 @@ fn usage_table(out: &mut Out, agent: &Agent, config: &DeviceConfig) {
 pub fn summary(agent: &Agent, config: &DeviceConfig, now: Timestamp) -> String {
     let mut out = Out::default();
     out.line(enabled_line(agent));
+    reservation_line(&mut out, agent);
     if agent.enabled {
         out.blank();
         registration_block(&mut out, agent, Detail::Summary);
         out.blank();
         authorization_block(&mut out, agent, Detail::Summary, now);
+        reservation_block(&mut out, agent, config, Detail::Summary);
         out.blank();
-        usage_table(&mut out, agent, config);
+        usage_table(&mut out, agent, config, now);
     }
     out.finish()
 }
 
 /// The `License Usage` section (§5.1 `show license all`: 14 `=`, `No licenses in use`; one entry
 /// per tag as in the §5.1 ASAv capture, without `Version:`, which smartlic tags do not have).
-fn usage_section(out: &mut Out, agent: &Agent, config: &DeviceConfig) {
+fn usage_section(out: &mut Out, agent: &Agent, config: &DeviceConfig, now: Timestamp) {
     out.title("License Usage", 14);
     out.blank();
     if agent.usage.is_empty() {
         out.line("No licenses in use");
         return;
     }
-    let status = entitlement_status(agent);
     let mut first = true;
     for (tag, count) in &agent.usage {
+        let status = entitlement_status(agent, tag, *count, now);
         if !first {
             out.blank();
         }
@@ -353,9 +421,9 @@ fn usage_section(out: &mut Out, agent: &Agent, config: &DeviceConfig) {
 }
 
 /// `show license usage`: the `License Usage` section of `show license all`.
-pub fn usage(agent: &Agent, config: &DeviceConfig) -> String {
+pub fn usage(agent: &Agent, config: &DeviceConfig, now: Timestamp) -> String {
     let mut out = Out::default();
-    usage_section(&mut out, agent, config);
+    usage_section(&mut out, agent, config, now);
     out.finish()
 }
 
@@ -363,6 +431,7 @@ fn all_into(out: &mut Out, agent: &Agent, config: &DeviceConfig, now: Timestamp)
     out.title("Smart Licensing Status", 22);
     out.blank();
     out.line(enabled_line(agent));
+    reservation_line(out, agent);
     out.blank();
     if agent.enabled {
         registration_block(out, agent, Detail::Full);
@@ -381,7 +450,7 @@ fn all_into(out: &mut Out, agent: &Agent, config: &DeviceConfig, now: Timestamp)
         transport_block(out, config);
         out.blank();
     }
-    usage_section(out, agent, config);
+    usage_section(out, agent, config, now);
     out.blank();
     out.title("Product Information", 19);
     out.field(0, "UDI", agent.udi());
@@ -389,8 +458,43 @@ fn all_into(out: &mut Out, agent: &Agent, config: &DeviceConfig, now: Timestamp)
     out.title("Agent Version", 13);
     out.field(0, "Smart Agent for Licensing", AGENT_VERSION);
     out.blank();
+    reservation_info(out, agent, config);
+}
+
+/// `Reservation Info` (§5.1 captures): the DISABLED line alone until reservation is used, then
+/// the overall status and the specified reservations with their terms.
+fn reservation_info(out: &mut Out, agent: &Agent, config: &DeviceConfig) {
     out.title("Reservation Info", 16);
-    out.field(0, "License reservation", "DISABLED");
+    let info = &agent.reservation;
+    let reserved = agent.registration.reserved();
+    if !info.enabled && reserved.is_none() {
+        out.field(0, "License reservation", "DISABLED");
+        return;
+    }
+    out.field(0, "License reservation", if info.enabled { "ENABLED" } else { "DISABLED" });
+    out.blank();
+    out.line("Overall status:");
+    out.line(format!("  Active: {}", agent.udi()));
+    let none = |v: Option<&String>| v.cloned().unwrap_or_else(|| "<none>".into());
+    out.field(3, "Reservation status", reservation_status(agent));
+    out.field(3, "Request code", none(info.request.as_ref().map(|r| &r.code)));
+    out.field(3, "Last return code", none(info.last_return_code.as_ref()));
+    out.field(3, "Last Confirmation code", none(info.last_confirmation_code.as_ref()));
+    out.field(3, "Reservation authorization code", none(reserved.map(|r| &r.authorization_code)));
+    out.blank();
+    out.line("Specified license reservations:");
+    for l in reserved.map(|r| r.licenses.as_slice()).unwrap_or_default() {
+        out.line(format!("  {} ({}):", description(config, &l.tag), l.tag));
+        out.field(2, "Description", description(config, &l.tag));
+        out.field(2, "Total reserved count", l.count);
+        out.line("    Term information:");
+        out.line(format!("      Active: {}", agent.udi()));
+        out.field(4, "License type", &l.license_type);
+        let date = |t: Option<Timestamp>| t.map_or_else(|| "<none>".into(), format_device_time);
+        out.field(5, "Start Date", date(l.start));
+        out.field(5, "End Date", date(l.end));
+        out.field(5, "Term Count", l.count);
+    }
 }
 
 /// `show license all`: the §5.1 `show license all` capture (CSR1000V), block for block.
@@ -502,6 +606,11 @@ fn scheduled_jobs(out: &mut Out, agent: &Agent, now: Timestamp) {
             job(out, "ID Certificate Renewal", r.next_renewal, now);
             job(out, "Registration Expiration", r.expires, now);
         }
+        Registration::Reserved(r) => {
+            if let Some(at) = r.next_expiry() {
+                job(out, "Reservation Term End", at, now);
+            }
+        }
         Registration::Unidentified | Registration::Expired { .. } => {}
     }
     if let Some(at) = agent.communication.next_attempt {
@@ -553,7 +662,7 @@ fn communication_statistics(out: &mut Out, agent: &Agent, config: &DeviceConfig)
             registered_at = Attempt { at: r.initial_registration, outcome: Outcome::Succeeded };
             (0, Some(&registered_at))
         }
-        Registration::Unidentified | Registration::Expired { .. } => (0, None),
+        Registration::Unidentified | Registration::Expired { .. } | Registration::Reserved(_) => (0, None),
     };
     statistics_entry(out, "Registration", reg_failures, reg_last);
     statistics_entry(out, "Authorization Request", agent.communication.failures, agent.communication.last.as_ref());

@@ -4,6 +4,7 @@
 
 pub mod cert;
 pub mod keys;
+pub mod reservation;
 pub mod wire;
 
 pub use cert::{CertError, CertificateAuthority, CertificateRequest, IssuedCertificate};

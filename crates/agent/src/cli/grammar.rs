@@ -209,13 +209,19 @@ pub enum Command {
     Deregister,
     Renew(Renew),
     ReservationRequest(ReservationKind),
+    /// `reservation install CODE` or `reservation install file PATH` (`file`: `code` is the path).
     ReservationInstall {
         code: String,
+        file: bool,
     },
-    /// `reservation return` (`None`) or `reservation return authorization CODE`.
+    /// `reservation return [local] [force]` (`None`) or `reservation return authorization CODE`;
+    /// `force` skips the confirmation question (one-shot sessions need it).
     ReservationReturn {
         authorization: Option<String>,
+        force: bool,
     },
+    /// `[no] license smart reservation` (configuration).
+    ReservationEnable(bool),
     ReservationCancel,
     ClockSet(ClockValue),
     ConfigureTerminal,
@@ -351,16 +357,24 @@ static LICENSE_ACTIONS: &[Entry] = &[
     }),
     ("license smart deregister", |_| Ok(Command::Deregister)),
     ("license smart renew {id|auth}", |b| Ok(Command::Renew(if b.has("id") { Renew::Id } else { Renew::Auth }))),
-    ("license smart reservation request {universal|specific}", |b| {
+    ("license smart reservation request {universal|specific|local}", |b| {
         Ok(Command::ReservationRequest(if b.has("universal") {
             ReservationKind::Universal
         } else {
             ReservationKind::Specific
         }))
     }),
-    ("license smart reservation install <code:LINE>", |b| Ok(Command::ReservationInstall { code: b.text("code") })),
-    ("license smart reservation return [authorization <code:LINE>]", |b| {
-        Ok(Command::ReservationReturn { authorization: b.opt_text("code") })
+    ("license smart reservation install file <path:WORD>", |b| {
+        Ok(Command::ReservationInstall { code: b.text("path"), file: true })
+    }),
+    ("license smart reservation install <code:LINE>", |b| {
+        Ok(Command::ReservationInstall { code: b.text("code"), file: false })
+    }),
+    ("license smart reservation return [local] [force]", |b| {
+        Ok(Command::ReservationReturn { authorization: None, force: b.has("force") })
+    }),
+    ("license smart reservation return authorization <code:LINE>", |b| {
+        Ok(Command::ReservationReturn { authorization: b.opt_text("code"), force: true })
     }),
     ("license smart reservation cancel", |_| Ok(Command::ReservationCancel)),
 ];
@@ -388,6 +402,7 @@ static LEAVE: &[Entry] = &[("exit", |_| Ok(Command::Exit)), ("end", |_| Ok(Comma
 
 static CONFIG: &[Entry] = &[
     ("[no] license smart enable", |b| Ok(Command::SmartEnable(!no(b)))),
+    ("[no] license smart reservation", |b| Ok(Command::ReservationEnable(!no(b)))),
     ("license smart url <url:URL>", |b| Ok(Command::SmartUrl(Some(b.text("url"))))),
     ("no license smart url [<url:URL>]", |_| Ok(Command::SmartUrl(None))),
     ("license smart transport {callhome|smart|off}", |b| {
@@ -522,6 +537,10 @@ static HELP: &[(&str, &str)] = &[
     ("reservation request", "Request a reservation code"),
     ("request universal", "Universal license reservation"),
     ("request specific", "Specific license reservation"),
+    ("request local", "Specific license reservation of this device"),
+    ("install file", "Install an authorization code from a file"),
+    ("return local", "Return the reservation installed on this device"),
+    ("return force", "Do not ask for confirmation"),
     ("reservation install", "Install an authorization code"),
     ("reservation return", "Return the installed reservation"),
     ("return authorization", "Generate a return code from an authorization code"),
@@ -598,6 +617,7 @@ static HELP: &[(&str, &str)] = &[
     // arguments
     ("<token>", "ID token from the Smart Account or satellite"),
     ("<code>", "Authorization code"),
+    ("<path>", "File holding the authorization code"),
     ("<time>", "Current time"),
     ("<day>", "Day of the month"),
     ("<month>", "Month of the year"),

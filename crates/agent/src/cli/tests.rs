@@ -221,11 +221,25 @@ fn every_exec_command_resolves() {
         ("license smart renew auth", Renew(super::Renew::Auth)),
         ("license smart reservation request universal", ReservationRequest(ReservationKind::Universal)),
         ("license smart reservation request specific", ReservationRequest(ReservationKind::Specific)),
-        ("license smart reservation install ABC-123 xyz", ReservationInstall { code: "ABC-123 xyz".into() }),
-        ("license smart reservation return", ReservationReturn { authorization: None }),
+        ("license smart reservation request local", ReservationRequest(ReservationKind::Specific)),
+        (
+            "license smart reservation install ABC-123 xyz",
+            ReservationInstall { code: "ABC-123 xyz".into(), file: false },
+        ),
+        (
+            "license smart reservation install \"<specificPLR>a b</specificPLR>\"",
+            ReservationInstall { code: "\"<specificPLR>a b</specificPLR>\"".into(), file: false },
+        ),
+        (
+            "license smart reservation install file /tmp/AC.xml",
+            ReservationInstall { code: "/tmp/AC.xml".into(), file: true },
+        ),
+        ("license smart reservation return", ReservationReturn { authorization: None, force: false }),
+        ("license smart reservation return local", ReservationReturn { authorization: None, force: false }),
+        ("license smart reservation return local force", ReservationReturn { authorization: None, force: true }),
         (
             "license smart reservation return authorization CODE1",
-            ReservationReturn { authorization: Some("CODE1".into()) },
+            ReservationReturn { authorization: Some("CODE1".into()), force: true },
         ),
         ("license smart reservation cancel", ReservationCancel),
         ("configure terminal", ConfigureTerminal),
@@ -246,6 +260,8 @@ fn every_config_command_resolves() {
     let cases: Vec<(&str, Command)> = vec![
         ("license smart enable", SmartEnable(true)),
         ("no license smart enable", SmartEnable(false)),
+        ("license smart reservation", ReservationEnable(true)),
+        ("no license smart reservation", ReservationEnable(false)),
         ("license smart url https://10.0.0.1:8443/its", SmartUrl(Some("https://10.0.0.1:8443/its".into()))),
         ("no license smart url", SmartUrl(None)),
         ("license smart transport callhome", SmartTransport(Some(Transport::Callhome))),

@@ -27,7 +27,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 use smartlic_core::agent::{
-    format_device_time, format_time_left, Attempt, Authorization, Event, LogEntry, Outcome, Registration,
+    format_device_time, format_time_left, Attempt, Authorization, Coverage, Event, LogEntry, Outcome, Registration,
     TRANSPORT_NOT_AVAILABLE,
 };
 use smartlic_core::Timestamp;
@@ -62,6 +62,9 @@ pub mod text {
     /// Not in the seed: smart licensing turned off with `no license smart enable`.
     pub const DISABLED: &str =
         "Smart Software Licensing is disabled on this product (license smart enable turns it on)";
+    /// Not in the seed: an offline reservation is installed; it is returned, not deregistered.
+    pub const RESERVED: &str =
+        "Operation not allowed: a license reservation is installed (license smart reservation return local)";
 }
 
 pub const INVALID_PARAMETER: &str = "INVALID_PARAMETER";
@@ -267,6 +270,9 @@ async fn register(State(shared): State<Arc<Shared>>, body: Bytes) -> Answer {
     if !device.agent.enabled {
         return Err(ApiError::not_allowed(text::DISABLED));
     }
+    if device.agent.registration.reserved().is_some() {
+        return Err(ApiError::not_allowed(text::RESERVED));
+    }
     if device.agent.registration.is_registered() && !force {
         return Err(ApiError::not_allowed(text::ALREADY_REGISTERED));
     }
@@ -281,7 +287,7 @@ async fn register(State(shared): State<Arc<Shared>>, body: Bytes) -> Answer {
             // Still under way (more exchanges than one call performs): see licensedetails.
             _ => Ok(Json(details(&device))),
         },
-        Registration::Unidentified | Registration::Expired { .. } => {
+        Registration::Unidentified | Registration::Expired { .. } | Registration::Reserved(_) => {
             Err(ApiError::internal(text::REGISTER_FAILED, "the registration was cancelled"))
         }
     }
@@ -431,7 +437,21 @@ pub fn details(device: &Device) -> Value {
     let agent = &device.agent;
     let now = device.now();
     let registration = match &agent.registration {
+        Registration::Unidentified if agent.reservation.request.is_some() => {
+            json!({ "status": "RESERVATION_IN_PROGRESS" })
+        }
         Registration::Unidentified => json!({ "status": "NOT_REGISTERED" }),
+        Registration::Reserved(r) => json!({
+            "status": "COMPLETED",
+            "reservation": {
+                "type": r.kind.display(),
+                "installed": time(Some(r.installed_at)),
+                "confirmation_code": r.confirmation_code,
+                "licenses": r.licenses.iter().map(|l| json!({
+                    "tag": l.tag, "count": l.count, "license_type": l.license_type, "end": time(l.end),
+                })).collect::<Vec<_>>(),
+            },
+        }),
         Registration::Expired { at } => json!({ "status": "EXPIRED", "expired": time(Some(*at)) }),
         Registration::Registering(a) | Registration::Failed(a) => {
             let status = match &agent.registration {
@@ -479,6 +499,7 @@ pub fn details(device: &Device) -> Value {
         Authorization::OutOfCompliance { .. } => "OUT_OF_COMPLIANCE",
         Authorization::AuthorizationExpired { .. } => "AUTHORIZATION_EXPIRED",
         Authorization::NoLicensesInUse { .. } => "NO_LICENSES_IN_USE",
+        Authorization::Reserved { .. } => "AUTHORIZED_RESERVATION",
     };
     let mut authorization = json!({
         "status": auth_status,
@@ -506,6 +527,10 @@ pub fn details(device: &Device) -> Value {
             return "INVALID_TAG";
         }
         match &agent.authorization {
+            Authorization::Reserved { .. } => match agent.reservation_coverage(tag, agent.usage[tag], now) {
+                Some(Coverage::Covered) => "RESERVATION_IN_COMPLIANCE",
+                _ => "NOT_AUTHORIZED",
+            },
             Authorization::Evaluation if agent.registration.is_registered() => "WAITING",
             Authorization::Evaluation => "EVALUATION",
             Authorization::EvaluationExpired { .. } => "EVALUATION_EXPIRED",

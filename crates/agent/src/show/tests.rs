@@ -626,7 +626,7 @@ fn usage_entries_before_and_after_registration() {
     d.usage("C9200L-NW-E-24", 2);
     d.usage("Unknown Tag", 1);
     assert_lines(
-        &usage(&d.agent, &config()),
+        &usage(&d.agent, &config(), d.now),
         &[
             "License Usage",
             "==============",
@@ -651,7 +651,7 @@ fn usage_entries_before_and_after_registration() {
         intervals: Intervals::default(),
     };
     d.register(t0);
-    let out = usage(&d.agent, &config());
+    let out = usage(&d.agent, &config(), d.now);
     assert!(out.contains("\nC9200L Network Essentials 24 (C9200L-NW-E-24):\n  Description: C9200L Network Essentials 24\n  Count: 2\n  Status: AUTHORIZED\n  Export status: NOT RESTRICTED\n"), "{out}");
     assert!(out.contains("\nUnknown Tag (Unknown Tag):\n"), "{out}");
     assert_eq!(render(&LicenseView::Usage, &d.agent, &config(), t0), out);

@@ -45,9 +45,10 @@ pub fn next_wakeup(agent: &Agent) -> Option<Timestamp> {
                 due.extend(agent.communication.deadline);
             }
         }
+        Registration::Reserved(r) => due.extend(r.next_expiry()),
         Registration::Unidentified | Registration::Expired { .. } => {}
     }
-    if !agent.registration.is_registered() && agent.in_use() {
+    if !agent.registration.holds_licenses() && agent.in_use() {
         let ev = &agent.evaluation;
         match ev.last_expired_notice {
             Some(last) if ev.left_ms() == 0 => due.push(last.plus_ms(schedule::EVAL_EXPIRED_NOTICE_MS)),
@@ -165,7 +166,41 @@ impl Cx<'_> {
                     self.send_authorize();
                 }
             }
+            Registration::Reserved(_) => self.announce_term_ends(),
             Registration::Unidentified | Registration::Expired { .. } => {}
+        }
+    }
+
+    /// Reserved term licenses end on the device clock; a tag in use loses its authorization then.
+    fn announce_term_ends(&mut self) {
+        let ended = self.mark_term_ends();
+        let usage: Vec<(String, u32)> =
+            self.agent.usage.iter().filter(|(t, _)| ended.contains(t)).map(|(t, c)| (t.clone(), *c)).collect();
+        self.log_not_authorized(&usage);
+    }
+
+    /// Marks the reserved term licenses ended by now as announced; returns their tags.
+    fn mark_term_ends(&mut self) -> Vec<String> {
+        let now = self.now;
+        let Registration::Reserved(r) = &mut self.agent.registration else { return Vec::new() };
+        let mut ended = Vec::new();
+        for l in r.licenses.iter_mut().filter(|l| !l.expiry_announced && l.end.is_some_and(|e| e <= now)) {
+            l.expiry_announced = true;
+            ended.push(l.tag.clone());
+        }
+        ended
+    }
+
+    /// `%SMART_LIC-3-NOT_AUTHORIZED` for each of `usage` the installed reservation does not cover.
+    fn log_not_authorized(&mut self, usage: &[(String, u32)]) {
+        for (tag, count) in usage {
+            match self.agent.reservation_coverage(tag, *count, self.now) {
+                Some(Coverage::Covered) | None => {}
+                Some(why) => self.log(format!(
+                    "%SMART_LIC-3-NOT_AUTHORIZED: The entitlement {tag} in Not Authorized to be used. Reason: {}",
+                    why.reason()
+                )),
+            }
         }
     }
 
@@ -176,7 +211,7 @@ impl Cx<'_> {
     }
 
     fn advance_evaluation(&mut self) {
-        if self.agent.registration.is_registered() || !self.agent.in_use() {
+        if self.agent.registration.holds_licenses() || !self.agent.in_use() {
             return;
         }
         let left = self.agent.evaluation.left_ms();
@@ -288,7 +323,7 @@ impl Cx<'_> {
                 usage.retain(|_, c| *c > 0);
                 self.set_usage(usage);
             }
-            Event::Register { token, force } if enabled => {
+            Event::Register { token, force } if enabled && !matches!(self.agent.registration, Registration::Reserved(_)) => {
                 if self.agent.registration.is_registered() {
                     if !force {
                         return;
@@ -322,7 +357,7 @@ impl Cx<'_> {
                     self.agent.registration = Registration::Unidentified;
                     self.actions.push(Action::DropIdentity);
                 }
-                Registration::Unidentified | Registration::Expired { .. } => {}
+                Registration::Unidentified | Registration::Expired { .. } | Registration::Reserved(_) => {}
             },
             Event::RenewId if enabled && self.agent.registration.is_registered() => self.send_renew_id(),
             Event::RenewAuth if enabled && self.agent.registration.is_registered() => {
@@ -354,14 +389,68 @@ impl Cx<'_> {
                 "%SMART_LIC-3-AGENT_DEREG_FAILED: Smart Agent for Licensing De-registration with the {MANAGER} failed: {reason}; all registration information has been removed locally"
             )),
             Event::Register { .. } | Event::RenewId | Event::RenewAuth => {}
+            Event::ReservationEnable(on) => self.agent.reservation.enabled = on,
+            Event::ReservationRequested(request) => {
+                if self.agent.reservation.enabled
+                    && matches!(self.agent.registration, Registration::Unidentified | Registration::Expired { .. })
+                {
+                    self.agent.reservation.request = Some(request);
+                }
+            }
+            Event::ReservationCancelled => self.agent.reservation.request = None,
+            Event::ReservationInstalled(reserved) => self.reservation_installed(reserved),
+            Event::ReservationReturned { return_code } => {
+                if matches!(self.agent.registration, Registration::Reserved(_)) {
+                    self.agent.reservation.last_return_code = Some(return_code);
+                    self.agent.registration = Registration::Unidentified;
+                    self.agent.authorization = self.evaluation_status();
+                    self.log(format!(
+                        "%SMART_LIC-6-RESERVED_RETURNED: License Reservation Authorization code removed for udi {}",
+                        self.agent.udi()
+                    ));
+                    self.advance_evaluation();
+                }
+            }
+            Event::ReservationAuthorizationReturned { return_code } => {
+                if self.agent.reservation.request.take().is_some() {
+                    self.agent.reservation.last_return_code = Some(return_code);
+                }
+            }
         }
+    }
+
+    /// Installs a verified authorization code answering the request in progress (the caller checked
+    /// the match): licensed from now on, with no manager contact.
+    fn reservation_installed(&mut self, reserved: Reserved) {
+        let waiting = matches!(self.agent.registration, Registration::Unidentified | Registration::Expired { .. });
+        if !waiting || self.agent.reservation.request.take().is_none() {
+            return;
+        }
+        let kind = match reserved.kind {
+            ReservationKind::Specific => "Specific",
+            ReservationKind::Universal => "Universal",
+        };
+        self.agent.reservation.last_confirmation_code = Some(reserved.confirmation_code.clone());
+        self.agent.registration = Registration::Reserved(Box::new(reserved));
+        self.agent.authorization = Authorization::Reserved { at: self.now };
+        self.agent.communication = Communication::default();
+        self.log(format!(
+            "%SMART_LIC-6-RESERVED_INSTALLED: {kind} License Reservation Authorization code installed for udi {}",
+            self.agent.udi()
+        ));
+        self.mark_term_ends();
+        let usage = self.agent.usage_list();
+        self.log_not_authorized(&usage);
     }
 
     fn set_usage(&mut self, usage: BTreeMap<String, u32>) {
         if usage == self.agent.usage {
             return;
         }
+        let changed: Vec<(String, u32)> =
+            usage.iter().filter(|(t, c)| self.agent.usage.get(*t) != Some(*c)).map(|(t, c)| (t.clone(), *c)).collect();
         self.agent.usage = usage;
+        self.log_not_authorized(&changed);
         // any usage change triggers an authorization request at once.
         if self.agent.enabled && self.agent.registration.is_registered() {
             self.agent.communication.failures = 0;
@@ -631,7 +720,9 @@ fn auth_retry_ms_for(auth: &Authorization, failures: u32) -> i64 {
         Authorization::Authorized { .. } | Authorization::NoLicensesInUse { .. } => AuthRetry::Authorized,
         Authorization::OutOfCompliance { .. } => AuthRetry::OutOfCompliance,
         Authorization::AuthorizationExpired { .. } => AuthRetry::Expired,
-        Authorization::Evaluation | Authorization::EvaluationExpired { .. } => AuthRetry::Initial,
+        Authorization::Evaluation | Authorization::EvaluationExpired { .. } | Authorization::Reserved { .. } => {
+            AuthRetry::Initial
+        }
     };
     schedule::auth_retry_ms(schedule, failures)
 }

@@ -27,11 +27,13 @@
 //! ignored. Commands that do not apply (renew while unregistered) change nothing; the CLI says why.
 
 mod machine;
+mod reservation;
 pub mod schedule;
 #[cfg(test)]
 mod tests;
 
 pub use machine::{next_wakeup, step, stepped};
+pub use reservation::{Coverage, ReservationInfo, ReservationKind, ReservationRequest, Reserved, ReservedLicense};
 
 use crate::time::{Timestamp, DAY_MS, HOUR_MS, MINUTE_MS, SECOND_MS};
 use serde::{Deserialize, Serialize};
@@ -201,6 +203,8 @@ pub enum Registration {
     /// UNREGISTERED - REGISTRATION FAILED (refused, or no transport), with reason and next attempt.
     Failed(RegistrationAttempts),
     Registered(Box<Registered>),
+    /// An offline reservation is installed: licensed without ever contacting a manager.
+    Reserved(Box<Reserved>),
     /// REGISTRATION EXPIRED: the ID certificate expired; the device is unidentified again, in
     /// evaluation with the time it had left, until it registers again.
     Expired {
@@ -211,6 +215,18 @@ pub enum Registration {
 impl Registration {
     pub fn is_registered(&self) -> bool {
         matches!(self, Registration::Registered(_))
+    }
+
+    /// Registered or reserved: licensed, so evaluation does not count down.
+    pub fn holds_licenses(&self) -> bool {
+        matches!(self, Registration::Registered(_) | Registration::Reserved(_))
+    }
+
+    pub fn reserved(&self) -> Option<&Reserved> {
+        match self {
+            Registration::Reserved(r) => Some(r),
+            _ => None,
+        }
     }
 
     pub fn registered(&self) -> Option<&Registered> {
@@ -227,6 +243,10 @@ impl Registration {
             Registration::Registering(_) => "REGISTERING - REGISTRATION IN PROGRESS",
             Registration::Failed(_) => "UNREGISTERED - REGISTRATION FAILED",
             Registration::Registered(_) => "REGISTERED",
+            Registration::Reserved(r) => match r.kind {
+                ReservationKind::Specific => "REGISTERED - SPECIFIC LICENSE RESERVATION",
+                ReservationKind::Universal => "REGISTERED - UNIVERSAL LICENSE RESERVATION",
+            },
             Registration::Expired { .. } => "UNREGISTERED - REGISTRATION EXPIRED",
         }
     }
@@ -252,6 +272,10 @@ pub enum Authorization {
     NoLicensesInUse {
         at: Timestamp,
     },
+    /// AUTHORIZED - RESERVED: by an installed reservation.
+    Reserved {
+        at: Timestamp,
+    },
 }
 
 impl Authorization {
@@ -263,6 +287,7 @@ impl Authorization {
             Authorization::OutOfCompliance { .. } => "OUT OF COMPLIANCE",
             Authorization::AuthorizationExpired { .. } => "AUTHORIZATION EXPIRED",
             Authorization::NoLicensesInUse { .. } => "NO LICENSES IN USE",
+            Authorization::Reserved { .. } => "AUTHORIZED - RESERVED",
         }
     }
 
@@ -273,7 +298,8 @@ impl Authorization {
             | Authorization::Authorized { at }
             | Authorization::OutOfCompliance { at }
             | Authorization::AuthorizationExpired { at }
-            | Authorization::NoLicensesInUse { at } => Some(*at),
+            | Authorization::NoLicensesInUse { at }
+            | Authorization::Reserved { at } => Some(*at),
         }
     }
 
@@ -403,6 +429,9 @@ pub struct Agent {
     pub evaluation: Evaluation,
     pub faults: BTreeSet<Fault>,
     pub event_log: VecDeque<LogEntry>,
+    /// Offline reservation; absent in states saved before it existed.
+    #[serde(default)]
+    pub reservation: ReservationInfo,
 }
 
 impl Agent {
@@ -426,6 +455,7 @@ impl Agent {
             },
             faults: BTreeSet::new(),
             event_log: VecDeque::new(),
+            reservation: ReservationInfo::default(),
         };
         agent.faults.insert(Fault::EvaluationMode);
         agent
@@ -441,7 +471,12 @@ impl Agent {
 
     /// Evaluation counts down now: enabled, not registered, something in use.
     pub fn evaluation_counting(&self) -> bool {
-        self.enabled && !self.registration.is_registered() && self.in_use() && self.evaluation.left_ms() > 0
+        self.enabled && !self.registration.holds_licenses() && self.in_use() && self.evaluation.left_ms() > 0
+    }
+
+    /// How an installed reservation treats `count` of `tag` at `now`; None when none is installed.
+    pub fn reservation_coverage(&self, tag: &str, count: u32, now: Timestamp) -> Option<Coverage> {
+        self.registration.reserved().map(|r| r.coverage(tag, count, now))
     }
 
     /// The usage list sent with every authorization request (full list, even if empty).
@@ -519,6 +554,22 @@ pub enum Event {
     DeregisterDone,
     DeregisterFailed {
         reason: String,
+    },
+    /// `license smart reservation` / `no license smart reservation` (configuration).
+    ReservationEnable(bool),
+    /// A request code was printed (`license smart reservation request local|universal`).
+    ReservationRequested(ReservationRequest),
+    /// `license smart reservation cancel`.
+    ReservationCancelled,
+    /// A verified authorization code matching the request in progress was installed.
+    ReservationInstalled(Reserved),
+    /// `license smart reservation return local`: the code was removed; `return_code` proves it.
+    ReservationReturned {
+        return_code: String,
+    },
+    /// `license smart reservation return authorization CODE`: a code never installed was given back.
+    ReservationAuthorizationReturned {
+        return_code: String,
     },
 }
 

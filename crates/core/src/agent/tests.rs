@@ -702,11 +702,113 @@ fn formats_of_show_license() {
     assert_eq!(Intervals::from_secs(0, -1, 60).auth_validity_ms, 60_000);
 }
 
+// ---- offline reservation (R-1) ---------------------------------------------------------------
+
+fn reserved(kind: ReservationKind, licenses: Vec<ReservedLicense>) -> Reserved {
+    Reserved {
+        kind,
+        installed_at: T0,
+        request_code: "CB-ZAPIC-SERVER-M3:FCH2001V0AB-AK9A6sMTr-86".into(),
+        authorization_code: "<specificPLR>…</specificPLR>".into(),
+        confirmation_code: "17488c1f".into(),
+        licenses,
+    }
+}
+
+fn term(tag: &str, count: u32, end: Option<Timestamp>) -> ReservedLicense {
+    ReservedLicense { tag: tag.into(), count, license_type: "TERM".into(), start: None, end, expiry_announced: false }
+}
+
+/// A device with usage and a specific reservation installed at T0 + 1 day.
+fn reserved_sim(licenses: Vec<ReservedLicense>) -> Sim {
+    let mut s = Sim::new();
+    s.usage("ACI Advantage", 2);
+    s.usage("ACI Premier", 1);
+    s.after(days(1));
+    let request = ReservationRequest { kind: ReservationKind::Specific, code: "CB-…".into(), at: s.now };
+    s.run(Event::ReservationRequested(request.clone()));
+    assert_eq!(s.agent.reservation.request, None, "requests need `license smart reservation` first");
+    s.run(Event::ReservationEnable(true));
+    s.run(Event::ReservationRequested(request.clone()));
+    assert_eq!(s.agent.reservation.request, Some(request));
+    s.run(Event::ReservationInstalled(reserved(ReservationKind::Specific, licenses)));
+    s
+}
+
+#[test]
+fn installed_reservation_authorizes_offline_and_stops_evaluation() {
+    let mut s = reserved_sim(vec![term("ACI Advantage", 2, Some(T0.plus_days(31)))]);
+    assert_eq!(s.agent.registration.display(), "REGISTERED - SPECIFIC LICENSE RESERVATION");
+    assert_eq!(s.agent.authorization.display(), "AUTHORIZED - RESERVED");
+    assert_eq!(s.agent.reservation.request, None);
+    assert_eq!(s.agent.reservation.last_confirmation_code.as_deref(), Some("17488c1f"));
+    assert!(s.agent.faults.is_empty(), "{:?}", s.agent.faults);
+    assert_eq!(s.logged("%SMART_LIC-6-RESERVED_INSTALLED: Specific License Reservation"), 1);
+    assert_eq!(
+        s.logged(
+            "The entitlement ACI Premier in Not Authorized to be used. Reason: License not present in SLR auth code"
+        ),
+        1
+    );
+    assert_eq!(s.agent.reservation_coverage("ACI Advantage", 2, s.now), Some(Coverage::Covered));
+    assert_eq!(s.agent.reservation_coverage("ACI Advantage", 3, s.now), Some(Coverage::CountExceeded));
+    // Nothing is ever sent; the only wake-up is the term end; evaluation is frozen.
+    let left = s.left();
+    s.register();
+    s.run(Event::RenewAuth);
+    s.run(Event::Deregister);
+    assert_eq!(next_wakeup(&s.agent), Some(T0.plus_days(31)));
+    s.after(days(400));
+    assert!(s.mgr.sent.is_empty(), "a reserved device contacted the manager: {:?}", s.mgr.sent);
+    assert_eq!(s.left(), left);
+    assert!(s.agent.registration.reserved().is_some());
+    // The term ended on the device clock, announced once.
+    assert_eq!(s.logged("The entitlement ACI Advantage in Not Authorized to be used. Reason: The license term"), 1);
+    assert_eq!(s.agent.reservation_coverage("ACI Advantage", 1, s.now), Some(Coverage::Expired));
+    assert_eq!(next_wakeup(&s.agent), None);
+}
+
+#[test]
+fn returning_a_reservation_resumes_evaluation_with_the_time_left() {
+    let mut s = reserved_sim(vec![term("ACI Advantage", 2, None)]);
+    let left = s.left();
+    assert_eq!(left, EVALUATION_MS - days(1));
+    s.run(Event::ReservationReturned { return_code: "ChWhde-okvz5f".into() });
+    assert_eq!(s.agent.registration, Registration::Unidentified);
+    assert_eq!(s.agent.authorization, Authorization::Evaluation);
+    assert_eq!(s.agent.reservation.last_return_code.as_deref(), Some("ChWhde-okvz5f"));
+    s.after(days(2));
+    assert_eq!(s.left(), left - days(2));
+    // Registration works again afterwards.
+    s.register();
+    assert!(s.agent.registration.is_registered());
+}
+
+#[test]
+fn universal_reservation_covers_every_tag_and_cancel_drops_a_request() {
+    let mut s = Sim::new();
+    s.run(Event::ReservationEnable(true));
+    let request = ReservationRequest { kind: ReservationKind::Universal, code: "CU-…".into(), at: s.now };
+    s.run(Event::ReservationRequested(request));
+    s.run(Event::ReservationCancelled);
+    assert_eq!(s.agent.reservation.request, None);
+    // An authorization without a request in progress is not installed.
+    s.run(Event::ReservationInstalled(reserved(ReservationKind::Universal, vec![])));
+    assert_eq!(s.agent.registration, Registration::Unidentified);
+    let request = ReservationRequest { kind: ReservationKind::Universal, code: "CU-…".into(), at: s.now };
+    s.run(Event::ReservationRequested(request));
+    s.run(Event::ReservationInstalled(reserved(ReservationKind::Universal, vec![])));
+    assert_eq!(s.agent.registration.display(), "REGISTERED - UNIVERSAL LICENSE RESERVATION");
+    s.usage("anything", 5);
+    assert_eq!(s.agent.reservation_coverage("anything", 5, s.now), Some(Coverage::Covered));
+    assert_eq!(s.logged("Not Authorized"), 0);
+}
+
 // ---- property: random event sequences -----------------------------------------------------------
 
 fn arb_event() -> impl Strategy<Value = (u8, i64)> {
     // (event selector, minutes to advance before it; sometimes a jump, sometimes backwards)
-    (0u8..20, prop_oneof![0i64..120, 0i64..(60 * 24 * 400), -(60 * 24 * 30)..0i64])
+    (0u8..24, prop_oneof![0i64..120, 0i64..(60 * 24 * 400), -(60 * 24 * 30)..0i64])
 }
 
 fn pick(sel: u8, s: &mut Sim) -> Event {
@@ -751,6 +853,17 @@ fn pick(sel: u8, s: &mut Sim) -> Event {
             intervals: Intervals::default(),
         }),
         18 => Event::ReplaceUsage([("B".to_string(), 3), ("C".to_string(), 0)].into_iter().collect()),
+        19 => Event::ReservationEnable(true),
+        20 => Event::ReservationRequested(ReservationRequest {
+            kind: ReservationKind::Specific,
+            code: "CB-…".into(),
+            at: s.now,
+        }),
+        21 => Event::ReservationInstalled(reserved(
+            ReservationKind::Specific,
+            vec![term("A", 1, Some(s.now.plus_days(30)))],
+        )),
+        22 => Event::ReservationReturned { return_code: "R".into() },
         _ => Event::Tick,
     }
 }
@@ -785,9 +898,13 @@ proptest! {
             if let Some(next) = next_wakeup(&s.agent) {
                 prop_assert!(next > s.now, "next wake-up {} not after {}", next, s.now);
             }
-            if !s.agent.registration.is_registered() {
+            if s.agent.registration.reserved().is_some() {
+                prop_assert!(matches!(s.agent.authorization, Authorization::Reserved { .. }), "reserved but {:?}", s.agent.authorization);
+                prop_assert!(!s.actions.iter().any(|a| matches!(a, Action::SendRegister { .. } | Action::SendAuthorize { .. } | Action::SendRenewId | Action::SendDeregister)), "a reserved device sent");
+            } else if !s.agent.registration.is_registered() {
                 prop_assert!(matches!(s.agent.authorization, Authorization::Evaluation | Authorization::EvaluationExpired { .. }), "unregistered but {:?}", s.agent.authorization);
             }
+            s.actions.clear();
         }
     }
 }
