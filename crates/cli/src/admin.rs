@@ -70,6 +70,9 @@ enum Command {
     /// Registered product instances.
     #[command(subcommand)]
     Instance(InstanceCmd),
+    /// Licenses reserved for offline devices: request code in, authorization code out.
+    #[command(subcommand)]
+    Reservation(ReservationCmd),
     /// The audit trail.
     #[command(subcommand)]
     Event(EventCmd),
@@ -116,6 +119,14 @@ enum AccountCmd {
         name: Option<String>,
     },
     List,
+    /// Change a smart account's settings (operator).
+    Set {
+        #[arg(long)]
+        domain: String,
+        /// Whether its devices may get universal reservations (off for new accounts).
+        #[arg(long, value_name = "true|false", action = clap::ArgAction::Set)]
+        allow_universal_reservation: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -131,6 +142,13 @@ enum VaCmd {
     List {
         #[command(flatten)]
         account: Account,
+    },
+    /// Delete an empty virtual account (no licenses, instances, active tokens or reservations).
+    Delete {
+        #[command(flatten)]
+        account: Account,
+        #[arg(long)]
+        name: String,
     },
 }
 
@@ -292,6 +310,40 @@ enum InstanceCmd {
 }
 
 #[derive(Subcommand, Debug)]
+enum ReservationCmd {
+    /// Reserve licenses for the device that printed the request code. Prints only the
+    /// authorization code to install on it (`CODE=$(...)`); its confirmation code goes to stderr.
+    #[command(group(clap::ArgGroup::new("grant").required(true).args(["universal", "licenses"])))]
+    Create {
+        #[command(flatten)]
+        pool: Pool,
+        /// The code from `license smart reservation request` on the device.
+        #[arg(long, value_name = "CODE")]
+        request_code: String,
+        /// Everything, for a universal request code (the account must allow it).
+        #[arg(long)]
+        universal: bool,
+        /// Licenses for a specific request code; repeat for several tags.
+        #[arg(long = "license", value_name = "TAG=N", value_parser = tag_count)]
+        licenses: Vec<(String, u32)>,
+    },
+    /// Take the licenses back with the code from `license smart reservation return`.
+    Return {
+        #[command(flatten)]
+        pool: Pool,
+        #[arg(long, value_name = "CODE")]
+        return_code: String,
+    },
+    /// Reservations of a smart account, or of one of its virtual accounts.
+    List {
+        #[command(flatten)]
+        account: Account,
+        #[arg(long)]
+        va: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 enum EventCmd {
     /// Events of a smart account, or of the whole manager (operator) without --account.
     List {
@@ -349,12 +401,28 @@ enum CatalogCmd {
 /// License types, as the server spells them.
 const KINDS: [&str; 3] = ["perpetual", "term", "subscription"];
 
+/// `TAG=N` with N at least 1; the tag may contain spaces and `=` (the last `=` separates).
+fn tag_count(text: &str) -> Result<(String, u32), String> {
+    let (tag, n) = text.rsplit_once('=').ok_or_else(|| format!("'{text}' is not TAG=N (e.g. \"ACI Advantage=2\")"))?;
+    let n: u32 = n.trim().parse().map_err(|_| format!("'{n}' is not a number of licenses"))?;
+    match (tag.trim(), n) {
+        ("", _) => Err(format!("'{text}' names no tag")),
+        (_, 0) => Err(format!("'{text}': reserve at least one license")),
+        (tag, n) => Ok((tag.to_owned(), n)),
+    }
+}
+
 /// Role names from the domain crate, so `--help` lists them and typos fail before a round trip.
 fn roles() -> clap::builder::PossibleValuesParser {
     clap::builder::PossibleValuesParser::new(Role::ALL.map(Role::as_str))
 }
 
-const ACCOUNTS: &[Col] = &[("DOMAIN", "domain"), ("NAME", "name"), ("CREATED", "created_at")];
+const ACCOUNTS: &[Col] = &[
+    ("DOMAIN", "domain"),
+    ("NAME", "name"),
+    ("UNIVERSAL RESERVATION", "universal_reservation"),
+    ("CREATED", "created_at"),
+];
 const VAS: &[Col] =
     &[("NAME", "name"), ("DEFAULT", "is_default"), ("DESCRIPTION", "description"), ("CREATED", "created_at")];
 const PRINCIPALS: &[Col] = &[
@@ -383,6 +451,16 @@ const INSTANCES: &[Col] = &[
     ("LAST CONTACT", "last_contact_at"),
     ("USAGE", "usage"),
 ];
+const RESERVATIONS: &[Col] = &[
+    ("ID", "id"),
+    ("VIRTUAL ACCOUNT", "virtual_account"),
+    ("UDI", "udi"),
+    ("KIND", "kind"),
+    ("STATUS", "status"),
+    ("LICENSES", "licenses"),
+    ("CONFIRMATION", "confirmation_code"),
+    ("CREATED", "created_at"),
+];
 const EVENTS: &[Col] = &[
     ("ID", "id"),
     ("AT", "at"),
@@ -406,6 +484,7 @@ const USAGE: &[Col] = &[
     ("TAG", "tag"),
     ("PURCHASED", "purchased"),
     ("IN USE", "in_use"),
+    ("RESERVED", "reserved"),
     ("LENT", "lent"),
     ("BORROWED", "borrowed"),
     ("BALANCE", "balance"),
@@ -428,13 +507,21 @@ impl Call {
         Call { method: Method::GET, path, body: None, show }
     }
 
-    /// A POST whose `null` fields (options not given) are left out, so the server applies
+    fn post(path: String, body: Value, show: Show) -> Call {
+        Call::with_body(Method::POST, path, body, show)
+    }
+
+    /// A request whose `null` fields (options not given) are left out, so the server applies
     /// its own defaults.
-    fn post(path: String, mut body: Value, show: Show) -> Call {
+    fn with_body(method: Method, path: String, mut body: Value, show: Show) -> Call {
         if let Value::Object(fields) = &mut body {
             fields.retain(|_, v| !v.is_null());
         }
-        Call { method: Method::POST, path, body: Some(body), show }
+        Call { method, path, body: Some(body), show }
+    }
+
+    fn delete(path: String) -> Call {
+        Call { method: Method::DELETE, path, body: None, show: Show::Record }
     }
 }
 
@@ -470,6 +557,12 @@ fn plan(command: &Command, input: &mut dyn BufRead) -> Result<Call> {
             Call::post("/api/v1/accounts".into(), json!({ "domain": domain, "name": name }), Record)
         }
         Command::Account(AccountCmd::List) => Call::get("/api/v1/accounts".into(), Table("accounts", ACCOUNTS)),
+        Command::Account(AccountCmd::Set { domain, allow_universal_reservation }) => Call::with_body(
+            Method::PATCH,
+            account_path(domain)?,
+            json!({ "universal_reservation": allow_universal_reservation }),
+            Record,
+        ),
         Command::Va(VaCmd::Create { account, name, description }) => Call::post(
             account.path()? + "/virtual-accounts",
             json!({ "name": name, "description": description }),
@@ -478,6 +571,7 @@ fn plan(command: &Command, input: &mut dyn BufRead) -> Result<Call> {
         Command::Va(VaCmd::List { account }) => {
             Call::get(account.path()? + "/virtual-accounts", Table("virtual_accounts", VAS))
         }
+        Command::Va(VaCmd::Delete { account, name }) => Call::delete(account.pool_path(name)?),
         Command::User(UserCmd::Create { account, name, role, va, password_stdin }) => {
             let password = match password_stdin {
                 true => Some(client::read_line(input, "the new user's password")?),
@@ -535,12 +629,28 @@ fn plan(command: &Command, input: &mut dyn BufRead) -> Result<Call> {
         Command::Instance(InstanceCmd::Move { account, id, to }) => {
             Call::post(format!("{}/instances/{}/move", account.path()?, segment(id)?), json!({ "to": to }), Record)
         }
-        Command::Instance(InstanceCmd::Remove { account, id }) => Call {
-            method: Method::DELETE,
-            path: format!("{}/instances/{}", account.path()?, segment(id)?),
-            body: None,
-            show: Record,
-        },
+        Command::Instance(InstanceCmd::Remove { account, id }) => {
+            Call::delete(format!("{}/instances/{}", account.path()?, segment(id)?))
+        }
+        Command::Reservation(ReservationCmd::Create { pool, request_code, universal, licenses }) => {
+            let licenses: Vec<Value> = licenses.iter().map(|(tag, n)| json!({ "tag": tag, "count": n })).collect();
+            Call::post(
+                pool.path()? + "/reservations",
+                json!({ "request_code": request_code, "universal": universal.then_some(true),
+                        "licenses": (!licenses.is_empty()).then_some(licenses) }),
+                Show::Code("authorization_code", "confirmation_code"),
+            )
+        }
+        Command::Reservation(ReservationCmd::Return { pool, return_code }) => {
+            Call::post(pool.path()? + "/reservations/return", json!({ "return_code": return_code }), Record)
+        }
+        Command::Reservation(ReservationCmd::List { account, va }) => {
+            let scope = match va {
+                Some(va) => account.pool_path(va)?,
+                None => account.path()?,
+            };
+            Call::get(scope + "/reservations", Table("reservations", RESERVATIONS))
+        }
         Command::Event(EventCmd::List { domain, limit }) => {
             let scope = match domain {
                 Some(domain) => account_path(domain)?,
@@ -583,6 +693,11 @@ pub async fn run(args: AdminArgs) -> Result<()> {
     let api = Api::login(&args.server, &args.ca, &login).await?;
     let answer = api.send(&call).await?;
     let text = view::render(&call.show, &answer, args.json)?;
+    if !args.json {
+        if let Some(note) = view::note(&call.show, &answer)? {
+            eprint!("{note}");
+        }
+    }
     // `smartlic admin ... | head` closing the pipe early is not an error.
     let mut stdout = std::io::stdout().lock();
     match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
@@ -635,6 +750,13 @@ mod tests {
         assert!(parse("license add --account a --va v --tag t --count 1 --type forever").is_err());
         assert!(parse("token create --account a --va v --max-uses many").is_err());
         assert!(parse("license list --account a").is_err(), "--va is required");
+        let reserve = "reservation create --account a --va v --request-code C";
+        assert!(parse(reserve).is_err(), "--universal or --license is required");
+        assert!(parse(&format!("{reserve} --universal --license t=1")).is_err(), "not both");
+        for bad in ["t", "t=0", "t=x", "=2"] {
+            assert!(parse(&format!("{reserve} --license {bad}")).is_err(), "{bad}");
+        }
+        assert!(parse("account set --domain a.com --allow-universal-reservation maybe").is_err());
     }
 
     #[test]
@@ -670,6 +792,26 @@ mod tests {
         let call = planned("report usage --account a.com --csv");
         assert_eq!((call.path.as_str(), call.show), ("/api/v1/accounts/a.com/reports/usage?format=csv", Show::Text));
         assert_eq!(planned("clock set 2026-05-01").body, Some(json!({ "time": "2026-05-01" })));
+
+        let call =
+            planned("reservation create --account a.com --va Lab --request-code CB-X --license t1=2 --license a=b=1");
+        assert_eq!(call.path, "/api/v1/accounts/a.com/virtual-accounts/Lab/reservations");
+        assert_eq!(
+            call.body,
+            Some(
+                json!({ "request_code": "CB-X", "licenses": [{ "tag": "t1", "count": 2 }, { "tag": "a=b", "count": 1 }] })
+            )
+        );
+        assert_eq!(call.show, Show::Code("authorization_code", "confirmation_code"));
+        let call = planned("reservation create --account a.com --va Lab --request-code CU-X --universal");
+        assert_eq!(call.body, Some(json!({ "request_code": "CU-X", "universal": true })));
+        let call = planned("reservation return --account a.com --va Lab --return-code R-1");
+        assert_eq!(call.path, "/api/v1/accounts/a.com/virtual-accounts/Lab/reservations/return");
+        assert_eq!(planned("reservation list --account a.com").path, "/api/v1/accounts/a.com/reservations");
+        let call = planned("account set --domain a.com --allow-universal-reservation true");
+        assert_eq!((call.method, call.body), (Method::PATCH, Some(json!({ "universal_reservation": true }))));
+        let call = planned("va delete --account a.com --name Lab");
+        assert_eq!((call.method, call.path.as_str()), (Method::DELETE, "/api/v1/accounts/a.com/virtual-accounts/Lab"));
     }
 
     #[test]

@@ -23,6 +23,9 @@ pub enum Action {
     /// Create users and API clients.
     ManageAccess,
     TransferLicenses,
+    /// Reserve licenses for offline devices and take back their return codes: licenses
+    /// leave the pool, so it is granted like transfer.
+    ReserveLicenses,
     ManageTokens,
     ManageInstances,
     View,
@@ -61,10 +64,13 @@ impl Role {
         match self {
             Role::Operator => true,
             Role::SmartAccountAdmin => action != Operate,
-            Role::SmartAccountUser => matches!(action, TransferLicenses | ManageTokens | ManageInstances | View),
-            Role::VirtualAccountAdmin => {
-                matches!(action, ManageAccess | TransferLicenses | ManageTokens | ManageInstances | View)
+            Role::SmartAccountUser => {
+                matches!(action, TransferLicenses | ReserveLicenses | ManageTokens | ManageInstances | View)
             }
+            Role::VirtualAccountAdmin => matches!(
+                action,
+                ManageAccess | TransferLicenses | ReserveLicenses | ManageTokens | ManageInstances | View
+            ),
             Role::VirtualAccountUser => matches!(action, ManageTokens | View),
         }
     }
@@ -89,6 +95,9 @@ mod tests {
         assert!(!Role::SmartAccountAdmin.allows(Action::Operate));
         assert!(!Role::SmartAccountUser.allows(Action::ManageAccess));
         assert!(!Role::VirtualAccountUser.allows(Action::TransferLicenses));
+        for r in Role::ALL {
+            assert_eq!(r.allows(Action::ReserveLicenses), r.allows(Action::TransferLicenses), "{r:?}");
+        }
         assert!(Role::VirtualAccountUser.allows(Action::ManageTokens));
         assert!(!Role::VirtualAccountAdmin.may_grant(Role::SmartAccountUser));
         for r in Role::ALL {

@@ -9,26 +9,34 @@ use crate::views::*;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use smartlic_core::compliance::Ledger;
 use smartlic_core::role::Action;
 use smartlic_core::{token, validate, LicenseKind, LicenseTerm, Role, Timestamp};
+use smartlic_proto::reservation::ReservationKind;
 use smartlic_store::*;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/accounts", get(list_accounts).post(create_account))
-        .route("/api/v1/accounts/{domain}", get(show_account))
+        .route("/api/v1/accounts/{domain}", get(show_account).patch(update_account))
         .route("/api/v1/accounts/{domain}/virtual-accounts", get(list_vas).post(create_va))
+        .route("/api/v1/accounts/{domain}/virtual-accounts/{va}", delete(delete_va))
         .route("/api/v1/accounts/{domain}/users", get(list_users).post(create_user))
         .route("/api/v1/accounts/{domain}/api-clients", get(list_clients).post(create_client))
         .route("/api/v1/accounts/{domain}/virtual-accounts/{va}/licenses", get(list_licenses).post(add_license))
         .route("/api/v1/accounts/{domain}/virtual-accounts/{va}/licenses/transfer", post(transfer_licenses))
         .route("/api/v1/accounts/{domain}/virtual-accounts/{va}/tokens", get(list_tokens).post(create_token))
         .route("/api/v1/accounts/{domain}/virtual-accounts/{va}/tokens/revoke", post(revoke_token))
+        .route(
+            "/api/v1/accounts/{domain}/virtual-accounts/{va}/reservations",
+            get(list_pool_reservations).post(create_reservation),
+        )
+        .route("/api/v1/accounts/{domain}/virtual-accounts/{va}/reservations/return", post(return_reservation))
+        .route("/api/v1/accounts/{domain}/reservations", get(list_account_reservations))
         .route("/api/v1/accounts/{domain}/virtual-accounts/{va}/instances", get(list_pool_instances))
         .route("/api/v1/accounts/{domain}/instances", get(list_account_instances))
         .route("/api/v1/accounts/{domain}/instances/{id}", get(show_instance).delete(remove_instance))
@@ -118,6 +126,29 @@ async fn show_account(
     Ok(Json(AccountView::from(&account)))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AccountChange {
+    #[serde(alias = "universalReservation")]
+    universal_reservation: bool,
+}
+
+/// Allows or forbids universal reservations for the account's devices (operator only).
+async fn update_account(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(domain): Path<String>,
+    Body(b): Body<AccountChange>,
+) -> ApiResult<Json<AccountView>> {
+    caller.require_operator("allow or forbid universal reservations")?;
+    let account = load_account(&state, &domain).await?;
+    let changed = state
+        .store
+        .set_universal_reservation(account.id, b.universal_reservation, caller.name(), state.clock.now())
+        .await?;
+    Ok(Json(AccountView::from(&changed)))
+}
+
 async fn list_vas(State(state): State<AppState>, caller: Caller, Path(domain): Path<String>) -> ApiResult<Json<Value>> {
     let account = load_account(&state, &domain).await?;
     caller.require_account_view(&account)?;
@@ -153,6 +184,17 @@ async fn create_va(
     let va =
         state.store.create_virtual_account(&account, &name, &description, caller.name(), state.clock.now()).await?;
     Ok(created(VirtualAccountView::from(&va)))
+}
+
+/// Deletes an empty virtual account; the store refuses one that still holds anything, naming what.
+async fn delete_va(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((domain, va)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let (_, pool) = pool_for(&state, &caller, &domain, &va, Action::ManageVirtualAccounts).await?;
+    let gone = state.store.delete_virtual_account(pool.id, caller.name(), state.clock.now()).await?;
+    Ok(Json(json!({ "deleted": gone.name })))
 }
 
 // ---- users and API clients ---------------------------------------------------------------
@@ -360,8 +402,7 @@ async fn add_license(
 }
 
 async fn ledger_of(state: &AppState, pool: &VirtualAccount, now: Timestamp) -> ApiResult<Ledger> {
-    let counts = state.store.pool_counts(pool.id, now).await?;
-    Ok(Ledger::compute(&state.catalog, &counts.purchased, &counts.in_use))
+    Ok(state.store.pool_counts(pool.id, now).await?.ledger(&state.catalog))
 }
 
 async fn list_licenses(
@@ -404,6 +445,95 @@ async fn transfer_licenses(
     let t = Transfer { from_virtual_account_id: from.id, to_virtual_account_id: to.id, tag, quantity, kind };
     state.store.transfer_licenses(t, caller.name(), state.clock.now()).await?;
     Ok(Json(json!({ "transferred": quantity, "from": from.name, "to": to.name })))
+}
+
+// ---- offline reservations (R-1) ----------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewReservationBody {
+    #[serde(alias = "requestCode")]
+    request_code: String,
+    /// Must agree with the request code when given.
+    universal: Option<bool>,
+    #[serde(default)]
+    licenses: Vec<ReserveLine>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReserveLine {
+    tag: String,
+    #[serde(alias = "quantity")]
+    count: i64,
+}
+
+async fn create_reservation(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((domain, va)): Path<(String, String)>,
+    Body(b): Body<NewReservationBody>,
+) -> ApiResult<Response> {
+    let (account, pool) = pool_for(&state, &caller, &domain, &va, Action::ReserveLicenses).await?;
+    let ask = crate::reservation::Ask {
+        request_code: b.request_code,
+        kind: b.universal.map(|u| if u { ReservationKind::Universal } else { ReservationKind::Specific }),
+        licenses: b.licenses.into_iter().map(|l| (l.tag, l.count)).collect(),
+    };
+    let made = crate::reservation::create(&state, &caller, &account, &pool, &[ask]).await?;
+    Ok(created(ReservationView::new(&made[0], &pool.name, &state.catalog)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReturnBody {
+    #[serde(alias = "returnCode")]
+    return_code: String,
+}
+
+async fn return_reservation(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((domain, va)): Path<(String, String)>,
+    Body(b): Body<ReturnBody>,
+) -> ApiResult<Json<ReservationView>> {
+    let (account, pool) = pool_for(&state, &caller, &domain, &va, Action::ReserveLicenses).await?;
+    let back = crate::reservation::give_back(&state, &caller, &account, &pool, &b.return_code, None).await?;
+    Ok(Json(ReservationView::new(&back, &pool.name, &state.catalog)))
+}
+
+async fn list_pool_reservations(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((domain, va)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let (_, pool) = pool_for(&state, &caller, &domain, &va, Action::View).await?;
+    let found = state.store.reservations(ReservationFilter::VirtualAccount(pool.id)).await?;
+    let views: Vec<ReservationView> =
+        found.iter().map(|r| ReservationView::new(r, &pool.name, &state.catalog)).collect();
+    Ok(Json(json!({ "reservations": views })))
+}
+
+async fn list_account_reservations(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(domain): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let account = load_account(&state, &domain).await?;
+    caller.require_account_view(&account)?;
+    let vas = state.store.virtual_accounts(account.id).await?;
+    let views: Vec<ReservationView> = state
+        .store
+        .reservations(ReservationFilter::Account(account.id))
+        .await?
+        .iter()
+        .filter(|r| caller.sees(&account, r.virtual_account_id))
+        .filter_map(|r| {
+            let va = vas.iter().find(|v| v.id == r.virtual_account_id)?;
+            Some(ReservationView::new(r, &va.name, &state.catalog))
+        })
+        .collect();
+    Ok(Json(json!({ "reservations": views })))
 }
 
 // ---- registration tokens -----------------------------------------------------------------
@@ -746,6 +876,7 @@ async fn usage_report(
                 borrowed: t.borrowed,
                 balance: t.balance(),
                 status: compliance_words(t.in_compliance()),
+                reserved: t.reserved,
                 tag: t.tag,
             });
         }
@@ -761,6 +892,8 @@ async fn usage_report(
         "borrowed",
         "balance",
         "status",
+        // Last, so that scripts reading the earlier columns by position keep working.
+        "reserved",
     ];
     report(q.format.as_deref(), &header, rows, |r| {
         vec![
@@ -774,6 +907,7 @@ async fn usage_report(
             r.borrowed.to_string(),
             r.balance.to_string(),
             r.status.to_string(),
+            r.reserved.to_string(),
         ]
     })
 }

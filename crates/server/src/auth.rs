@@ -157,6 +157,7 @@ fn action_words(action: Action) -> &'static str {
         Action::ManageVirtualAccounts => "manage virtual accounts",
         Action::ManageAccess => "manage users and API clients",
         Action::TransferLicenses => "transfer licenses",
+        Action::ReserveLicenses => "reserve licenses",
         Action::ManageTokens => "manage registration tokens",
         Action::ManageInstances => "manage product instances",
         Action::View => "view",

@@ -16,7 +16,6 @@ use base64::{engine::general_purpose::STANDARD as B64, Engine};
 use rand::RngCore;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use smartlic_core::compliance::Ledger;
 use smartlic_core::{validate, Timestamp};
 use smartlic_proto::wire::Udi;
 use smartlic_proto::wire::{self, code, text, AuthorizationStatus, Envelope};
@@ -350,7 +349,7 @@ async fn authorize(State(state): State<AppState>, headers: HeaderMap, body: RawB
             nonce_expires_at: nonce_keep_until(&state, now),
         };
         let (_, counts) = state.store.report_usage(report, now).await?;
-        let ledger = Ledger::compute(&state.catalog, &counts.purchased, &counts.in_use);
+        let ledger = counts.ledger(&state.catalog);
         let entitlements: Vec<wire::EntitlementStatus> = usage
             .iter()
             .filter(|(_, c)| **c > 0)

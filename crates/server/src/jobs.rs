@@ -3,7 +3,6 @@
 //! (C-12), stale nonces and access tokens are purged, and alerts are recomputed (C-14).
 
 use crate::state::AppState;
-use smartlic_core::compliance::Ledger;
 use smartlic_core::time::DAY_MS;
 use smartlic_store::{InstanceFilter, NewAlert};
 use std::time::Duration;
@@ -28,9 +27,12 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<()> {
     let mut alerts = Vec::new();
     for account in state.store.accounts().await? {
         for va in state.store.virtual_accounts(account.id).await? {
-            let counts = state.store.pool_counts(va.id, now).await?;
-            let ledger = Ledger::compute(&state.catalog, &counts.purchased, &counts.in_use);
+            let ledger = state.store.pool_counts(va.id, now).await?.ledger(&state.catalog);
             for t in ledger.tags.iter().filter(|t| !t.in_compliance()) {
+                let reserved = match t.reserved {
+                    0 => String::new(),
+                    n => format!(" and reserves {n}"),
+                };
                 alerts.push(NewAlert {
                     kind: "pool-out-of-compliance".into(),
                     severity: "major".into(),
@@ -38,7 +40,7 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<()> {
                     virtual_account_id: Some(va.id),
                     object: format!("{}/{}/{}", account.domain, va.name, t.tag),
                     message: format!(
-                        "{} uses {} of '{}' but holds {} (short by {})",
+                        "{} uses {}{reserved} of '{}' but holds {} (short by {})",
                         va.name,
                         t.in_use,
                         t.tag,

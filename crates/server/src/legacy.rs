@@ -2,10 +2,11 @@
 //! the same domain and store as `/api/v1`: existing scripts keep working when pointed at
 //! smartlic. Field names, the `status`/`statusMessage` envelope and the token endpoints follow
 //! §1.1–1.3. Covered: the token endpoints, accounts and account search, virtual accounts
-//! (list, create), licenses, license subscriptions and transfer, registration tokens (list,
-//! create, revoke) and devices (list, transfer). Requests naming several items (token revoke,
-//! license and device transfer) are checked as a whole first: all move or none. Still to come
-//! with reservation (issue 5): reserve-licenses, devices/remove and virtual account delete.
+//! (list, create, delete), licenses (with `reserved`), license subscriptions and transfer,
+//! registration tokens (list, create, revoke), devices (list, transfer, remove with or without a
+//! reservation return code) and `reserve-licenses` (R-1, through `crate::reservation`).
+//! Requests naming several items (token revoke, license and device transfer, reservations,
+//! device removal) are checked as a whole first: all happen or none.
 
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -16,14 +17,14 @@ use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use smartlic_core::compliance::Ledger;
 use smartlic_core::role::Action;
 use smartlic_core::{token, validate, LicenseKind, Role, Timestamp};
-use smartlic_store::{Account, InstanceFilter, RegistrationToken, Transfer, VirtualAccount};
+use smartlic_proto::reservation::ReservationKind;
+use smartlic_store::{Account, Instance, InstanceFilter, RegistrationToken, Reservation, Transfer, VirtualAccount};
 
 /// Where the original API lives.
 pub const PREFIX: &str = "/services/api/smart-accounts-and-licensing";
@@ -51,6 +52,25 @@ pub fn router() -> Router<AppState> {
             &format!("{PREFIX}/v1/accounts/{{domain}}/virtual-accounts/{{va}}/devices/transfer"),
             post(transfer_devices),
         )
+        .route(&format!("{PREFIX}/v1/accounts/{{domain}}/virtual-accounts/{{va}}/delete"), post(delete_virtual_account))
+        .route(
+            &format!("{PREFIX}/v1/accounts/{{domain}}/virtual-accounts/{{va}}/reserve-licenses"),
+            post(reserve_licenses),
+        )
+        .route(
+            &format!("{PREFIX}/v2/accounts/{{domain}}/virtual-accounts/{{va}}/reserve-licenses"),
+            post(reserve_licenses),
+        )
+        .route(&format!("{PREFIX}/v2/accounts/{{domain}}/virtual-accounts/{{va}}/devices/remove"), post(remove_devices))
+        // Clients read `status` even on a path smartlic does not serve.
+        .route(&format!("{PREFIX}/{{*rest}}"), any(unknown_endpoint))
+}
+
+async fn unknown_endpoint(uri: Uri) -> LegacyError {
+    LegacyError(ApiError::not_found(format!(
+        "{} is not an endpoint of the Smart Accounts and Licensing API",
+        uri.path()
+    )))
 }
 
 /// Clients write `//services/...` or `/services/api/services/api/...`; the original gateway
@@ -225,8 +245,7 @@ async fn licenses(
     let now = state.clock.now();
     let mut rows = Vec::new();
     for va in pools(&state, &caller, &account, &req.virtual_accounts).await? {
-        let counts = state.store.pool_counts(va.id, now).await?;
-        let ledger = Ledger::compute(&state.catalog, &counts.purchased, &counts.in_use);
+        let ledger = state.store.pool_counts(va.id, now).await?.ledger(&state.catalog);
         let records = state.store.licenses(va.id).await?;
         for t in &ledger.tags {
             let substitutions: Vec<Value> = ledger
@@ -253,7 +272,7 @@ async fn licenses(
             rows.push(json!({
                 "license": state.catalog.display_name(&t.tag), "virtualAccount": va.name,
                 "quantity": t.purchased, "inUse": t.in_use, "available": t.balance().max(0),
-                "pendingQuantity": 0, "reserved": 0,
+                "pendingQuantity": 0, "reserved": t.reserved,
                 "status": crate::views::compliance_words(t.in_compliance()),
                 "billingType": "PREPAID", "ahaApps": false, "isPortable": false,
                 "licenseSubstitutions": substitutions, "licenseDetails": details
@@ -456,8 +475,7 @@ async fn device_rows(state: &AppState, vas: &[VirtualAccount]) -> LegacyResult<V
     let now = state.clock.now();
     let mut rows = Vec::new();
     for va in vas {
-        let counts = state.store.pool_counts(va.id, now).await?;
-        let ledger = Ledger::compute(&state.catalog, &counts.purchased, &counts.in_use);
+        let ledger = state.store.pool_counts(va.id, now).await?.ledger(&state.catalog);
         for i in state.store.instances(InstanceFilter::VirtualAccount(va.id)).await? {
             let usage = state.store.instance_usage(&i.id).await?;
             let view = InstanceView::new(&i, &va.name, &usage, &ledger);
@@ -633,6 +651,27 @@ struct Sudi {
     uuid: Option<String>,
 }
 
+impl Sudi {
+    /// The instance of `present` this names: by `uuid` when given, else by PID and serial number.
+    fn find<'a>(&self, present: &'a [Instance], va: &VirtualAccount) -> LegacyResult<&'a Instance> {
+        let found = present.iter().find(|i| match (&self.uuid, &self.udi_pid, &self.udi_serial_number) {
+            (Some(id), _, _) if !id.is_empty() => &i.id == id,
+            (_, Some(pid), Some(sn)) => &i.udi_pid == pid && &i.udi_sn == sn,
+            _ => false,
+        });
+        found.ok_or_else(|| {
+            ApiError::not_found(format!(
+                "product instance UDI_PID:{}; UDI_SN:{} not found in Virtual Account {}",
+                self.udi_pid.as_deref().unwrap_or(""),
+                self.udi_serial_number.as_deref().unwrap_or(""),
+                va.name
+            ))
+            .with_field("sudi")
+            .into()
+        })
+    }
+}
+
 /// Moves every listed product instance or none: all are found and checked before the first moves.
 async fn transfer_devices(
     State(state): State<AppState>,
@@ -648,23 +687,8 @@ async fn transfer_devices(
     let present = state.store.instances(InstanceFilter::VirtualAccount(from.id)).await?;
     let mut moves = Vec::new();
     for item in &req.product_instances {
-        let s = &item.sudi;
-        let found = present.iter().find(|i| match (&s.uuid, &s.udi_pid, &s.udi_serial_number) {
-            (Some(id), _, _) if !id.is_empty() => &i.id == id,
-            (_, Some(pid), Some(sn)) => &i.udi_pid == pid && &i.udi_sn == sn,
-            _ => false,
-        });
-        let Some(inst) = found else {
-            return Err(ApiError::not_found(format!(
-                "product instance UDI_PID:{}; UDI_SN:{} not found in Virtual Account {}",
-                s.udi_pid.as_deref().unwrap_or(""),
-                s.udi_serial_number.as_deref().unwrap_or(""),
-                from.name
-            ))
-            .with_field("sudi")
-            .into());
-        };
-        if moves.iter().any(|(i, _, _): &(&smartlic_store::Instance, _, _)| i.id == inst.id) {
+        let inst = item.sudi.find(&present, &from)?;
+        if moves.iter().any(|(i, _, _): &(&Instance, _, _)| i.id == inst.id) {
             return Err(ApiError::invalid("productInstances", format!("{} is listed twice", inst.id)).into());
         }
         let to = state.store.virtual_account(account.id, &item.target_virtual_account).await?.ok_or_else(|| {
@@ -685,6 +709,198 @@ async fn transfer_devices(
             "sudi": {"udiPid": moved.udi_pid, "udiSerialNumber": moved.udi_sn, "uuid": moved.id},
             "productTagName": tag, "targetVirtualAccount": to.name, "status": "SUCCESS"
         }));
+    }
+    Ok(success(json!({ "productInstances": out })))
+}
+
+// ---- virtual account deletion ------------------------------------------------------------
+
+async fn delete_virtual_account(
+    State(state): State<AppState>,
+    LegacyCaller(caller): LegacyCaller,
+    Path((domain, va)): Path<(String, String)>,
+) -> LegacyResult<Json<Value>> {
+    let (_, va) = pool(&state, &caller, &domain, &va, Action::ManageVirtualAccounts).await?;
+    let gone = state.store.delete_virtual_account(va.id, caller.name(), state.clock.now()).await?;
+    let mut answer = success(json!({ "virtualAccount": va_json(&gone) }));
+    answer.0["statusMessage"] = json!(format!("Virtual Account {} deleted", gone.name));
+    Ok(answer)
+}
+
+// ---- reservation (R-1) -------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ReserveRequest {
+    reservation_requests: Vec<ReserveItem>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ReserveItem {
+    reservation_code: String,
+    reservation_type: Option<String>,
+    #[serde(default)]
+    licenses: Vec<ReserveLicense>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ReserveLicense {
+    entitlement_tag: String,
+    /// A number, or a string of digits as some clients send it.
+    quantity: Value,
+    precedence: Option<String>,
+}
+
+impl ReserveItem {
+    fn ask(&self) -> Result<crate::reservation::Ask, ApiError> {
+        let kind = match self.reservation_type.as_deref().map(str::trim) {
+            None => None,
+            Some(t) if t.eq_ignore_ascii_case("SPECIFIC") => Some(ReservationKind::Specific),
+            Some(t) if t.eq_ignore_ascii_case("UNIVERSAL") => Some(ReservationKind::Universal),
+            Some(other) => {
+                return Err(ApiError::invalid("reservationType", format!("'{other}' is not SPECIFIC or UNIVERSAL")))
+            }
+        };
+        let mut licenses = Vec::with_capacity(self.licenses.len());
+        for l in &self.licenses {
+            if let Some(p) = l.precedence.as_deref().filter(|p| !p.trim().eq_ignore_ascii_case("LONGEST_TERM_FIRST")) {
+                return Err(ApiError::invalid("precedence", format!("'{p}' is not supported; use LONGEST_TERM_FIRST")));
+            }
+            let quantity = match &l.quantity {
+                Value::Number(n) => n.as_i64(),
+                Value::String(s) => s.trim().parse().ok(),
+                _ => None,
+            }
+            .ok_or_else(|| {
+                ApiError::invalid("quantity", format!("{} is not a whole number of licenses", l.quantity))
+            })?;
+            licenses.push((l.entitlement_tag.clone(), quantity));
+        }
+        Ok(crate::reservation::Ask { request_code: self.reservation_code.clone(), kind, licenses })
+    }
+}
+
+fn reservation_json(state: &AppState, r: &Reservation) -> Value {
+    let licenses: Vec<Value> = r
+        .licenses
+        .iter()
+        .map(|l| {
+            json!({"entitlementTag": l.tag, "license": state.catalog.display_name(&l.tag), "quantity": l.quantity,
+                   "licenseType": l.term.kind.as_str().to_ascii_uppercase(), "startDate": iso(l.term.start),
+                   "endDate": iso(l.term.end), "subscriptionId": l.subscription_id})
+        })
+        .collect();
+    // The stored kind is `ReservationKind::as_str`; the original API spells it in capitals.
+    json!({"authorizationCode": r.authorization_code, "reservationCode": r.request_code,
+           "reservationType": r.kind.to_ascii_uppercase(), "confirmationCode": r.confirmation_code, "piid": r.piid,
+           "sudi": {"udiPid": r.udi_pid, "udiSerialNumber": r.udi_sn}, "licenses": licenses})
+}
+
+/// Reserves for every listed request or none (all checked, then stored in one transaction).
+async fn reserve_licenses(
+    State(state): State<AppState>,
+    LegacyCaller(caller): LegacyCaller,
+    Path((domain, va)): Path<(String, String)>,
+    body: Result<Json<ReserveRequest>, JsonRejection>,
+) -> LegacyResult<Json<Value>> {
+    let req = parsed(body)?;
+    let (account, va) = pool(&state, &caller, &domain, &va, Action::ReserveLicenses).await?;
+    let n = req.reservation_requests.len();
+    let asks = req
+        .reservation_requests
+        .iter()
+        .enumerate()
+        .map(|(i, r)| r.ask().map_err(|e| crate::reservation::at(n, i, e)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let made = crate::reservation::create(&state, &caller, &account, &va, &asks).await?;
+    let codes: Vec<Value> = made.iter().map(|r| reservation_json(&state, r)).collect();
+    let mut answer = success(json!({ "authorizationCodes": codes }));
+    answer.0["statusMessage"] = json!(format!("Licenses reserved for {} product instance(s)", made.len()));
+    Ok(answer)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RemoveRequest {
+    /// Spelled as the public script sends it; the correct spelling is accepted too.
+    #[serde(alias = "productInstancesRemoveRequests")]
+    product_instaces_remove_requests: Vec<RemoveItem>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RemoveItem {
+    sudi: Sudi,
+    #[serde(default)]
+    product_tag_name: Option<String>,
+    /// A reservation return code: the device's reserved licenses come back instead.
+    #[serde(default)]
+    return_code: Option<String>,
+}
+
+/// What one removal item does once every item was checked.
+enum Removal<'a> {
+    /// The reservation with this id.
+    Return(i64),
+    Remove(&'a Instance),
+}
+
+/// Removes every listed device or none: with a return code, its reservation is returned (the
+/// code must be that device's); without, the registered product instance of that UDI is removed.
+async fn remove_devices(
+    State(state): State<AppState>,
+    LegacyCaller(caller): LegacyCaller,
+    Path((domain, va)): Path<(String, String)>,
+    body: Result<Json<RemoveRequest>, JsonRejection>,
+) -> LegacyResult<Json<Value>> {
+    let req = parsed(body)?;
+    let items = &req.product_instaces_remove_requests;
+    let (account, va) = pool(&state, &caller, &domain, &va, Action::View).await?;
+    if items.is_empty() {
+        return Err(ApiError::invalid("productInstacesRemoveRequests", "lists no product instance").into());
+    }
+    let present = state.store.instances(InstanceFilter::VirtualAccount(va.id)).await?;
+    let mut plan: Vec<Removal> = Vec::with_capacity(items.len());
+    for item in items {
+        let s = &item.sudi;
+        let step = match item.return_code.as_deref().filter(|c| !c.trim().is_empty()) {
+            Some(code) => {
+                let device = s.udi_pid.as_deref().zip(s.udi_serial_number.as_deref());
+                let r = crate::reservation::check_return(&state, &caller, &account, &va, code, device).await?;
+                Removal::Return(r.id)
+            }
+            None => {
+                caller.require(Action::ManageInstances, &account, Some(&va))?;
+                Removal::Remove(s.find(&present, &va)?)
+            }
+        };
+        let twice = plan.iter().any(|p| match (p, &step) {
+            (Removal::Return(a), Removal::Return(b)) => a == b,
+            (Removal::Remove(a), Removal::Remove(b)) => a.id == b.id,
+            _ => false,
+        });
+        if twice {
+            return Err(ApiError::invalid("sudi", "a product instance is listed twice").into());
+        }
+        plan.push(step);
+    }
+    let now = state.clock.now();
+    let mut out = Vec::with_capacity(plan.len());
+    for (step, item) in plan.into_iter().zip(items) {
+        let (pid, sn, action) = match step {
+            Removal::Return(id) => {
+                let back = state.store.return_reservation(id, caller.name(), now).await?;
+                (back.udi_pid, back.udi_sn, "RETURNED")
+            }
+            Removal::Remove(inst) => {
+                let gone = state.store.remove_instance(&inst.id, "removed", caller.name(), now).await?;
+                (gone.udi_pid, gone.udi_sn, "REMOVED")
+            }
+        };
+        out.push(json!({"sudi": {"udiPid": pid, "udiSerialNumber": sn}, "productTagName": item.product_tag_name,
+                        "action": action, "status": "SUCCESS"}));
     }
     Ok(success(json!({ "productInstances": out })))
 }

@@ -9,6 +9,7 @@ pub mod error;
 pub mod jobs;
 pub mod legacy;
 pub mod openapi;
+pub mod reservation;
 pub mod state;
 pub mod tls;
 pub mod views;

@@ -3,7 +3,9 @@
 use serde::Serialize;
 use smartlic_core::compliance::Ledger;
 use smartlic_core::{Catalog, Timestamp};
-use smartlic_store::{Account, Alert, Event, Instance, LicenseRecord, Principal, RegistrationToken, VirtualAccount};
+use smartlic_store::{
+    Account, Alert, Event, Instance, LicenseRecord, Principal, RegistrationToken, Reservation, VirtualAccount,
+};
 use std::collections::BTreeMap;
 
 #[derive(Serialize)]
@@ -11,11 +13,17 @@ pub struct AccountView {
     pub domain: String,
     pub name: String,
     pub created_at: String,
+    pub universal_reservation: bool,
 }
 
 impl From<&Account> for AccountView {
     fn from(a: &Account) -> Self {
-        AccountView { domain: a.domain.clone(), name: a.name.clone(), created_at: a.created_at.to_rfc3339() }
+        AccountView {
+            domain: a.domain.clone(),
+            name: a.name.clone(),
+            created_at: a.created_at.to_rfc3339(),
+            universal_reservation: a.universal_reservation,
+        }
     }
 }
 
@@ -118,7 +126,7 @@ pub struct TagLine {
     pub balance: i64,
     /// Licenses of this tag not used by anyone: what the public API calls `available`.
     pub available: i64,
-    /// Reserved for offline devices (reservation comes with a later release).
+    /// Reserved for offline devices; counted like usage.
     pub reserved: i64,
     pub purchased_display: String,
     pub status: &'static str,
@@ -156,6 +164,7 @@ impl PoolLicenses {
                     tag: tag.to_string(),
                     purchased: 0,
                     in_use: 0,
+                    reserved: 0,
                     lent: 0,
                     borrowed: 0,
                 });
@@ -172,7 +181,7 @@ impl PoolLicenses {
                 borrowed: t.borrowed,
                 balance: t.balance(),
                 available: t.balance().max(0),
-                reserved: 0,
+                reserved: t.reserved,
                 purchased_display: t.purchased_with_lending(),
                 status: compliance_words(t.in_compliance()),
                 records: by_tag.remove(t.tag.as_str()).unwrap_or_default(),
@@ -336,6 +345,72 @@ pub struct UsageRow {
     pub borrowed: i64,
     pub balance: i64,
     pub status: &'static str,
+    pub reserved: i64,
+}
+
+#[derive(Serialize)]
+pub struct ReservedLicenseView {
+    pub tag: String,
+    pub display_name: String,
+    pub count: i64,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub start: Option<String>,
+    pub end: Option<String>,
+    pub subscription_id: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct ReservationView {
+    pub id: i64,
+    pub virtual_account: String,
+    pub kind: String,
+    pub udi: String,
+    pub udi_pid: String,
+    pub udi_serial_number: String,
+    pub request_code: String,
+    pub piid: String,
+    pub authorization_code: String,
+    pub confirmation_code: String,
+    pub status: &'static str,
+    pub created_at: String,
+    pub created_by: String,
+    pub returned_at: Option<String>,
+    pub licenses: Vec<ReservedLicenseView>,
+}
+
+impl ReservationView {
+    pub fn new(r: &Reservation, va_name: &str, catalog: &Catalog) -> Self {
+        ReservationView {
+            id: r.id,
+            virtual_account: va_name.to_string(),
+            kind: r.kind.clone(),
+            udi: r.udi(),
+            udi_pid: r.udi_pid.clone(),
+            udi_serial_number: r.udi_sn.clone(),
+            request_code: r.request_code.clone(),
+            piid: r.piid.clone(),
+            authorization_code: r.authorization_code.clone(),
+            confirmation_code: r.confirmation_code.clone(),
+            status: r.status.as_str(),
+            created_at: r.created_at.to_rfc3339(),
+            created_by: r.created_by.clone(),
+            returned_at: r.returned_at.map(Timestamp::to_rfc3339),
+            licenses: r
+                .licenses
+                .iter()
+                .map(|l| ReservedLicenseView {
+                    tag: l.tag.clone(),
+                    display_name: catalog.display_name(&l.tag).to_string(),
+                    count: l.quantity,
+                    kind: l.term.kind.as_str(),
+                    start: l.term.start.map(Timestamp::to_rfc3339),
+                    end: l.term.end.map(Timestamp::to_rfc3339),
+                    subscription_id: l.subscription_id.clone(),
+                })
+                .collect(),
+        }
+    }
 }
 
 /// Renders rows as RFC 4180 CSV: quotes every field that needs it.

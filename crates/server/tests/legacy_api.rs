@@ -127,6 +127,7 @@ async fn errors_answer_in_the_original_envelope() {
         ("forged-token", format!("{PREFIX}/v2/accounts"), 401),
         (bearer.as_str(), format!("{PREFIX}/v1/accounts/nope.com/customer/virtual-accounts"), 404),
         (bearer.as_str(), format!("{PREFIX}/v1/accounts/other.org/customer/virtual-accounts"), 403),
+        (bearer.as_str(), format!("{PREFIX}/v9/no/such/endpoint"), 404),
     ];
     for (token, path, expected) in cases {
         let (status, body) = get(&h, token, &path).await;

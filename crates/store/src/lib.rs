@@ -11,7 +11,8 @@ mod sqlite;
 pub use model::*;
 pub use sqlite::SqliteStore;
 
-use smartlic_core::{LicenseKind, Timestamp};
+use smartlic_core::compliance::Ledger;
+use smartlic_core::{Catalog, LicenseKind, Timestamp};
 use std::collections::BTreeMap;
 
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +62,24 @@ pub trait Store: Send + Sync {
     async fn virtual_account_by_id(&self, id: i64) -> Result<Option<VirtualAccount>>;
     async fn virtual_accounts(&self, account_id: i64) -> Result<Vec<VirtualAccount>>;
     async fn all_virtual_accounts(&self) -> Result<Vec<VirtualAccount>>;
+    /// Allows or forbids universal reservations for the devices of an account.
+    async fn set_universal_reservation(
+        &self,
+        account_id: i64,
+        allowed: bool,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<Account>;
+    /// Deletes an empty virtual account: refused (Conflict, naming why) for the default one and
+    /// for one that still holds licenses not yet ended, product instances, active registration
+    /// tokens or active reservations. Its expired licenses, spent tokens, returned reservations
+    /// and the users and API clients bound to it go with it.
+    async fn delete_virtual_account(
+        &self,
+        virtual_account_id: i64,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<VirtualAccount>;
 
     // Users and API clients (C-2, C-3).
     async fn create_principal(&self, new: NewPrincipal, actor: &str, now: Timestamp) -> Result<Principal>;
@@ -75,8 +94,28 @@ pub trait Store: Send + Sync {
     async fn licenses(&self, virtual_account_id: i64) -> Result<Vec<LicenseRecord>>;
     /// Moves `quantity` of `tag` (of `kind` when given) valid at `now`; refuses more than held.
     async fn transfer_licenses(&self, t: Transfer, actor: &str, now: Timestamp) -> Result<()>;
-    /// Licenses valid at `now` and reported usage, per tag, of one pool.
+    /// Licenses valid at `now`, reported usage and reservations, per tag, of one pool.
     async fn pool_counts(&self, virtual_account_id: i64, now: Timestamp) -> Result<PoolCounts>;
+
+    // Offline reservations.
+    /// Reserves every one of `new` in the pool, or none: in one transaction, `check` sees the
+    /// pool's counts and the licenses asked for per tag and may refuse (its message becomes the
+    /// Conflict), so concurrent reservations cannot over-commit; a UDI that already holds an
+    /// active reservation anywhere is refused.
+    async fn create_reservations(
+        &self,
+        virtual_account_id: i64,
+        new: Vec<NewReservation>,
+        check: ReservationCheck,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<Vec<Reservation>>;
+    async fn reservations(&self, filter: ReservationFilter) -> Result<Vec<Reservation>>;
+    /// The reservation whose authorization code has this digest (hex), whatever its status.
+    async fn reservation_by_digest(&self, digest_hex: &str) -> Result<Option<Reservation>>;
+    /// Gives a reservation's licenses back to its pool; refused (Conflict) when already returned,
+    /// which is how a replayed return code is refused.
+    async fn return_reservation(&self, id: i64, actor: &str, now: Timestamp) -> Result<Reservation>;
 
     // Registration tokens (C-7).
     async fn create_token(&self, new: NewToken, actor: &str, now: Timestamp) -> Result<RegistrationToken>;
@@ -148,11 +187,31 @@ pub enum InstanceFilter {
     SilentSince(Timestamp),
 }
 
-/// Licenses valid now and usage, per tag, of one pool.
+/// Licenses valid now, usage and reservations, per tag, of one pool.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PoolCounts {
     pub purchased: BTreeMap<String, i64>,
     pub in_use: BTreeMap<String, i64>,
+    pub reserved: BTreeMap<String, i64>,
+}
+
+impl PoolCounts {
+    /// The pool's balances with tier lending.
+    pub fn ledger(&self, catalog: &Catalog) -> Ledger {
+        Ledger::compute(catalog, &self.purchased, &self.in_use, &self.reserved)
+    }
+}
+
+/// Decides, inside the reserving transaction, whether the licenses asked for (per tag) fit in
+/// the pool's counts; `Err` holds the message of the refusal.
+pub type ReservationCheck =
+    Box<dyn FnOnce(&PoolCounts, &BTreeMap<String, i64>) -> std::result::Result<(), String> + Send>;
+
+/// Which reservations to list.
+#[derive(Debug, Clone, Copy)]
+pub enum ReservationFilter {
+    Account(i64),
+    VirtualAccount(i64),
 }
 
 #[derive(Debug, Clone)]

@@ -8,6 +8,8 @@ pub struct Account {
     pub domain: String,
     pub name: String,
     pub created_at: Timestamp,
+    /// Whether its devices may get universal reservations; off until the operator allows it.
+    pub universal_reservation: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -208,4 +210,73 @@ pub struct NewAlert {
     pub virtual_account_id: Option<i64>,
     pub object: String,
     pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReservationStatus {
+    /// The licenses are out of the pool, on an offline device.
+    Reserved,
+    /// The device's return code gave them back.
+    Returned,
+}
+
+impl ReservationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReservationStatus::Reserved => "reserved",
+            ReservationStatus::Returned => "returned",
+        }
+    }
+}
+
+/// One chunk of a reservation, taken from one purchase record (its term and subscription).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReservedLicense {
+    pub tag: String,
+    pub quantity: i64,
+    pub term: LicenseTerm,
+    pub subscription_id: Option<String>,
+}
+
+/// Licenses reserved for one offline device and the signed code that carries them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation {
+    pub id: i64,
+    pub virtual_account_id: i64,
+    /// The device's request code, canonical form.
+    pub request_code: String,
+    /// `specific` or `universal`.
+    pub kind: String,
+    pub udi_pid: String,
+    pub udi_sn: String,
+    pub piid: String,
+    pub authorization_code: String,
+    /// Hex of the digest return codes name the authorization by.
+    pub authorization_digest: String,
+    pub confirmation_code: String,
+    pub status: ReservationStatus,
+    pub created_at: Timestamp,
+    pub created_by: String,
+    pub returned_at: Option<Timestamp>,
+    pub licenses: Vec<ReservedLicense>,
+}
+
+impl Reservation {
+    /// `PID:<pid>,SN:<sn>`, as events and messages name devices.
+    pub fn udi(&self) -> String {
+        format!("PID:{},SN:{}", self.udi_pid, self.udi_sn)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewReservation {
+    pub request_code: String,
+    pub kind: String,
+    pub udi_pid: String,
+    pub udi_sn: String,
+    pub piid: String,
+    pub authorization_code: String,
+    pub authorization_digest: String,
+    pub confirmation_code: String,
+    pub licenses: Vec<ReservedLicense>,
 }

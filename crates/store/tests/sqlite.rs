@@ -1,8 +1,9 @@
 //! The store against a real SQLite file: transactions, incremental counts, refusals that
 //! change nothing.
 
+use smartlic_core::compliance::Ledger;
 use smartlic_core::time::DAY_MS;
-use smartlic_core::{LicenseKind, LicenseTerm, Timestamp};
+use smartlic_core::{Catalog, LicenseKind, LicenseTerm, Timestamp};
 use smartlic_store::*;
 use std::collections::BTreeMap;
 
@@ -203,4 +204,265 @@ async fn nonces_are_single_use_and_data_survives_reopening() {
     drop(f.store);
     let reopened = SqliteStore::open(&path).await.unwrap();
     assert!(reopened.account("example.com").await.unwrap().is_some());
+}
+
+fn perpetual() -> LicenseTerm {
+    LicenseTerm::new(LicenseKind::Perpetual, None, None).unwrap()
+}
+
+async fn deposit(f: &Fixture, pool: &VirtualAccount, tag: &str, quantity: i64) {
+    let new = NewLicense {
+        virtual_account_id: pool.id,
+        tag: tag.into(),
+        sku: String::new(),
+        quantity,
+        term: perpetual(),
+        subscription_id: None,
+    };
+    f.store.add_license(new, "op", T0).await.unwrap();
+}
+
+/// A specific reservation of `licenses` for device `sn` (the codes are placeholders here).
+fn reserving(sn: &str, licenses: &[(&str, i64)]) -> NewReservation {
+    NewReservation {
+        request_code: format!("CB-ZC9300:{sn}-AK9A6sMTr-00"),
+        kind: "specific".into(),
+        udi_pid: "C9300".into(),
+        udi_sn: sn.into(),
+        piid: format!("piid-{sn}"),
+        authorization_code: format!("<specificPLR>{sn}</specificPLR>"),
+        authorization_digest: format!("digest-{sn}"),
+        confirmation_code: "17488c1f".into(),
+        licenses: licenses
+            .iter()
+            .map(|(tag, quantity)| ReservedLicense {
+                tag: tag.to_string(),
+                quantity: *quantity,
+                term: perpetual(),
+                subscription_id: None,
+            })
+            .collect(),
+    }
+}
+
+/// The server's rule: a reservation takes only what the ledger says nobody uses.
+fn ledger_check() -> ReservationCheck {
+    Box::new(|counts, asked| {
+        Ledger::check_reservation(&Catalog::builtin(), &counts.purchased, &counts.in_use, &counts.reserved, asked)
+            .map_err(|s| {
+                format!("more licenses than available: {} of {} asked, {} available", s.requested, s.tag, s.available)
+            })
+    })
+}
+
+fn reserved(c: &PoolCounts, tag: &str) -> i64 {
+    c.reserved.get(tag).copied().unwrap_or(0)
+}
+
+#[tokio::test]
+async fn reservations_take_licenses_out_of_the_pool_until_returned_once() {
+    let f = fixture().await;
+    let lab = f.store.create_virtual_account(&f.account, "Lab", "", "op", T0).await.unwrap();
+    deposit(&f, &f.pool, "ACI Advantage", 5).await;
+    let made = f
+        .store
+        .create_reservations(f.pool.id, vec![reserving("A", &[("ACI Advantage", 3)])], ledger_check(), "op", T0)
+        .await;
+    let made = made.unwrap().remove(0);
+    assert_eq!((made.status, made.udi().as_str()), (ReservationStatus::Reserved, "PID:C9300,SN:A"));
+    let counts = f.store.pool_counts(f.pool.id, T0).await.unwrap();
+    assert_eq!(reserved(&counts, "ACI Advantage"), 3);
+    assert_eq!(counts.ledger(&Catalog::builtin()).get("ACI Advantage").unwrap().balance(), 2);
+
+    // Beyond what is left, the same device twice, or a batch with one bad item: nothing changes.
+    let refusals = [
+        (vec![reserving("B", &[("ACI Advantage", 3)])], f.pool.id, "more licenses than available"),
+        (vec![reserving("A", &[])], lab.id, "already holds an active reservation"),
+        (
+            vec![reserving("C", &[("ACI Advantage", 1)]), reserving("C", &[("ACI Advantage", 1)])],
+            f.pool.id,
+            "already holds an active reservation",
+        ),
+    ];
+    for (batch, pool, why) in refusals {
+        match f.store.create_reservations(pool, batch, ledger_check(), "op", T0).await {
+            Err(StoreError::Conflict(m)) => assert!(m.contains(why), "{m}"),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(reserved(&f.store.pool_counts(f.pool.id, T0).await.unwrap(), "ACI Advantage"), 3);
+    assert_eq!(f.store.reservations(ReservationFilter::Account(f.account.id)).await.unwrap().len(), 1);
+
+    let listed = f.store.reservations(ReservationFilter::VirtualAccount(f.pool.id)).await.unwrap();
+    assert_eq!(listed, vec![made.clone()]);
+    assert_eq!(f.store.reservation_by_digest("digest-A").await.unwrap(), Some(made.clone()));
+    assert!(f.store.reservations(ReservationFilter::VirtualAccount(lab.id)).await.unwrap().is_empty());
+
+    let back = f.store.return_reservation(made.id, "op", T0.plus_days(1)).await.unwrap();
+    assert_eq!((back.status, back.returned_at), (ReservationStatus::Returned, Some(T0.plus_days(1))));
+    assert!(f.store.pool_counts(f.pool.id, T0).await.unwrap().reserved.is_empty());
+    match f.store.return_reservation(made.id, "op", T0.plus_days(2)).await {
+        Err(StoreError::Conflict(m)) => assert!(m.contains("already returned"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(f.store.pool_counts(f.pool.id, T0).await.unwrap().reserved.is_empty());
+    // The device may reserve again once its licenses are back.
+    let again = NewReservation { authorization_digest: "digest-A2".into(), ..reserving("A", &[]) };
+    f.store.create_reservations(lab.id, vec![again], ledger_check(), "op", T0).await.unwrap();
+    let kinds: Vec<String> =
+        f.store.events(Some(f.account.id), 100).await.unwrap().into_iter().map(|e| e.kind).collect();
+    assert_eq!(kinds.iter().filter(|k| *k == "reservation.created").count(), 2, "{kinds:?}");
+    assert_eq!(kinds.iter().filter(|k| *k == "reservation.returned").count(), 1, "{kinds:?}");
+}
+
+#[tokio::test]
+async fn concurrent_reservations_never_over_commit() {
+    let f = fixture().await;
+    deposit(&f, &f.pool, "ACI Advantage", 5).await;
+    let store = std::sync::Arc::new(f.store);
+    let attempts: Vec<_> = (0..12)
+        .map(|i| {
+            let (store, pool) = (store.clone(), f.pool.id);
+            tokio::spawn(async move {
+                let one = reserving(&format!("SN{i}"), &[("ACI Advantage", 1)]);
+                store.create_reservations(pool, vec![one], ledger_check(), "op", T0).await
+            })
+        })
+        .collect();
+    let mut granted = 0;
+    for a in attempts {
+        match a.await.unwrap() {
+            Ok(_) => granted += 1,
+            Err(StoreError::Conflict(_)) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(granted, 5);
+    assert_eq!(reserved(&store.pool_counts(f.pool.id, T0).await.unwrap(), "ACI Advantage"), 5);
+}
+
+#[tokio::test]
+async fn universal_reservation_is_off_until_allowed() {
+    let f = fixture().await;
+    assert!(!f.account.universal_reservation);
+    let on = f.store.set_universal_reservation(f.account.id, true, "op", T0).await.unwrap();
+    assert!(on.universal_reservation);
+    assert!(f.store.account("example.com").await.unwrap().unwrap().universal_reservation);
+    assert!(matches!(f.store.set_universal_reservation(999, true, "op", T0).await, Err(StoreError::NotFound(_))));
+    let events = f.store.events(Some(f.account.id), 10).await.unwrap();
+    assert_eq!(events[0].kind, "account.universal-reservation");
+}
+
+#[tokio::test]
+async fn virtual_accounts_are_deleted_only_when_empty() {
+    let f = fixture().await;
+    let conflict = |r: Result<VirtualAccount>| match r {
+        Err(StoreError::Conflict(m)) => m,
+        other => panic!("{other:?}"),
+    };
+    let m = conflict(f.store.delete_virtual_account(f.pool.id, "op", T0).await);
+    assert!(m.contains("default"), "{m}");
+
+    let lab = f.store.create_virtual_account(&f.account, "Lab", "", "op", T0).await.unwrap();
+    deposit(&f, &lab, "ACI Advantage", 2).await;
+    let expiring = LicenseTerm::new(LicenseKind::Term, Some(T0), Some(T0.plus_days(10))).unwrap();
+    let term = NewLicense {
+        virtual_account_id: lab.id,
+        tag: "ACI Premier".into(),
+        sku: String::new(),
+        quantity: 1,
+        term: expiring,
+        subscription_id: None,
+    };
+    f.store.add_license(term, "op", T0).await.unwrap();
+    let t = f
+        .store
+        .create_token(
+            NewToken {
+                virtual_account_id: lab.id,
+                token: "tok-lab".into(),
+                token_hash: "lab".into(),
+                description: String::new(),
+                expires_at: T0.plus_days(30),
+                max_uses: None,
+                export_controlled: false,
+            },
+            "op",
+            T0,
+        )
+        .await
+        .unwrap();
+    f.store.register_instance(device("i1", "A", "lab", false), T0).await.unwrap();
+    let made =
+        f.store.create_reservations(lab.id, vec![reserving("R", &[("ACI Advantage", 1)])], ledger_check(), "op", T0);
+    let made = made.await.unwrap().remove(0);
+    let user = NewPrincipal {
+        kind: PrincipalKind::User,
+        name: "lab-user".into(),
+        secret_hash: None,
+        role: smartlic_core::Role::VirtualAccountUser,
+        account_id: Some(f.account.id),
+        virtual_account_id: Some(lab.id),
+    };
+    f.store.create_principal(user, "op", T0).await.unwrap();
+
+    let m = conflict(f.store.delete_virtual_account(lab.id, "op", T0).await);
+    for held in ["3 license(s)", "1 product instance(s)", "1 active registration token(s)", "1 active reservation(s)"] {
+        assert!(m.contains(held), "{held} missing from: {m}");
+    }
+    assert!(f.store.virtual_account_by_id(lab.id).await.unwrap().is_some());
+
+    // Emptied: only the ended term license and the spent token remain, and go with it.
+    f.store
+        .transfer_licenses(
+            Transfer {
+                from_virtual_account_id: lab.id,
+                to_virtual_account_id: f.pool.id,
+                tag: "ACI Advantage".into(),
+                quantity: 2,
+                kind: None,
+            },
+            "op",
+            T0,
+        )
+        .await
+        .unwrap();
+    f.store.remove_instance("i1", "removed", "op", T0).await.unwrap();
+    f.store.revoke_token(lab.id, &t.token, "op", T0).await.unwrap();
+    f.store.return_reservation(made.id, "op", T0).await.unwrap();
+    let later = T0.plus_days(11);
+    let gone = f.store.delete_virtual_account(lab.id, "op", later).await.unwrap();
+    assert_eq!(gone.name, "Lab");
+    assert!(f.store.virtual_account(f.account.id, "Lab").await.unwrap().is_none());
+    assert!(f.store.principal("lab-user").await.unwrap().is_none());
+    let deleted = &f.store.events(Some(f.account.id), 1).await.unwrap()[0];
+    assert_eq!(deleted.kind, "virtual-account.deleted");
+    assert!(deleted.detail.contains("1 expired license record(s)"), "{}", deleted.detail);
+    // The name can be used again.
+    f.store.create_virtual_account(&f.account, "Lab", "", "op", later).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_database_of_the_first_schema_is_migrated_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.db");
+    {
+        let db = rusqlite::Connection::open(&path).unwrap();
+        db.execute_batch(include_str!("../migrations/sqlite/0001_init.sql")).unwrap();
+        db.execute_batch(
+            "INSERT INTO smart_accounts (id, domain, name, created_at) VALUES (1, 'old.com', 'Old', 0);
+             INSERT INTO virtual_accounts (id, account_id, name, description, is_default, created_at)
+                 VALUES (1, 1, 'Default', '', TRUE, 0);
+             INSERT INTO pool_usage (virtual_account_id, tag, in_use) VALUES (1, 'ACI Essentials', 4);
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path).await.unwrap();
+    let account = store.account("old.com").await.unwrap().unwrap();
+    assert!(!account.universal_reservation);
+    let counts = store.pool_counts(1, T0).await.unwrap();
+    assert_eq!(counts.in_use.get("ACI Essentials"), Some(&4));
+    assert!(counts.reserved.is_empty());
+    assert!(store.reservations(ReservationFilter::Account(1)).await.unwrap().is_empty());
 }

@@ -15,6 +15,8 @@ pub enum Show {
     Record,
     /// Only this string field, for `$(...)` in scripts.
     Field(&'static str),
+    /// Only the first field on stdout, as `Field`; the second, labelled, on stderr ([`note`]).
+    Code(&'static str, &'static str),
     /// A pool's tag lines (with the lending view) and its substitutions.
     Licenses,
     /// The body verbatim (CSV reports).
@@ -25,6 +27,7 @@ const TAG_LINES: &[Col] = &[
     ("TAG", "tag"),
     ("PURCHASED", "purchased_display"),
     ("IN USE", "in_use"),
+    ("RESERVED", "reserved"),
     ("BALANCE", "balance"),
     ("STATUS", "status"),
 ];
@@ -43,7 +46,7 @@ pub fn render(show: &Show, body: &str, json: bool) -> Result<String> {
         Show::Text => body.to_owned(),
         Show::Table(key, cols) => table(list(&v, key)?, cols),
         Show::Record => record(&v),
-        Show::Field(key) => format!("{}\n", v[key].as_str().with_context(|| missing(key))?),
+        Show::Field(key) | Show::Code(key, _) => format!("{}\n", v[key].as_str().with_context(|| missing(key))?),
         Show::Licenses => {
             let mut out =
                 format!("{} / {}: {}\n", cell(&v["smart_account"]), cell(&v["virtual_account"]), cell(&v["status"]));
@@ -56,6 +59,17 @@ pub fn render(show: &Show, body: &str, json: bool) -> Result<String> {
             out
         }
     })
+}
+
+/// What goes to stderr beside the stdout text, so stdout stays pasteable: the second field of
+/// [`Show::Code`], e.g. `Confirmation code: 17488c1f`.
+pub fn note(show: &Show, body: &str) -> Result<Option<String>> {
+    let Show::Code(_, key) = show else { return Ok(None) };
+    let v: Value = serde_json::from_str(body).context("the manager's answer is not JSON")?;
+    let value = v[key].as_str().with_context(|| missing(key))?;
+    let mut label = key.replace('_', " ");
+    label[..1].make_ascii_uppercase();
+    Ok(Some(format!("{label}: {value}\n")))
 }
 
 fn missing(key: &str) -> String {
@@ -146,8 +160,8 @@ mod tests {
         let answer = json!({
             "smart_account": "example.com", "virtual_account": "Lab", "status": "Out Of Compliance",
             "licenses": [
-                { "tag": "dna-advantage", "purchased_display": "12 (-10)", "in_use": 1, "balance": 1, "status": "In Compliance" },
-                { "tag": "dna-essentials", "purchased_display": "0 (+10)", "in_use": 11, "balance": -1, "status": "Out Of Compliance" }
+                { "tag": "dna-advantage", "purchased_display": "12 (-10)", "in_use": 1, "reserved": 0, "balance": 1, "status": "In Compliance" },
+                { "tag": "dna-essentials", "purchased_display": "0 (+10)", "in_use": 9, "reserved": 2, "balance": -1, "status": "Out Of Compliance" }
             ],
             "substitutions": [{ "requested": "dna-essentials", "fulfilled_by": "dna-advantage", "quantity": 10 }]
         });
@@ -155,9 +169,9 @@ mod tests {
         assert_eq!(
             out,
             "example.com / Lab: Out Of Compliance\n\
-             TAG             PURCHASED  IN USE  BALANCE  STATUS\n\
-             dna-advantage   12 (-10)   1       1        In Compliance\n\
-             dna-essentials  0 (+10)    11      -1       Out Of Compliance\n\
+             TAG             PURCHASED  IN USE  RESERVED  BALANCE  STATUS\n\
+             dna-advantage   12 (-10)   1       0         1        In Compliance\n\
+             dna-essentials  0 (+10)    9       2         -1       Out Of Compliance\n\
              \n\
              Substitutions:\n\
              REQUESTED       FULFILLED BY   QUANTITY\n\
@@ -171,6 +185,11 @@ mod tests {
     fn records_fields_and_text() {
         let answer = r#"{"max_uses":null,"token":"abc","uses":0}"#;
         assert_eq!(render(&Show::Field("token"), answer, false).unwrap(), "abc\n");
+        let code = r#"{"authorization_code":"<specificPLR/>","confirmation_code":"17488c1f"}"#;
+        let show = Show::Code("authorization_code", "confirmation_code");
+        assert_eq!(render(&show, code, false).unwrap(), "<specificPLR/>\n");
+        assert_eq!(note(&show, code).unwrap().as_deref(), Some("Confirmation code: 17488c1f\n"));
+        assert_eq!(note(&Show::Record, code).unwrap(), None);
         assert_eq!(render(&Show::Record, answer, false).unwrap(), "max_uses: -\ntoken:    abc\nuses:     0\n");
         assert_eq!(render(&Show::Text, "a,b\n1,2\n", true).unwrap(), "a,b\n1,2\n");
         assert!(render(&Show::Table("rows", &[]), "{}", false).is_err());

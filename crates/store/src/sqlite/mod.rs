@@ -9,7 +9,11 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use smartlic_core::{LicenseTerm, Role};
 use std::path::Path;
 
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/sqlite/0001_init.sql")];
+/// Applied in order; `PRAGMA user_version` counts those done, so each runs once per database.
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/sqlite/0001_init.sql"),
+    include_str!("../../migrations/sqlite/0002_reservations.sql"),
+];
 
 pub struct SqliteStore {
     db: Engine,
@@ -26,7 +30,7 @@ impl SqliteStore {
     }
 }
 
-const ACCOUNT: &str = "SELECT id, domain, name, created_at FROM smart_accounts";
+const ACCOUNT: &str = "SELECT id, domain, name, created_at, universal_reservation FROM smart_accounts";
 const VIRTUAL_ACCOUNT: &str = "SELECT id, account_id, name, description, is_default, created_at FROM virtual_accounts";
 const PRINCIPAL: &str =
     "SELECT id, kind, name, secret_hash, role, account_id, virtual_account_id, created_at FROM principals";
@@ -34,6 +38,7 @@ const LICENSE: &str = "SELECT id, virtual_account_id, tag, sku, quantity, kind, 
 const TOKEN: &str = "SELECT id, virtual_account_id, token, description, created_at, expires_at, max_uses, uses, export_controlled, revoked_at, created_by FROM registration_tokens";
 const INSTANCE: &str = "SELECT id, virtual_account_id, udi_pid, udi_sn, hostname, registered_at, last_contact_at, cert_serial, cert_expires_at, key_algorithm, public_key, export_controlled, usage_released FROM instances";
 const EVENT: &str = "SELECT id, at, actor, kind, account_id, virtual_account_id, object, detail FROM events";
+const RESERVATION: &str = "SELECT id, virtual_account_id, request_code, kind, udi_pid, udi_sn, piid, authorization_code, authorization_digest, confirmation_code, status, created_at, created_by, returned_at FROM reservations";
 const ALERT: &str = "SELECT id, kind, severity, account_id, virtual_account_id, object, message, raised_at FROM alerts";
 
 type R<T> = rusqlite::Result<T>;
@@ -52,6 +57,7 @@ fn account(row: &Row) -> R<Account> {
         domain: row.get("domain")?,
         name: row.get("name")?,
         created_at: ts(row, "created_at")?,
+        universal_reservation: row.get("universal_reservation")?,
     })
 }
 
@@ -134,6 +140,73 @@ fn instance(row: &Row) -> R<Instance> {
         export_controlled: row.get("export_controlled")?,
         usage_released: row.get("usage_released")?,
     })
+}
+
+/// A reservation row; its licenses are read separately ([`load_reservations`]).
+fn reservation(row: &Row) -> R<Reservation> {
+    let status: String = row.get("status")?;
+    Ok(Reservation {
+        id: row.get("id")?,
+        virtual_account_id: row.get("virtual_account_id")?,
+        request_code: row.get("request_code")?,
+        kind: row.get("kind")?,
+        udi_pid: row.get("udi_pid")?,
+        udi_sn: row.get("udi_sn")?,
+        piid: row.get("piid")?,
+        authorization_code: row.get("authorization_code")?,
+        authorization_digest: row.get("authorization_digest")?,
+        confirmation_code: row.get("confirmation_code")?,
+        status: match status.as_str() {
+            "reserved" => ReservationStatus::Reserved,
+            "returned" => ReservationStatus::Returned,
+            other => return Err(corrupt(format!("unknown reservation status {other}"))),
+        },
+        created_at: ts(row, "created_at")?,
+        created_by: row.get("created_by")?,
+        returned_at: opt_ts(row, "returned_at")?,
+        licenses: Vec::new(),
+    })
+}
+
+fn reserved_license(row: &Row) -> R<(i64, ReservedLicense)> {
+    let kind: String = row.get("license_type")?;
+    let kind = LicenseKind::parse(&kind).map_err(|e| corrupt(e.to_string()))?;
+    let license = ReservedLicense {
+        tag: row.get("tag")?,
+        quantity: row.get("quantity")?,
+        term: LicenseTerm { kind, start: opt_ts(row, "start_at")?, end: opt_ts(row, "end_at")? },
+        subscription_id: row.get("subscription_id")?,
+    };
+    Ok((row.get("reservation_id")?, license))
+}
+
+/// Reservations chosen by `condition` (on `reservations`), each with its licenses: two queries.
+fn load_reservations(db: &Connection, condition: &str, args: impl rusqlite::Params + Copy) -> Result<Vec<Reservation>> {
+    let mut found = all(db, &format!("{RESERVATION} WHERE {condition} ORDER BY id"), args, reservation)?;
+    let licenses = all(
+        db,
+        &format!(
+            "SELECT reservation_id, tag, quantity, license_type, start_at, end_at, subscription_id FROM reservation_licenses
+             WHERE reservation_id IN (SELECT id FROM reservations WHERE {condition}) ORDER BY reservation_id, id"
+        ),
+        args,
+        reserved_license,
+    )?;
+    for (id, license) in licenses {
+        if let Some(r) = found.iter_mut().find(|r| r.id == id) {
+            r.licenses.push(license);
+        }
+    }
+    Ok(found)
+}
+
+/// Reserved quantities of a reservation's licenses, per tag.
+fn reserved_per_tag<'a>(licenses: impl IntoIterator<Item = &'a ReservedLicense>) -> BTreeMap<String, i64> {
+    let mut per_tag = BTreeMap::new();
+    for l in licenses {
+        *per_tag.entry(l.tag.clone()).or_default() += l.quantity;
+    }
+    per_tag
 }
 
 fn event(row: &Row) -> R<Event> {
@@ -226,17 +299,40 @@ fn account_of_pool(db: &Connection, virtual_account_id: i64) -> Result<i64> {
         .ok_or_else(|| StoreError::NotFound(format!("virtual account {virtual_account_id} does not exist")))
 }
 
-/// Adds `sign` × the usage of an instance to its pool's counters.
-fn shift_pool_usage(db: &Connection, virtual_account_id: i64, usage: &BTreeMap<String, i64>, sign: i64) -> Result<()> {
-    for (tag, count) in usage.iter().filter(|(_, c)| **c != 0) {
-        exec(
-            db,
-            "INSERT INTO pool_usage (virtual_account_id, tag, in_use) VALUES ($1, $2, $3)
-             ON CONFLICT (virtual_account_id, tag) DO UPDATE SET in_use = pool_usage.in_use + excluded.in_use",
-            params![virtual_account_id, tag, sign * count],
-        )?;
+/// The per-pool counters kept incrementally in `pool_usage`.
+#[derive(Clone, Copy)]
+enum Counter {
+    InUse,
+    Reserved,
+}
+
+/// Adds `sign` × `counts` to one of a pool's counters.
+fn shift_counter(
+    db: &Connection,
+    counter: Counter,
+    virtual_account_id: i64,
+    counts: &BTreeMap<String, i64>,
+    sign: i64,
+) -> Result<()> {
+    let sql = match counter {
+        Counter::InUse => {
+            "INSERT INTO pool_usage (virtual_account_id, tag, in_use, reserved) VALUES ($1, $2, $3, 0)
+             ON CONFLICT (virtual_account_id, tag) DO UPDATE SET in_use = pool_usage.in_use + excluded.in_use"
+        }
+        Counter::Reserved => {
+            "INSERT INTO pool_usage (virtual_account_id, tag, in_use, reserved) VALUES ($1, $2, 0, $3)
+             ON CONFLICT (virtual_account_id, tag) DO UPDATE SET reserved = pool_usage.reserved + excluded.reserved"
+        }
+    };
+    for (tag, count) in counts.iter().filter(|(_, c)| **c != 0) {
+        exec(db, sql, params![virtual_account_id, tag, sign * count])?;
     }
     Ok(())
+}
+
+/// Adds `sign` × the usage of an instance to its pool's counters.
+fn shift_pool_usage(db: &Connection, virtual_account_id: i64, usage: &BTreeMap<String, i64>, sign: i64) -> Result<()> {
+    shift_counter(db, Counter::InUse, virtual_account_id, usage, sign)
 }
 
 fn usage_of(db: &Connection, id: &str) -> Result<BTreeMap<String, i64>> {
@@ -253,13 +349,21 @@ fn counts_in(db: &Connection, virtual_account_id: i64, now: Timestamp) -> Result
         params![virtual_account_id, now.0],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
-    let in_use = all(
+    let counters: Vec<(String, i64, i64)> = all(
         db,
-        "SELECT tag, in_use FROM pool_usage WHERE virtual_account_id = $1 AND in_use <> 0",
+        "SELECT tag, in_use, reserved FROM pool_usage WHERE virtual_account_id = $1 AND (in_use <> 0 OR reserved <> 0)",
         [virtual_account_id],
-        |r| Ok((r.get(0)?, r.get(1)?)),
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
     )?;
-    Ok(PoolCounts { purchased: purchased.into_iter().collect(), in_use: in_use.into_iter().collect() })
+    let mut counts = PoolCounts { purchased: purchased.into_iter().collect(), ..PoolCounts::default() };
+    for (tag, in_use, reserved) in counters {
+        for (map, n) in [(&mut counts.in_use, in_use), (&mut counts.reserved, reserved)] {
+            if n != 0 {
+                map.insert(tag.clone(), n);
+            }
+        }
+    }
+    Ok(counts)
 }
 
 fn fetch_instance(db: &Connection, id: &str) -> Result<Instance> {
@@ -314,7 +418,7 @@ impl Store for SqliteStore {
                 let va = db.last_insert_rowid();
                 log(db, now, &actor, "account.created", Some(id), None, &domain, format!("smart account '{name}'"))?;
                 log(db, now, &actor, "virtual-account.created", Some(id), Some(va), DEFAULT_VIRTUAL_ACCOUNT, String::new())?;
-                Ok(Account { id, domain, name, created_at: now })
+                Ok(Account { id, domain, name, created_at: now, universal_reservation: false })
             })
             .await
     }
@@ -389,6 +493,269 @@ impl Store for SqliteStore {
 
     async fn all_virtual_accounts(&self) -> Result<Vec<VirtualAccount>> {
         self.db.read(|db| all(db, &format!("{VIRTUAL_ACCOUNT} ORDER BY id"), [], virtual_account)).await
+    }
+
+    async fn set_universal_reservation(
+        &self,
+        account_id: i64,
+        allowed: bool,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<Account> {
+        let actor = actor.to_string();
+        self.db
+            .write(move |db| {
+                let found = one(db, &format!("{ACCOUNT} WHERE id = $1"), [account_id], account)?
+                    .ok_or_else(|| StoreError::NotFound(format!("smart account {account_id} does not exist")))?;
+                exec(
+                    db,
+                    "UPDATE smart_accounts SET universal_reservation = $1 WHERE id = $2",
+                    params![allowed, account_id],
+                )?;
+                let detail =
+                    if allowed { "universal reservation allowed" } else { "universal reservation not allowed" };
+                log(
+                    db,
+                    now,
+                    &actor,
+                    "account.universal-reservation",
+                    Some(account_id),
+                    None,
+                    &found.domain,
+                    detail.into(),
+                )?;
+                Ok(Account { universal_reservation: allowed, ..found })
+            })
+            .await
+    }
+
+    async fn delete_virtual_account(&self, id: i64, actor: &str, now: Timestamp) -> Result<VirtualAccount> {
+        let actor = actor.to_string();
+        self.db
+            .write(move |db| {
+                let va = one(db, &format!("{VIRTUAL_ACCOUNT} WHERE id = $1"), [id], virtual_account)?
+                    .ok_or_else(|| StoreError::NotFound(format!("virtual account {id} does not exist")))?;
+                if va.is_default {
+                    return Err(StoreError::Conflict(format!(
+                        "'{}' is the default virtual account of its smart account and cannot be deleted",
+                        va.name
+                    )));
+                }
+                let scalar = |sql: &str, args: &[&dyn rusqlite::ToSql]| -> Result<i64> {
+                    Ok(db.prepare_cached(sql)?.query_row(args, |r| r.get(0))?)
+                };
+                let licenses = scalar(
+                    "SELECT COALESCE(SUM(quantity), 0) FROM licenses WHERE virtual_account_id = $1 AND (end_at IS NULL OR end_at > $2)",
+                    params![id, now.0],
+                )?;
+                let instances = scalar("SELECT COUNT(*) FROM instances WHERE virtual_account_id = $1", params![id])?;
+                let tokens = all(db, &format!("{TOKEN} WHERE virtual_account_id = $1"), [id], token)?;
+                let active_tokens =
+                    tokens.iter().filter(|t| t.facts().status_at(now) == smartlic_core::TokenStatus::Active).count();
+                let reservations = scalar(
+                    "SELECT COUNT(*) FROM reservations WHERE virtual_account_id = $1 AND status = 'reserved'",
+                    params![id],
+                )?;
+                let held: Vec<String> = [
+                    (licenses, "license(s) not yet ended (transfer them)"),
+                    (instances, "product instance(s) (move or remove them)"),
+                    (active_tokens as i64, "active registration token(s) (revoke them)"),
+                    (reservations, "active reservation(s) (return them)"),
+                ]
+                .into_iter()
+                .filter(|(n, _)| *n > 0)
+                .map(|(n, what)| format!("{n} {what}"))
+                .collect();
+                if !held.is_empty() {
+                    return Err(StoreError::Conflict(format!(
+                        "virtual account '{}' still holds {}; nothing was deleted",
+                        va.name,
+                        held.join(", ")
+                    )));
+                }
+                let expired = exec(db, "DELETE FROM licenses WHERE virtual_account_id = $1", [id])?;
+                exec(db, "DELETE FROM registration_tokens WHERE virtual_account_id = $1", [id])?;
+                exec(
+                    db,
+                    "DELETE FROM reservation_licenses WHERE reservation_id IN (SELECT id FROM reservations WHERE virtual_account_id = $1)",
+                    [id],
+                )?;
+                let returned = exec(db, "DELETE FROM reservations WHERE virtual_account_id = $1", [id])?;
+                exec(db, "DELETE FROM pool_usage WHERE virtual_account_id = $1", [id])?;
+                exec(db, "DELETE FROM alerts WHERE virtual_account_id = $1", [id])?;
+                exec(
+                    db,
+                    "DELETE FROM access_tokens WHERE principal_id IN (SELECT id FROM principals WHERE virtual_account_id = $1)",
+                    [id],
+                )?;
+                let principals = exec(db, "DELETE FROM principals WHERE virtual_account_id = $1", [id])?;
+                exec(db, "DELETE FROM virtual_accounts WHERE id = $1", [id])?;
+                let gone: Vec<String> = [
+                    (expired, "expired license record(s)"),
+                    (tokens.len(), "spent registration token(s)"),
+                    (returned, "returned reservation(s)"),
+                    (principals, "user(s) and API client(s) bound to it"),
+                ]
+                .into_iter()
+                .filter(|(n, _)| *n > 0)
+                .map(|(n, what)| format!("{n} {what}"))
+                .collect();
+                let detail = if gone.is_empty() { String::new() } else { format!("with {}", gone.join(", ")) };
+                log(db, now, &actor, "virtual-account.deleted", Some(va.account_id), Some(id), &va.name, detail)?;
+                Ok(va)
+            })
+            .await
+    }
+
+    async fn create_reservations(
+        &self,
+        virtual_account_id: i64,
+        new: Vec<NewReservation>,
+        check: ReservationCheck,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<Vec<Reservation>> {
+        let actor = actor.to_string();
+        self.db
+            .write(move |db| {
+                let account_id = account_of_pool(db, virtual_account_id)?;
+                let asked = reserved_per_tag(new.iter().flat_map(|n| &n.licenses));
+                check(&counts_in(db, virtual_account_id, now)?, &asked).map_err(StoreError::Conflict)?;
+                let mut made = Vec::with_capacity(new.len());
+                for n in new {
+                    let udi = format!("PID:{},SN:{}", n.udi_pid, n.udi_sn);
+                    let held = one(
+                        db,
+                        "SELECT v.name FROM reservations r JOIN virtual_accounts v ON v.id = r.virtual_account_id
+                         WHERE r.udi_pid = $1 AND r.udi_sn = $2 AND r.status = 'reserved'",
+                        params![n.udi_pid, n.udi_sn],
+                        |r| r.get::<_, String>(0),
+                    )?;
+                    if let Some(pool) = held {
+                        return Err(StoreError::Conflict(format!(
+                            "{udi} already holds an active reservation (in virtual account '{pool}'); return it first"
+                        )));
+                    }
+                    db.prepare_cached(
+                        "INSERT INTO reservations (virtual_account_id, request_code, kind, udi_pid, udi_sn, piid, authorization_code,
+                         authorization_digest, confirmation_code, status, created_at, created_by, returned_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'reserved', $10, $11, NULL)",
+                    )?
+                    .execute(params![
+                        virtual_account_id,
+                        n.request_code,
+                        n.kind,
+                        n.udi_pid,
+                        n.udi_sn,
+                        n.piid,
+                        n.authorization_code,
+                        n.authorization_digest,
+                        n.confirmation_code,
+                        now.0,
+                        actor
+                    ])
+                    .map_err(|e| unique_or(e, || format!("{udi}: this authorization code exists already")))?;
+                    let id = db.last_insert_rowid();
+                    for l in &n.licenses {
+                        exec(
+                            db,
+                            "INSERT INTO reservation_licenses (reservation_id, tag, quantity, license_type, start_at, end_at, subscription_id)
+                             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                            params![
+                                id,
+                                l.tag,
+                                l.quantity,
+                                l.term.kind.as_str(),
+                                l.term.start.map(|t| t.0),
+                                l.term.end.map(|t| t.0),
+                                l.subscription_id
+                            ],
+                        )?;
+                    }
+                    let per_tag = reserved_per_tag(&n.licenses);
+                    shift_counter(db, Counter::Reserved, virtual_account_id, &per_tag, 1)?;
+                    let listed: Vec<String> = per_tag.iter().map(|(t, q)| format!("{t}={q}")).collect();
+                    let detail = match listed.is_empty() {
+                        true => format!("{}, PIID {}", n.kind, n.piid),
+                        false => format!("{} {}, PIID {}", n.kind, listed.join(", "), n.piid),
+                    };
+                    log(db, now, &actor, "reservation.created", Some(account_id), Some(virtual_account_id), &udi, detail)?;
+                    made.push(Reservation {
+                        id,
+                        virtual_account_id,
+                        request_code: n.request_code,
+                        kind: n.kind,
+                        udi_pid: n.udi_pid,
+                        udi_sn: n.udi_sn,
+                        piid: n.piid,
+                        authorization_code: n.authorization_code,
+                        authorization_digest: n.authorization_digest,
+                        confirmation_code: n.confirmation_code,
+                        status: ReservationStatus::Reserved,
+                        created_at: now,
+                        created_by: actor.clone(),
+                        returned_at: None,
+                        licenses: n.licenses,
+                    });
+                }
+                Ok(made)
+            })
+            .await
+    }
+
+    async fn reservations(&self, filter: ReservationFilter) -> Result<Vec<Reservation>> {
+        self.db
+            .read(move |db| match filter {
+                ReservationFilter::VirtualAccount(v) => load_reservations(db, "virtual_account_id = $1", [v]),
+                ReservationFilter::Account(a) => load_reservations(
+                    db,
+                    "virtual_account_id IN (SELECT id FROM virtual_accounts WHERE account_id = $1)",
+                    [a],
+                ),
+            })
+            .await
+    }
+
+    async fn reservation_by_digest(&self, digest_hex: &str) -> Result<Option<Reservation>> {
+        let digest = digest_hex.to_string();
+        self.db.read(move |db| Ok(load_reservations(db, "authorization_digest = $1", [&digest])?.pop())).await
+    }
+
+    async fn return_reservation(&self, id: i64, actor: &str, now: Timestamp) -> Result<Reservation> {
+        let actor = actor.to_string();
+        self.db
+            .write(move |db| {
+                let found = load_reservations(db, "id = $1", [id])?
+                    .pop()
+                    .ok_or_else(|| StoreError::NotFound(format!("reservation {id} does not exist")))?;
+                if let Some(at) = found.returned_at {
+                    return Err(StoreError::Conflict(format!(
+                        "the reservation of {} was already returned on {at}",
+                        found.udi()
+                    )));
+                }
+                exec(
+                    db,
+                    "UPDATE reservations SET status = 'returned', returned_at = $1 WHERE id = $2",
+                    params![now.0, id],
+                )?;
+                let per_tag = reserved_per_tag(&found.licenses);
+                shift_counter(db, Counter::Reserved, found.virtual_account_id, &per_tag, -1)?;
+                let account_id = account_of_pool(db, found.virtual_account_id)?;
+                let detail = format!("PIID {}: licenses back to the pool", found.piid);
+                log(
+                    db,
+                    now,
+                    &actor,
+                    "reservation.returned",
+                    Some(account_id),
+                    Some(found.virtual_account_id),
+                    &found.udi(),
+                    detail,
+                )?;
+                Ok(Reservation { status: ReservationStatus::Returned, returned_at: Some(now), ..found })
+            })
+            .await
     }
 
     async fn create_principal(&self, new: NewPrincipal, actor: &str, now: Timestamp) -> Result<Principal> {
