@@ -9,21 +9,6 @@ use common::*;
 use smartlic_core::time::{DAY_MS, HOUR_MS};
 use smartlic_core::{Clock, SystemClock, Timestamp};
 use std::path::Path;
-use std::process::Stdio;
-
-/// `smartlic agent --state DIR ARGS...`, with `stdin` fed from a file when given.
-fn agent(dir: &Path, args: &[&str], stdin: Option<&Path>) -> String {
-    let mut command = smartlic();
-    command.arg("agent").arg("--state").arg(dir).args(args);
-    command.stdin(match stdin {
-        Some(path) => Stdio::from(std::fs::File::open(path).unwrap()),
-        None => Stdio::null(),
-    });
-    let out = command.output().unwrap();
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    assert!(out.status.success(), "{args:?}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    stdout
-}
 
 fn device_time(at: Timestamp) -> String {
     at.to_datetime().format("%H:%M:%S %d %b %Y").to_string()

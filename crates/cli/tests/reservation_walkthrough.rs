@@ -9,25 +9,6 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 use std::path::Path;
-use std::process::Stdio;
-
-/// `smartlic agent --state DIR ARGS...`: (succeeded, stdout).
-fn agent_run(dir: &Path, args: &[&str], stdin: Option<&Path>) -> (bool, String) {
-    let mut command = smartlic();
-    command.arg("agent").arg("--state").arg(dir).args(args);
-    command.stdin(match stdin {
-        Some(path) => Stdio::from(std::fs::File::open(path).unwrap()),
-        None => Stdio::null(),
-    });
-    let out = command.output().unwrap();
-    (out.status.success(), String::from_utf8(out.stdout).unwrap())
-}
-
-fn agent(dir: &Path, args: &[&str], stdin: Option<&Path>) -> String {
-    let (ok, out) = agent_run(dir, args, stdin);
-    assert!(ok, "{args:?}: {out}");
-    out
-}
 
 /// A device trusting the manager's CA, with reservation enabled and no way to reach the manager.
 fn offline_device(m: &Manager, dir: &Path, sn: &str) {

@@ -86,3 +86,22 @@ pub fn fails(m: &Manager, ca: &Path, args: &[&str]) -> String {
     assert!(!out.status.success(), "{args:?} succeeded");
     String::from_utf8(out.stderr).unwrap()
 }
+
+/// `smartlic agent --state DIR ARGS...` with `stdin` fed from a file when given: (succeeded, stdout).
+pub fn agent_run(dir: &Path, args: &[&str], stdin: Option<&Path>) -> (bool, String) {
+    let mut command = smartlic();
+    command.arg("agent").arg("--state").arg(dir).args(args);
+    command.stdin(match stdin {
+        Some(path) => Stdio::from(std::fs::File::open(path).unwrap()),
+        None => Stdio::null(),
+    });
+    let out = command.output().unwrap();
+    (out.status.success(), String::from_utf8(out.stdout).unwrap())
+}
+
+/// [`agent_run`] that must succeed; its stdout.
+pub fn agent(dir: &Path, args: &[&str], stdin: Option<&Path>) -> String {
+    let (ok, out) = agent_run(dir, args, stdin);
+    assert!(ok, "{args:?}: {out}");
+    out
+}
