@@ -7,6 +7,13 @@
 //! reservation return code) and `reserve-licenses` (R-1, through `crate::reservation`).
 //! Requests naming several items (token revoke, license and device transfer, reservations,
 //! device removal) are checked as a whole first: all happen or none.
+//!
+//! The satellite's variant (§1.5) is the same resources under another base, with the account
+//! named by its name rather than its domain and a JSON token body at `/backend/oauth/token`. The
+//! handlers already take the account from one path parameter through one lookup, so that
+//! variant is a second router over these handlers with its own base and lookup, not a copy.
+//! Its `/api/v1` base collides with smartlic's own `/api/v1` shapes, so a satellite serves the
+//! original shapes under `/backend/api/v1` (and `/api/v1` only where it does not collide).
 
 use crate::auth::Caller;
 use crate::error::ApiError;
