@@ -154,11 +154,11 @@ impl Device {
             installed_at: self.now(),
             request_code: auth.request_code.clone(),
             authorization_code: code.trim().to_string(),
-            confirmation_code: verified.confirmation_code.clone(),
+            confirmation_code: verified.identity.confirmation_code.clone(),
             licenses: auth.entitlements.iter().map(license_of).collect(),
         };
         self.apply(Event::ReservationInstalled(reserved)).await?;
-        Ok(Ok(format!("{}\nLast Confirmation code {}", text::INSTALL_OK, verified.confirmation_code)))
+        Ok(Ok(format!("{}\nLast Confirmation code {}", text::INSTALL_OK, verified.identity.confirmation_code)))
     }
 
     /// `license smart reservation return local`: removes the installed code, prints the return code.
@@ -168,8 +168,8 @@ impl Device {
             Ok(k) => k,
             Err(why) => return Ok(Err(why)),
         };
-        let made = codes::authorization_digest(&reserved.authorization_code)
-            .and_then(|digest| ReturnCode::create_for(&digest, &reserved.request_code, true, &key));
+        let made = codes::CodeIdentity::of(&reserved.authorization_code)
+            .and_then(|id| ReturnCode::create_for(&id.digest, &reserved.request_code, true, &key));
         let return_code = match made {
             Ok(c) => c,
             Err(e) => return Ok(Err(format!("% {e}"))),

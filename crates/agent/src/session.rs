@@ -9,7 +9,7 @@ use crate::device::{Device, DeviceError};
 use crate::reservation::{text as reservation_text, Outcome};
 use crate::show;
 use crate::tls::ProxyConfig;
-use smartlic_core::agent::{Event, ReservationKind};
+use smartlic_core::agent::Event;
 use smartlic_core::Timestamp;
 
 /// What one line produced.
@@ -140,13 +140,7 @@ impl Session {
                 Reply::default()
             }
             Command::ReservationEnable(on) => reply_of(d.reservation_enable(*on).await?),
-            Command::ReservationRequest(kind) => reply_of(
-                d.reservation_request(match kind {
-                    crate::cli::ReservationKind::Universal => ReservationKind::Universal,
-                    crate::cli::ReservationKind::Specific => ReservationKind::Specific,
-                })
-                .await?,
-            ),
+            Command::ReservationRequest(kind) => reply_of(d.reservation_request(*kind).await?),
             Command::ReservationInstall { code, file } => {
                 let code = if *file {
                     match std::fs::read_to_string(code) {

@@ -66,7 +66,7 @@ fn offline_reservation_session() {
     assert!(code.starts_with("<specificPLR>") && !code.contains('\n'), "{stdout}");
     let ca = public_key_of_certificate(&std::fs::read_to_string(&m.ca).unwrap()).unwrap();
     let installed = Authorization::verify(code, &[ca]).unwrap();
-    assert_eq!(stderr, format!("Confirmation code: {}\n", installed.confirmation_code));
+    assert_eq!(stderr, format!("Confirmation code: {}\n", installed.identity.confirmation_code));
 
     let listed = ok(&m, &["reservation", "list", "--account", "example.com"]);
     assert!(listed.starts_with("ID  VIRTUAL ACCOUNT  UDI "), "{listed}");

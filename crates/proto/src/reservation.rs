@@ -65,6 +65,14 @@ impl ReservationKind {
         }
     }
 
+    /// The `<flag>` of its authorization codes.
+    fn flag(self) -> &'static str {
+        match self {
+            ReservationKind::Specific => "A",
+            ReservationKind::Universal => "U",
+        }
+    }
+
     fn root(self) -> &'static str {
         match self {
             ReservationKind::Specific => "specificPLR",
@@ -204,10 +212,7 @@ pub struct Authorization {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedAuthorization {
     pub authorization: Authorization,
-    /// The 8 hex digits the device prints as `Last Confirmation code`.
-    pub confirmation_code: String,
-    /// Names this authorization in return codes.
-    pub digest: [u8; 8],
+    pub identity: CodeIdentity,
 }
 
 fn escape(text: &str) -> String {
@@ -335,10 +340,7 @@ fn parse_entitlement(xml: &str) -> Result<ReservedEntitlement> {
 
 impl Authorization {
     fn signed_element(&self) -> String {
-        let flag = match self.kind {
-            ReservationKind::Specific => "A",
-            ReservationKind::Universal => "U",
-        };
+        let flag = self.kind.flag();
         let entitlements: String = self.entitlements.iter().map(entitlement_xml).collect();
         format!(
             "<authorizationCode><flag>{flag}</flag><version>C</version><piid>{}</piid><timestamp>{}</timestamp>\
@@ -359,23 +361,14 @@ impl Authorization {
 
     /// Parses `code` and checks its signature against each of `trusted` (the device's trust points).
     pub fn verify(code: &str, trusted: &[PublicKey]) -> Result<VerifiedAuthorization> {
-        let code = code.trim();
-        let kind = if code.starts_with("<specificPLR>") {
-            ReservationKind::Specific
-        } else if code.starts_with("<universalPLR>") {
-            ReservationKind::Universal
-        } else {
-            return Err(bad_auth("it must start with <specificPLR> or <universalPLR>"));
-        };
-        let (signed_body, signature) = split_code(code, kind)?;
-        let signed = format!("<authorizationCode>{signed_body}</authorizationCode>");
-        if !trusted.iter().any(|k| k.verify_b64(signed.as_bytes(), &signature)) {
+        let parts = CodeParts::split(code)?;
+        let signed = parts.signed();
+        if !trusted.iter().any(|k| k.verify_b64(signed.as_bytes(), &parts.signature)) {
             return Err(ReservationError::AuthorizationSignature);
         }
-        let mut fields = Elements { rest: signed_body };
-        let flag = fields.text("flag")?;
-        let expected_flag = if kind == ReservationKind::Specific { "A" } else { "U" };
-        if flag != expected_flag {
+        let kind = parts.kind;
+        let mut fields = Elements { rest: parts.body };
+        if fields.text("flag")? != kind.flag() {
             return Err(bad_auth("the <flag> does not match the reservation kind"));
         }
         fields.text("version")?;
@@ -388,35 +381,64 @@ impl Authorization {
         while !list.rest.trim().is_empty() {
             entitlements.push(parse_entitlement(list.next("entitlement")?)?);
         }
-        let hash = sha256(signed.as_bytes());
         Ok(VerifiedAuthorization {
             authorization: Authorization { kind, piid, timestamp, request_code, entitlements },
-            confirmation_code: hex_lower(&hash[..4]),
-            digest: hash[..8].try_into().expect("8 bytes"),
+            identity: CodeIdentity::of_signed(&signed),
         })
     }
 }
 
-/// The signed element's content and the signature of an authorization code of `kind`.
-fn split_code(code: &str, kind: ReservationKind) -> Result<(&str, String)> {
-    let mut outer = Elements { rest: code };
-    let mut inner = Elements { rest: outer.next(kind.root())? };
-    outer.done()?;
-    let signed_body = inner.next("authorizationCode")?;
-    let signature = inner.text("signature")?;
-    inner.text("udi")?;
-    inner.done()?;
-    Ok((signed_body, signature))
+/// An authorization code taken apart: its kind, the signed element's content, the signature.
+struct CodeParts<'a> {
+    kind: ReservationKind,
+    body: &'a str,
+    signature: String,
 }
 
-/// [`VerifiedAuthorization::digest`] of a code installed earlier, without checking its signature
-/// again (a device returns its reservation even if its trust points changed since).
-pub fn authorization_digest(code: &str) -> Result<[u8; 8]> {
-    let code = code.trim();
-    let kind = if code.starts_with("<universalPLR>") { ReservationKind::Universal } else { ReservationKind::Specific };
-    let (signed_body, _) = split_code(code, kind)?;
-    let signed = format!("<authorizationCode>{signed_body}</authorizationCode>");
-    Ok(sha256(signed.as_bytes())[..8].try_into().expect("8 bytes"))
+impl<'a> CodeParts<'a> {
+    fn split(code: &'a str) -> Result<Self> {
+        let code = code.trim();
+        let kind = [ReservationKind::Specific, ReservationKind::Universal]
+            .into_iter()
+            .find(|k| code.starts_with(&format!("<{}>", k.root())))
+            .ok_or_else(|| bad_auth("it must start with <specificPLR> or <universalPLR>"))?;
+        let mut outer = Elements { rest: code };
+        let mut inner = Elements { rest: outer.next(kind.root())? };
+        outer.done()?;
+        let body = inner.next("authorizationCode")?;
+        let signature = inner.text("signature")?;
+        inner.text("udi")?;
+        inner.done()?;
+        Ok(CodeParts { kind, body, signature })
+    }
+
+    /// The exact bytes the signature covers.
+    fn signed(&self) -> String {
+        format!("<authorizationCode>{}</authorizationCode>", self.body)
+    }
+}
+
+/// What names an authorization code, from its signed element.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeIdentity {
+    /// The 8 hex digits the device prints as `Last Confirmation code`.
+    pub confirmation_code: String,
+    /// Names this authorization in return codes.
+    pub digest: [u8; 8],
+}
+
+impl CodeIdentity {
+    fn of_signed(signed: &str) -> Self {
+        let hash = sha256(signed.as_bytes());
+        CodeIdentity { confirmation_code: hex_lower(&hash[..4]), digest: hash[..8].try_into().expect("8 bytes") }
+    }
+
+    /// The identity of `code` without checking its signature: the manager's own code just signed,
+    /// or a code installed earlier (a device returns its reservation even if its trust points
+    /// changed since).
+    pub fn of(code: &str) -> Result<Self> {
+        Ok(Self::of_signed(&CodeParts::split(code)?.signed()))
+    }
 }
 
 fn hex_lower(bytes: &[u8]) -> String {
@@ -451,7 +473,7 @@ fn return_signing_input(was_installed: bool, digest: &[u8; 8], request_code: &st
 impl ReturnCode {
     /// Signs the return of `authorization` with the device's reservation key (Ed25519).
     pub fn create(authorization: &VerifiedAuthorization, was_installed: bool, key: &SigningKey) -> Result<String> {
-        Self::create_for(&authorization.digest, &authorization.authorization.request_code, was_installed, key)
+        Self::create_for(&authorization.identity.digest, &authorization.authorization.request_code, was_installed, key)
     }
 
     /// [`create`](Self::create) from the authorization's digest and request code.
@@ -564,7 +586,7 @@ mod tests {
         let trusted = [ca.signer().public_key()];
         let verified = Authorization::verify(&code, &trusted).unwrap();
         assert_eq!(verified.authorization, auth);
-        assert_eq!(verified.confirmation_code.len(), 8);
+        assert_eq!(verified.identity.confirmation_code.len(), 8);
         let other = CertificateAuthority::generate("other", 1_800_000_000).unwrap();
         assert_eq!(
             Authorization::verify(&code, &[other.signer().public_key()]),
@@ -585,12 +607,12 @@ mod tests {
         let request = RequestCode::new(ReservationKind::Specific, "C9500", "SN1", &key.public_key()).unwrap();
         let code = grant(&request).to_code(ca.signer(), &request.udi()).unwrap();
         let verified = Authorization::verify(&code, &[ca.signer().public_key()]).unwrap();
-        assert_eq!(authorization_digest(&code), Ok(verified.digest));
+        assert_eq!(CodeIdentity::of(&code), Ok(verified.identity.clone()));
         let text = ReturnCode::create(&verified, true, &key).unwrap();
         assert!(text.split('-').all(|g| g.len() <= 6 && !g.contains(['0', 'O', 'I', 'l'])), "{text}");
         let parsed = ReturnCode::parse(&text).unwrap();
         assert!(parsed.was_installed);
-        assert_eq!(parsed.authorization_digest, verified.digest);
+        assert_eq!(parsed.authorization_digest, verified.identity.digest);
         assert_eq!(parsed.verify(&request), Ok(()));
 
         let forged = ReturnCode::create(&verified, true, &device_key()).unwrap();

@@ -15,7 +15,7 @@ use smartlic_core::compliance::Ledger;
 use smartlic_core::role::Action;
 use smartlic_core::{validate, Catalog, LicenseKind, Timestamp};
 use smartlic_proto::reservation::{
-    digest_hex, Authorization, RequestCode, ReservationKind, ReservedEntitlement, ReturnCode,
+    digest_hex, Authorization, CodeIdentity, RequestCode, ReservationKind, ReservedEntitlement, ReturnCode,
 };
 use smartlic_store::{
     Account, LicenseRecord, NewReservation, PoolCounts, Reservation, ReservationStatus, ReservedLicense, VirtualAccount,
@@ -243,8 +243,7 @@ fn new_piid() -> String {
     format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
 }
 
-/// Signs the authorization code of a reservation; the digest and confirmation code to store
-/// come from verifying it, as a device would.
+/// Signs the authorization code of a reservation, with the digest and confirmation code to store.
 fn sign(
     state: &AppState,
     code: &RequestCode,
@@ -272,7 +271,7 @@ fn sign(
     };
     let signer = state.ca.signer();
     let text = authorization.to_code(signer, &code.udi()).map_err(ApiError::internal)?;
-    let verified = Authorization::verify(&text, &[signer.public_key()]).map_err(ApiError::internal)?;
+    let identity = CodeIdentity::of(&text).map_err(ApiError::internal)?;
     Ok(NewReservation {
         request_code: authorization.request_code,
         kind: code.kind.as_str().to_string(),
@@ -280,8 +279,8 @@ fn sign(
         udi_sn: code.sn.clone(),
         piid: authorization.piid,
         authorization_code: text,
-        authorization_digest: digest_hex(&verified.digest),
-        confirmation_code: verified.confirmation_code,
+        authorization_digest: digest_hex(&identity.digest),
+        confirmation_code: identity.confirmation_code,
         licenses,
     })
 }

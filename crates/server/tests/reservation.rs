@@ -110,7 +110,7 @@ async fn reserved_licenses_leave_the_pool_until_the_device_returns_them() {
     assert_eq!((made.body["kind"].as_str(), made.body["status"].as_str()), (Some("specific"), Some("reserved")));
     assert_eq!(made.body["udi"], "PID:C9300-24UX,SN:FCW2134L0RN");
     let installed = install(&h, code);
-    assert_eq!(made.body["confirmation_code"].as_str(), Some(installed.confirmation_code.as_str()));
+    assert_eq!(made.body["confirmation_code"].as_str(), Some(installed.identity.confirmation_code.as_str()));
     assert_eq!(made.body["piid"].as_str(), Some(installed.authorization.piid.as_str()));
     assert_eq!(installed.authorization.request_code, d.request.to_string());
     let granted = &installed.authorization.entitlements;

@@ -2,6 +2,8 @@
 //! mode, with the builder that resolves it. Keyword help texts live in one table.
 
 use super::{Bag, Build, CliError, HelpFn, Parsed, Reject, Tree, Value};
+/// `license smart reservation request universal|specific|local` names the kind of the state machine.
+pub use smartlic_core::agent::ReservationKind;
 
 /// A CLI mode; sub-modes carry the name they were entered with.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -110,13 +112,6 @@ pub enum CallHomeView {
 pub enum Renew {
     Id,
     Auth,
-}
-
-/// `license smart reservation request universal|specific`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ReservationKind {
-    Universal,
-    Specific,
 }
 
 /// Controller-style transport (seed 000): `license smart transport-mode …`.
