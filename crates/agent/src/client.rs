@@ -1,8 +1,9 @@
 //! Signed exchanges with the manager over the device protocol (`smartlic_proto::wire`).
 //!
 //! Every request is signed by a device key and every answer, errors included, must carry the
-//! manager's signature: a device acts on nothing it cannot prove came from the manager whose
-//! CA certificate it trusts.
+//! manager's signature and the request's nonce: a device acts on nothing it cannot prove the
+//! manager said in answer to that very request. TLS may trust several CAs (a TLS-inspecting
+//! proxy's, G-2); answers are trusted from the manager's CA only.
 
 use crate::identity::DeviceIdentity;
 use crate::tls;
@@ -66,8 +67,9 @@ pub fn request_bytes<Req: Serialize>(
 }
 
 /// Checks and decodes the manager's answer at `path`: the signature first (an unsigned answer
-/// is worth nothing, not even its error text), then the status, then that a success answer
-/// echoes `nonce`.
+/// is worth nothing, not even its error text), then the status, then that the answer, success
+/// or error, echoes `nonce` (a recorded answer to another request is ignored). Returns the
+/// answer and which of `managers` signed it.
 pub fn read_answer<Resp: Answer>(
     managers: &[PublicKey],
     path: &str,
@@ -75,38 +77,54 @@ pub fn read_answer<Resp: Answer>(
     signature: Option<&str>,
     body: &[u8],
     nonce: &str,
-) -> Result<Resp, ClientError> {
+) -> Result<(Resp, usize), ClientError> {
     let signed = wire::response_signing_input(path, body);
-    if !signature.is_some_and(|s| managers.iter().any(|key| key.verify_b64(&signed, s))) {
-        return Err(ClientError::BadSignature);
-    }
+    let signer = signature
+        .and_then(|s| managers.iter().position(|key| key.verify_b64(&signed, s)))
+        .ok_or(ClientError::BadSignature)?;
+    let other_request = || ClientError::Malformed("the answer is for another request (its nonce differs)".into());
     if !(200..300).contains(&status) {
         return Err(match serde_json::from_slice::<ErrorResponse>(body) {
-            Ok(ErrorResponse { error }) => {
+            Ok(ErrorResponse { error, request_nonce }) if request_nonce.as_deref() == Some(nonce) => {
                 ClientError::Refused { status, code: error.code, message: error.message, field: error.field }
             }
+            Ok(_) => other_request(),
             Err(e) => ClientError::Malformed(format!("HTTP status {status} without a valid error body: {e}")),
         });
     }
     let answer: Resp = serde_json::from_slice(body).map_err(|e| ClientError::Malformed(e.to_string()))?;
     if answer.request_nonce() != nonce {
-        return Err(ClientError::Malformed("the answer is for another request (its nonce differs)".into()));
+        return Err(other_request());
     }
-    Ok(answer)
+    Ok((answer, signer))
 }
 
-/// A connection to one manager, trusting one CA. Cheap to clone; clones share connections.
+/// A CA certificate (PEM) whose key may sign the manager's answers.
+#[derive(Clone)]
+struct AnswerCa {
+    pem: String,
+    key: PublicKey,
+}
+
+fn answer_cas(ca_pem: &str) -> Result<Vec<AnswerCa>, ClientError> {
+    let certs = cert::certificates_of_bundle(ca_pem).map_err(|e| ClientError::Setup(e.to_string()))?;
+    Ok(certs.into_iter().map(|(pem, key)| AnswerCa { pem, key }).collect())
+}
+
+/// A connection to one manager. Cheap to clone; clones share connections.
 #[derive(Clone)]
 pub struct ManagerClient {
     http: reqwest::Client,
     base: String,
-    /// Keys an answer may be signed with: every trusted CA (trust points), not only the first.
-    manager_keys: Vec<PublicKey>,
+    /// The CAs an answer to a device not yet registered may be signed by; a registered device
+    /// accepts only the one it recorded at registration ([`DeviceIdentity::manager_ca`]).
+    answer_cas: Vec<AnswerCa>,
 }
 
 impl ManagerClient {
     /// `base_url` like `https://127.0.0.1:8443`; `ca_pem` is the manager's CA certificate,
-    /// which both authenticates its TLS listener and verifies its answers.
+    /// which both authenticates its TLS listener and verifies its answers (see
+    /// [`answers_signed_by`](Self::answers_signed_by) to tell them apart).
     pub fn new(base_url: &str, ca_pem: &str) -> Result<Self, ClientError> {
         Self::via(base_url, ca_pem, None)
     }
@@ -118,9 +136,16 @@ impl ManagerClient {
         if url.scheme() != "https" {
             return Err(ClientError::Setup(format!("the manager URL must be https: {base_url}")));
         }
-        let manager_keys = cert::public_keys_of_bundle(ca_pem).map_err(|e| ClientError::Setup(e.to_string()))?;
+        let answer_cas = answer_cas(ca_pem)?;
         let http = tls::https_client_via(ca_pem, proxy).map_err(|e| ClientError::Setup(e.to_string()))?;
-        Ok(ManagerClient { http, base: base_url.trim_end_matches('/').to_string(), manager_keys })
+        Ok(ManagerClient { http, base: base_url.trim_end_matches('/').to_string(), answer_cas })
+    }
+
+    /// Trusts answers signed by the CA certificates of `ca_pem` only, while TLS still trusts
+    /// every CA given at creation: a TLS-inspecting proxy's CA (G-2) authenticates the
+    /// connection but must not be able to forge the manager's answers.
+    pub fn answers_signed_by(self, ca_pem: &str) -> Result<Self, ClientError> {
+        Ok(ManagerClient { answer_cas: answer_cas(ca_pem)?, ..self })
     }
 
     /// The underlying HTTPS client, for other calls to the same manager (REST API, health).
@@ -158,9 +183,24 @@ impl ManagerClient {
         force: bool,
         now_ms: i64,
     ) -> Result<RegisterResponse, ClientError> {
+        Ok(self.register_learning_ca(key, udi, hostname, token, force, now_ms).await?.0)
+    }
+
+    /// Registers with `key` (a retry after a lost answer sends the same key again, and the
+    /// manager answers with the same instance) and returns the CA certificate (PEM) that signed
+    /// the answer: the manager's, which the device records to trust it alone from then on.
+    pub async fn register_learning_ca(
+        &self,
+        key: &SigningKey,
+        udi: &Udi,
+        hostname: Option<&str>,
+        token: &str,
+        force: bool,
+        now_ms: i64,
+    ) -> Result<(RegisterResponse, String), ClientError> {
         let csr = certificate_request(key, udi)?;
-        let answer: RegisterResponse = self
-            .exchange(wire::PATH_REGISTER, key, now_ms, |envelope| RegisterRequest {
+        let (answer, signer): (RegisterResponse, _) = self
+            .exchange(wire::PATH_REGISTER, key, &self.answer_keys(None)?, now_ms, |envelope| RegisterRequest {
                 envelope,
                 token: token.to_string(),
                 udi: udi.clone(),
@@ -170,7 +210,17 @@ impl ManagerClient {
             })
             .await?;
         check_certified(key, &answer.certificate)?;
-        Ok(answer)
+        Ok((answer, self.answer_cas[signer].pem.clone()))
+    }
+
+    /// The keys that may sign answers to `identity`: the manager CA it recorded at registration,
+    /// or, before it has one, the CAs this client was given.
+    fn answer_keys(&self, identity: Option<&DeviceIdentity>) -> Result<Vec<PublicKey>, ClientError> {
+        match identity.and_then(|i| i.manager_ca.as_deref()) {
+            Some(pem) => cert::public_keys_of_bundle(pem)
+                .map_err(|e| ClientError::Local(format!("the recorded manager CA is not valid: {e}"))),
+            None => Ok(self.answer_cas.iter().map(|ca| ca.key.clone()).collect()),
+        }
     }
 
     /// Renews the ID certificate, moving to a new key of the same algorithm (the request is
@@ -183,11 +233,9 @@ impl ManagerClient {
         let current = identity.signing_key();
         let next = SigningKey::generate(current.algorithm()).map_err(|e| ClientError::Local(e.to_string()))?;
         let csr = certificate_request(&next, &identity.udi)?;
-        let answer: RenewIdResponse = self
-            .exchange(wire::PATH_RENEW_ID, current, now_ms, |envelope| RenewIdRequest {
-                envelope,
-                instance_id: identity.instance_id.clone(),
-                csr,
+        let (answer, _): (RenewIdResponse, _) = self
+            .exchange(wire::PATH_RENEW_ID, current, &self.answer_keys(Some(identity))?, now_ms, |envelope| {
+                RenewIdRequest { envelope, instance_id: identity.instance_id.clone(), csr }
             })
             .await?;
         check_certified(&next, &answer.certificate)?;
@@ -201,31 +249,39 @@ impl ManagerClient {
         usage: &[Usage],
         now_ms: i64,
     ) -> Result<AuthorizeResponse, ClientError> {
-        self.exchange(wire::PATH_AUTHORIZE, identity.signing_key(), now_ms, |envelope| AuthorizeRequest {
-            envelope,
-            instance_id: identity.instance_id.clone(),
-            hostname: identity.hostname.clone(),
-            usage: usage.to_vec(),
-        })
-        .await
+        let keys = self.answer_keys(Some(identity))?;
+        let (answer, _) = self
+            .exchange(wire::PATH_AUTHORIZE, identity.signing_key(), &keys, now_ms, |envelope| AuthorizeRequest {
+                envelope,
+                instance_id: identity.instance_id.clone(),
+                hostname: identity.hostname.clone(),
+                usage: usage.to_vec(),
+            })
+            .await?;
+        Ok(answer)
     }
 
     pub async fn deregister(&self, identity: &DeviceIdentity, now_ms: i64) -> Result<DeregisterResponse, ClientError> {
-        self.exchange(wire::PATH_DEREGISTER, identity.signing_key(), now_ms, |envelope| DeregisterRequest {
-            envelope,
-            instance_id: identity.instance_id.clone(),
-        })
-        .await
+        let keys = self.answer_keys(Some(identity))?;
+        let (answer, _) = self
+            .exchange(wire::PATH_DEREGISTER, identity.signing_key(), &keys, now_ms, |envelope| DeregisterRequest {
+                envelope,
+                instance_id: identity.instance_id.clone(),
+            })
+            .await?;
+        Ok(answer)
     }
 
-    /// One signed round trip: `build` makes the request around a fresh envelope.
+    /// One signed round trip: `build` makes the request around a fresh envelope; the answer
+    /// must be signed by one of `answer_keys` (which one is returned).
     async fn exchange<Req: Serialize, Resp: Answer>(
         &self,
         path: &'static str,
         key: &SigningKey,
+        answer_keys: &[PublicKey],
         now_ms: i64,
         build: impl FnOnce(Envelope) -> Req,
-    ) -> Result<Resp, ClientError> {
+    ) -> Result<(Resp, usize), ClientError> {
         let nonce = new_nonce();
         let envelope = Envelope { version: wire::PROTOCOL_VERSION, timestamp: now_ms, nonce: nonce.clone() };
         let (body, signature) = request_bytes(path, key, &build(envelope))?;
@@ -242,7 +298,7 @@ impl ManagerClient {
         let signature =
             response.headers().get(wire::SIGNATURE_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string);
         let body = response.bytes().await.map_err(transport)?;
-        read_answer(&self.manager_keys, path, status, signature.as_deref(), &body, &nonce)
+        read_answer(answer_keys, path, status, signature.as_deref(), &body, &nonce)
     }
 }
 
@@ -328,13 +384,18 @@ mod tests {
         let path = wire::PATH_DEREGISTER;
         let body = answer("nonce-0123456789ab");
         let good = sign(&ca, path, &body);
-        let ok: DeregisterResponse =
+        let (ok, signer): (DeregisterResponse, _) =
             read_answer(std::slice::from_ref(&key), path, 200, Some(&good), &body, "nonce-0123456789ab").unwrap();
-        assert_eq!(ok.instance_id, "i-1");
+        assert_eq!((ok.instance_id.as_str(), signer), ("i-1", 0));
+        // With several CAs trusted, the answer says which one signed it.
+        let (other_ca, other_key) = manager();
+        let keys = [other_key, key.clone()];
+        let (_, signer): (DeregisterResponse, _) =
+            read_answer(&keys, path, 200, Some(&good), &body, "nonce-0123456789ab").unwrap();
+        assert_eq!(signer, 1);
 
         let mut tampered = body.clone();
         tampered[body.len() - 3] ^= 1;
-        let (other_ca, _) = manager();
         let cases = [
             (body.clone(), None),
             (tampered, Some(good.clone())),
@@ -366,18 +427,23 @@ mod tests {
         assert_eq!(ClientError::BadSignature.to_string(), "Data and signature do not match");
     }
 
-    #[test]
-    fn signed_errors_become_refusals_and_unsigned_ones_do_not() {
-        let (ca, key) = manager();
-        let path = wire::PATH_REGISTER;
-        let body = serde_json::to_vec(&ErrorResponse {
+    fn clock_skew_error(request_nonce: Option<&str>) -> Vec<u8> {
+        serde_json::to_vec(&ErrorResponse {
             error: ErrorDetail {
                 code: wire::code::CLOCK_SKEW.into(),
                 message: wire::text::clock_skew(5),
                 field: Some("timestamp".into()),
             },
+            request_nonce: request_nonce.map(str::to_string),
         })
-        .unwrap();
+        .unwrap()
+    }
+
+    #[test]
+    fn signed_errors_become_refusals_and_unsigned_ones_do_not() {
+        let (ca, key) = manager();
+        let path = wire::PATH_REGISTER;
+        let body = clock_skew_error(Some("n"));
         let err = read_answer::<RegisterResponse>(
             std::slice::from_ref(&key),
             path,
@@ -406,6 +472,27 @@ mod tests {
             "n",
         );
         assert!(matches!(err, Err(ClientError::Malformed(_))));
+    }
+
+    /// A recorded signed error (another request's, or one bound to no request) replayed to a
+    /// device is not a refusal: it cannot make the device drop its registration.
+    #[test]
+    fn signed_errors_for_another_request_are_ignored() {
+        let (ca, key) = manager();
+        let path = wire::PATH_AUTHORIZE;
+        for recorded in [clock_skew_error(Some("someone-elses-nonce")), clock_skew_error(None)] {
+            let signature = sign(&ca, path, &recorded);
+            let err = read_answer::<AuthorizeResponse>(
+                std::slice::from_ref(&key),
+                path,
+                404,
+                Some(&signature),
+                &recorded,
+                "my-own-nonce-0123",
+            )
+            .unwrap_err();
+            assert!(matches!(&err, ClientError::Malformed(m) if m.contains("another request")), "{err:?}");
+        }
     }
 
     #[test]

@@ -2,11 +2,12 @@
 //! identity, kept in a state directory, with the manager exchanges its actions ask for.
 //!
 //! The directory holds `agent.json` (state machine + configuration) and `identity.json` (key
-//! pair and ID certificate, owner-only). Both are replaced atomically; the state is saved after
+//! pair and ID certificate, owner-only), and while a registration is in progress its key
+//! (`registration-key.pem`, owner-only). All are replaced atomically; the state is saved after
 //! every step, before anything is sent, so a crash at any point resumes from a whole state.
 
 use crate::client::{ClientError, ManagerClient};
-use crate::config::{DeviceConfig, TransportKind};
+use crate::config::{DeviceConfig, Trustpoint, HTTP_NOT_SUPPORTED};
 use crate::identity::{DeviceIdentity, IdentityError};
 use crate::persist::write_atomic;
 use serde::{Deserialize, Serialize};
@@ -16,12 +17,15 @@ use smartlic_core::agent::{
 };
 use smartlic_core::{Clock, Timestamp};
 use smartlic_proto::wire::{self, AuthorizationStatus, Udi, Usage};
-use smartlic_proto::KeyAlgorithm;
+use smartlic_proto::{KeyAlgorithm, SigningKey};
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 
 const STATE_FILE: &str = "agent.json";
 const IDENTITY_FILE: &str = "identity.json";
+const REGISTRATION_KEY_FILE: &str = "registration-key.pem";
+/// The trust point the seeds designate for the licensing CA (the manager's).
+pub const LICENSING_TRUSTPOINT: &str = "SLA-TrustPoint";
 /// Version of `agent.json`, so a newer layout is refused rather than misread.
 const STATE_VERSION: u32 = 1;
 /// Most exchanges one command may cause (a registration is followed by an authorization, ...).
@@ -108,8 +112,13 @@ impl Device {
     /// Opens the device kept in `dir`.
     pub fn open(dir: &Path, clock: Box<dyn Clock>) -> Result<Device, DeviceError> {
         let path = dir.join(STATE_FILE);
-        let text = std::fs::read_to_string(&path).map_err(|_| DeviceError::NotADevice(dir.display().to_string()))?;
         let corrupt = |reason: String| DeviceError::Corrupt { path: path.display().to_string(), reason };
+        // Only a missing file means "no device here": an unreadable one (not UTF-8, ...) is a
+        // damaged device, not an invitation to `init` over it.
+        let text = std::fs::read_to_string(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => DeviceError::NotADevice(dir.display().to_string()),
+            _ => corrupt(e.to_string()),
+        })?;
         let saved: Saved = serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
         if saved.version != STATE_VERSION {
             return Err(corrupt(format!("state version {} is not {STATE_VERSION}", saved.version)));
@@ -167,8 +176,7 @@ impl Device {
 
     /// Tells the agent whether it has somewhere to send (G-5), after a transport change.
     pub async fn transport_changed(&mut self) -> Result<(), DeviceError> {
-        let t = &self.config.transport;
-        let available = t.kind != TransportKind::Off && t.url.is_some();
+        let available = self.config.destination().is_some();
         if available != self.agent.transport_available {
             self.apply(Event::SetTransport { available }).await?;
         }
@@ -202,29 +210,50 @@ impl Device {
 
     fn drop_identity(&mut self) -> Result<(), DeviceError> {
         self.identity = None;
-        match std::fs::remove_file(self.dir.join(IDENTITY_FILE)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(DeviceError::Save { path: self.dir.join(IDENTITY_FILE).display().to_string(), source: e })
+        remove_if_present(&self.dir.join(IDENTITY_FILE))
+    }
+
+    /// The key of the registration in progress: made on its first attempt and kept across
+    /// retries until one succeeds, so a retry after a lost answer is the same registration to
+    /// the manager (same key), not a second device with the same UDI.
+    fn registration_key(&self) -> Result<SigningKey, DeviceError> {
+        let path = self.dir.join(REGISTRATION_KEY_FILE);
+        let corrupt = |reason: String| DeviceError::Corrupt { path: path.display().to_string(), reason };
+        match std::fs::read_to_string(&path) {
+            Ok(pem) => SigningKey::from_pem(&pem).map_err(|e| corrupt(e.to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let key =
+                    SigningKey::generate(KeyAlgorithm::Ed25519).map_err(|e| DeviceError::Invalid(e.to_string()))?;
+                write_atomic(&path, key.to_pem().as_bytes())
+                    .map_err(|source| DeviceError::Save { path: path.display().to_string(), source })?;
+                Ok(key)
             }
-            _ => Ok(()),
+            Err(e) => Err(corrupt(e.to_string())),
         }
     }
 
     /// A client for the configured manager, or the failure the agent should record.
     fn manager(&self) -> Result<ManagerClient, Failure> {
-        let t = &self.config.transport;
-        let url = match (&t.url, t.kind) {
-            (Some(url), kind) if kind != TransportKind::Off => url,
-            _ => return Err(Failure::new(FailureKind::TransportUnavailable, TRANSPORT_NOT_AVAILABLE)),
+        let Some(url) = self.config.destination() else {
+            return Err(Failure::new(FailureKind::TransportUnavailable, TRANSPORT_NOT_AVAILABLE));
         };
+        // An http:// destination is accepted as configuration and fails here, as on a device.
+        if url.get(..7).is_some_and(|s| s.eq_ignore_ascii_case("http://")) {
+            return Err(Failure::new(FailureKind::Communication, HTTP_NOT_SUPPORTED));
+        }
         let pem = self.config.trusted_pem();
         if pem.is_empty() {
             let why = "no trust point holds a CA certificate: import the manager's with crypto pki authenticate";
             return Err(Failure::new(FailureKind::Communication, why));
         }
         let base = origin(url).ok_or_else(|| Failure::new(FailureKind::Communication, format!("bad URL {url}")))?;
-        ManagerClient::via(&base, &pem, self.config.active_proxy())
-            .map_err(|e| Failure::new(FailureKind::Communication, e.to_string()))
+        // TLS trusts every trust point; answers only the licensing CA, when it is known.
+        let client = ManagerClient::via(&base, &pem, self.config.active_proxy());
+        match licensing_ca(&self.config) {
+            Some(ca) => client.and_then(|c| c.answers_signed_by(&ca)),
+            None => client,
+        }
+        .map_err(|e| Failure::new(FailureKind::Communication, e.to_string()))
     }
 
     /// Performs one `Send*` action and returns its outcome as an event.
@@ -238,10 +267,13 @@ impl Device {
         let udi = Udi { pid: self.agent.pid.clone(), sn: self.agent.sn.clone() };
         let outcome = match (&action, &self.identity) {
             (Action::SendRegister { token, force }, _) => {
-                match manager.register(&udi, hostname.as_deref(), token, *force, KeyAlgorithm::Ed25519, now).await {
-                    Ok((key, answer)) => {
-                        let identity = DeviceIdentity::from_registration(udi, hostname, key, answer.clone());
+                let key = self.registration_key()?;
+                match manager.register_learning_ca(&key, &udi, hostname.as_deref(), token, *force, now).await {
+                    Ok((answer, manager_ca)) => {
+                        let identity = DeviceIdentity::from_registration(udi, hostname, key, answer.clone())
+                            .with_manager_ca(manager_ca);
                         identity.save(&self.dir.join(IDENTITY_FILE))?;
+                        remove_if_present(&self.dir.join(REGISTRATION_KEY_FILE))?;
                         self.identity = Some(identity);
                         Event::RegisterSucceeded(RegisterFacts {
                             instance_id: answer.instance_id,
@@ -296,6 +328,32 @@ impl Device {
             (_, Some(_)) => return Err(DeviceError::Invalid(format!("not an exchange: {action:?}"))),
         };
         Ok(outcome)
+    }
+}
+
+/// Removes a file of the state directory; one already gone is fine.
+fn remove_if_present(path: &Path) -> Result<(), DeviceError> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(DeviceError::Save { path: path.display().to_string(), source: e })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The CA certificate that may sign the manager's answers and authorization codes before a
+/// registration records one: the trust point designated for licensing, else the only trust
+/// point holding a certificate. None when several hold one and none is designated; a
+/// registration then records the trust point whose CA signed its answer.
+pub(crate) fn licensing_ca(config: &DeviceConfig) -> Option<String> {
+    let held = |t: &Trustpoint| t.certificate.clone();
+    if let Some(designated) = config.trustpoints.get(LICENSING_TRUSTPOINT).and_then(held) {
+        return Some(designated);
+    }
+    let mut held_by_any = config.trustpoints.values().filter_map(held);
+    match (held_by_any.next(), held_by_any.next()) {
+        (Some(only), None) => Some(only),
+        _ => None,
     }
 }
 

@@ -74,6 +74,11 @@ pub struct DeviceIdentity {
     pub virtual_account: String,
     pub export_controlled: bool,
     pub intervals: Intervals,
+    /// The CA certificate (PEM) that signed the registration answer: the manager's. Only it may
+    /// sign later answers, whatever else the trust points hold (a TLS-inspecting proxy's CA is
+    /// trusted for TLS, never for answers). None in identities saved before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manager_ca: Option<String>,
 }
 
 impl DeviceIdentity {
@@ -92,7 +97,13 @@ impl DeviceIdentity {
             virtual_account: answer.virtual_account,
             export_controlled: answer.export_controlled,
             intervals: answer.intervals,
+            manager_ca: None,
         }
+    }
+
+    /// Records the manager's CA certificate (see [`manager_ca`](Self::manager_ca)).
+    pub fn with_manager_ca(self, ca_pem: String) -> Self {
+        DeviceIdentity { manager_ca: Some(ca_pem), ..self }
     }
 
     /// Adopts the key and certificate of a successful ID renewal.
@@ -144,6 +155,7 @@ mod tests {
             virtual_account: "Default".into(),
             export_controlled: false,
             intervals: Intervals { id_renew_secs: 1, auth_renew_secs: 2, auth_validity_secs: 3 },
+            manager_ca: Some("-----BEGIN CERTIFICATE-----\n...\n".into()),
         }
     }
 

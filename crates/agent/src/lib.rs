@@ -8,6 +8,7 @@ pub mod device;
 pub mod identity;
 pub mod persist;
 pub mod reservation;
+pub mod running_config;
 pub mod session;
 pub mod show;
 pub mod tls;

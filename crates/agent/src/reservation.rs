@@ -7,7 +7,7 @@
 //! `reservation-key.pem` of the state directory until the reservation is returned or cancelled:
 //! the request code commits to it and the return code is signed with it.
 
-use crate::device::{Device, DeviceError};
+use crate::device::{licensing_ca, Device, DeviceError, LICENSING_TRUSTPOINT};
 use crate::persist::write_atomic;
 use smartlic_core::agent::{Event, Registration, ReservationKind, ReservationRequest, Reserved, ReservedLicense};
 use smartlic_core::Timestamp;
@@ -80,12 +80,15 @@ impl Device {
         }
     }
 
-    /// Checks `code` against the trust points and the request in progress.
+    /// Checks `code` against the licensing CA (only the manager's CA may sign a code, not every
+    /// trust point) and the request in progress.
     fn verify_for_request(&self, code: &str) -> Result<VerifiedAuthorization, String> {
         let request = self.agent.reservation.request.as_ref().ok_or(text::NO_REQUEST)?;
-        let keys = public_keys_of_bundle(&self.config.trusted_pem()).unwrap_or_default();
+        let keys = licensing_ca(&self.config).and_then(|pem| public_keys_of_bundle(&pem).ok()).unwrap_or_default();
         if keys.is_empty() {
-            return Err("no trust point holds the manager's CA certificate (crypto pki authenticate)".into());
+            return Err(format!(
+                "no trust point is known to hold the manager's CA certificate: import it as {LICENSING_TRUSTPOINT} (crypto pki authenticate)"
+            ));
         }
         let verified = Authorization::verify(code, &keys).map_err(|e| e.to_string())?;
         if verified.authorization.request_code != request.code || kind_of(verified.authorization.kind) != request.kind {

@@ -2,15 +2,19 @@
 //! commands, exec and configuration alike, as on the controller of seed 000) and by the
 //! interactive prompt. Before each command it runs what became due by the device clock.
 
-use crate::cli::{format_help, Cli, CliError, ClockValue, Command, Mode, Parsed, PemCollector, Renew, Revocation};
-use crate::cli::{Transport, TransportMode};
-use crate::config::{TransportKind, Trustpoint};
+use crate::cli::{format_help, CallHomeView, Cli, CliError, ClockValue, Command, Filter, Mode, Parsed, PemCollector};
+use crate::cli::{Renew, Revocation, Transport, TransportMode};
+use crate::config::{CallHome, CallHomeProfile, TransportKind, Trustpoint, DEFAULT_PROFILE};
 use crate::device::{Device, DeviceError};
 use crate::reservation::{text as reservation_text, Outcome};
+use crate::running_config;
 use crate::show;
 use crate::tls::ProxyConfig;
 use smartlic_core::agent::Event;
 use smartlic_core::Timestamp;
+
+/// What a device prints after a registration made its key pair, until `write memory` (seed 004).
+pub const CONFIG_NOT_SAVED: &str = "%SMART_LIC-4-CONFIG_NOT_SAVED: Smart Licensing configuration has not been saved";
 
 /// What one line produced.
 #[derive(Debug, Default)]
@@ -81,24 +85,100 @@ impl Session {
             }
             return Ok(Reply::default());
         }
+        let key_before = self.identity_serial();
         self.device.run_due().await?;
-        let parsed = if self.oneshot && self.mode == Mode::Exec {
-            self.cli.parse_oneshot(line)
-        } else {
-            self.cli.parse(&self.mode, line)
-        };
-        let command = match parsed {
-            Ok(Parsed::Empty) => return Ok(Reply::default()),
-            Ok(Parsed::Help(items)) => return Ok(Reply::text(format_help(&items))),
-            Ok(Parsed::Command(c)) => c,
+        let parsed = Filter::split(line).and_then(|(command, filter)| {
+            let (mode, parsed) = self.cli.parse_in(&self.mode, command, self.oneshot)?;
+            Ok((mode, parsed, filter))
+        });
+        let (mode, command, filter) = match parsed {
+            Ok((_, Parsed::Empty, _)) => return Ok(Reply::default()),
+            Ok((_, Parsed::Help(items), _)) => return Ok(Reply::text(format_help(&items))),
+            Ok((mode, Parsed::Command(c), filter)) => (mode, c, filter),
             Err(e) => return Ok(Reply::refused(render_error(&e, line))),
         };
-        let reply = self.execute(&command).await?;
+        // A line of a parent mode left the sub-mode (IOS): it runs in the parent.
+        self.mode = mode;
+        let mut reply = self.execute(&command).await?;
+        if !reply.error {
+            self.record(&command)?;
+        }
+        self.key_generated(key_before, &mut reply)?;
+        if let Some(filter) = filter {
+            reply.output = filter.apply(&reply.output);
+        }
         match self.mode.after(&command) {
             Some(next) => self.mode = next,
             None => return Ok(Reply { exit: true, ..reply }),
         }
         Ok(reply)
+    }
+
+    /// The serial of the device's ID certificate: a new one comes with a new key pair.
+    fn identity_serial(&self) -> Option<String> {
+        self.device.agent.registration.registered().map(|r| r.certificate_serial.clone())
+    }
+
+    /// Keeps a configuration command in the running configuration.
+    fn record(&mut self, command: &Command) -> Result<(), DeviceError> {
+        let Some(edit) = running_config::edit(&self.mode, command) else { return Ok(()) };
+        let now = self.device.now();
+        if self.device.config.running.apply(&edit, now) {
+            self.device.save()?;
+        }
+        Ok(())
+    }
+
+    /// A registration (or ID renewal) made a key pair: part of the configuration on a device,
+    /// so the running configuration differs from the startup one until `write memory`, and the
+    /// device says so (seed 004).
+    fn key_generated(&mut self, before: Option<String>, reply: &mut Reply) -> Result<(), DeviceError> {
+        let after = self.identity_serial();
+        if after.is_none() || after == before {
+            return Ok(());
+        }
+        let now = self.device.now();
+        self.device.config.running.touch(now);
+        self.device.save()?;
+        if !reply.output.is_empty() && !reply.output.ends_with('\n') {
+            reply.output.push('\n');
+        }
+        reply.output.push_str(CONFIG_NOT_SAVED);
+        Ok(())
+    }
+
+    /// Applies a call-home change; one refused (a second profile for licensing) changes nothing.
+    /// `destination`: the change added (or with `true`, removed) this URL, which makes call home
+    /// the transport.
+    async fn call_home(
+        &mut self,
+        change: impl FnOnce(&mut CallHome) -> Result<(), String>,
+        destination: Option<(String, bool)>,
+    ) -> Result<Reply, DeviceError> {
+        if let Err(why) = change(&mut self.device.config.call_home) {
+            return Ok(Reply::refused(why));
+        }
+        if let Some((url, remove)) = destination {
+            // The last manager URL configured in any form serves the forms that name none
+            // (`license smart transport-mode smart-licensing`).
+            let t = &mut self.device.config.transport;
+            t.kind = TransportKind::Callhome;
+            if !remove {
+                t.url = Some(url);
+            } else if t.url.as_deref() == Some(url.as_str()) {
+                t.url = None;
+            }
+        }
+        self.device.transport_changed().await?;
+        Ok(Reply::default())
+    }
+
+    /// The profile a `cfg-call-home-profile` command applies to.
+    fn profile(&self) -> String {
+        match &self.mode {
+            Mode::CallHomeProfile(name) => name.clone(),
+            _ => DEFAULT_PROFILE.to_string(),
+        }
     }
 
     async fn execute(&mut self, command: &Command) -> Result<Reply, DeviceError> {
@@ -180,7 +260,86 @@ impl Session {
                 d.set_clock(clock_value(value)).await?;
                 Reply::default()
             }
-            Command::WriteMemory => Reply::text("[OK]"),
+            Command::WriteMemory => {
+                d.config.running.save(now);
+                d.save()?;
+                Reply::text("Building configuration...\n[OK]")
+            }
+            Command::ShowRunningConfig { callhome } => {
+                Reply::text(running_config::show_running_config(&d.config, *callhome, now))
+            }
+            Command::ShowCallHome(CallHomeView::Summary) => Reply::text(running_config::show_call_home(&d.config)),
+            Command::ShowCallHome(CallHomeView::SmartLicensing) => {
+                Reply::text(running_config::show_call_home_smart_licensing(&d.config))
+            }
+            Command::ShowCallHome(CallHomeView::Profile(name)) => {
+                Reply::text(running_config::show_call_home_profile(&d.config, name.as_deref()))
+            }
+            Command::ShowTrustpoints => Reply::text(running_config::show_trustpoints(&d.config)),
+            Command::Probe(line) => Reply::text(format!(
+                "% {line}: a simulated device has no network interfaces of its own; run it from the host, \
+                 and see show license status for whether the manager answers"
+            )),
+            Command::ServiceCallHome(on) => {
+                d.config.call_home.service = Some(*on);
+                d.transport_changed().await?;
+                Reply::default()
+            }
+            Command::CallhomeEnable(on) => {
+                d.config.call_home.enable = Some(*on);
+                d.transport_changed().await?;
+                Reply::default()
+            }
+            Command::ContactEmail(email) | Command::EmailContact(email) => {
+                d.config.call_home.contact_email = Some(email.clone());
+                Reply::default()
+            }
+            Command::PhoneContact(phone) => {
+                d.config.call_home.phone = Some(phone.clone());
+                Reply::default()
+            }
+            Command::StreetAddress(street) => {
+                d.config.call_home.street = Some(street.clone());
+                Reply::default()
+            }
+            Command::UseVrf(vrf) => {
+                d.config.call_home.vrf = Some(vrf.clone());
+                Reply::default()
+            }
+            Command::CallHomeProfile(name) => {
+                let name = name.clone();
+                return self.call_home(|c| c.change_profile(&name, |_| {}), None).await;
+            }
+            Command::ProfileActive(on) => {
+                let (name, on) = (self.profile(), *on);
+                return self.call_home(|c| c.change_profile(&name, |p| p.active = Some(on)), None).await;
+            }
+            Command::ReportingSmartLicensing(on) => {
+                let (name, on) = (self.profile(), *on);
+                return self.call_home(|c| c.change_profile(&name, |p| p.reporting = Some(on)), None).await;
+            }
+            Command::DestinationTransportHttp | Command::DestinationProfileTransportHttp { .. } => {
+                let name = match command {
+                    Command::DestinationProfileTransportHttp { profile } => profile.clone(),
+                    _ => self.profile(),
+                };
+                return self.call_home(|c| c.change_profile(&name, |p| p.transport_http = true), None).await;
+            }
+            Command::DestinationAddress { url, remove } | Command::DestinationProfileHttp { url, remove, .. } => {
+                let name = match command {
+                    Command::DestinationProfileHttp { profile, .. } => profile.clone(),
+                    _ => self.profile(),
+                };
+                let (url, remove) = (url.clone(), *remove);
+                let added = url.clone();
+                let change = |p: &mut CallHomeProfile| {
+                    p.urls.retain(|u| *u != added);
+                    if !remove {
+                        p.urls.push(added);
+                    }
+                };
+                return self.call_home(|c| c.change_profile(&name, change), Some((url, remove))).await;
+            }
             Command::SmartEnable(on) => {
                 d.apply(if *on { Event::Enable } else { Event::Disable }).await?;
                 Reply::default()
@@ -192,9 +351,6 @@ impl Session {
                     None => addr.clone(),
                 });
                 self.set_destination(TransportKind::Smart, url).await?
-            }
-            Command::DestinationAddress { url, remove } | Command::DestinationProfileHttp { url, remove, .. } => {
-                self.set_destination(TransportKind::Callhome, (!remove).then(|| url.clone())).await?
             }
             Command::SmartTransport(t) => {
                 self.device.config.transport.kind = match t {
@@ -305,15 +461,9 @@ impl Session {
         Ok(reply)
     }
 
+    /// `license smart url` / `server`: an `http://` URL is accepted and fails when the device
+    /// connects (see [`crate::config::HTTP_NOT_SUPPORTED`]).
     async fn set_destination(&mut self, kind: TransportKind, url: Option<String>) -> Result<Reply, DeviceError> {
-        if let Some(u) = &url {
-            if u.starts_with("http://") {
-                // Seed 003: the manager is reached over HTTPS only.
-                return Ok(Reply::refused(
-                    "% HTTP is no longer supported to reach the manager; HTTPS is only supported. Use an https:// URL.",
-                ));
-            }
-        }
         let t = &mut self.device.config.transport;
         t.kind = kind;
         t.url = url;

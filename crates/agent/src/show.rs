@@ -281,7 +281,7 @@ fn transport_block(out: &mut Out, config: &DeviceConfig) {
     if t.kind == TransportKind::Off {
         return;
     }
-    out.field(1, "URL", t.url.as_deref().unwrap_or("<empty>"));
+    out.field(1, "URL", config.destination().unwrap_or("<empty>"));
     if let Some(proxy) = config.active_proxy() {
         out.line("  Proxy:");
         out.field(2, "Address", &proxy.host);
@@ -545,7 +545,7 @@ pub fn mode(config: &DeviceConfig) -> String {
 /// proxy it is reached through.
 pub fn server(config: &DeviceConfig) -> String {
     let mut out = Out::default();
-    out.field(0, "Smart Licensing server", config.transport.url.as_deref().unwrap_or("<none>"));
+    out.field(0, "Smart Licensing server", config.destination().unwrap_or("<none>"));
     if let Some(proxy) = config.active_proxy() {
         out.field(0, "Proxy server", format!("{} port {}", proxy.host, proxy.port));
     }

@@ -42,15 +42,21 @@ impl Bench {
         )
         .unwrap();
         let mut b = Bench { dir, clock, ca, session: Session::new(device, true) };
-        b.ok("crypto pki trustpoint SLA-TrustPoint").await;
-        b.ok("end").await;
-        b.ok("crypto pki authenticate SLA-TrustPoint").await;
-        for line in b.ca.cert_pem().to_string().lines() {
-            b.session.line(line).await.unwrap();
-        }
+        let manager_ca = b.ca.cert_pem().to_string();
+        b.trust("SLA-TrustPoint", &manager_ca).await;
         // A manager URL on a closed port: a reserved device must never try it.
         b.ok("license smart url https://127.0.0.1:9/").await;
         b
+    }
+
+    /// Imports `pem` as trust point `name`.
+    async fn trust(&mut self, name: &str, pem: &str) {
+        self.ok(&format!("crypto pki trustpoint {name}")).await;
+        self.ok("end").await;
+        self.ok(&format!("crypto pki authenticate {name}")).await;
+        for line in pem.lines() {
+            self.session.line(line).await.unwrap();
+        }
     }
 
     async fn line(&mut self, line: &str) -> Reply {
@@ -79,6 +85,16 @@ impl Bench {
 
     /// The authorization code the manager would sign for `request`.
     fn authorize(&self, request: &RequestCode, entitlements: Vec<ReservedEntitlement>) -> String {
+        self.authorize_by(&self.ca, request, entitlements)
+    }
+
+    /// The authorization code for `request` as `signer` would sign it.
+    fn authorize_by(
+        &self,
+        signer: &CertificateAuthority,
+        request: &RequestCode,
+        entitlements: Vec<ReservedEntitlement>,
+    ) -> String {
         let auth = Authorization {
             kind: request.kind,
             piid: "6ca07f56-1a2b-4c3d-8e9f-000000000001".into(),
@@ -86,7 +102,7 @@ impl Bench {
             request_code: request.to_string(),
             entitlements,
         };
-        auth.to_code(self.ca.signer(), &request.udi()).unwrap()
+        auth.to_code(signer.signer(), &request.udi()).unwrap()
     }
 
     fn reopen(&mut self) {
@@ -250,4 +266,29 @@ async fn no_request_while_a_registration_is_under_way() {
     b.ok("license smart deregister").await;
     b.request("local").await;
     assert!(b.refused("license smart register idtoken QUJD").await.contains("reservation request is in progress"));
+}
+
+/// Only the manager's CA signs authorization codes: not a TLS-inspecting proxy's CA imported as
+/// another trust point (G-2). With several CAs and none designated as SLA-TrustPoint, the device
+/// cannot tell which is the manager's, so it takes none.
+#[tokio::test]
+async fn authorization_codes_are_trusted_from_the_licensing_trust_point_only() {
+    let mut b = Bench::new().await;
+    let proxy = CertificateAuthority::generate("inspecting proxy CA", b.clock.now().0 / 1000 - 60).unwrap();
+    b.trust("A-Proxy", proxy.cert_pem()).await;
+    b.ok("license smart reservation").await;
+    let request = b.request("local").await;
+    let forged = b.authorize_by(&proxy, &request, vec![license("C9300 Network Advantage", 1, None)]);
+    let refused = b.refused(&format!("license smart reservation install \"{forged}\"")).await;
+    assert!(refused.contains("signature does not match any trusted manager key"), "{refused}");
+
+    let genuine = b.authorize(&request, vec![license("C9300 Network Advantage", 1, None)]);
+    let manager_ca = b.ca.cert_pem().to_string();
+    b.ok("no crypto pki trustpoint SLA-TrustPoint").await;
+    b.trust("LicRoot", &manager_ca).await;
+    let refused = b.refused(&format!("license smart reservation install \"{genuine}\"")).await;
+    assert!(refused.contains("import it as SLA-TrustPoint"), "{refused}");
+    b.trust("SLA-TrustPoint", &manager_ca).await;
+    let out = b.ok(&format!("license smart reservation install \"{genuine}\"")).await;
+    assert!(out.starts_with("Reservation install file successful"), "{out}");
 }

@@ -61,6 +61,9 @@ enum Command {
     /// API clients of a smart account.
     #[command(subcommand)]
     Client(ClientCmd),
+    /// Live OAuth2 access tokens: list them, end one at once.
+    #[command(subcommand)]
+    AccessToken(AccessTokenCmd),
     /// Purchased licenses of a virtual account.
     #[command(subcommand)]
     License(LicenseCmd),
@@ -88,6 +91,9 @@ enum Command {
     /// The license tags the manager knows.
     #[command(subcommand)]
     Catalog(CatalogCmd),
+    /// Recompute every pool's in-use and reserved counts from the records and list each stored
+    /// counter that differs (operator); exits with status 1 when any does.
+    Check,
 }
 
 /// The smart account a command acts on.
@@ -173,6 +179,24 @@ enum UserCmd {
         #[command(flatten)]
         account: Account,
     },
+    /// Refuse the user's logins and access tokens, keeping the record.
+    Disable(Principal),
+    /// Let a disabled user log in again.
+    Enable(Principal),
+    /// Set a new password, read from standard input (the line after the --user login
+    /// password, if any); the user's live access tokens end at once.
+    Password(Principal),
+    /// Remove the user; its access tokens end at once, events keep its name.
+    Delete(Principal),
+}
+
+/// A user or API client, by the name it is listed under in its smart account.
+#[derive(Args, Debug)]
+struct Principal {
+    #[command(flatten)]
+    account: Account,
+    #[arg(long)]
+    name: String,
 }
 
 #[derive(Subcommand, Debug)]
@@ -192,6 +216,32 @@ enum ClientCmd {
     List {
         #[command(flatten)]
         account: Account,
+    },
+    /// Give the client a new secret, printed now and never again; the old secret and the
+    /// client's live access tokens stop working at once.
+    Rotate(Principal),
+    /// Refuse the client's logins and access tokens, keeping the record.
+    Disable(Principal),
+    /// Let a disabled client log in again.
+    Enable(Principal),
+    /// Remove the client; its access tokens end at once, events keep its name.
+    Delete(Principal),
+}
+
+#[derive(Subcommand, Debug)]
+enum AccessTokenCmd {
+    /// Live access tokens of a smart account's users and API clients, or of the operators
+    /// without --account (prefix and id only).
+    List {
+        #[arg(long = "account", value_name = "DOMAIN")]
+        domain: Option<String>,
+    },
+    /// End an access token at once: give the token itself or its listed id.
+    Revoke {
+        #[arg(long, required_unless_present = "id", conflicts_with = "id")]
+        token: Option<String>,
+        #[arg(long)]
+        id: Option<i64>,
     },
 }
 
@@ -427,13 +477,22 @@ const VAS: &[Col] =
     &[("NAME", "name"), ("DEFAULT", "is_default"), ("DESCRIPTION", "description"), ("CREATED", "created_at")];
 const PRINCIPALS: &[Col] = &[
     ("NAME", "name"),
+    ("LOGIN", "login"),
     ("KIND", "kind"),
+    ("STATUS", "status"),
     ("ROLE", "role"),
     ("VIRTUAL ACCOUNT", "virtual_account"),
     ("CREATED", "created_at"),
 ];
+const ACCESS_TOKENS: &[Col] = &[
+    ("ID", "id"),
+    ("PREFIX", "prefix"),
+    ("HOLDER", "principal"),
+    ("CREATED", "created_at"),
+    ("EXPIRES", "expires_at"),
+];
 const TOKENS: &[Col] = &[
-    ("TOKEN", "token"),
+    ("PREFIX", "prefix"),
     ("STATUS", "status"),
     ("USES", "uses"),
     ("MAX USES", "max_uses"),
@@ -491,6 +550,14 @@ const USAGE: &[Col] = &[
     ("STATUS", "status"),
 ];
 const CATALOG: &[Col] = &[("TAG", "tag"), ("DISPLAY NAME", "display_name"), ("FULFILLED BY", "fulfilled_by")];
+const DIFFERENCES: &[Col] = &[
+    ("ACCOUNT", "account"),
+    ("VIRTUAL ACCOUNT", "virtual_account"),
+    ("TAG", "tag"),
+    ("COUNTER", "counter"),
+    ("STORED", "stored"),
+    ("RECOMPUTED", "recomputed"),
+];
 
 /// One REST request and how to show its answer.
 #[derive(Debug, PartialEq)]
@@ -539,6 +606,17 @@ impl Account {
     }
 }
 
+impl Principal {
+    /// Its resource under `/users` or `/api-clients` of its account.
+    fn path(&self, kind: &str) -> Result<String> {
+        Ok(format!("{}{kind}/{}", self.account.path()?, segment(&self.name)?))
+    }
+
+    fn change(&self, kind: &str, body: Value) -> Result<Call> {
+        Ok(Call::with_body(Method::PATCH, self.path(kind)?, body, Show::Record))
+    }
+}
+
 impl Pool {
     fn path(&self) -> Result<String> {
         self.account.pool_path(&self.va)
@@ -584,6 +662,13 @@ fn plan(command: &Command, input: &mut dyn BufRead) -> Result<Call> {
             )
         }
         Command::User(UserCmd::List { account }) => Call::get(account.path()? + "/users", Table("users", PRINCIPALS)),
+        Command::User(UserCmd::Disable(p)) => p.change("/users", json!({ "disabled": true }))?,
+        Command::User(UserCmd::Enable(p)) => p.change("/users", json!({ "disabled": false }))?,
+        Command::User(UserCmd::Password(p)) => {
+            let password = client::read_line(input, "the new password")?;
+            p.change("/users", json!({ "password": password }))?
+        }
+        Command::User(UserCmd::Delete(p)) => Call::delete(p.path("/users")?),
         Command::Client(ClientCmd::Create { account, name, role, va }) => Call::post(
             account.path()? + "/api-clients",
             json!({ "name": name, "role": role, "virtual_account": va }),
@@ -591,6 +676,22 @@ fn plan(command: &Command, input: &mut dyn BufRead) -> Result<Call> {
         ),
         Command::Client(ClientCmd::List { account }) => {
             Call::get(account.path()? + "/api-clients", Table("api_clients", PRINCIPALS))
+        }
+        Command::Client(ClientCmd::Rotate(p)) => {
+            Call::post(p.path("/api-clients")? + "/rotate-secret", json!({}), Record)
+        }
+        Command::Client(ClientCmd::Disable(p)) => p.change("/api-clients", json!({ "disabled": true }))?,
+        Command::Client(ClientCmd::Enable(p)) => p.change("/api-clients", json!({ "disabled": false }))?,
+        Command::Client(ClientCmd::Delete(p)) => Call::delete(p.path("/api-clients")?),
+        Command::AccessToken(AccessTokenCmd::List { domain }) => {
+            let scope = match domain {
+                Some(domain) => account_path(domain)?,
+                None => "/api/v1".into(),
+            };
+            Call::get(scope + "/access-tokens", Table("access_tokens", ACCESS_TOKENS))
+        }
+        Command::AccessToken(AccessTokenCmd::Revoke { token, id }) => {
+            Call::post("/api/v1/access-tokens/revoke".into(), json!({ "token": token, "id": id }), Record)
         }
         Command::License(LicenseCmd::Add { pool, tag, count, sku, kind, start, end, subscription_id }) => Call::post(
             pool.path()? + "/licenses",
@@ -667,6 +768,7 @@ fn plan(command: &Command, input: &mut dyn BufRead) -> Result<Call> {
         Command::Clock(ClockCmd::Show) => Call::get("/api/v1/clock".into(), Record),
         Command::Clock(ClockCmd::Set { time }) => Call::post("/api/v1/clock".into(), json!({ "time": time }), Record),
         Command::Catalog(CatalogCmd::List) => Call::get("/api/v1/catalog".into(), Table("tags", CATALOG)),
+        Command::Check => Call::get("/api/v1/check".into(), Table("differences", DIFFERENCES)),
     })
 }
 
@@ -701,9 +803,18 @@ pub async fn run(args: AdminArgs) -> Result<()> {
     // `smartlic admin ... | head` closing the pipe early is not an error.
     let mut stdout = std::io::stdout().lock();
     match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
-        Err(e) if e.kind() != ErrorKind::BrokenPipe => Err(e).context("cannot write to standard output"),
-        _ => Ok(()),
+        Err(e) if e.kind() != ErrorKind::BrokenPipe => return Err(e).context("cannot write to standard output"),
+        _ => {}
     }
+    // Drift fails the command, so scripts and monitors can act on it.
+    if let Command::Check = args.command {
+        let answer: Value = serde_json::from_str(&answer).context("the manager's answer is not JSON")?;
+        match answer["differences"].as_array().map_or(0, Vec::len) {
+            0 => eprintln!("every counter matches the records"),
+            n => anyhow::bail!("{n} counter(s) differ from the records"),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -810,6 +921,8 @@ mod tests {
         assert_eq!(planned("reservation list --account a.com").path, "/api/v1/accounts/a.com/reservations");
         let call = planned("account set --domain a.com --allow-universal-reservation true");
         assert_eq!((call.method, call.body), (Method::PATCH, Some(json!({ "universal_reservation": true }))));
+        let call = planned("check");
+        assert_eq!((call.method, call.path.as_str()), (Method::GET, "/api/v1/check"));
         let call = planned("va delete --account a.com --name Lab");
         assert_eq!((call.method, call.path.as_str()), (Method::DELETE, "/api/v1/accounts/a.com/virtual-accounts/Lab"));
     }

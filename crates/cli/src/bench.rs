@@ -3,8 +3,9 @@
 //! It starts its own manager (this binary's `server`, fresh data directory, loopback only),
 //! sets up an account with licenses and a token through the REST API, then measures:
 //! registrations, authorizations of random registered devices at one or more pool sizes, and
-//! the same load against `GET /health` as the ceiling of the HTTPS stack alone. The server's
-//! peak memory is read after each phase. All tasks share one HTTPS client (keep-alive).
+//! the same load against `GET /health` as the ceiling of the HTTPS stack alone. With `--flood`,
+//! the last authorization phase is run again during a flood of wrong logins. The server's
+//! memory is read after each phase. All device tasks share one HTTPS client (keep-alive).
 
 use anyhow::{bail, Context};
 use rand::Rng;
@@ -33,6 +34,13 @@ pub struct BenchArgs {
     /// Duration of each timed phase (authorization, health).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     seconds: u64,
+    /// Wrong logins in flight at once while the last authorization phase runs again, each
+    /// from one of as many loopback addresses (127.1.x.y): a distributed login flood. 0: none.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=4096))]
+    flood: u32,
+    /// Wrong logins per second of the flood, all addresses together; 0: as fast as they go.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    flood_rate: u32,
 }
 
 const DOMAIN: &str = "bench.example.com";
@@ -52,7 +60,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if cfg!(debug_assertions) {
         eprintln!("warning: this is a debug build; build with --release for representative numbers");
     }
-    let plan = Plan { sizes, concurrency: args.concurrency as usize, seconds: args.seconds };
+    let plan = Plan {
+        sizes,
+        concurrency: args.concurrency as usize,
+        seconds: args.seconds,
+        flood: args.flood as usize,
+        flood_rate: args.flood_rate,
+    };
     let mut server = Server::spawn()?;
     // On Ctrl-C too the server is dropped, hence killed, before the process ends.
     tokio::select! {
@@ -66,6 +80,8 @@ struct Plan {
     sizes: Vec<usize>,
     concurrency: usize,
     seconds: u64,
+    flood: usize,
+    flood_rate: u32,
 }
 
 async fn measure(server: &mut Server, plan: &Plan) -> anyhow::Result<()> {
@@ -85,18 +101,37 @@ async fn measure(server: &mut Server, plan: &Plan) -> anyhow::Result<()> {
         let from = pool.len();
         eprintln!("bench: registering devices {}..{size}", from + 1);
         let registered = register(&client, &token, from..size, plan.concurrency).await?;
-        rows.push(Row::new("register", format!("{} → {size}", from + 1), &registered, server.rss_peak_kib()));
+        rows.push(Row::new("register", format!("{} → {size}", from + 1), &registered, server.rss()));
         Arc::get_mut(&mut pool).context("the device pool is still shared")?.extend(registered.values);
         if pool.is_empty() {
             bail!("no device could register: {}", registered.first_error.unwrap_or_default());
         }
         eprintln!("bench: authorizing for {} s with {} instances", plan.seconds, pool.len());
         let authorized = authorize(&client, &pool, plan.concurrency, length).await?;
-        rows.push(Row::new("authorize", pool.len().to_string(), &authorized, server.rss_peak_kib()));
+        rows.push(Row::new("authorize", pool.len().to_string(), &authorized, server.rss()));
+    }
+    if plan.flood > 0 {
+        eprintln!(
+            "bench: authorizing for {} s during a flood of wrong logins from {} addresses",
+            plan.seconds, plan.flood
+        );
+        let flooders = server.clients_from_addresses(plan.flood)?;
+        let flooding = flood(flooders, &server.base, plan.flood_rate, length);
+        let (authorized, flooded) = tokio::join!(authorize(&client, &pool, plan.concurrency, length), flooding);
+        rows.push(Row::new("authorize (login flood)", pool.len().to_string(), &authorized?, server.rss()));
+        let mut flooded = flooded?;
+        let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+        for (status, _) in &flooded.values {
+            *statuses.entry(*status).or_default() += 1;
+        }
+        // Each request's own time, without the wait for its turn at the flood's rate.
+        flooded.latencies = flooded.values.iter().map(|(_, took)| *took).collect();
+        eprintln!("bench: wrong logins answered, by status: {statuses:?}");
+        rows.push(Row::new("wrong logins (flood)", pool.len().to_string(), &flooded, server.rss()));
     }
     eprintln!("bench: GET /health for {} s (ceiling)", plan.seconds);
     let health = health(&client, plan.concurrency, length).await?;
-    rows.push(Row::new("health (ceiling)", pool.len().to_string(), &health, server.rss_peak_kib()));
+    rows.push(Row::new("health (ceiling)", pool.len().to_string(), &health, server.rss()));
     print_report(&rows, plan);
     Ok(())
 }
@@ -195,11 +230,39 @@ impl Server {
         anyhow::anyhow!("{e:#}\nserver log ({}):\n{tail}", path.display())
     }
 
-    /// Peak resident memory of the server so far (VmHWM), where /proc tells it.
-    fn rss_peak_kib(&self) -> Option<u64> {
+    /// Resident memory of the server now (VmRSS) and its peak so far (VmHWM), in KiB, where
+    /// /proc tells them.
+    fn rss(&self) -> Option<(u64, u64)> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
-        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-        line.split_whitespace().nth(1)?.parse().ok()
+        let field = |name: &str| -> Option<u64> {
+            let line = status.lines().find(|l| l.starts_with(name))?;
+            line.split_whitespace().nth(1)?.parse().ok()
+        };
+        Some((field("VmRSS:")?, field("VmHWM:")?))
+    }
+
+    /// `n` HTTPS clients, each connecting from its own loopback address (127.1.x.y), so that
+    /// the server sees `n` sources.
+    fn clients_from_addresses(&self, n: usize) -> anyhow::Result<Arc<Vec<reqwest::Client>>> {
+        let ca = std::fs::read_to_string(self.dir.path().join("data").join("ca.pem"))?;
+        let roots = smartlic_agent::tls::root_store(&ca)?;
+        let clients = (1..=n)
+            .map(|i| {
+                let provider = Arc::new(rustls::crypto::ring::default_provider());
+                let tls = rustls::ClientConfig::builder_with_provider(provider)
+                    .with_safe_default_protocol_versions()?
+                    .with_root_certificates(roots.clone())
+                    .with_no_client_auth();
+                let source = std::net::Ipv4Addr::new(127, 1, (i / 256) as u8, (i % 256) as u8);
+                let client = reqwest::Client::builder()
+                    .use_preconfigured_tls(tls)
+                    .local_address(std::net::IpAddr::V4(source))
+                    .timeout(Duration::from_secs(60))
+                    .build()?;
+                Ok(client)
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(Arc::new(clients))
     }
 }
 
@@ -285,6 +348,39 @@ async fn health(client: &Arc<ManagerClient>, concurrency: usize, length: Duratio
     .await
 }
 
+/// Wrong client-credentials logins (a new random client ID each) from random clients of
+/// `clients`, as many in flight as clients, `per_sec` a second at most (0: no limit), until
+/// `length` has passed; the values are the statuses and each request's own time.
+async fn flood(
+    clients: Arc<Vec<reqwest::Client>>,
+    base: &str,
+    per_sec: u32,
+    length: Duration,
+) -> anyhow::Result<Outcome<(u16, Duration)>> {
+    let url: Arc<str> = format!("{base}/oauth/token").into();
+    let concurrency = clients.len();
+    let pace = (per_sec > 0).then(|| {
+        let mut ticks = tokio::time::interval(Duration::from_secs(1) / per_sec);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Arc::new(tokio::sync::Mutex::new(ticks))
+    });
+    drive(concurrency, Some(Instant::now() + length), move || {
+        let (clients, url, pace) = (clients.clone(), url.clone(), pace.clone());
+        Some(async move {
+            if let Some(pace) = pace {
+                pace.lock().await.tick().await;
+            }
+            let began = Instant::now();
+            let http = &clients[rand::thread_rng().gen_range(0..clients.len())];
+            let client_id = format!("flood-{}", rand::thread_rng().gen::<u64>());
+            let form = [("grant_type", "client_credentials"), ("client_id", &client_id), ("client_secret", "wrong")];
+            let answer = http.post(&*url).form(&form).send().await.map_err(|e| e.to_string())?;
+            Ok((answer.status().as_u16(), began.elapsed()))
+        })
+    })
+    .await
+}
+
 /// What a phase produced: the successful results and their latencies, the failures.
 struct Outcome<T> {
     values: Vec<T>,
@@ -354,11 +450,12 @@ struct Row {
     per_sec: f64,
     p50: Duration,
     p99: Duration,
-    rss_peak_kib: Option<u64>,
+    /// Server resident memory at the end of the phase and its peak so far (KiB).
+    rss_kib: Option<(u64, u64)>,
 }
 
 impl Row {
-    fn new<T>(phase: &'static str, instances: String, outcome: &Outcome<T>, rss_peak_kib: Option<u64>) -> Self {
+    fn new<T>(phase: &'static str, instances: String, outcome: &Outcome<T>, rss_kib: Option<(u64, u64)>) -> Self {
         if let Some(e) = &outcome.first_error {
             eprintln!("bench: {phase}: {} failed, first: {e}", outcome.errors);
         }
@@ -372,7 +469,7 @@ impl Row {
             per_sec: sorted.len() as f64 / outcome.elapsed.as_secs_f64().max(1e-9),
             p50: percentile(&sorted, 0.50),
             p99: percentile(&sorted, 0.99),
-            rss_peak_kib,
+            rss_kib,
         }
     }
 }
@@ -393,12 +490,15 @@ fn print_report(rows: &[Row], plan: &Plan) {
         plan.concurrency,
         plan.seconds
     );
-    println!("| Phase | Instances | Requests OK | Errors | Req/s | p50 (ms) | p99 (ms) | Server peak RSS (MiB) |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| Phase | Instances | Requests OK | Errors | Req/s | p50 (ms) | p99 (ms) | Server RSS (MiB) | Server peak RSS (MiB) |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let mib = |k: u64| format!("{:.1}", k as f64 / 1024.0);
     for r in rows {
-        let rss = r.rss_peak_kib.map_or_else(|| "n/a".to_string(), |k| format!("{:.1}", k as f64 / 1024.0));
+        let (rss, peak) = r.rss_kib.map_or_else(|| ("n/a".into(), "n/a".into()), |(now, peak)| (mib(now), mib(peak)));
         println!(
-            "| {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {rss} |",
+            "| {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {rss} | {peak} |",
             r.phase,
             r.instances,
             r.ok,

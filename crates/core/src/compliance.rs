@@ -3,8 +3,17 @@
 //! lending to lower ones.
 //!
 //! Each tag's own licenses serve its own usage and reservations first; only a surplus is lent,
-//! and a shortage borrows from the tags that fulfil it in catalogue order. Lower tiers are
-//! served first, so the result is the same whatever order the counts arrive in.
+//! and only a shortage borrows. Lending is an allocation, not a greedy pass: a minimum-cost
+//! maximum flow from the tags with a surplus to the tags with a shortage, along the catalogue's
+//! "fulfilled by" lists. The maximum flow covers every shortage whenever some allocation can
+//! (a greedy pass can hand a CUWL license to a CUCM Basic user and leave Enhanced Plus short
+//! while an HCS Foundation license sits idle). Among the allocations covering as much, the
+//! cost picks the one that follows the catalogue's order of lenders (a license costs its
+//! lender's place in the borrower's list: Enterprise before HCS Foundation before HCS Standard,
+//! seed 002), and remaining ties go to the first shortest path in catalogue order of tags. So
+//! the same counts give the same substitutions whatever order they arrive in, and the
+//! substitution list says who lends to whom. The graph has one node per tag of the pool (a
+//! handful), never per instance.
 
 use crate::catalog::Catalog;
 use serde::Serialize;
@@ -77,7 +86,8 @@ pub struct Shortfall {
 
 impl Ledger {
     /// Computes balances from per-tag purchased, in-use and reserved counts; the cost depends on
-    /// the number of tags in the pool, never on the number of instances or reservations.
+    /// the number of tags in the pool, never on the number of instances or reservations. Counts
+    /// are shown as given, never clamped: a negative one is drift the store reports instead.
     pub fn compute(
         catalog: &Catalog,
         purchased: &BTreeMap<String, i64>,
@@ -87,7 +97,7 @@ impl Ledger {
         let mut names: Vec<&String> = purchased.keys().chain(in_use.keys()).chain(reserved.keys()).collect();
         names.sort_by(|a, b| catalog.rank(a).cmp(&catalog.rank(b)).then(a.cmp(b)));
         names.dedup();
-        let count = |map: &BTreeMap<String, i64>, tag: &str| map.get(tag).copied().unwrap_or(0).max(0);
+        let count = |map: &BTreeMap<String, i64>, tag: &str| map.get(tag).copied().unwrap_or(0);
         let mut tags: Vec<TagBalance> = names
             .iter()
             .map(|t| TagBalance {
@@ -99,32 +109,29 @@ impl Ledger {
                 borrowed: 0,
             })
             .collect();
-        let position: BTreeMap<String, usize> = tags.iter().enumerate().map(|(i, t)| (t.tag.clone(), i)).collect();
+        let position: BTreeMap<&str, usize> = names.iter().enumerate().map(|(i, t)| (t.as_str(), i)).collect();
+        // Own licenses serve own usage first: only what is left over is offered, only what is
+        // missing is asked for.
+        let surplus: Vec<i64> = tags.iter().map(|t| (-t.shortage()).max(0)).collect();
+        let shortage: Vec<i64> = tags.iter().map(|t| t.shortage().max(0)).collect();
+        let mut loans = Vec::new();
+        for (b, tag) in tags.iter().enumerate().filter(|(b, _)| shortage[*b] > 0) {
+            for (preference, lender) in catalog.fulfilled_by(&tag.tag).iter().enumerate() {
+                if let Some(&l) = position.get(lender.as_str()).filter(|&&l| surplus[l] > 0) {
+                    loans.push(Loan { lender: l, borrower: b, preference: preference as i64 });
+                }
+            }
+        }
+        let lent = allocate(&surplus, &shortage, &loans);
         let mut substitutions = Vec::new();
-        for i in 0..tags.len() {
-            let mut shortage = tags[i].shortage();
-            if shortage <= 0 {
-                continue;
-            }
-            for lender in catalog.fulfilled_by(&tags[i].tag) {
-                let Some(&j) = position.get(lender) else { continue };
-                let surplus = tags[j].balance().max(0);
-                let take = surplus.min(shortage);
-                if take == 0 {
-                    continue;
-                }
-                tags[j].lent += take;
-                tags[i].borrowed += take;
-                shortage -= take;
-                substitutions.push(Substitution {
-                    requested: tags[i].tag.clone(),
-                    fulfilled_by: lender.clone(),
-                    quantity: take,
-                });
-                if shortage == 0 {
-                    break;
-                }
-            }
+        for (loan, quantity) in loans.iter().zip(lent).filter(|(_, q)| *q > 0) {
+            tags[loan.lender].lent += quantity;
+            tags[loan.borrower].borrowed += quantity;
+            substitutions.push(Substitution {
+                requested: tags[loan.borrower].tag.clone(),
+                fulfilled_by: tags[loan.lender].tag.clone(),
+                quantity,
+            });
         }
         Ledger { tags, substitutions }
     }
@@ -183,6 +190,73 @@ impl Ledger {
     pub fn in_compliance(&self) -> bool {
         self.tags.iter().all(TagBalance::in_compliance)
     }
+}
+
+/// A possible loan: `lender` (a tag with a surplus) may stand in for `borrower` (a tag with a
+/// shortage); `preference` is the lender's place in the borrower's catalogue list.
+struct Loan {
+    lender: usize,
+    borrower: usize,
+    preference: i64,
+}
+
+/// How much each loan carries: a minimum-cost maximum flow from the lenders' `surplus` to the
+/// borrowers' `shortage` through `loans`, the cost of a license being its loan's preference.
+/// Successive shortest paths (Bellman-Ford over a graph of a few dozen arcs, in a fixed order):
+/// every augmentation keeps the flow cheapest for its quantity, so the last one is a maximum
+/// flow of least cost, and equal-cost ties go to the path found first.
+fn allocate(surplus: &[i64], shortage: &[i64], loans: &[Loan]) -> Vec<i64> {
+    let n = surplus.len();
+    let (source, sink) = (2 * n, 2 * n + 1);
+    // Arcs in pairs: arc `a` and its residual `a ^ 1`, as (from, to, capacity, cost).
+    let mut arcs: Vec<(usize, usize, i64, i64)> = Vec::new();
+    let mut add = |from: usize, to: usize, capacity: i64, cost: i64| {
+        arcs.push((from, to, capacity, cost));
+        arcs.push((to, from, 0, -cost));
+    };
+    for loan in loans {
+        add(loan.lender, n + loan.borrower, surplus[loan.lender].min(shortage[loan.borrower]), loan.preference);
+    }
+    for (t, &s) in surplus.iter().enumerate().filter(|(_, s)| **s > 0) {
+        add(source, t, s, 0);
+    }
+    for (t, &s) in shortage.iter().enumerate().filter(|(_, s)| **s > 0) {
+        add(n + t, sink, s, 0);
+    }
+    loop {
+        let mut distance = vec![i64::MAX; 2 * n + 2];
+        let mut via = vec![usize::MAX; 2 * n + 2];
+        distance[source] = 0;
+        for _ in 0..distance.len() {
+            let mut changed = false;
+            for (a, &(from, to, capacity, cost)) in arcs.iter().enumerate() {
+                if capacity > 0 && distance[from] != i64::MAX && distance[from] + cost < distance[to] {
+                    distance[to] = distance[from] + cost;
+                    via[to] = a;
+                    changed = true;
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+        if distance[sink] == i64::MAX {
+            break;
+        }
+        let mut path = Vec::new();
+        let mut at = sink;
+        while at != source {
+            path.push(via[at]);
+            at = arcs[via[at]].0;
+        }
+        let quantity = path.iter().map(|&a| arcs[a].2).min().unwrap_or(0);
+        for a in path {
+            arcs[a].2 -= quantity;
+            arcs[a ^ 1].2 += quantity;
+        }
+    }
+    // A loan's arc is the first of its pair, in `loans` order: what it carries sits on its residual.
+    (0..loans.len()).map(|i| arcs[2 * i + 1].2).collect()
 }
 
 #[cfg(test)]
@@ -307,6 +381,112 @@ mod tests {
         assert_eq!(check(&[], &[("Not A Tag", 1)]), short("Not A Tag", 1, 0));
     }
 
+    #[test]
+    fn lending_finds_the_allocation_a_greedy_pass_misses() {
+        // Issue 10: CUCM Basic could take the CUWL license, leaving Enhanced Plus (which only
+        // CUWL or HCS Standard fulfil) short while HCS Foundation sits idle.
+        let c = Catalog::builtin();
+        let l = Ledger::compute(
+            &c,
+            &counts(&[("CUWL", 1), ("HCS Cisco UCM Foundation License", 1)]),
+            &counts(&[("CUCM Basic", 1), ("CUCM Enhanced Plus", 1)]),
+            &none(),
+        );
+        assert!(l.in_compliance(), "{l:?}");
+        let lent = |requested: &str, by: &str| Substitution {
+            requested: requested.into(),
+            fulfilled_by: by.into(),
+            quantity: 1,
+        };
+        assert_eq!(
+            l.substitutions,
+            [lent("CUCM Basic", "HCS Cisco UCM Foundation License"), lent("CUCM Enhanced Plus", "CUWL")]
+        );
+        // A reservation is checked on the same allocation: the second device fits.
+        let purchased = counts(&[("CUWL", 1), ("HCS Cisco UCM Foundation License", 1)]);
+        let used = counts(&[("CUCM Basic", 1)]);
+        let extra = counts(&[("CUCM Enhanced Plus", 1)]);
+        assert_eq!(Ledger::check_reservation(&c, &purchased, &used, &none(), &extra), Ok(()));
+    }
+
+    #[test]
+    fn lenders_follow_the_catalogue_order_when_several_allocations_exist() {
+        // Seed 002, dual parenting: Enterprise first, then HCS Foundation, then HCS Standard.
+        let c = Catalog::builtin();
+        let l = Ledger::compute(
+            &c,
+            &counts(&[
+                ("CUCM Enhanced", 2),
+                ("HCS Cisco UCM Foundation License", 2),
+                ("HCS Cisco UCM Standard License", 2),
+            ]),
+            &counts(&[("CUCM Basic", 3)]),
+            &none(),
+        );
+        let by: Vec<(&str, i64)> = l.substitutions.iter().map(|s| (s.fulfilled_by.as_str(), s.quantity)).collect();
+        assert_eq!(by, [("CUCM Enhanced", 2), ("HCS Cisco UCM Foundation License", 1)]);
+    }
+
+    /// A random catalogue of five tags `T0`..`T4` where `Ti` may be fulfilled by later tags
+    /// (so no cycle), each list in a random order, with random counts per tag.
+    fn small_world() -> impl Strategy<Value = (Catalog, [BTreeMap<String, i64>; 3])> {
+        const N: usize = 5;
+        (
+            proptest::collection::vec(proptest::option::of(0u8..10), N * (N - 1) / 2),
+            proptest::collection::vec(0i64..4, 3 * N),
+        )
+            .prop_map(|(links, numbers)| {
+                let mut toml = String::new();
+                let mut pairs = links.into_iter();
+                for i in 0..N {
+                    let mut lenders: Vec<(u8, usize)> =
+                        (i + 1..N).filter_map(|j| pairs.next().flatten().map(|p| (p, j))).collect();
+                    lenders.sort();
+                    let list: Vec<String> = lenders.iter().map(|(_, j)| format!("\"T{j}\"")).collect();
+                    toml.push_str(&format!("[[tag]]\nname = \"T{i}\"\nfulfilled_by = [{}]\n", list.join(", ")));
+                }
+                let map = |k: usize| (0..N).map(|i| (format!("T{i}"), numbers[k * N + i])).collect();
+                (Catalog::from_toml(&toml).unwrap(), [map(0), map(1), map(2)])
+            })
+    }
+
+    /// The best allocation by exhaustive search: the most licenses lent, then the least total
+    /// preference (a license costs its lender's place in the borrower's list).
+    fn brute_force(c: &Catalog, t: &[TagBalance]) -> (i64, i64) {
+        let surplus: Vec<i64> = t.iter().map(|t| (t.purchased - t.in_use - t.reserved).max(0)).collect();
+        let shortage: Vec<i64> = t.iter().map(|t| (t.in_use + t.reserved - t.purchased).max(0)).collect();
+        let mut arcs = Vec::new();
+        for (b, borrower) in t.iter().enumerate() {
+            for (cost, lender) in c.fulfilled_by(&borrower.tag).iter().enumerate() {
+                if let Some(l) = t.iter().position(|x| &x.tag == lender) {
+                    arcs.push((l, b, cost as i64));
+                }
+            }
+        }
+        fn search(
+            arcs: &[(usize, usize, i64)],
+            left: &mut [i64],
+            need: &mut [i64],
+            lent: i64,
+            cost: i64,
+        ) -> (i64, i64) {
+            let Some((&(l, b, c), rest)) = arcs.split_first() else { return (lent, cost) };
+            let mut best = (i64::MIN, 0);
+            for q in 0..=left[l].min(need[b]) {
+                left[l] -= q;
+                need[b] -= q;
+                let got = search(rest, left, need, lent + q, cost + q * c);
+                left[l] += q;
+                need[b] += q;
+                if got.0 > best.0 || (got.0 == best.0 && got.1 < best.1) {
+                    best = got;
+                }
+            }
+            best
+        }
+        search(&arcs, &mut surplus.clone(), &mut shortage.clone(), 0, 0)
+    }
+
     fn aci() -> impl Strategy<Value = BTreeMap<String, i64>> {
         proptest::collection::btree_map(
             prop_oneof![
@@ -325,6 +505,25 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn lending_is_as_good_as_an_exhaustive_search((c, [purchased, used, reserved]) in small_world()) {
+            let l = Ledger::compute(&c, &purchased, &used, &reserved);
+            let lent: i64 = l.substitutions.iter().map(|s| s.quantity).sum();
+            let cost: i64 = l
+                .substitutions
+                .iter()
+                .map(|s| s.quantity * c.fulfilled_by(&s.requested).iter().position(|t| *t == s.fulfilled_by).unwrap() as i64)
+                .sum();
+            prop_assert_eq!((lent, cost), brute_force(&c, &l.tags));
+            for t in &l.tags {
+                prop_assert!(t.lent <= (t.purchased - t.in_use - t.reserved).max(0));
+                prop_assert!(t.borrowed <= (t.in_use + t.reserved - t.purchased).max(0));
+            }
+            // The same counts in another order give the same substitutions.
+            let reversed: BTreeMap<String, i64> = used.iter().rev().map(|(t, n)| (t.clone(), *n)).collect();
+            prop_assert_eq!(Ledger::compute(&c, &purchased, &reversed, &reserved).substitutions, l.substitutions);
+        }
+
         #[test]
         fn counts_always_balance(purchased in aci(), used in aci(), reserved in aci()) {
             let l = Ledger::compute(&Catalog::builtin(), &purchased, &used, &reserved);

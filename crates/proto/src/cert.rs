@@ -168,13 +168,25 @@ pub fn public_key_of_certificate(pem: &str) -> Result<PublicKey, CertError> {
 
 /// The public keys of every certificate in a PEM bundle (a device's trust points); at least one.
 pub fn public_keys_of_bundle(pem: &str) -> Result<Vec<PublicKey>, CertError> {
-    let keys = x509_parser::pem::Pem::iter_from_buffer(pem.as_bytes())
-        .map(|block| key_of_block(&block.map_err(|e| CertError::BadCertificate(e.to_string()))?))
-        .collect::<Result<Vec<_>, _>>()?;
-    if keys.is_empty() {
+    Ok(certificates_of_bundle(pem)?.into_iter().map(|(_, key)| key).collect())
+}
+
+/// Every certificate of a PEM bundle, each as its own PEM text with its public key; at least one.
+pub fn certificates_of_bundle(pem: &str) -> Result<Vec<(String, PublicKey)>, CertError> {
+    use base64::{engine::general_purpose::STANDARD as B64, Engine};
+    let certs = x509_parser::pem::Pem::iter_from_buffer(pem.as_bytes())
+        .map(|block| {
+            let block = block.map_err(|e| CertError::BadCertificate(e.to_string()))?;
+            let b64 = B64.encode(&block.contents);
+            let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap_or("")).collect();
+            let text = format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", lines.join("\n"));
+            Ok((text, key_of_block(&block)?))
+        })
+        .collect::<Result<Vec<_>, CertError>>()?;
+    if certs.is_empty() {
         return Err(CertError::BadCertificate("no certificate in the PEM text".into()));
     }
-    Ok(keys)
+    Ok(certs)
 }
 
 fn key_of_block(block: &x509_parser::pem::Pem) -> Result<PublicKey, CertError> {
@@ -223,6 +235,14 @@ mod tests {
         // Answers signed by the authority verify with the public key of its certificate.
         let sig = ca.signer().sign(b"answer").unwrap();
         assert!(public_key_of_certificate(ca.cert_pem()).unwrap().verify(b"answer", &sig));
+        // A bundle splits into its certificates, each readable on its own.
+        let other = CertificateAuthority::generate("other", 1_800_000_000).unwrap();
+        let split = certificates_of_bundle(&format!("{}\n{}", ca.cert_pem(), other.cert_pem())).unwrap();
+        assert_eq!(split.len(), 2);
+        for ((pem, key), original) in split.iter().zip([&ca, &other]) {
+            assert_eq!(public_key_of_certificate(pem).unwrap(), *key);
+            assert_eq!(*key, public_key_of_certificate(original.cert_pem()).unwrap());
+        }
     }
 
     #[test]

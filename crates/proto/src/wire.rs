@@ -245,6 +245,15 @@ pub struct ErrorDetail {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorResponse {
     pub error: ErrorDetail,
+    /// A device-protocol error echoes the nonce of the request it answers (when the request had
+    /// a well-formed one), so a recorded error cannot be replayed as the answer to another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_nonce: Option<String>,
+}
+
+/// Whether `nonce` has the shape every request nonce must have: 16 to 128 printable characters.
+pub fn nonce_well_formed(nonce: &str) -> bool {
+    (16..=128).contains(&nonce.len()) && nonce.chars().all(|c| c.is_ascii_graphic())
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The REST API under `/api/v1` (docs/API.md): thin handlers that check input and rights,
 //! then call the store and the pure domain.
 
-use crate::auth::{hash_secret, random_text, sha256_hex, Caller};
+use crate::auth::{random_text, sha256_hex, Caller};
 use crate::body::Body;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -9,7 +9,7 @@ use crate::views::*;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, patch, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -27,6 +27,12 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/accounts/{domain}/virtual-accounts/{va}", delete(delete_va))
         .route("/api/v1/accounts/{domain}/users", get(list_users).post(create_user))
         .route("/api/v1/accounts/{domain}/api-clients", get(list_clients).post(create_client))
+        .route("/api/v1/accounts/{domain}/users/{name}", patch(change_user).delete(delete_user))
+        .route("/api/v1/accounts/{domain}/api-clients/{name}", patch(change_client).delete(delete_client))
+        .route("/api/v1/accounts/{domain}/api-clients/{name}/rotate-secret", post(rotate_client_secret))
+        .route("/api/v1/accounts/{domain}/access-tokens", get(list_access_tokens))
+        .route("/api/v1/access-tokens", get(list_operator_tokens))
+        .route("/api/v1/access-tokens/revoke", post(revoke_access_token))
         .route("/api/v1/accounts/{domain}/virtual-accounts/{va}/licenses", get(list_licenses).post(add_license))
         .route("/api/v1/accounts/{domain}/virtual-accounts/{va}/licenses/transfer", post(transfer_licenses))
         .route("/api/v1/accounts/{domain}/virtual-accounts/{va}/tokens", get(list_tokens).post(create_token))
@@ -47,15 +53,18 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/accounts/{domain}/reports/usage", get(usage_report))
         .route("/api/v1/accounts/{domain}/reports/instances", get(instances_report))
         .route("/api/v1/clock", get(show_clock).post(set_clock))
+        .route("/api/v1/check", get(check_counters))
         .route("/api/v1/catalog", get(catalog))
 }
 
-async fn load_account(state: &AppState, domain: &str) -> ApiResult<Account> {
-    state
-        .store
-        .account(&domain.to_ascii_lowercase())
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("smart account '{domain}' does not exist")).with_field("domain"))
+/// The smart account of a request. A caller with no role in it hears exactly what it would
+/// for an account that does not exist: other tenants' domains and pools do not leak.
+async fn load_account(state: &AppState, caller: &Caller, domain: &str) -> ApiResult<Account> {
+    let domain = domain.to_ascii_lowercase();
+    state.store.account(&domain).await?.filter(|a| caller.has_role_in(a)).ok_or_else(|| {
+        ApiError::not_found(format!("smart account '{domain}' does not exist or you have no role in it"))
+            .with_field("domain")
+    })
 }
 
 async fn load_va(state: &AppState, account: &Account, name: &str) -> ApiResult<VirtualAccount> {
@@ -73,7 +82,7 @@ async fn pool_for(
     va: &str,
     action: Action,
 ) -> ApiResult<(Account, VirtualAccount)> {
-    let account = load_account(state, domain).await?;
+    let account = load_account(state, caller, domain).await?;
     let pool = load_va(state, &account, va).await?;
     caller.require(action, &account, Some(&pool))?;
     Ok((account, pool))
@@ -112,7 +121,7 @@ async fn create_account(
     caller.require_operator("create smart accounts")?;
     let domain = validate::domain(&b.domain)?;
     let name = validate::text("name", b.name.as_deref().unwrap_or(&domain), validate::MAX_NAME)?;
-    let account = state.store.create_account(&domain, &name, caller.name(), state.clock.now()).await?;
+    let account = state.store.create_account(&domain, &name, caller.login(), state.clock.now()).await?;
     Ok(created(AccountView::from(&account)))
 }
 
@@ -121,7 +130,7 @@ async fn show_account(
     caller: Caller,
     Path(domain): Path<String>,
 ) -> ApiResult<Json<AccountView>> {
-    let account = load_account(&state, &domain).await?;
+    let account = load_account(&state, &caller, &domain).await?;
     caller.require_account_view(&account)?;
     Ok(Json(AccountView::from(&account)))
 }
@@ -141,16 +150,16 @@ async fn update_account(
     Body(b): Body<AccountChange>,
 ) -> ApiResult<Json<AccountView>> {
     caller.require_operator("allow or forbid universal reservations")?;
-    let account = load_account(&state, &domain).await?;
+    let account = load_account(&state, &caller, &domain).await?;
     let changed = state
         .store
-        .set_universal_reservation(account.id, b.universal_reservation, caller.name(), state.clock.now())
+        .set_universal_reservation(account.id, b.universal_reservation, caller.login(), state.clock.now())
         .await?;
     Ok(Json(AccountView::from(&changed)))
 }
 
 async fn list_vas(State(state): State<AppState>, caller: Caller, Path(domain): Path<String>) -> ApiResult<Json<Value>> {
-    let account = load_account(&state, &domain).await?;
+    let account = load_account(&state, &caller, &domain).await?;
     caller.require_account_view(&account)?;
     let vas: Vec<VirtualAccountView> = state
         .store
@@ -176,13 +185,13 @@ async fn create_va(
     Path(domain): Path<String>,
     Body(b): Body<NewVaBody>,
 ) -> ApiResult<Response> {
-    let account = load_account(&state, &domain).await?;
+    let account = load_account(&state, &caller, &domain).await?;
     caller.require(Action::ManageVirtualAccounts, &account, None)?;
     let name = validate::text("name", &b.name, validate::MAX_NAME)?;
     let description =
         validate::optional_text("description", b.description.as_deref().unwrap_or(""), validate::MAX_DESCRIPTION)?;
     let va =
-        state.store.create_virtual_account(&account, &name, &description, caller.name(), state.clock.now()).await?;
+        state.store.create_virtual_account(&account, &name, &description, caller.login(), state.clock.now()).await?;
     Ok(created(VirtualAccountView::from(&va)))
 }
 
@@ -193,7 +202,7 @@ async fn delete_va(
     Path((domain, va)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     let (_, pool) = pool_for(&state, &caller, &domain, &va, Action::ManageVirtualAccounts).await?;
-    let gone = state.store.delete_virtual_account(pool.id, caller.name(), state.clock.now()).await?;
+    let gone = state.store.delete_virtual_account(pool.id, caller.login(), state.clock.now()).await?;
     Ok(Json(json!({ "deleted": gone.name })))
 }
 
@@ -205,7 +214,7 @@ async fn principals_of(
     domain: &str,
     kind: PrincipalKind,
 ) -> ApiResult<Vec<PrincipalView>> {
-    let account = load_account(state, domain).await?;
+    let account = load_account(state, caller, domain).await?;
     caller.require_account_view(&account)?;
     let vas = state.store.virtual_accounts(account.id).await?;
     Ok(state
@@ -247,6 +256,14 @@ struct NewPrincipalBody {
     password: Option<String>,
 }
 
+/// A password or secret long enough to keep, as its Argon2 hash (off the async workers).
+async fn secret_hash(state: &AppState, secret: String) -> ApiResult<String> {
+    if secret.len() < 12 {
+        return Err(ApiError::invalid("password", "must be at least 12 characters"));
+    }
+    state.hashing.hash(secret).await
+}
+
 /// Creates a user or API client after checking the caller may grant that role in that scope.
 async fn grant(
     state: &AppState,
@@ -256,7 +273,7 @@ async fn grant(
     b: NewPrincipalBody,
     secret: Option<String>,
 ) -> ApiResult<(Principal, Account, Option<VirtualAccount>)> {
-    let account = load_account(state, domain).await?;
+    let account = load_account(state, caller, domain).await?;
     let role = Role::parse(&b.role).ok_or_else(|| {
         let all: Vec<_> = Role::ALL.iter().skip(1).map(|r| r.as_str()).collect();
         ApiError::invalid("role", format!("'{}' is not a role; use one of {}", b.role, all.join(", ")))
@@ -285,36 +302,38 @@ async fn grant(
             role.as_str()
         )));
     }
-    let name = match (kind, b.name) {
-        (PrincipalKind::User, Some(n)) => validate::text("username", &n, validate::MAX_NAME)?,
-        (PrincipalKind::User, None) => return Err(ApiError::invalid("username", "is required")),
-        // Client IDs use URL-safe characters only, so unencoded form bodies still work.
-        (PrincipalKind::ApiClient, Some(n)) => {
-            let ok =
-                !n.is_empty() && n.len() <= 64 && n.chars().all(|c| c.is_ascii_alphanumeric() || "-_.~".contains(c));
-            if !ok {
-                return Err(ApiError::invalid("name", "a client ID is 1 to 64 letters, digits, '-', '_', '.' or '~'"));
+    // A user logs in as name@domain; an API client with its generated client ID, which uses
+    // URL-safe characters only so that unencoded form bodies still work.
+    let (name, login) = match (kind, b.name) {
+        (PrincipalKind::User, Some(n)) => {
+            let n = validate::text("username", &n, validate::MAX_NAME)?;
+            if n.contains('@') {
+                return Err(ApiError::invalid("username", "a user name has no '@' (the login is name@domain)"));
             }
-            n
+            let login = login_of(&n, Some(&account));
+            (n, login)
         }
-        (PrincipalKind::ApiClient, None) => format!("client-{}", random_text(12)),
+        (PrincipalKind::User, None) => return Err(ApiError::invalid("username", "is required")),
+        (PrincipalKind::ApiClient, n) => {
+            let client_id = format!("client-{}", random_text(12));
+            let name = n.as_deref().map(|n| validate::text("name", n, validate::MAX_NAME)).transpose()?;
+            (name.unwrap_or_else(|| client_id.clone()), client_id)
+        }
     };
-    let secret = secret.or(b.password);
-    if let Some(s) = &secret {
-        if s.len() < 12 {
-            return Err(ApiError::invalid("password", "must be at least 12 characters"));
-        }
-    }
-    let secret_hash = secret.as_deref().map(hash_secret).transpose()?;
+    let secret_hash = match secret.or(b.password) {
+        Some(s) => Some(secret_hash(state, s).await?),
+        None => None,
+    };
     let new = NewPrincipal {
         kind,
         name,
+        login,
         secret_hash,
         role,
         account_id: Some(account.id),
         virtual_account_id: va.as_ref().map(|v| v.id),
     };
-    let p = state.store.create_principal(new, caller.name(), state.clock.now()).await?;
+    let p = state.store.create_principal(new, caller.login(), state.clock.now()).await?;
     Ok((p, account, va))
 }
 
@@ -328,6 +347,14 @@ async fn create_user(
     Ok(created(PrincipalView::new(&p, Some(&account), va.as_ref())))
 }
 
+/// An API client's view with its client ID and its secret, shown this once.
+fn client_with_secret(p: &Principal, account: &Account, va: Option<&VirtualAccount>, secret: &str) -> ApiResult<Value> {
+    let mut view = serde_json::to_value(PrincipalView::new(p, Some(account), va)).map_err(ApiError::internal)?;
+    view["client_id"] = json!(p.login);
+    view["client_secret"] = json!(secret);
+    Ok(view)
+}
+
 async fn create_client(
     State(state): State<AppState>,
     caller: Caller,
@@ -339,11 +366,214 @@ async fn create_client(
     }
     let secret = random_text(32);
     let (p, account, va) = grant(&state, &caller, &domain, PrincipalKind::ApiClient, b, Some(secret.clone())).await?;
-    let mut view =
-        serde_json::to_value(PrincipalView::new(&p, Some(&account), va.as_ref())).map_err(ApiError::internal)?;
-    view["client_id"] = json!(p.name);
-    view["client_secret"] = json!(secret);
-    Ok(created(view))
+    Ok(created(client_with_secret(&p, &account, va.as_ref(), &secret)?))
+}
+
+/// A user or API client of the account, named as listed, that the caller may manage: the right
+/// to manage access in its scope and to grant its role. With `own_ok`, a principal may also
+/// act on itself (change its own password).
+async fn managed(
+    state: &AppState,
+    caller: &Caller,
+    domain: &str,
+    kind: PrincipalKind,
+    name: &str,
+    own_ok: bool,
+) -> ApiResult<(Account, Option<VirtualAccount>, Principal)> {
+    let account = load_account(state, caller, domain).await?;
+    let p = state.store.principal_named(account.id, kind, name).await?.ok_or_else(|| {
+        ApiError::not_found(format!("{} '{name}' does not exist in {}", kind.as_str(), account.domain))
+            .with_field("name")
+    })?;
+    let va = pool_of(state, &p).await?;
+    if !(own_ok && p.id == caller.0.id) {
+        caller.require_manage(&account, va.as_ref(), &p)?;
+    }
+    Ok((account, va, p))
+}
+
+/// The virtual account a principal's role is bound to, if any.
+async fn pool_of(state: &AppState, p: &Principal) -> ApiResult<Option<VirtualAccount>> {
+    Ok(match p.virtual_account_id {
+        Some(v) => state.store.virtual_account_by_id(v).await?,
+        None => None,
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PrincipalChange {
+    disabled: Option<bool>,
+    /// A user's new password (users may change their own).
+    password: Option<String>,
+}
+
+/// Disables or enables a principal, or sets a user's new password; either revokes its live
+/// access tokens at once.
+async fn change_principal(
+    state: &AppState,
+    caller: &Caller,
+    domain: &str,
+    kind: PrincipalKind,
+    name: &str,
+    b: PrincipalChange,
+) -> ApiResult<Json<PrincipalView>> {
+    let own_ok = b.disabled.is_none();
+    let (account, va, p) = managed(state, caller, domain, kind, name, own_ok).await?;
+    let now = state.clock.now();
+    let changed = match (b.disabled, b.password) {
+        (None, None) => return Err(ApiError::invalid("disabled", "give disabled (true or false) or password")),
+        (Some(_), Some(_)) => return Err(ApiError::invalid("password", "change the password in a request of its own")),
+        (None, Some(_)) if kind == PrincipalKind::ApiClient => {
+            return Err(ApiError::invalid("password", "API clients get a generated secret: rotate it instead"))
+        }
+        (None, Some(password)) => {
+            let hash = secret_hash(state, password).await?;
+            state.store.set_principal_secret(p.id, &hash, caller.login(), now).await?
+        }
+        (Some(disabled), None) => state.store.set_principal_disabled(p.id, disabled, caller.login(), now).await?,
+    };
+    Ok(Json(PrincipalView::new(&changed, Some(&account), va.as_ref())))
+}
+
+async fn change_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((domain, name)): Path<(String, String)>,
+    Body(b): Body<PrincipalChange>,
+) -> ApiResult<Json<PrincipalView>> {
+    change_principal(&state, &caller, &domain, PrincipalKind::User, &name, b).await
+}
+
+async fn change_client(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((domain, name)): Path<(String, String)>,
+    Body(b): Body<PrincipalChange>,
+) -> ApiResult<Json<PrincipalView>> {
+    change_principal(&state, &caller, &domain, PrincipalKind::ApiClient, &name, b).await
+}
+
+async fn delete_principal(
+    state: &AppState,
+    caller: &Caller,
+    domain: &str,
+    kind: PrincipalKind,
+    name: &str,
+) -> ApiResult<Json<Value>> {
+    let (_, _, p) = managed(state, caller, domain, kind, name, false).await?;
+    let gone = state.store.delete_principal(p.id, caller.login(), state.clock.now()).await?;
+    Ok(Json(json!({ "deleted": gone.name, "login": gone.login })))
+}
+
+async fn delete_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((domain, name)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    delete_principal(&state, &caller, &domain, PrincipalKind::User, &name).await
+}
+
+async fn delete_client(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((domain, name)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    delete_principal(&state, &caller, &domain, PrincipalKind::ApiClient, &name).await
+}
+
+/// Gives an API client a new generated secret, shown this once; the old one and every live
+/// access token of the client stop working at once.
+async fn rotate_client_secret(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((domain, name)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let (account, va, p) = managed(&state, &caller, &domain, PrincipalKind::ApiClient, &name, false).await?;
+    let secret = random_text(32);
+    let hash = state.hashing.hash(secret.clone()).await?;
+    let rotated = state.store.set_principal_secret(p.id, &hash, caller.login(), state.clock.now()).await?;
+    Ok(Json(client_with_secret(&rotated, &account, va.as_ref(), &secret)?))
+}
+
+// ---- access tokens -----------------------------------------------------------------------
+
+/// Live access tokens of the account's users and API clients (smart-account admins).
+async fn list_access_tokens(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(domain): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let account = load_account(&state, &caller, &domain).await?;
+    caller.require(Action::ManageAccess, &account, None)?;
+    access_tokens_json(&state, AccessTokenFilter::Account(account.id), Some(account.id)).await
+}
+
+/// Live access tokens of the operators (operator only).
+async fn list_operator_tokens(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+    caller.require_operator("list the operators' access tokens")?;
+    access_tokens_json(&state, AccessTokenFilter::Operators, None).await
+}
+
+/// `{"access_tokens": [...]}` for the tokens of `filter`, held by principals of `account_id`.
+async fn access_tokens_json(
+    state: &AppState,
+    filter: AccessTokenFilter,
+    account_id: Option<i64>,
+) -> ApiResult<Json<Value>> {
+    let holders: Vec<Principal> =
+        state.store.principals(account_id).await?.into_iter().filter(|p| p.account_id == account_id).collect();
+    let tokens: Vec<AccessTokenView> = state
+        .store
+        .access_tokens(filter, state.clock.now())
+        .await?
+        .iter()
+        .filter_map(|t| Some(AccessTokenView::new(t, holders.iter().find(|p| p.id == t.principal_id)?)))
+        .collect();
+    Ok(Json(json!({ "access_tokens": tokens })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AccessTokenRevoke {
+    /// The token itself.
+    token: Option<String>,
+    /// Its id, as listed.
+    id: Option<i64>,
+}
+
+/// Ends a live access token at once: one's own (logging out), or one of a principal the caller
+/// manages. Any other token is answered as unknown.
+async fn revoke_access_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    Body(b): Body<AccessTokenRevoke>,
+) -> ApiResult<Json<Value>> {
+    let now = state.clock.now();
+    let (filter, field) = match (b.token, b.id) {
+        (Some(t), None) => (AccessTokenFilter::Hash(sha256_hex(t.trim())), "token"),
+        (None, Some(id)) => (AccessTokenFilter::Id(id), "id"),
+        _ => return Err(ApiError::invalid("token", "give either the token or its id")),
+    };
+    let unknown =
+        || ApiError::not_found("no live access token of yours or of whom you manage matches").with_field(field);
+    let found = state.store.access_tokens(filter, now).await?.pop().ok_or_else(unknown)?;
+    let holder = state.store.principal_by_id(found.principal_id).await?.ok_or_else(unknown)?;
+    let account = match holder.account_id {
+        Some(a) => state.store.account_by_id(a).await?,
+        None => None,
+    };
+    let allowed = holder.id == caller.0.id
+        || caller.role() == Role::Operator
+        || match &account {
+            Some(a) => caller.require_manage(a, pool_of(&state, &holder).await?.as_ref(), &holder).is_ok(),
+            None => false,
+        };
+    if !allowed {
+        return Err(unknown());
+    }
+    let revoked = state.store.revoke_access_token(found.id, caller.login(), now).await?;
+    Ok(Json(json!({ "revoked": AccessTokenView::new(&revoked, &holder) })))
 }
 
 // ---- licenses ----------------------------------------------------------------------------
@@ -397,7 +627,7 @@ async fn add_license(
         b.subscription_id.as_deref().map(|s| validate::text("subscription_id", s, validate::MAX_NAME)).transpose()?;
     let new = NewLicense { virtual_account_id: pool.id, tag, sku, quantity, term, subscription_id };
     let now = state.clock.now();
-    let record = state.store.add_license(new, caller.name(), now).await?;
+    let record = state.store.add_license(new, caller.login(), now).await?;
     Ok(created(LicenseRecordView::new(&record, now)))
 }
 
@@ -442,9 +672,31 @@ async fn transfer_licenses(
     let tag = known_tag(&state, &b.tag)?;
     let quantity = validate::count("count", b.count)?;
     let kind = b.kind.as_deref().map(LicenseKind::parse).transpose()?;
-    let t = Transfer { from_virtual_account_id: from.id, to_virtual_account_id: to.id, tag, quantity, kind };
-    state.store.transfer_licenses(t, caller.name(), state.clock.now()).await?;
+    let t = Transfer { to_virtual_account_id: to.id, tag, quantity, kind };
+    transfer(&state, &caller, &from, vec![t]).await?;
     Ok(Json(json!({ "transferred": quantity, "from": from.name, "to": to.name })))
+}
+
+/// Moves every one of `items` out of `from`, or none, in one transaction; both REST
+/// front-ends transfer here. Only available licenses go: not in use, not reserved, not needed
+/// by what the pool lends to lower tiers ([`PoolCounts::check_transfer`], inside the transaction).
+pub(crate) async fn transfer(
+    state: &AppState,
+    caller: &Caller,
+    from: &VirtualAccount,
+    items: Vec<Transfer>,
+) -> ApiResult<()> {
+    let (shared, pool) = (state.clone(), from.name.clone());
+    let check: TransferCheck = Box::new(move |counts, outgoing| {
+        counts.check_transfer(&shared.catalog, outgoing).map_err(|s| {
+            format!(
+                "only {} of '{}' can be transferred from virtual account '{pool}', {} requested: the rest is in \
+                 use, reserved or lent to lower tiers; nothing was transferred",
+                s.available, s.tag, s.requested
+            )
+        })
+    });
+    Ok(state.store.transfer_licenses(from.id, items, check, caller.login(), state.clock.now()).await?)
 }
 
 // ---- offline reservations (R-1) ----------------------------------------------------------
@@ -519,7 +771,7 @@ async fn list_account_reservations(
     caller: Caller,
     Path(domain): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let account = load_account(&state, &domain).await?;
+    let account = load_account(&state, &caller, &domain).await?;
     caller.require_account_view(&account)?;
     let vas = state.store.virtual_accounts(account.id).await?;
     let views: Vec<ReservationView> = state
@@ -584,11 +836,12 @@ async fn create_token(
         ));
     }
     let max_uses = b.max_uses.map(|n| validate::count("max_uses", n)).transpose()?;
-    let t = issue_token(&state, &caller, &pool, description, days, max_uses, b.export_controlled).await?;
-    Ok(created(TokenView::new(&t, &pool, state.clock.now())))
+    let (t, text) = issue_token(&state, &caller, &pool, description, days, max_uses, b.export_controlled).await?;
+    Ok(created(TokenView { token: Some(text), ..TokenView::new(&t, &pool, state.clock.now()) }))
 }
 
 /// Creates a registration token from checked input; both REST front-ends issue tokens here.
+/// Returns it with its text, which is not stored (only its hash and prefix are): show it once.
 pub(crate) async fn issue_token(
     state: &AppState,
     caller: &Caller,
@@ -597,19 +850,32 @@ pub(crate) async fn issue_token(
     expires_days: i64,
     max_uses: Option<i64>,
     export_controlled: bool,
-) -> ApiResult<RegistrationToken> {
+) -> ApiResult<(RegistrationToken, String)> {
     let now = state.clock.now();
     let text = new_token_text(now);
     let new = NewToken {
         virtual_account_id: pool.id,
         token_hash: sha256_hex(&text),
-        token: text,
+        prefix: text.chars().take(REGISTRATION_TOKEN_PREFIX).collect(),
         description,
         expires_at: now.plus_days(expires_days),
         max_uses,
         export_controlled,
     };
-    Ok(state.store.create_token(new, caller.name(), now).await?)
+    Ok((state.store.create_token(new, caller.login(), now).await?, text))
+}
+
+/// Revokes a registration token of the pool named by its whole text or its listed prefix.
+pub(crate) async fn revoke_registration_token(
+    state: &AppState,
+    caller: &Caller,
+    pool: &VirtualAccount,
+    text: &str,
+) -> ApiResult<RegistrationToken> {
+    let text = text.trim();
+    let prefix = text.trim_end_matches('…');
+    let now = state.clock.now();
+    Ok(state.store.revoke_token(pool.id, &sha256_hex(text), prefix, caller.login(), now).await?)
 }
 
 #[derive(Deserialize)]
@@ -625,13 +891,8 @@ async fn revoke_token(
     Body(b): Body<RevokeBody>,
 ) -> ApiResult<Json<TokenView>> {
     let (_, pool) = pool_for(&state, &caller, &domain, &va, Action::ManageTokens).await?;
-    let now = state.clock.now();
-    let t = state
-        .store
-        .revoke_token(pool.id, b.token.trim(), caller.name(), now)
-        .await
-        .map_err(|e| ApiError::from(e).with_field("token"))?;
-    Ok(Json(TokenView::new(&t, &pool, now)))
+    let t = revoke_registration_token(&state, &caller, &pool, &b.token).await.map_err(|e| e.with_field("token"))?;
+    Ok(Json(TokenView::new(&t, &pool, state.clock.now())))
 }
 
 // ---- product instances -------------------------------------------------------------------
@@ -693,7 +954,7 @@ async fn list_account_instances(
     caller: Caller,
     Path(domain): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let account = load_account(&state, &domain).await?;
+    let account = load_account(&state, &caller, &domain).await?;
     let (instances, vas) = visible_instances(&state, &caller, &account).await?;
     let views = instance_views(&state, &instances, &vas).await?;
     Ok(Json(json!({ "instances": views })))
@@ -707,7 +968,7 @@ async fn instance_for(
     id: &str,
     action: Action,
 ) -> ApiResult<(Account, VirtualAccount, Instance)> {
-    let account = load_account(state, domain).await?;
+    let account = load_account(state, caller, domain).await?;
     let missing = || ApiError::not_found(format!("product instance '{id}' does not exist in {}", account.domain));
     let inst = state.store.instance(id).await?.ok_or_else(missing)?;
     let pool = state.store.virtual_account_by_id(inst.virtual_account_id).await?.ok_or_else(missing)?;
@@ -743,7 +1004,7 @@ async fn move_instance(
     let (account, _, inst) = instance_for(&state, &caller, &domain, &id, Action::ManageInstances).await?;
     let to = load_va(&state, &account, &b.to).await.map_err(|e| e.with_field("to"))?;
     caller.require(Action::ManageInstances, &account, Some(&to))?;
-    let moved = state.store.move_instance(&inst.id, to.id, caller.name(), state.clock.now()).await?;
+    let moved = state.store.move_instance(&inst.id, to.id, caller.login(), state.clock.now()).await?;
     let mut views = instance_views(&state, std::slice::from_ref(&moved), std::slice::from_ref(&to)).await?;
     Ok(Json(views.remove(0)))
 }
@@ -754,7 +1015,7 @@ async fn remove_instance(
     Path((domain, id)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     let (_, _, inst) = instance_for(&state, &caller, &domain, &id, Action::ManageInstances).await?;
-    state.store.remove_instance(&inst.id, "removed", caller.name(), state.clock.now()).await?;
+    state.store.remove_instance(&inst.id, "removed", caller.login(), state.clock.now()).await?;
     Ok(Json(json!({ "removed": inst.id })))
 }
 
@@ -808,7 +1069,7 @@ async fn account_events(
     Path(domain): Path<String>,
     Query(q): Query<Listing>,
 ) -> ApiResult<Json<Value>> {
-    let account = load_account(&state, &domain).await?;
+    let account = load_account(&state, &caller, &domain).await?;
     caller.require_account_view(&account)?;
     events_json(&state, &caller, Some(&account), q.limit).await
 }
@@ -823,7 +1084,7 @@ async fn list_alerts(
     caller: Caller,
     Path(domain): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let account = load_account(&state, &domain).await?;
+    let account = load_account(&state, &caller, &domain).await?;
     caller.require_account_view(&account)?;
     let names = names(&state).await?;
     let alerts: Vec<AlertView> = state
@@ -860,7 +1121,7 @@ async fn usage_report(
     Path(domain): Path<String>,
     Query(q): Query<Listing>,
 ) -> ApiResult<Response> {
-    let account = load_account(&state, &domain).await?;
+    let account = load_account(&state, &caller, &domain).await?;
     caller.require_account_view(&account)?;
     let now = state.clock.now();
     let mut rows = Vec::new();
@@ -918,7 +1179,7 @@ async fn instances_report(
     Path(domain): Path<String>,
     Query(q): Query<Listing>,
 ) -> ApiResult<Response> {
-    let account = load_account(&state, &domain).await?;
+    let account = load_account(&state, &caller, &domain).await?;
     let (instances, vas) = visible_instances(&state, &caller, &account).await?;
     let rows = instance_views(&state, &instances, &vas).await?;
     let header = [
@@ -956,6 +1217,23 @@ fn clock_json(state: &AppState) -> Json<Value> {
     Json(json!({ "now": state.clock.now().to_rfc3339(), "simulated": state.simulated.is_some() }))
 }
 
+/// Recomputes the pools' in-use and reserved counts from the records and lists every stored
+/// counter that differs (issue 10: counters never hide drift).
+async fn check_counters(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+    caller.require_operator("check the counters of every pool")?;
+    let drift = state.store.check_counters(state.clock.now()).await?;
+    let differences: Vec<Value> = drift
+        .iter()
+        .map(|d| {
+            json!({
+                "account": d.account, "virtual_account": d.virtual_account, "tag": d.tag,
+                "counter": d.counter, "stored": d.stored, "recomputed": d.recomputed,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "consistent": differences.is_empty(), "differences": differences })))
+}
+
 async fn show_clock(State(state): State<AppState>, _caller: Caller) -> Json<Value> {
     clock_json(&state)
 }
@@ -979,7 +1257,7 @@ async fn set_clock(State(state): State<AppState>, caller: Caller, Body(b): Body<
         .store
         .record_event(NewEvent {
             at: to,
-            actor: caller.name().into(),
+            actor: caller.login().into(),
             kind: "clock.set".into(),
             account_id: None,
             virtual_account_id: None,

@@ -3,19 +3,21 @@
 //! and registration tokens as SHA-256 digests: the database never holds a usable secret.
 
 use crate::error::{ApiError, ApiResult};
+use crate::login::RetryAfter;
 use crate::state::AppState;
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
-use axum::extract::{FromRequestParts, State};
+use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::{header, request::Parts, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::{Form, Json};
+use axum::{Extension, Form, Json};
 use base64::{engine::general_purpose::STANDARD, engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use smartlic_core::role::Action;
 use smartlic_core::{Role, Timestamp};
 use smartlic_store::{Account, Principal, VirtualAccount};
+use std::net::SocketAddr;
 
 pub fn hash_secret(secret: &str) -> ApiResult<String> {
     let salt = SaltString::generate(&mut OsRng);
@@ -29,6 +31,11 @@ pub fn verify_secret(secret: &str, hash: &str) -> bool {
 
 pub fn sha256_hex(text: &str) -> String {
     hex::encode(ring::digest::digest(&ring::digest::SHA256, text.as_bytes()))
+}
+
+/// How listings show an access token: its first characters, enough to tell tokens apart.
+pub fn token_prefix(token: &str) -> String {
+    token.chars().take(8).collect()
 }
 
 /// Random URL-safe text with `bytes` bytes of entropy (client IDs, secrets, tokens).
@@ -60,6 +67,13 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
     (status, Json(body)).into_response()
 }
 
+/// 429 or 503 with `Retry-After`, in the OAuth2 shape (`temporarily_unavailable`).
+fn try_later(status: StatusCode, retry_after_secs: i64, description: &str) -> Response {
+    let mut answer = oauth_error(status, "temporarily_unavailable", description);
+    answer.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(retry_after_secs));
+    answer
+}
+
 /// `client_id:client_secret` from an HTTP Basic header, as RFC 6749 §2.3.1 allows.
 fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
@@ -71,6 +85,7 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
 
 pub async fn token(
     State(state): State<AppState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     form: Result<Form<TokenRequest>, axum::extract::rejection::FormRejection>,
 ) -> Response {
@@ -100,27 +115,45 @@ pub async fn token(
         }
         None => return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "grant_type is required"),
     };
+    let address = peer.map(|Extension(ConnectInfo(a))| a.ip());
+    // Checked before any hashing: a spent budget costs the attacker's requests nothing here.
+    if let Err(RetryAfter(secs)) = state.logins.check(&name, address, state.clock.now()) {
+        let msg = format!("too many failed logins for this client ID or from this address; retry in {secs} s");
+        return try_later(StatusCode::TOO_MANY_REQUESTS, secs, &msg);
+    }
+    let busy = || try_later(StatusCode::SERVICE_UNAVAILABLE, 1, &crate::login::busy_error().message);
+    let Ok(place) = state.hashing.place() else { return busy() };
     let principal = match state.store.principal(&name).await {
         Ok(p) => p,
         Err(e) => return ApiError::internal(e).into_response(),
     };
-    // Verify against a dummy hash when the name is unknown so timing does not reveal names.
-    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let dummy = DUMMY.get_or_init(|| hash_secret(&random_text(16)).unwrap_or_default());
     let hash = principal.as_ref().and_then(|p| p.secret_hash.clone());
-    let ok = verify_secret(&secret, hash.as_deref().unwrap_or(dummy)) && hash.is_some();
+    let Ok(ok) = state.hashing.verify_in(place, secret, hash).await else { return busy() };
     let Some(principal) = principal.filter(|_| ok) else {
         tracing::info!(client = %name, "token refused: wrong credentials");
+        crate::login::record_failure(&state, &name, address).await;
         return if password_grant {
             oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "wrong username or password")
         } else {
             oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "wrong client ID or secret")
         };
     };
+    state.logins.succeeded(&name);
+    // Said only to whoever proved the secret.
+    if principal.disabled_at.is_some() {
+        let what = format!("the {} '{name}' is disabled", principal.kind.as_str());
+        return if password_grant {
+            oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", &what)
+        } else {
+            oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", &what)
+        };
+    }
     let access = random_text(32);
     let ttl = state.policy.access_token_secs;
-    let expires = Timestamp(state.clock.now().0 + ttl * 1000);
-    if let Err(e) = state.store.insert_access_token(&sha256_hex(&access), principal.id, expires).await {
+    let now = state.clock.now();
+    let expires = Timestamp(now.0 + ttl * 1000);
+    let prefix = token_prefix(&access);
+    if let Err(e) = state.store.insert_access_token(&sha256_hex(&access), &prefix, principal.id, now, expires).await {
         return ApiError::internal(e).into_response();
     }
     Json(TokenAnswer { access_token: access, token_type: "Bearer", expires_in: ttl }).into_response()
@@ -142,11 +175,12 @@ impl FromRequestParts<AppState> for Caller {
             .ok()
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or_else(|| ApiError::unauthenticated("the Authorization header must be 'Bearer <access token>'"))?;
-        let principal = state
-            .store
-            .principal_for_access_token(&sha256_hex(token.trim()), state.clock.now())
-            .await?
-            .ok_or_else(|| ApiError::unauthenticated("the access token is unknown or expired"))?;
+        let refused = || {
+            let why = "the access token is unknown, expired or revoked, or its holder was disabled or deleted";
+            ApiError::unauthenticated(why)
+        };
+        let hash = sha256_hex(token.trim());
+        let principal = state.store.principal_for_access_token(&hash, state.clock.now()).await?.ok_or_else(refused)?;
         Ok(Caller(principal))
     }
 }
@@ -169,14 +203,16 @@ impl Caller {
         self.0.role
     }
 
-    pub fn name(&self) -> &str {
-        &self.0.name
+    /// How events and messages name the caller: its login, unique across the manager (a
+    /// display name is unique only in its smart account).
+    pub fn login(&self) -> &str {
+        &self.0.login
     }
 
     fn refuse(&self, action: Action, scope: &str) -> ApiError {
         ApiError::forbidden(format!(
             "'{}' ({}) may not {} in {scope}",
-            self.0.name,
+            self.login(),
             self.0.role.as_str(),
             action_words(action)
         ))
@@ -206,6 +242,20 @@ impl Caller {
         Ok(())
     }
 
+    /// Allows managing principal `p` of `account` (bound to `va`): the right to manage access
+    /// in that scope and to grant its role.
+    pub fn require_manage(&self, account: &Account, va: Option<&VirtualAccount>, p: &Principal) -> ApiResult<()> {
+        self.require(Action::ManageAccess, account, va)?;
+        if !self.0.role.may_grant(p.role) {
+            return Err(ApiError::forbidden(format!(
+                "{} may not manage a principal with the role {}",
+                self.0.role.as_str(),
+                p.role.as_str()
+            )));
+        }
+        Ok(())
+    }
+
     /// Whether listings of an account may show this virtual account to the caller.
     pub fn sees(&self, account: &Account, va_id: i64) -> bool {
         match self.0.role {
@@ -215,9 +265,14 @@ impl Caller {
         }
     }
 
+    /// Whether the caller holds any role in the account (the operator holds one in all).
+    pub fn has_role_in(&self, account: &Account) -> bool {
+        self.0.role == Role::Operator || self.0.account_id == Some(account.id)
+    }
+
     /// For account-wide reads: any role of the account may read, VA roles see a filtered view.
     pub fn require_account_view(&self, account: &Account) -> ApiResult<()> {
-        if self.0.role == Role::Operator || self.0.account_id == Some(account.id) {
+        if self.has_role_in(account) {
             Ok(())
         } else {
             Err(self.refuse(Action::View, &account.domain))

@@ -88,10 +88,12 @@ fn check_envelope(state: &AppState, e: &Envelope, now: Timestamp) -> Result<(), 
             format!("protocol version {} is not supported; this manager speaks {}", e.version, wire::PROTOCOL_VERSION);
         return Err(refusal(StatusCode::BAD_REQUEST, code::UNSUPPORTED_VERSION, msg).with_field("version"));
     }
-    if !(16..=128).contains(&e.nonce.len()) || !e.nonce.chars().all(|c| c.is_ascii_graphic()) {
+    if !wire::nonce_well_formed(&e.nonce) {
         return Err(malformed("the nonce must be 16 to 128 printable characters").with_field("nonce"));
     }
-    if (e.timestamp - now.0).abs() > state.policy.clock_tolerance_ms {
+    // Checked: a timestamp near the integer limits must not wrap into the tolerance.
+    let skew = e.timestamp.checked_sub(now.0).and_then(i64::checked_abs);
+    if skew.is_none_or(|ms| ms > state.policy.clock_tolerance_ms) {
         return Err(
             refusal(StatusCode::BAD_REQUEST, code::CLOCK_SKEW, text::clock_skew(e.timestamp)).with_field("timestamp")
         );
@@ -116,11 +118,11 @@ async fn consume_nonce(state: &AppState, scope: &str, nonce: &str, now: Timestam
     Ok(())
 }
 
-fn instance_key(i: &Instance) -> Option<PublicKey> {
-    Some(PublicKey {
-        algorithm: KeyAlgorithm::parse(&i.certificate.key_algorithm)?,
-        raw: B64.decode(&i.certificate.public_key).ok()?,
-    })
+/// A device key as the store keeps it (algorithm name, raw key in base64).
+fn stored_key(algorithm: &str, public_key: &str) -> Result<PublicKey, ApiError> {
+    let key = KeyAlgorithm::parse(algorithm)
+        .and_then(|algorithm| Some(PublicKey { algorithm, raw: B64.decode(public_key).ok()? }));
+    key.ok_or_else(|| ApiError::internal("stored key unreadable"))
 }
 
 /// Whether [`authenticate`] records the nonce itself, or the caller does it in the same
@@ -152,9 +154,16 @@ async fn authenticate(
         refusal(StatusCode::NOT_FOUND, code::UNKNOWN_INSTANCE, text::unknown_instance(instance_id))
             .with_field("instance_id")
     })?;
-    let key = instance_key(&inst).ok_or_else(|| ApiError::internal("stored key unreadable"))?;
-    if !key.verify_b64(&wire::request_signing_input(request.path, request.body), signature_of(request.headers)) {
-        return Err(bad_signature());
+    let signed = wire::request_signing_input(request.path, request.body);
+    let signature = signature_of(request.headers);
+    let by_current =
+        stored_key(&inst.certificate.key_algorithm, &inst.certificate.public_key)?.verify_b64(&signed, signature);
+    // The key before a renewal whose answer may have been lost stays good until the new one is used.
+    if !by_current {
+        let previous = inst.previous_key.as_ref().ok_or_else(bad_signature)?;
+        if !stored_key(&previous.algorithm, &previous.public_key)?.verify_b64(&signed, signature) {
+            return Err(bad_signature());
+        }
     }
     check_envelope(state, envelope, now)?;
     if inst.certificate.expires_at <= now {
@@ -163,6 +172,9 @@ async fn authenticate(
     }
     if nonce == Nonce::Consume {
         consume_nonce(state, &inst.id, &envelope.nonce, now).await?;
+    }
+    if by_current && inst.previous_key.is_some() {
+        state.store.forget_previous_key(&inst.id).await?;
     }
     Ok(inst)
 }
@@ -223,11 +235,12 @@ fn field_text(field: &'static str, value: &str, max: usize) -> Result<String, Ap
 
 async fn register(State(state): State<AppState>, headers: HeaderMap, body: RawBody) -> Response {
     let path = wire::PATH_REGISTER;
+    let nonce = nonce_of(&body);
     let result = match body_bytes(body) {
         Ok(body) => do_register(&state, &headers, &body).await,
         Err(e) => Err(e),
     };
-    respond(&state, path, result)
+    respond(&state, path, nonce, result)
 }
 
 async fn do_register(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<wire::RegisterResponse, ApiError> {
@@ -285,6 +298,7 @@ async fn do_register(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Resu
 
 async fn renew_id(State(state): State<AppState>, headers: HeaderMap, body: RawBody) -> Response {
     let path = wire::PATH_RENEW_ID;
+    let nonce = nonce_of(&body);
     let result = async {
         let now = state.clock.now();
         let body = body_bytes(body)?;
@@ -305,14 +319,26 @@ async fn renew_id(State(state): State<AppState>, headers: HeaderMap, body: RawBo
         })
     }
     .await;
-    respond(&state, path, result)
+    respond(&state, path, nonce, result)
 }
 
-fn respond<T: Serialize>(state: &AppState, path: &str, result: Result<T, ApiError>) -> Response {
+/// Signs the answer; an error carries the request's nonce, when it had a well-formed one, so
+/// that it answers that request only (a recorded refusal cannot be replayed to a device).
+fn respond<T: Serialize>(state: &AppState, path: &str, nonce: Option<String>, result: Result<T, ApiError>) -> Response {
     match result {
         Ok(answer) => signed(state, path, StatusCode::OK, &answer),
-        Err(e) => signed(state, path, e.status, &e.body()),
+        Err(e) => signed(state, path, e.status, &wire::ErrorResponse { request_nonce: nonce, ..e.body() }),
     }
+}
+
+/// The nonce of a request readable enough to have a well-formed one, whatever else is wrong.
+fn nonce_of(body: &RawBody) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Readable {
+        nonce: String,
+    }
+    let body = body.as_ref().ok()?;
+    serde_json::from_slice::<Readable>(body).ok().map(|r| r.nonce).filter(|n| wire::nonce_well_formed(n))
 }
 
 /// The usage list as counts per tag, refusing duplicates and absurd values.
@@ -333,6 +359,7 @@ fn usage_map(usage: &[wire::Usage]) -> Result<BTreeMap<String, i64>, ApiError> {
 
 async fn authorize(State(state): State<AppState>, headers: HeaderMap, body: RawBody) -> Response {
     let path = wire::PATH_AUTHORIZE;
+    let nonce = nonce_of(&body);
     let result = async {
         let now = state.clock.now();
         let body = body_bytes(body)?;
@@ -381,11 +408,12 @@ async fn authorize(State(state): State<AppState>, headers: HeaderMap, body: RawB
         })
     }
     .await;
-    respond(&state, path, result)
+    respond(&state, path, nonce, result)
 }
 
 async fn deregister(State(state): State<AppState>, headers: HeaderMap, body: RawBody) -> Response {
     let path = wire::PATH_DEREGISTER;
+    let nonce = nonce_of(&body);
     let result = async {
         let now = state.clock.now();
         let body = body_bytes(body)?;
@@ -401,5 +429,5 @@ async fn deregister(State(state): State<AppState>, headers: HeaderMap, body: Raw
         })
     }
     .await;
-    respond(&state, path, result)
+    respond(&state, path, nonce, result)
 }

@@ -55,6 +55,7 @@ impl ApiError {
                 message: self.message.clone(),
                 field: self.field.clone(),
             },
+            request_nonce: None,
         }
     }
 }
@@ -71,6 +72,15 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound(m) => ApiError::not_found(m),
             StoreError::Conflict(m) => ApiError::conflict(m),
             StoreError::Replay => replayed(),
+            // Drifted counters: the operator must see which (`smartlic admin check`), devices too.
+            StoreError::Corrupt(m) => {
+                tracing::error!("stored data is inconsistent: {m}");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "INCONSISTENT_DATA",
+                    format!("stored data is inconsistent: {m}"),
+                )
+            }
             other => ApiError::internal(other),
         }
     }

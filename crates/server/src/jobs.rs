@@ -4,7 +4,7 @@
 
 use crate::state::AppState;
 use smartlic_core::time::DAY_MS;
-use smartlic_store::{InstanceFilter, NewAlert};
+use smartlic_store::{InstanceFilter, NewAlert, StoreError};
 use std::time::Duration;
 
 /// Licenses ending within this many days raise an alert.
@@ -27,7 +27,22 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<()> {
     let mut alerts = Vec::new();
     for account in state.store.accounts().await? {
         for va in state.store.virtual_accounts(account.id).await? {
-            let ledger = state.store.pool_counts(va.id, now).await?.ledger(&state.catalog);
+            let counts = match state.store.pool_counts(va.id, now).await {
+                Err(StoreError::Corrupt(message)) => {
+                    // Drifted counters are reported, never computed with.
+                    alerts.push(NewAlert {
+                        kind: "counters-drifted".into(),
+                        severity: "critical".into(),
+                        account_id: account.id,
+                        virtual_account_id: Some(va.id),
+                        object: format!("{}/{}", account.domain, va.name),
+                        message,
+                    });
+                    continue;
+                }
+                counts => counts?,
+            };
+            let ledger = counts.ledger(&state.catalog);
             for t in ledger.tags.iter().filter(|t| !t.in_compliance()) {
                 let reserved = match t.reserved {
                     0 => String::new(),

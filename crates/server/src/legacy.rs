@@ -6,7 +6,7 @@
 //! registration tokens (list, create, revoke), devices (list, transfer, remove with or without a
 //! reservation return code) and `reserve-licenses` (R-1, through `crate::reservation`).
 //! Requests naming several items (token revoke, license and device transfer, reservations,
-//! device removal) are checked as a whole first: all happen or none.
+//! device removal) run as one store transaction each: all happen or none, even when they race.
 //!
 //! The satellite's variant (§1.5) is the same resources under another base, with the account
 //! named by its name rather than its domain and a JSON token body at `/backend/oauth/token`. The
@@ -31,7 +31,10 @@ use serde_json::{json, Value};
 use smartlic_core::role::Action;
 use smartlic_core::{token, validate, LicenseKind, Role, Timestamp};
 use smartlic_proto::reservation::ReservationKind;
-use smartlic_store::{Account, Instance, InstanceFilter, RegistrationToken, Reservation, Transfer, VirtualAccount};
+use smartlic_store::{
+    Account, Instance, InstanceFilter, InstanceMove, RegistrationToken, Removal, Removed, Reservation, TokenRef,
+    Transfer, VirtualAccount,
+};
 
 /// Where the original API lives.
 pub const PREFIX: &str = "/services/api/smart-accounts-and-licensing";
@@ -145,13 +148,16 @@ fn success(mut body: Value) -> Json<Value> {
     Json(body)
 }
 
+/// The smart account of a request; "not found" too when the caller has no role in it, so an
+/// outsider cannot tell another tenant's domain from an unknown one.
 async fn account(state: &AppState, caller: &Caller, domain: &str) -> LegacyResult<Account> {
+    let domain = domain.to_ascii_lowercase();
     let account = state
         .store
-        .account(&domain.to_ascii_lowercase())
+        .account(&domain)
         .await?
+        .filter(|a| caller.has_role_in(a))
         .ok_or_else(|| ApiError::not_found(format!("Smart Account {domain} not found")))?;
-    caller.require_account_view(&account)?;
     Ok(account)
 }
 
@@ -349,7 +355,7 @@ async fn create_virtual_account(
     let description =
         validate::optional_text("description", &req.description, validate::MAX_DESCRIPTION).map_err(ApiError::from)?;
     let va =
-        state.store.create_virtual_account(&account, &name, &description, caller.name(), state.clock.now()).await?;
+        state.store.create_virtual_account(&account, &name, &description, caller.login(), state.clock.now()).await?;
     Ok(success(json!({ "virtualAccount": va_json(&va) })))
 }
 
@@ -363,9 +369,12 @@ fn export_words(allowed: bool) -> &'static str {
     }
 }
 
-fn token_json(t: &RegistrationToken, va: &VirtualAccount, now: Timestamp) -> Value {
+/// A token in the original shape; `text` (the whole token) only in the answer that creates it,
+/// listings show its prefix.
+fn token_json(t: &RegistrationToken, text: Option<&str>, va: &VirtualAccount, now: Timestamp) -> Value {
+    let shown = text.map_or_else(|| format!("{}…", t.prefix), str::to_string);
     json!({
-        "token": t.token, "expirationDate": t.expires_at.to_rfc3339(), "creationDate": t.created_at.to_rfc3339(),
+        "token": shown, "expirationDate": t.expires_at.to_rfc3339(), "creationDate": t.created_at.to_rfc3339(),
         "description": t.description, "createdBy": t.created_by, "virtualAccount": va.name,
         "exportControlled": export_words(t.export_controlled), "numberOfUses": t.max_uses, "usedCount": t.uses,
         "status": t.facts().status_at(now).as_str()
@@ -379,7 +388,7 @@ async fn tokens(
 ) -> LegacyResult<Json<Value>> {
     let (_, va) = pool(&state, &caller, &domain, &va, Action::View).await?;
     let now = state.clock.now();
-    let tokens: Vec<Value> = state.store.tokens(va.id).await?.iter().map(|t| token_json(t, &va, now)).collect();
+    let tokens: Vec<Value> = state.store.tokens(va.id).await?.iter().map(|t| token_json(t, None, &va, now)).collect();
     Ok(success(json!({ "tokens": tokens })))
 }
 
@@ -428,8 +437,9 @@ async fn create_token(
     };
     let max_uses =
         req.number_of_uses.map(|n| validate::count("numberOfUses", n)).transpose().map_err(ApiError::from)?;
-    let t = crate::api::issue_token(&state, &caller, &va, description, days, max_uses, export_controlled).await?;
-    Ok(success(json!({ "tokenInfo": token_json(&t, &va, state.clock.now()) })))
+    let (t, text) =
+        crate::api::issue_token(&state, &caller, &va, description, days, max_uses, export_controlled).await?;
+    Ok(success(json!({ "tokenInfo": token_json(&t, Some(&text), &va, state.clock.now()) })))
 }
 
 #[derive(Deserialize)]
@@ -437,7 +447,8 @@ struct RevokeRequest {
     tokens: Vec<String>,
 }
 
-/// Revokes every listed token, or none when one of them is unknown, revoked already or listed twice.
+/// Revokes every listed token, or none when one of them is unknown, revoked already or listed
+/// twice: one store transaction.
 async fn revoke_tokens(
     State(state): State<AppState>,
     LegacyCaller(caller): LegacyCaller,
@@ -449,29 +460,20 @@ async fn revoke_tokens(
     if req.tokens.is_empty() {
         return Err(ApiError::invalid("tokens", "lists no token").into());
     }
-    let known = state.store.tokens(va.id).await?;
-    let mut seen = std::collections::BTreeSet::new();
-    for text in req.tokens.iter().map(|t| t.trim()) {
-        match known.iter().find(|k| k.token == text) {
-            None => {
-                return Err(ApiError::not_found(format!("token {text} not found in Virtual Account {}", va.name))
-                    .with_field("tokens")
-                    .into())
-            }
-            Some(k) if k.revoked_at.is_some() || !seen.insert(text) => {
-                return Err(ApiError::conflict(format!("token {text} is revoked already or listed twice"))
-                    .with_field("tokens")
-                    .into())
-            }
-            Some(_) => {}
+    let texts: Vec<&str> = req.tokens.iter().map(|t| t.trim()).collect();
+    for (i, text) in texts.iter().enumerate() {
+        if let Some(first) = texts[..i].iter().position(|t| t == text) {
+            return Err(ApiError::invalid("tokens", format!("tokens[{i}] repeats tokens[{first}]")).into());
         }
     }
+    let refs = texts.iter().map(|text| TokenRef::new(text, crate::auth::sha256_hex(text))).collect();
     let now = state.clock.now();
-    let mut out = Vec::new();
-    for t in &req.tokens {
-        let revoked = state.store.revoke_token(va.id, t.trim(), caller.name(), now).await?;
-        out.push(token_json(&revoked, &va, now));
-    }
+    let revoked = state
+        .store
+        .revoke_tokens(va.id, refs, caller.login(), now)
+        .await
+        .map_err(|e| ApiError::from(e).with_field("tokens"))?;
+    let out: Vec<Value> = revoked.iter().map(|t| token_json(t, None, &va, now)).collect();
     Ok(success(json!({ "tokens": out })))
 }
 
@@ -564,8 +566,8 @@ fn tag_of(state: &AppState, license: &str) -> LegacyResult<String> {
     }
 }
 
-/// Moves every listed quantity or nothing: all items are checked against the licenses held
-/// before the first one moves.
+/// Moves every listed quantity or nothing, in one store transaction; only available licenses go
+/// (the rule of `/api/v1`, [`crate::api::transfer`]).
 async fn transfer(
     State(state): State<AppState>,
     LegacyCaller(caller): LegacyCaller,
@@ -577,8 +579,7 @@ async fn transfer(
     if req.licenses.is_empty() {
         return Err(ApiError::invalid("licenses", "lists no license").into());
     }
-    let now = state.clock.now();
-    let mut moves = Vec::new();
+    let mut moves = Vec::with_capacity(req.licenses.len());
     for item in &req.licenses {
         let tag = tag_of(&state, &item.license)?;
         let quantity = validate::count("quantity", item.quantity).map_err(ApiError::from)?;
@@ -596,39 +597,17 @@ async fn transfer(
                 ApiError::invalid("targetVirtualAccount", "source and target virtual accounts are the same").into()
             );
         }
-        moves.push((
-            item,
-            Transfer { from_virtual_account_id: from.id, to_virtual_account_id: to.id, tag, quantity, kind },
-        ));
+        moves.push(Transfer { to_virtual_account_id: to.id, tag, quantity, kind });
     }
-    let held = state.store.licenses(from.id).await?;
-    for (item, m) in &moves {
-        let available: i64 = held
-            .iter()
-            .filter(|r| r.tag == m.tag && r.term.active_at(now) && m.kind.is_none_or(|k| r.term.kind == k))
-            .map(|r| r.quantity)
-            .sum();
-        // Every item of the same tag that may draw on the same licenses counts against them.
-        let wanted: i64 = moves
-            .iter()
-            .filter(|(_, o)| o.tag == m.tag && (m.kind.is_none() || o.kind.is_none() || o.kind == m.kind))
-            .map(|(_, o)| o.quantity)
-            .sum();
-        if wanted > available {
-            return Err(ApiError::conflict(format!(
-                "only {available} license(s) of {} can be transferred from {}, {wanted} requested; nothing was transferred",
-                item.license, from.name
-            ))
-            .into());
-        }
-    }
-    let mut out = Vec::new();
-    for (item, m) in moves {
-        let quantity = m.quantity;
-        state.store.transfer_licenses(m, caller.name(), now).await?;
-        out.push(json!({"license": item.license, "licenseType": item.license_type, "quantity": quantity,
-                        "targetVirtualAccount": item.target_virtual_account, "status": "SUCCESS"}));
-    }
+    crate::api::transfer(&state, &caller, &from, moves).await?;
+    let out: Vec<Value> = req
+        .licenses
+        .iter()
+        .map(|item| {
+            json!({"license": item.license, "licenseType": item.license_type, "quantity": item.quantity,
+                   "targetVirtualAccount": item.target_virtual_account, "status": "SUCCESS"})
+        })
+        .collect();
     Ok(success(json!({ "licenses": out })))
 }
 
@@ -679,7 +658,8 @@ impl Sudi {
     }
 }
 
-/// Moves every listed product instance or none: all are found and checked before the first moves.
+/// Moves every listed product instance or none: all are found and checked, then moved in one
+/// store transaction (which refuses all when one was moved out of the pool meanwhile).
 async fn transfer_devices(
     State(state): State<AppState>,
     LegacyCaller(caller): LegacyCaller,
@@ -708,15 +688,25 @@ async fn transfer_devices(
         caller.require(Action::ManageInstances, &account, Some(&to))?;
         moves.push((inst, to, item.product_tag_name.clone()));
     }
-    let now = state.clock.now();
-    let mut out = Vec::new();
-    for (inst, to, tag) in moves {
-        let moved = state.store.move_instance(&inst.id, to.id, caller.name(), now).await?;
-        out.push(json!({
-            "sudi": {"udiPid": moved.udi_pid, "udiSerialNumber": moved.udi_sn, "uuid": moved.id},
-            "productTagName": tag, "targetVirtualAccount": to.name, "status": "SUCCESS"
-        }));
-    }
+    let batch = moves
+        .iter()
+        .map(|(inst, to, _)| InstanceMove {
+            instance_id: inst.id.clone(),
+            from_virtual_account_id: Some(from.id),
+            to_virtual_account_id: to.id,
+        })
+        .collect();
+    let moved = state.store.move_instances(batch, caller.login(), state.clock.now()).await?;
+    let out: Vec<Value> = moved
+        .iter()
+        .zip(moves)
+        .map(|(m, (_, to, tag))| {
+            json!({
+                "sudi": {"udiPid": m.udi_pid, "udiSerialNumber": m.udi_sn, "uuid": m.id},
+                "productTagName": tag, "targetVirtualAccount": to.name, "status": "SUCCESS"
+            })
+        })
+        .collect();
     Ok(success(json!({ "productInstances": out })))
 }
 
@@ -728,7 +718,7 @@ async fn delete_virtual_account(
     Path((domain, va)): Path<(String, String)>,
 ) -> LegacyResult<Json<Value>> {
     let (_, va) = pool(&state, &caller, &domain, &va, Action::ManageVirtualAccounts).await?;
-    let gone = state.store.delete_virtual_account(va.id, caller.name(), state.clock.now()).await?;
+    let gone = state.store.delete_virtual_account(va.id, caller.login(), state.clock.now()).await?;
     let mut answer = success(json!({ "virtualAccount": va_json(&gone) }));
     answer.0["statusMessage"] = json!(format!("Virtual Account {} deleted", gone.name));
     Ok(answer)
@@ -847,15 +837,9 @@ struct RemoveItem {
     return_code: Option<String>,
 }
 
-/// What one removal item does once every item was checked.
-enum Removal<'a> {
-    /// The reservation with this id.
-    Return(i64),
-    Remove(&'a Instance),
-}
-
-/// Removes every listed device or none: with a return code, its reservation is returned (the
-/// code must be that device's); without, the registered product instance of that UDI is removed.
+/// Removes every listed device or none, in one store transaction: with a return code, its
+/// reservation is returned (the code must be that device's); without, the registered product
+/// instance of that UDI is removed.
 async fn remove_devices(
     State(state): State<AppState>,
     LegacyCaller(caller): LegacyCaller,
@@ -876,16 +860,17 @@ async fn remove_devices(
             Some(code) => {
                 let device = s.udi_pid.as_deref().zip(s.udi_serial_number.as_deref());
                 let r = crate::reservation::check_return(&state, &caller, &account, &va, code, device).await?;
-                Removal::Return(r.id)
+                Removal::Reservation(r.id)
             }
             None => {
                 caller.require(Action::ManageInstances, &account, Some(&va))?;
-                Removal::Remove(s.find(&present, &va)?)
+                let id = s.find(&present, &va)?.id.clone();
+                Removal::Instance { id, from_virtual_account_id: Some(va.id) }
             }
         };
         let twice = plan.iter().any(|p| match (p, &step) {
-            (Removal::Return(a), Removal::Return(b)) => a == b,
-            (Removal::Remove(a), Removal::Remove(b)) => a.id == b.id,
+            (Removal::Reservation(a), Removal::Reservation(b)) => a == b,
+            (Removal::Instance { id: a, .. }, Removal::Instance { id: b, .. }) => a == b,
             _ => false,
         });
         if twice {
@@ -893,22 +878,19 @@ async fn remove_devices(
         }
         plan.push(step);
     }
-    let now = state.clock.now();
-    let mut out = Vec::with_capacity(plan.len());
-    for (step, item) in plan.into_iter().zip(items) {
-        let (pid, sn, action) = match step {
-            Removal::Return(id) => {
-                let back = state.store.return_reservation(id, caller.name(), now).await?;
-                (back.udi_pid, back.udi_sn, "RETURNED")
-            }
-            Removal::Remove(inst) => {
-                let gone = state.store.remove_instance(&inst.id, "removed", caller.name(), now).await?;
-                (gone.udi_pid, gone.udi_sn, "REMOVED")
-            }
-        };
-        out.push(json!({"sudi": {"udiPid": pid, "udiSerialNumber": sn}, "productTagName": item.product_tag_name,
-                        "action": action, "status": "SUCCESS"}));
-    }
+    let done = state.store.remove_instances(plan, "removed", caller.login(), state.clock.now()).await?;
+    let out: Vec<Value> = done
+        .into_iter()
+        .zip(items)
+        .map(|(step, item)| {
+            let (pid, sn, action) = match step {
+                Removed::Reservation(back) => (back.udi_pid, back.udi_sn, "RETURNED"),
+                Removed::Instance(gone) => (gone.udi_pid, gone.udi_sn, "REMOVED"),
+            };
+            json!({"sudi": {"udiPid": pid, "udiSerialNumber": sn}, "productTagName": item.product_tag_name,
+                   "action": action, "status": "SUCCESS"})
+        })
+        .collect();
     Ok(success(json!({ "productInstances": out })))
 }
 

@@ -8,6 +8,7 @@ pub mod device;
 pub mod error;
 pub mod jobs;
 pub mod legacy;
+pub mod login;
 pub mod openapi;
 pub mod reservation;
 pub mod state;
@@ -18,7 +19,7 @@ use anyhow::Context;
 use axum::routing::{get, post};
 use smartlic_core::{Catalog, Clock, SimulatedClock, SystemClock};
 use smartlic_store::{NewPrincipal, PrincipalKind, SqliteStore, Store};
-use state::{AppState, Inner, Policy};
+use state::{AppState, Inner, Limits, Policy};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -38,6 +39,7 @@ pub struct ServerConfig {
     /// From `SMARTLIC_ADMIN_SECRET`; generated and printed once when absent on first start.
     pub admin_secret: Option<String>,
     pub job_interval: Duration,
+    pub limits: Limits,
 }
 
 pub struct Running {
@@ -68,12 +70,40 @@ pub fn app(state: AppState) -> axum::Router {
         .route("/api/v1/openapi.json", get(|| async { axum::Json(openapi::document()) }))
         .route("/health", get(|| async { "ok" }))
         .fallback(|| async { error::ApiError::not_found("no such endpoint; see /api/v1/openapi.json") })
+        // axum's own 405 has an empty body: say what was refused.
+        .method_not_allowed_fallback(|method: axum::http::Method, uri: axum::http::Uri| async move {
+            let message = format!("{method} is not allowed on {}; see /api/v1/openapi.json", uri.path());
+            error::ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", message)
+        })
         .with_state(state)
+}
+
+/// Files the manager keeps besides connections: the database and its WAL, the CA, logs.
+const RESERVED_FILES: u64 = 64;
+
+/// Raises the open-file limit to its hard limit and keeps the connection cap under it, so a
+/// full cap never turns into "Too many open files".
+fn connection_cap(mut limits: Limits) -> Limits {
+    match tls::raise_open_file_limit() {
+        Ok(files) => {
+            let room = usize::try_from(files.saturating_sub(RESERVED_FILES)).unwrap_or(usize::MAX).max(1);
+            if limits.max_connections > room {
+                tracing::warn!(
+                    "the open-file limit ({files}) allows {room} connections, not {}: raise the hard limit (ulimit -Hn)",
+                    limits.max_connections
+                );
+                limits.max_connections = room;
+            }
+        }
+        Err(e) => tracing::warn!("cannot read the open-file limit: {e}"),
+    }
+    limits
 }
 
 /// Creates or updates the bootstrap operator; returns the secret when it was generated.
 async fn bootstrap_admin(
     store: &dyn Store,
+    hashing: &login::HashPool,
     secret: Option<String>,
     now: smartlic_core::Timestamp,
 ) -> anyhow::Result<Option<String>> {
@@ -86,13 +116,19 @@ async fn bootstrap_admin(
     if secret.len() < 12 {
         anyhow::bail!("SMARTLIC_ADMIN_SECRET must be at least 12 characters");
     }
-    let hash = auth::hash_secret(&secret).map_err(|e| anyhow::anyhow!(e.message))?;
+    // An unchanged secret leaves the operator's live access tokens alone.
+    let stored = existing.as_ref().and_then(|p| p.secret_hash.clone());
+    if stored.is_some() && hashing.verify(secret.clone(), stored).await.unwrap_or(false) {
+        return Ok(None);
+    }
+    let hash = hashing.hash(secret.clone()).await.map_err(|e| anyhow::anyhow!(e.message))?;
     match existing {
-        Some(p) => store.set_principal_secret(p.id, &hash).await?,
+        Some(p) => drop(store.set_principal_secret(p.id, &hash, "system", now).await?),
         None => {
             let new = NewPrincipal {
                 kind: PrincipalKind::ApiClient,
                 name: ADMIN_CLIENT.into(),
+                login: ADMIN_CLIENT.into(),
                 secret_hash: Some(hash),
                 role: smartlic_core::Role::Operator,
                 account_id: None,
@@ -105,6 +141,13 @@ async fn bootstrap_admin(
 }
 
 pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
+    // Bound before anything is created: a port in use must not leave a first start with a
+    // stored administrator secret that was never shown.
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let local_addr = listener.local_addr()?;
+    let limits = connection_cap(config.limits.clone());
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
     let simulated = config.simulated_clock.then(|| Arc::new(SimulatedClock::new()));
@@ -132,7 +175,9 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         _ => anyhow::bail!("--tls-cert and --tls-key go together"),
     };
     let tls_config = tls::server_config(&cert_pem, &key_pem)?;
-    let generated_admin_secret = bootstrap_admin(store.as_ref(), config.admin_secret.clone(), clock.now()).await?;
+    let hashing = login::HashPool::new();
+    let generated_admin_secret =
+        bootstrap_admin(store.as_ref(), &hashing, config.admin_secret.clone(), clock.now()).await?;
     let ca_pem = ca.cert_pem().to_string();
     let state = AppState(Arc::new(Inner {
         store,
@@ -141,13 +186,11 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         catalog,
         ca,
         policy: Policy::default(),
+        hashing,
+        logins: login::LoginLimiter::new(limits.login_failures_per_client, limits.login_failures_per_address),
         jobs: Default::default(),
     }));
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let local_addr = listener.local_addr()?;
     jobs::spawn(state.clone(), config.job_interval);
-    let task = tokio::spawn(tls::serve(listener, tls_config, app(state.clone())));
+    let task = tokio::spawn(tls::serve(listener, tls_config, app(state.clone()), limits));
     Ok(Running { local_addr, ca_pem, generated_admin_secret, state, task })
 }

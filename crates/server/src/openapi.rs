@@ -12,16 +12,52 @@ const OPERATIONS: &[(&str, &str, &str)] = &[
     ("get", "/api/v1/accounts/{domain}/virtual-accounts", "List virtual accounts"),
     ("post", "/api/v1/accounts/{domain}/virtual-accounts", "Create a virtual account"),
     ("delete", "/api/v1/accounts/{domain}/virtual-accounts/{va}", "Delete an empty virtual account"),
-    ("get", "/api/v1/accounts/{domain}/users", "List users"),
-    ("post", "/api/v1/accounts/{domain}/users", "Create a user with a role"),
-    ("get", "/api/v1/accounts/{domain}/api-clients", "List API clients"),
-    ("post", "/api/v1/accounts/{domain}/api-clients", "Create an API client (secret shown once)"),
+    ("get", "/api/v1/accounts/{domain}/users", "List users (login name@domain, status)"),
+    ("post", "/api/v1/accounts/{domain}/users", "Create a user with a role (name unique in the account)"),
+    (
+        "patch",
+        "/api/v1/accounts/{domain}/users/{name}",
+        "Disable or enable a user, or set its password (a user may set its own); revokes its access tokens",
+    ),
+    ("delete", "/api/v1/accounts/{domain}/users/{name}", "Delete a user; its access tokens end at once"),
+    ("get", "/api/v1/accounts/{domain}/api-clients", "List API clients (generated client ID, status)"),
+    ("post", "/api/v1/accounts/{domain}/api-clients", "Create an API client (client ID generated, secret shown once)"),
+    (
+        "patch",
+        "/api/v1/accounts/{domain}/api-clients/{name}",
+        "Disable or enable an API client; disabling revokes its access tokens",
+    ),
+    ("delete", "/api/v1/accounts/{domain}/api-clients/{name}", "Delete an API client; its access tokens end at once"),
+    (
+        "post",
+        "/api/v1/accounts/{domain}/api-clients/{name}/rotate-secret",
+        "Give an API client a new secret (shown once); the old one and its access tokens end at once",
+    ),
+    ("get", "/api/v1/accounts/{domain}/access-tokens", "Live access tokens of the account (id and prefix only)"),
+    ("get", "/api/v1/access-tokens", "Live access tokens of the operators (operator)"),
+    (
+        "post",
+        "/api/v1/access-tokens/revoke",
+        "End an access token at once, by value or id: one's own, or one of a principal one manages",
+    ),
     ("get", "/api/v1/accounts/{domain}/virtual-accounts/{va}/licenses", "Licenses of a pool with tier lending"),
     ("post", "/api/v1/accounts/{domain}/virtual-accounts/{va}/licenses", "Deposit licenses (operator)"),
-    ("post", "/api/v1/accounts/{domain}/virtual-accounts/{va}/licenses/transfer", "Transfer licenses to another pool"),
-    ("get", "/api/v1/accounts/{domain}/virtual-accounts/{va}/tokens", "List registration tokens"),
-    ("post", "/api/v1/accounts/{domain}/virtual-accounts/{va}/tokens", "Create a registration token"),
-    ("post", "/api/v1/accounts/{domain}/virtual-accounts/{va}/tokens/revoke", "Revoke a registration token"),
+    (
+        "post",
+        "/api/v1/accounts/{domain}/virtual-accounts/{va}/licenses/transfer",
+        "Transfer available licenses (not in use, reserved or lent to lower tiers) to another pool",
+    ),
+    ("get", "/api/v1/accounts/{domain}/virtual-accounts/{va}/tokens", "List registration tokens (by prefix)"),
+    (
+        "post",
+        "/api/v1/accounts/{domain}/virtual-accounts/{va}/tokens",
+        "Create a registration token (shown once: only its hash is kept)",
+    ),
+    (
+        "post",
+        "/api/v1/accounts/{domain}/virtual-accounts/{va}/tokens/revoke",
+        "Revoke a registration token given whole or by its listed prefix",
+    ),
     ("get", "/api/v1/accounts/{domain}/virtual-accounts/{va}/reservations", "Offline reservations of a pool"),
     (
         "post",
@@ -47,6 +83,7 @@ const OPERATIONS: &[(&str, &str, &str)] = &[
     ("get", "/api/v1/clock", "The manager's time"),
     ("post", "/api/v1/clock", "Set the simulated clock (operator, --clock simulated)"),
     ("get", "/api/v1/catalog", "Entitlement tags and tiers"),
+    ("get", "/api/v1/check", "Counters recomputed from the records: every difference (operator)"),
 ];
 
 /// The original manager's API (`crate::legacy`), listed under its own tag.
@@ -97,7 +134,7 @@ const ORIGINAL_OPERATIONS: &[(&str, &str, &str)] = &[
     (
         "post",
         "/services/api/smart-accounts-and-licensing/v1/accounts/{domain}/virtual-accounts/{va}/licenses/transfer",
-        "Transfer licenses to other virtual accounts (all or none)",
+        "Transfer available licenses to other virtual accounts (all or none)",
     ),
     (
         "post",
@@ -162,6 +199,9 @@ pub fn document() -> Value {
         });
         if path.ends_with("token") || path.ends_with("token.oauth2") {
             op["security"] = json!([]);
+            let retry = json!({"Retry-After": {"description": "seconds", "schema": {"type": "integer"}}});
+            op["responses"]["429"] = json!({"description": "too many failed logins for this client ID or from this address", "headers": retry});
+            op["responses"]["503"] = json!({"description": "too many logins being checked at once", "headers": retry});
         }
         let entry = paths.entry(path.to_string()).or_insert_with(|| json!({}));
         entry[*method] = op;

@@ -69,15 +69,13 @@ pub async fn create(
     }
     fits(&state.catalog, &counts, &asked, &pool.name).map_err(ApiError::conflict)?;
 
-    // Earlier reservations drew the first records of each tag; this batch continues after them.
-    let mut drawn = counts.reserved.clone();
+    // What active reservations draw from each record stays theirs; this batch draws after them.
+    let mut drawn = state.store.drawn(pool.id).await?;
     let mut new = Vec::with_capacity(checked.len());
     for c in checked {
         let mut licenses = Vec::new();
         for (tag, &quantity) in &c.licenses {
-            let skip = drawn.entry(tag.clone()).or_insert(0);
-            licenses.extend(chunks(&state.catalog, &records, tag, quantity, *skip, now)?);
-            *skip += quantity;
+            licenses.extend(chunks(&state.catalog, &records, &mut drawn, tag, quantity, now)?);
         }
         new.push(sign(state, &c.code, licenses, now)?);
     }
@@ -86,7 +84,7 @@ pub async fn create(
     let recheck = Box::new(move |counts: &PoolCounts, asked: &BTreeMap<String, i64>| {
         fits(&shared.catalog, counts, asked, &pool_name)
     });
-    Ok(state.store.create_reservations(pool.id, new, recheck, caller.name(), now).await?)
+    Ok(state.store.create_reservations(pool.id, new, recheck, caller.login(), now).await?)
 }
 
 /// Longest request or return code accepted: real ones are far shorter (a return code is under
@@ -189,16 +187,17 @@ fn fits(catalog: &Catalog, counts: &PoolCounts, asked: &BTreeMap<String, i64>, p
     })
 }
 
-/// Fills `quantity` of `tag` from purchase records valid now, LONGEST_TERM_FIRST: the tag's own
-/// records, then those of the tags that fulfil it in catalogue order; within each, perpetual
-/// first, then the latest end. The first `skip` licenses are passed over (earlier reservations
-/// drew them). One chunk per record, with its term and subscription.
+/// Fills `quantity` of `tag` from the undrawn licenses of purchase records valid now,
+/// LONGEST_TERM_FIRST: the tag's own records, then those of the tags that fulfil it in catalogue
+/// order; within each, perpetual first, then the latest end. `drawn` (per record id) is what
+/// reservations draw already, and grows by what this one takes. One chunk per record, naming
+/// it, with its term and subscription.
 fn chunks(
     catalog: &Catalog,
     records: &[LicenseRecord],
+    drawn: &mut BTreeMap<i64, i64>,
     tag: &str,
     quantity: i64,
-    skip: i64,
     now: Timestamp,
 ) -> ApiResult<Vec<ReservedLicense>> {
     let owners: Vec<&str> = std::iter::once(tag).chain(catalog.fulfilled_by(tag).iter().map(String::as_str)).collect();
@@ -210,23 +209,27 @@ fn chunks(
     candidates.sort_by_key(|(owner, r)| {
         (*owner, r.term.kind != LicenseKind::Perpetual, std::cmp::Reverse(r.term.end.map_or(i64::MAX, |e| e.0)), r.id)
     });
-    let total: i64 = candidates.iter().map(|(_, r)| r.quantity).sum();
+    let undrawn =
+        |r: &LicenseRecord, drawn: &BTreeMap<i64, i64>| (r.quantity - drawn.get(&r.id).copied().unwrap_or(0)).max(0);
+    let total: i64 = candidates.iter().map(|(_, r)| undrawn(r, drawn)).sum();
     if total < quantity {
-        // The check passed on the counts; only a change between the two reads gets here.
-        return Err(ApiError::conflict(format!("the licenses of '{tag}' changed meanwhile; nothing was reserved")));
+        return Err(ApiError::conflict(format!(
+            "the purchase records that can serve '{tag}' have {total} undrawn license(s) left, {quantity} asked: \
+             other reservations draw the rest; nothing was reserved"
+        )));
     }
-    let (mut skip, mut left, mut out) = (skip.min(total - quantity), quantity, Vec::new());
+    let (mut left, mut out) = (quantity, Vec::new());
     for (_, r) in candidates {
-        let here = (r.quantity - skip).max(0);
-        skip = (skip - r.quantity).max(0);
-        let take = here.min(left);
+        let take = undrawn(r, drawn).min(left);
         if take > 0 {
             out.push(ReservedLicense {
                 tag: tag.to_string(),
                 quantity: take,
                 term: r.term.clone(),
                 subscription_id: r.subscription_id.clone(),
+                license_id: Some(r.id),
             });
+            *drawn.entry(r.id).or_default() += take;
             left -= take;
         }
     }
@@ -337,7 +340,7 @@ pub async fn give_back(
     device: Option<(&str, &str)>,
 ) -> ApiResult<Reservation> {
     let found = check_return(state, caller, account, pool, return_code, device).await?;
-    Ok(state.store.return_reservation(found.id, caller.name(), state.clock.now()).await?)
+    Ok(state.store.return_reservation(found.id, caller.login(), state.clock.now()).await?)
 }
 
 #[cfg(test)]
@@ -368,20 +371,23 @@ mod tests {
             record(4, "ACI Essentials", 4, LicenseKind::Term, Some(50)),
             record(5, "ACI Advantage", 10, LicenseKind::Perpetual, None),
         ];
-        let got = |quantity, skip| -> Vec<(i64, Option<String>)> {
-            chunks(&c, &records, "ACI Essentials", quantity, skip, Timestamp(100))
+        let mut drawn = BTreeMap::new();
+        let mut got = |quantity| -> Vec<(i64, Option<i64>)> {
+            chunks(&c, &records, &mut drawn, "ACI Essentials", quantity, Timestamp(100))
                 .unwrap()
                 .into_iter()
-                .map(|l| (l.quantity, l.subscription_id))
+                .map(|l| (l.quantity, l.license_id))
                 .collect()
         };
-        // Perpetual first, then the latest end; the expired record is never drawn.
-        assert_eq!(got(5, 0), [(1, None), (3, Some("Sub-9000".into())), (1, Some("Sub-5000".into()))]);
-        assert_eq!(got(3, 5), [(1, Some("Sub-5000".into())), (2, None)]);
-        let all = chunks(&c, &records, "ACI Essentials", 17, 0, Timestamp(100));
-        assert!(all.unwrap_err().message.contains("changed meanwhile"));
+        // Perpetual first, then the latest end; the expired record is never drawn; each chunk
+        // names its record, and what is drawn is never drawn again.
+        assert_eq!(got(5), [(1, Some(3)), (3, Some(2)), (1, Some(1))]);
+        assert_eq!(got(3), [(1, Some(1)), (2, Some(5))]);
+        assert_eq!(drawn, BTreeMap::from([(1, 2), (2, 3), (3, 1), (5, 2)]));
+        let all = chunks(&c, &records, &mut drawn, "ACI Essentials", 9, Timestamp(100));
+        assert!(all.unwrap_err().message.contains("8 undrawn license(s) left, 9 asked"));
         // The tag is the one asked for, even when a higher tier's record fills it.
-        assert!(chunks(&c, &records, "ACI Essentials", 8, 0, Timestamp(100))
+        assert!(chunks(&c, &records, &mut drawn, "ACI Essentials", 8, Timestamp(100))
             .unwrap()
             .iter()
             .all(|l| l.tag == "ACI Essentials"));

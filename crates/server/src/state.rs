@@ -4,6 +4,7 @@ use smartlic_core::{Catalog, Clock, SimulatedClock};
 use smartlic_proto::CertificateAuthority;
 use smartlic_store::Store;
 use std::sync::Arc;
+use std::time::Duration;
 
 #[derive(Clone)]
 pub struct AppState(pub Arc<Inner>);
@@ -16,6 +17,10 @@ pub struct Inner {
     pub catalog: Catalog,
     pub ca: CertificateAuthority,
     pub policy: Policy,
+    /// Argon2 work, off the async workers.
+    pub hashing: crate::login::HashPool,
+    /// Failed-login counters per client ID and per source address.
+    pub logins: crate::login::LoginLimiter,
     /// Serializes job runs: a run that read the clock earlier must not finish after, and
     /// overwrite, a run made for a newer time.
     pub jobs: tokio::sync::Mutex<()>,
@@ -44,6 +49,37 @@ impl Default for Policy {
             auth_validity_days: 90,
             silent_release_days: 90,
             access_token_secs: 3600,
+        }
+    }
+}
+
+/// What keeps the manager available under hostile load: connection limits and timeouts
+/// (`tls::serve`) and the failed-login budgets of the token endpoint (`login`).
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Open connections at most; at the cap the oldest connection doing nothing is closed.
+    pub max_connections: usize,
+    /// From accept to the end of the TLS handshake.
+    pub handshake_timeout: Duration,
+    /// From a request's first byte to the end of its headers.
+    pub header_timeout: Duration,
+    /// A connection with no request in progress is closed after this long.
+    pub idle_timeout: Duration,
+    /// Failed logins per minute for one client ID (a burst of this many); 0: no limit.
+    pub login_failures_per_client: u32,
+    /// Failed logins per minute from one source address (IPv6: one /64); 0: no limit.
+    pub login_failures_per_address: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 4096,
+            handshake_timeout: Duration::from_secs(10),
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            login_failures_per_client: 10,
+            login_failures_per_address: 30,
         }
     }
 }

@@ -1,12 +1,19 @@
 //! The manager's certificate authority on disk, its TLS certificate, and an HTTPS-only
 //! listener: a plain-HTTP request is answered with the seed's refusal text (C-16).
 
+use crate::state::Limits;
 use anyhow::Context;
 use smartlic_proto::CertificateAuthority;
+use std::collections::HashMap;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
+use tokio::time::Instant;
 
 pub const CA_FILE: &str = "ca.pem";
 const CA_KEY_FILE: &str = "ca-key.pem";
@@ -78,45 +85,260 @@ pub fn server_config(cert_pem: &str, key_pem: &str) -> anyhow::Result<Arc<rustls
 pub const HTTP_REFUSED: &str =
     "HTTP is no longer supported to reach backend of smartlic; HTTPS is only supported. Use an https:// URL.";
 
-/// Serves `app` over TLS on `listener` until the task is dropped.
-pub async fn serve(listener: tokio::net::TcpListener, config: Arc<rustls::ServerConfig>, app: axum::Router) {
-    use hyper_util::rt::TokioIo;
-    use tokio::io::AsyncWriteExt;
-    use tower::ServiceExt;
+/// Raises this process's open-file limit to its hard limit (each connection is a file);
+/// answers the limit now in force.
+pub fn raise_open_file_limit() -> std::io::Result<u64> {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit { rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit = raised;
+            }
+        }
+    }
+    #[allow(clippy::unnecessary_cast)] // rlim_t is u64 on Linux, not everywhere
+    Ok(limit.rlim_cur as u64)
+}
+
+/// What a connection is doing: its timers and the choice of whom to close at the cap follow it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Accepted, TLS not yet established.
+    Handshake,
+    /// Established, nothing received since the last answer (or since the handshake).
+    Idle,
+    /// Bytes of a request arrived, its headers are not complete.
+    Reading,
+    /// A request is being handled.
+    Busy,
+}
+
+/// One open connection, shared by its task and the accept loop.
+struct Conn {
+    state: std::sync::Mutex<(Phase, Instant)>,
+    /// Chosen to make room at the cap: it closes as soon as it is not serving a request.
+    evicted: AtomicBool,
+    wake: tokio::sync::Notify,
+}
+
+impl Conn {
+    fn new() -> Conn {
+        Conn {
+            state: std::sync::Mutex::new((Phase::Handshake, Instant::now())),
+            evicted: AtomicBool::new(false),
+            wake: tokio::sync::Notify::new(),
+        }
+    }
+
+    fn state(&self) -> (Phase, Instant) {
+        *self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn set(&self, phase: Phase) {
+        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = (phase, Instant::now());
+        self.wake.notify_one();
+    }
+
+    /// Bytes arrived: on an idle connection a request has started and the header timer runs.
+    fn received(&self) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if state.0 == Phase::Idle {
+            *state = (Phase::Reading, Instant::now());
+            drop(state);
+            self.wake.notify_one();
+        }
+    }
+
+    fn may_close(phase: Phase) -> bool {
+        matches!(phase, Phase::Handshake | Phase::Idle)
+    }
+
+    /// Returns when the connection is to be closed: a timeout of its phase, or an eviction.
+    async fn watch(&self, limits: &Limits) {
+        loop {
+            let (phase, since) = self.state();
+            if self.evicted.load(Ordering::Relaxed) && Conn::may_close(phase) {
+                return;
+            }
+            let limit = match phase {
+                Phase::Handshake => limits.handshake_timeout,
+                Phase::Idle => limits.idle_timeout,
+                Phase::Reading => limits.header_timeout,
+                Phase::Busy => {
+                    self.wake.notified().await;
+                    continue;
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep_until(since + limit) => {
+                    if self.state() == (phase, since) {
+                        return;
+                    }
+                }
+                _ = self.wake.notified() => {}
+            }
+        }
+    }
+}
+
+/// The socket of a connection, telling it when bytes arrive.
+struct Watched {
+    tcp: tokio::net::TcpStream,
+    conn: Arc<Conn>,
+}
+
+impl tokio::io::AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.tcp).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.conn.received();
+        }
+        polled
+    }
+}
+
+impl tokio::io::AsyncWrite for Watched {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.tcp).poll_write(cx, data)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_shutdown(cx)
+    }
+}
+
+type OpenConns = Arc<std::sync::Mutex<HashMap<u64, Arc<Conn>>>>;
+
+/// Takes a connection out of the open set when its task ends, and frees its slot.
+struct Registered {
+    id: u64,
+    open: OpenConns,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.open.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.id);
+    }
+}
+
+/// At the cap: the connection that has done nothing for the longest (idle, or still in its
+/// handshake) is asked to close. Requests in progress are never cut.
+fn evict_oldest_idle(open: &OpenConns) {
+    let open = open.lock().unwrap_or_else(|e| e.into_inner());
+    let oldest = open
+        .values()
+        .filter(|c| !c.evicted.load(Ordering::Relaxed))
+        .filter_map(|c| {
+            let (phase, since) = c.state();
+            Conn::may_close(phase).then_some((since, c))
+        })
+        .min_by_key(|(since, _)| *since);
+    if let Some((_, conn)) = oldest {
+        conn.evicted.store(true, Ordering::Relaxed);
+        conn.wake.notify_one();
+    }
+}
+
+/// Serves `app` over TLS on `listener` until the task is dropped, within `limits`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    config: Arc<rustls::ServerConfig>,
+    app: axum::Router,
+    limits: Limits,
+) {
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
-    loop {
-        let (mut tcp, _) = match listener.accept().await {
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let open = OpenConns::default();
+    let limits = Arc::new(limits);
+    let mut failing = false;
+    for id in 0u64.. {
+        let (tcp, peer) = match listener.accept().await {
             Ok(c) => c,
             Err(e) => {
-                tracing::warn!("accept failed: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                // Logged once per streak: a full file table must not also fill the log.
+                if !std::mem::replace(&mut failing, true) {
+                    tracing::warn!("accept failed: {e}");
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
         };
-        let _ = tcp.set_nodelay(true);
-        let acceptor = acceptor.clone();
-        let app = app.clone();
-        tokio::spawn(async move {
-            // A TLS connection starts with a handshake record (0x16); anything else is plain text.
-            let mut first = [0u8; 1];
-            if matches!(tcp.peek(&mut first).await, Ok(1) if first[0] != 0x16) {
-                let body = format!("{{\"error\":{{\"code\":\"HTTPS_REQUIRED\",\"message\":\"{HTTP_REFUSED}\"}}}}");
-                let answer = format!(
-                    "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = tcp.write_all(answer.as_bytes()).await;
-                let _ = tcp.shutdown().await;
-                return;
+        failing = false;
+        let slot = loop {
+            if let Ok(slot) = slots.clone().try_acquire_owned() {
+                break slot;
             }
-            let Ok(tls) = acceptor.accept(tcp).await else { return };
-            let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-                if let Some(uri) = crate::legacy::normalize_path(req.uri()) {
-                    *req.uri_mut() = uri;
-                }
-                app.clone().oneshot(req.map(axum::body::Body::new))
-            });
-            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), service).await;
+            evict_oldest_idle(&open);
+            // The evicted connection frees its slot; one that became busy meanwhile does not,
+            // so look again shortly.
+            if let Ok(Ok(slot)) = tokio::time::timeout(Duration::from_millis(100), slots.clone().acquire_owned()).await
+            {
+                break slot;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let conn = Arc::new(Conn::new());
+        open.lock().unwrap_or_else(|e| e.into_inner()).insert(id, conn.clone());
+        let registered = Registered { id, open: open.clone(), _slot: slot };
+        let (acceptor, app, limits) = (acceptor.clone(), app.clone(), limits.clone());
+        tokio::spawn(async move {
+            let _registered = registered;
+            tokio::select! {
+                _ = connection(Watched { tcp, conn: conn.clone() }, peer, acceptor, app) => {}
+                _ = conn.watch(&limits) => {}
+            }
         });
     }
+}
+
+/// One connection: the plain-HTTP refusal, or TLS and HTTP/1.1 with the peer's address in
+/// each request (the token endpoint's per-address budget).
+async fn connection(mut tcp: Watched, peer: SocketAddr, acceptor: tokio_rustls::TlsAcceptor, app: axum::Router) {
+    use hyper_util::rt::TokioIo;
+    use tokio::io::AsyncWriteExt;
+    use tower::ServiceExt;
+    // A TLS connection starts with a handshake record (0x16); anything else is plain text.
+    let mut first = [0u8; 1];
+    if matches!(tcp.tcp.peek(&mut first).await, Ok(1) if first[0] != 0x16) {
+        let body = format!("{{\"error\":{{\"code\":\"HTTPS_REQUIRED\",\"message\":\"{HTTP_REFUSED}\"}}}}");
+        let answer = format!(
+            "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = tcp.write_all(answer.as_bytes()).await;
+        let _ = tcp.shutdown().await;
+        return;
+    }
+    let conn = tcp.conn.clone();
+    let Ok(tls) = acceptor.accept(tcp).await else { return };
+    conn.set(Phase::Idle);
+    let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+        if let Some(uri) = crate::legacy::normalize_path(req.uri()) {
+            *req.uri_mut() = uri;
+        }
+        req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+        conn.set(Phase::Busy);
+        let (answer, conn) = (app.clone().oneshot(req.map(axum::body::Body::new)), conn.clone());
+        async move {
+            let answer = answer.await;
+            conn.set(Phase::Idle);
+            answer
+        }
+    });
+    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), service).await;
 }

@@ -4,7 +4,8 @@ use serde::Serialize;
 use smartlic_core::compliance::Ledger;
 use smartlic_core::{Catalog, Timestamp};
 use smartlic_store::{
-    Account, Alert, Event, Instance, LicenseRecord, Principal, RegistrationToken, Reservation, VirtualAccount,
+    AccessToken, Account, Alert, Event, Instance, LicenseRecord, Principal, RegistrationToken, Reservation,
+    VirtualAccount,
 };
 use std::collections::BTreeMap;
 
@@ -50,6 +51,10 @@ impl From<&VirtualAccount> for VirtualAccountView {
 pub struct PrincipalView {
     pub kind: &'static str,
     pub name: String,
+    /// What it logs in with: `name@domain` for a user, the generated client ID for an API client.
+    pub login: String,
+    /// `active` or `disabled`.
+    pub status: &'static str,
     pub role: &'static str,
     pub smart_account: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -62,6 +67,8 @@ impl PrincipalView {
         PrincipalView {
             kind: p.kind.as_str(),
             name: p.name.clone(),
+            login: p.login.clone(),
+            status: if p.disabled_at.is_some() { "disabled" } else { "active" },
             role: p.role.as_str(),
             smart_account: account.map(|a| a.domain.clone()),
             virtual_account: va.map(|v| v.name.clone()),
@@ -199,7 +206,11 @@ impl PoolLicenses {
 
 #[derive(Serialize)]
 pub struct TokenView {
-    pub token: String,
+    /// The whole token: only in the answer that creates it (it is stored as a hash).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// What listings show and revocation accepts.
+    pub prefix: String,
     pub description: String,
     pub virtual_account: String,
     pub created_at: String,
@@ -214,7 +225,8 @@ pub struct TokenView {
 impl TokenView {
     pub fn new(t: &RegistrationToken, va: &VirtualAccount, now: Timestamp) -> Self {
         TokenView {
-            token: t.token.clone(),
+            token: None,
+            prefix: t.prefix.clone(),
             description: t.description.clone(),
             virtual_account: va.name.clone(),
             created_at: t.created_at.to_rfc3339(),
@@ -224,6 +236,29 @@ impl TokenView {
             export_controlled: t.export_controlled,
             status: t.facts().status_at(now).as_str(),
             created_by: t.created_by.clone(),
+        }
+    }
+}
+
+/// A live OAuth2 access token: its id and prefix name it for revocation, never its value.
+#[derive(Serialize)]
+pub struct AccessTokenView {
+    pub id: i64,
+    pub prefix: String,
+    /// The login of its holder.
+    pub principal: String,
+    pub created_at: String,
+    pub expires_at: String,
+}
+
+impl AccessTokenView {
+    pub fn new(t: &AccessToken, holder: &Principal) -> Self {
+        AccessTokenView {
+            id: t.id,
+            prefix: t.prefix.clone(),
+            principal: holder.login.clone(),
+            created_at: t.created_at.to_rfc3339(),
+            expires_at: t.expires_at.to_rfc3339(),
         }
     }
 }

@@ -8,10 +8,12 @@ mod common;
 
 use common::*;
 use serde_json::json;
+use smartlic_agent::client::{new_nonce, request_bytes};
 use smartlic_agent::device::Device;
 use smartlic_agent::session::Session;
 use smartlic_core::agent::format_device_time;
 use smartlic_core::{Catalog, Clock, Timestamp};
+use smartlic_proto::wire::{self, AuthorizationStatus};
 use smartlic_proto::{CertificateAuthority, KeyAlgorithm, SigningKey};
 use smartlic_server::start;
 use std::path::{Path, PathBuf};
@@ -536,7 +538,8 @@ async fn a_wrong_proxy_port_keeps_registering_while_retries_run() {
     run(&mut s, &clock_set(t0)).await;
     run(&mut s, "license smart transport-mode smart-licensing").await;
     run(&mut s, &format!("license smart register idtoken {token}")).await;
-    assert_eq!(registration(&status(&mut s).await)[0], "Status: REGISTERED");
+    let shown = status(&mut s).await;
+    assert_eq!(registration(&shown)[0], "Status: REGISTERED", "{shown}");
 }
 
 #[tokio::test]
@@ -567,4 +570,278 @@ async fn a_proxy_asking_for_credentials_gets_the_configured_ones() {
     let shown = status(&mut s).await;
     assert_eq!(registration(&shown)[0], "Status: REGISTERED", "{shown}");
     assert_eq!(instances(&h, "example.com").await.len(), 1);
+}
+
+// ---- Trust in the manager's answers: proxies, replays, lost answers (issue 10) --------------------
+
+/// A TLS-inspecting proxy (G-2): an HTTPS server on loopback whose certificate is issued by
+/// `proxy_ca`, a CA the device imported as a trust point, serving `app`. Returns its URL.
+async fn inspecting_proxy(proxy_ca: &CertificateAuthority, now: Timestamp, app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://{}", listener.local_addr().unwrap());
+    let (cert, key) = proxy_ca.issue_tls_certificate(&["127.0.0.1".into()], now.0 / 1000 - 60).unwrap();
+    let config = smartlic_server::tls::server_config(&cert, &key).unwrap();
+    tokio::spawn(smartlic_server::tls::serve(listener, config, app, Default::default()));
+    url
+}
+
+fn proxy_ca(clock: &Frozen) -> Arc<CertificateAuthority> {
+    Arc::new(CertificateAuthority::generate("inspecting proxy CA", clock.get().0 / 1000 - 3600).unwrap())
+}
+
+/// A device that trusts the proxy's CA (`A-Proxy`, for TLS) and the manager's, as
+/// `manager_trustpoint`, pointed at `url`.
+async fn behind_proxy(
+    h: &Harness,
+    dir: &Path,
+    sn: &str,
+    clock: &Frozen,
+    proxy: &CertificateAuthority,
+    manager_trustpoint: &str,
+    url: &str,
+) -> Session {
+    let mut s = new_device(dir, sn, clock);
+    trust(&mut s, "A-Proxy", proxy.cert_pem()).await;
+    trust(&mut s, manager_trustpoint, &h.server.ca_pem).await;
+    run(&mut s, &format!("license smart url {url}")).await;
+    s
+}
+
+/// An answer body that breaks off at once: the connection drops, the device never reads it.
+struct Lost;
+
+impl axum::body::HttpBody for Lost {
+    type Data = axum::body::Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        std::task::Poll::Ready(Some(Err(std::io::Error::other("the answer is lost on its way"))))
+    }
+}
+
+/// Passes device requests on to the manager and its answers back, except that the answer to
+/// the next request at each path in `lose` is lost on its way back, after the manager acted.
+fn relay(h: &Harness, lose: Arc<std::sync::Mutex<Vec<&'static str>>>) -> axum::Router {
+    use axum::response::IntoResponse;
+    let (http, base) = (h.http.clone(), h.base.clone());
+    axum::Router::new().fallback(
+        move |uri: axum::http::Uri, headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+            let (http, base, lose) = (http.clone(), base.clone(), lose.clone());
+            async move {
+                let mut request = http.post(format!("{base}{}", uri.path())).body(body);
+                if let Some(signature) = headers.get(wire::SIGNATURE_HEADER) {
+                    request = request.header(wire::SIGNATURE_HEADER, signature.clone());
+                }
+                let answer = request.send().await.unwrap();
+                let status = answer.status();
+                let signature = answer.headers().get(wire::SIGNATURE_HEADER).cloned();
+                let bytes = answer.bytes().await.unwrap();
+                let lost = {
+                    let mut lose = lose.lock().unwrap();
+                    lose.iter().position(|p| *p == uri.path()).map(|i| lose.remove(i)).is_some()
+                };
+                let mut response =
+                    if lost { axum::body::Body::new(Lost).into_response() } else { bytes.into_response() };
+                *response.status_mut() = status;
+                if let Some(signature) = signature {
+                    response.headers_mut().insert(wire::SIGNATURE_HEADER, signature);
+                }
+                response
+            }
+        },
+    )
+}
+
+/// Answers like the manager at `path`, with `status`, `body` and `signature`.
+fn answering(path: &str, status: u16, signature: String, body: Vec<u8>) -> axum::Router {
+    let status = axum::http::StatusCode::from_u16(status).unwrap();
+    axum::Router::new()
+        .route(path, axum::routing::post(move || async move { (status, [(wire::SIGNATURE_HEADER, signature)], body) }))
+}
+
+/// A proxy whose CA the operator imported is trusted for TLS only: AUTHORIZED answers it signs
+/// itself are refused, whether the manager's CA is in the designated trust point or in another
+/// one, recorded at registration because it signed the registration answer.
+#[tokio::test]
+async fn answers_signed_by_an_imported_proxy_ca_are_refused() {
+    let h = Harness::new().await;
+    let token = h.account_with("example.com", &[("ACI Advantage", 1)]).await;
+    let clock = Frozen::at(&h);
+    let root = tempfile::tempdir().unwrap();
+    let proxy = proxy_ca(&clock);
+    let forger = {
+        let proxy = proxy.clone();
+        axum::Router::new().route(
+            wire::PATH_AUTHORIZE,
+            axum::routing::post(move |body: axum::body::Bytes| async move {
+                let req: wire::AuthorizeRequest = serde_json::from_slice(&body).unwrap();
+                let days = |d: i64| d * 86_400;
+                let forged = wire::AuthorizeResponse {
+                    request_nonce: req.envelope.nonce,
+                    timestamp: req.envelope.timestamp,
+                    status: AuthorizationStatus::Authorized,
+                    entitlements: req
+                        .usage
+                        .iter()
+                        .map(|u| wire::EntitlementStatus {
+                            tag: u.tag.clone(),
+                            display_name: u.tag.clone(),
+                            count: u.count,
+                            status: AuthorizationStatus::Authorized,
+                        })
+                        .collect(),
+                    valid_until: req.envelope.timestamp + 90 * DAY,
+                    intervals: wire::Intervals {
+                        id_renew_secs: days(180),
+                        auth_renew_secs: days(30),
+                        auth_validity_secs: days(90),
+                    },
+                };
+                let bytes = serde_json::to_vec(&forged).unwrap();
+                let signature =
+                    proxy.signer().sign_b64(&wire::response_signing_input(wire::PATH_AUTHORIZE, &bytes)).unwrap();
+                ([(wire::SIGNATURE_HEADER, signature)], bytes)
+            }),
+        )
+    };
+    let forger = inspecting_proxy(&proxy, clock.get(), forger).await;
+    for (sn, manager_trustpoint) in [("FCH2001V0AB", "SLA-TrustPoint"), ("FCH2001V0AC", "LicRoot")] {
+        let mut s = behind_proxy(&h, &root.path().join(sn), sn, &clock, &proxy, manager_trustpoint, &h.base).await;
+        // More than the pool holds: the manager says out of compliance.
+        run(&mut s, "license feature \"ACI Essentials\" count 5").await;
+        let at = clock.get();
+        run(&mut s, &format!("license smart register idtoken {token}")).await;
+        let out_of_compliance = format!("Status: OUT OF COMPLIANCE on {}", date(at));
+        let shown = status(&mut s).await;
+        assert_eq!(authorization(&shown)[0], out_of_compliance, "{shown}");
+        // The proxy answers in the manager's place, signing with its own CA.
+        run(&mut s, &format!("license smart url {forger}")).await;
+        run(&mut s, "license smart renew auth").await;
+        let shown = status(&mut s).await;
+        let auth = authorization(&shown);
+        assert_eq!(auth[0], out_of_compliance, "{manager_trustpoint}: {shown}");
+        assert!(auth.contains(&"Failure reason: Data and signature do not match".to_string()), "{shown}");
+    }
+}
+
+/// A refusal the manager signed for one request, recorded and replayed as the answer to
+/// another, cannot make a device drop its registration.
+#[tokio::test]
+async fn a_recorded_signed_error_replayed_to_a_device_is_ignored() {
+    let h = Harness::new().await;
+    let token = h.account_with("example.com", &[("ACI Advantage", 1)]).await;
+    let clock = Frozen::at(&h);
+    let root = tempfile::tempdir().unwrap();
+    // A genuine signed "re-register the instance" refusal, recorded on its way.
+    let req = wire::AuthorizeRequest {
+        envelope: wire::Envelope { version: 1, timestamp: h.now_ms(), nonce: new_nonce() },
+        instance_id: "8c1e5d2a-0000-4000-8000-000000000001".into(),
+        hostname: None,
+        usage: vec![],
+    };
+    let stranger = SigningKey::generate(KeyAlgorithm::Ed25519).unwrap();
+    let (body, signature) = request_bytes(wire::PATH_AUTHORIZE, &stranger, &req).unwrap();
+    let answer = h
+        .http
+        .post(format!("{}{}", h.base, wire::PATH_AUTHORIZE))
+        .header(wire::SIGNATURE_HEADER, signature)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 404);
+    let signature = answer.headers()[wire::SIGNATURE_HEADER].to_str().unwrap().to_string();
+    let recorded = answer.bytes().await.unwrap().to_vec();
+    assert!(String::from_utf8_lossy(&recorded).contains(wire::code::UNKNOWN_INSTANCE));
+
+    let proxy = proxy_ca(&clock);
+    let replayer =
+        inspecting_proxy(&proxy, clock.get(), answering(wire::PATH_AUTHORIZE, 404, signature, recorded)).await;
+    let mut s = behind_proxy(&h, root.path(), "FCH2001V0AB", &clock, &proxy, "SLA-TrustPoint", &h.base).await;
+    run(&mut s, "license feature \"ACI Essentials\" count 1").await;
+    let at = clock.get();
+    run(&mut s, &format!("license smart register idtoken {token}")).await;
+    run(&mut s, &format!("license smart url {replayer}")).await;
+    run(&mut s, "license smart renew auth").await;
+    let shown = status(&mut s).await;
+    assert_eq!(registration(&shown)[0], "Status: REGISTERED", "{shown}");
+    let auth = authorization(&shown);
+    assert_eq!(auth[0], format!("Status: AUTHORIZED on {}", date(at)), "{shown}");
+    assert!(auth.iter().any(|l| l.starts_with("Failure reason:") && l.contains("another request")), "{shown}");
+    // Back at the manager, the same identity is still good.
+    run(&mut s, &format!("license smart url {}", h.base)).await;
+    run(&mut s, "license smart renew auth").await;
+    let shown = status(&mut s).await;
+    assert_eq!(authorization(&shown)[1], format!("Last Communication Attempt: SUCCEEDED on {}", date(at)), "{shown}");
+}
+
+/// The device's identity file, as JSON.
+fn identity_of(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("identity.json")).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn a_registration_whose_answer_was_lost_succeeds_at_the_next_attempt() {
+    let h = Harness::new().await;
+    h.account_with("example.com", &[("ACI Advantage", 1)]).await;
+    let once = h.token("example.com", "Default", json!({"max_uses": 1})).await;
+    let clock = Frozen::at(&h);
+    let root = tempfile::tempdir().unwrap();
+    let proxy = proxy_ca(&clock);
+    let lose = Arc::new(std::sync::Mutex::new(vec![wire::PATH_REGISTER]));
+    let url = inspecting_proxy(&proxy, clock.get(), relay(&h, lose.clone())).await;
+    let mut s = behind_proxy(&h, root.path(), "FCH2001V0AB", &clock, &proxy, "SLA-TrustPoint", &url).await;
+    let t0 = clock.get();
+    run(&mut s, &format!("license smart register idtoken {once}")).await;
+    let shown = status(&mut s).await;
+    assert_eq!(
+        registration(&shown),
+        failed_block(REGISTERING, t0, SEND_FAILED, Some(t0.plus_ms(15 * MINUTE))),
+        "{shown}"
+    );
+    let registered = instances(&h, "example.com").await;
+    assert_eq!(registered.len(), 1, "the manager registered the device; only its answer was lost");
+    // The retry, on the device and on the manager clock, is the same registration.
+    let retry = t0.plus_ms(15 * MINUTE);
+    h.set_clock(&retry.to_rfc3339()).await;
+    run(&mut s, &clock_set(retry)).await;
+    let shown = status(&mut s).await;
+    assert_eq!(registration(&shown)[0], "Status: REGISTERED", "{shown}");
+    assert_eq!(instances(&h, "example.com").await.len(), 1);
+    assert_eq!(identity_of(root.path())["instance_id"], registered[0]["id"]);
+}
+
+#[tokio::test]
+async fn an_id_renewal_whose_answer_was_lost_succeeds_when_retried() {
+    let h = Harness::new().await;
+    let token = h.account_with("example.com", &[("ACI Advantage", 1)]).await;
+    let clock = Frozen::at(&h);
+    let root = tempfile::tempdir().unwrap();
+    let proxy = proxy_ca(&clock);
+    let lose = Arc::new(std::sync::Mutex::new(vec![]));
+    let url = inspecting_proxy(&proxy, clock.get(), relay(&h, lose.clone())).await;
+    let mut s = behind_proxy(&h, root.path(), "FCH2001V0AB", &clock, &proxy, "SLA-TrustPoint", &url).await;
+    run(&mut s, "license feature \"ACI Essentials\" count 1").await;
+    run(&mut s, &format!("license smart register idtoken {token}")).await;
+    let before = identity_of(root.path());
+    // The manager renews the certificate for the device's next key; the answer is lost.
+    lose.lock().unwrap().push(wire::PATH_RENEW_ID);
+    run(&mut s, "license smart renew id").await;
+    assert_eq!(identity_of(root.path())["key"], before["key"], "the device still holds its old key");
+    let shown = status(&mut s).await;
+    assert!(shown.contains(&format!("Failure reason: {SEND_FAILED}")), "{shown}");
+    // Signed with the old key, the retry and the authorization go through.
+    run(&mut s, "license smart renew id").await;
+    let at = clock.get();
+    run(&mut s, "license smart renew auth").await;
+    let shown = status(&mut s).await;
+    assert_eq!(registration(&shown)[0], "Status: REGISTERED", "{shown}");
+    assert_eq!(authorization(&shown)[1], format!("Last Communication Attempt: SUCCEEDED on {}", date(at)), "{shown}");
+    let after = identity_of(root.path());
+    assert_ne!(after["key"], before["key"]);
+    let listed = instances(&h, "example.com").await;
+    assert_eq!(listed[0]["certificate_serial"], after["certificate_serial"]);
 }

@@ -103,8 +103,8 @@ async fn a_registered_udi_needs_force_and_clock_must_agree() {
     assert_eq!(message, text::clock_skew(skewed));
 }
 
-/// Sends a raw signed body, returning (status, error code).
-async fn raw(h: &Harness, path: &str, body: Vec<u8>, signature: String) -> (u16, String) {
+/// Sends a raw signed body, returning the status and the JSON answer.
+async fn raw_answer(h: &Harness, path: &str, body: Vec<u8>, signature: String) -> (u16, serde_json::Value) {
     let r = h
         .http
         .post(format!("{}{path}", h.base))
@@ -115,7 +115,12 @@ async fn raw(h: &Harness, path: &str, body: Vec<u8>, signature: String) -> (u16,
         .unwrap();
     let status = r.status().as_u16();
     assert!(r.headers().contains_key(wire::SIGNATURE_HEADER), "answers are signed, errors too");
-    let v: serde_json::Value = r.json().await.unwrap();
+    (status, r.json().await.unwrap())
+}
+
+/// Sends a raw signed body, returning (status, error code).
+async fn raw(h: &Harness, path: &str, body: Vec<u8>, signature: String) -> (u16, String) {
+    let (status, v) = raw_answer(h, path, body, signature).await;
     (status, v["error"]["code"].as_str().unwrap_or("").to_string())
 }
 
@@ -177,9 +182,10 @@ async fn id_renewal_moves_to_the_new_key_and_deregistration_frees_usage() {
     let (key, answer) = h.devices.renew_id(&dev, h.now_ms()).await.unwrap();
     dev.apply_renewal(key, answer);
     assert_ne!(dev.certificate_serial, old.certificate_serial);
+    // Once the new key has signed a request, the old one is refused.
+    h.devices.authorize(&dev, &usage(&[("ACI Advantage", 2)]), h.now_ms()).await.unwrap();
     let stale = h.devices.authorize(&old, &usage(&[]), h.now_ms()).await;
     assert_eq!(refused_code(stale).0, wire::code::BAD_SIGNATURE);
-    h.devices.authorize(&dev, &usage(&[("ACI Advantage", 2)]), h.now_ms()).await.unwrap();
     h.devices.deregister(&dev, h.now_ms()).await.unwrap();
     assert_eq!(h.licenses("example.com", "Default").await["licenses"][0]["in_use"], 0);
     let events = h.admin("GET", "/api/v1/accounts/example.com/events", None).await;
@@ -242,4 +248,178 @@ async fn plain_http_is_refused() {
     let r = plain.get(format!("http://{}/health", h.server.local_addr)).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 400);
     assert!(r.text().await.unwrap().contains("HTTPS is only supported"));
+}
+
+/// A valid token of one smart account with the PID and serial printed on a device of another,
+/// even with `force`: refused as without force, disclosing nothing, and changing nothing.
+#[tokio::test]
+async fn force_replaces_an_instance_only_within_the_tokens_smart_account() {
+    let h = Harness::new().await;
+    let token_a = h.account_with("a.example.com", &[("ACI Advantage", 2)]).await;
+    let token_b = h.account_with("b.example.com", &[]).await;
+    let victim = h.register("VICTIM", &token_a).await;
+    h.devices.authorize(&victim, &usage(&[("ACI Advantage", 2)]), h.now_ms()).await.unwrap();
+    let harness = &h;
+    let events = move |domain: &'static str| async move {
+        harness.admin("GET", &format!("/api/v1/accounts/{domain}/events"), None).await.body["events"].clone()
+    };
+    let a_before = events("a.example.com").await;
+    let b_before = events("b.example.com").await;
+    for force in [false, true] {
+        let attempt = h.devices.register(&victim.udi, None, &token_b, force, KeyAlgorithm::Ed25519, h.now_ms()).await;
+        match attempt {
+            Err(ClientError::Refused { status: 409, code, message, field: None }) => {
+                assert_eq!(
+                    (code.as_str(), message.as_str()),
+                    (wire::code::ALREADY_REGISTERED, text::ALREADY_REGISTERED)
+                )
+            }
+            other => panic!("force={force}: expected the plain refusal, got {other:?}"),
+        }
+    }
+    // Account A's instance, usage and log are untouched; B's log gained nothing.
+    assert_eq!(
+        h.devices.authorize(&victim, &usage(&[("ACI Advantage", 2)]), h.now_ms()).await.unwrap().status,
+        AuthorizationStatus::Authorized
+    );
+    assert_eq!(h.licenses("a.example.com", "Default").await["licenses"][0]["in_use"], 2);
+    assert_eq!(events("a.example.com").await, a_before);
+    assert_eq!(events("b.example.com").await, b_before);
+    let listed = h.admin("GET", "/api/v1/accounts/b.example.com/instances", None).await;
+    assert_eq!(listed.body["instances"].as_array().unwrap().len(), 0);
+    // Within account A, force still replaces.
+    let forced = h.devices.register(&victim.udi, None, &token_a, true, KeyAlgorithm::Ed25519, h.now_ms()).await;
+    assert_ne!(forced.unwrap().1.instance_id, victim.instance_id);
+}
+
+/// A register request for `udi` signed by `key`, as the agent sends it.
+fn register_request(key: &SigningKey, udi: &Udi, token: &str, envelope: Envelope) -> (Vec<u8>, String) {
+    let req = wire::RegisterRequest {
+        envelope,
+        token: token.into(),
+        udi: udi.clone(),
+        hostname: None,
+        force: false,
+        csr: key.certificate_request(&format!("{}:{}", udi.pid, udi.sn)).unwrap(),
+    };
+    request_bytes(wire::PATH_REGISTER, key, &req).unwrap()
+}
+
+#[tokio::test]
+async fn a_registration_whose_answer_was_lost_is_answered_again_for_the_same_key() {
+    let h = Harness::new().await;
+    h.account_with("example.com", &[]).await;
+    let once = h.token("example.com", "Default", json!({"max_uses": 1})).await;
+    let udi = Udi { pid: "C9500-32C".into(), sn: "LOST-REG".into() };
+    let key = SigningKey::generate(KeyAlgorithm::Ed25519).unwrap();
+    // The manager registers the device, and its answer is dropped on the way back.
+    let envelope = Envelope { version: 1, timestamp: h.now_ms(), nonce: "first-attempt-0123456789".into() };
+    let (body, signature) = register_request(&key, &udi, &once, envelope);
+    let (status, dropped) = raw_answer(&h, wire::PATH_REGISTER, body, signature).await;
+    assert_eq!(status, 200);
+    // The device retries with the same key (a fresh request): the same instance, a certificate
+    // for that key, and the single-use token is not spent twice.
+    let answer = h.devices.register_with_key(&key, &udi, None, &once, false, h.now_ms()).await.unwrap();
+    assert_eq!(answer.instance_id, dropped["instance_id"].as_str().unwrap());
+    let listed = h.admin("GET", "/api/v1/accounts/example.com/instances", None).await;
+    assert_eq!(listed.body["instances"].as_array().unwrap().len(), 1);
+    let tokens = h.admin("GET", "/api/v1/accounts/example.com/virtual-accounts/Default/tokens", None).await;
+    let single_use = tokens.body["tokens"].as_array().unwrap().iter().find(|t| t["max_uses"] == 1).unwrap().clone();
+    assert_eq!((single_use["uses"].as_i64(), single_use["status"].as_str()), (Some(1), Some("USED UP")));
+    let dev = smartlic_agent::identity::DeviceIdentity::from_registration(udi.clone(), None, key, answer);
+    h.devices.authorize(&dev, &usage(&[]), h.now_ms()).await.unwrap();
+    // Another key for the same UDI is another device: still refused without force.
+    let fresh = h.token("example.com", "Default", json!({})).await;
+    let other = h.devices.register(&udi, None, &fresh, false, KeyAlgorithm::Ed25519, h.now_ms()).await;
+    assert_eq!(refused_code(other).0, wire::code::ALREADY_REGISTERED);
+}
+
+#[tokio::test]
+async fn an_id_renewal_whose_answer_was_lost_leaves_the_device_its_key() {
+    let h = Harness::new().await;
+    let token = h.account_with("example.com", &[("ACI Advantage", 5)]).await;
+    let mut dev = h.register("LOST-RENEW", &token).await;
+    let path = h.dir.path().join("device.json");
+    dev.save(&path).unwrap();
+    // The manager moves the instance to the next key; the answer is dropped on the way back.
+    let lost_key = SigningKey::generate(KeyAlgorithm::Ed25519).unwrap();
+    let req = wire::RenewIdRequest {
+        envelope: Envelope { version: 1, timestamp: h.now_ms(), nonce: "lost-renewal-0123456789".into() },
+        instance_id: dev.instance_id.clone(),
+        csr: lost_key.certificate_request("C9500-32C:LOST-RENEW").unwrap(),
+    };
+    let (body, signature) = request_bytes(wire::PATH_RENEW_ID, dev.signing_key(), &req).unwrap();
+    assert_eq!(raw(&h, wire::PATH_RENEW_ID, body, signature).await.0, 200);
+    // The device holds its old key only: still good to authorize and to renew again.
+    h.devices.authorize(&dev, &usage(&[("ACI Advantage", 1)]), h.now_ms()).await.unwrap();
+    let (key, answer) = h.devices.renew_id(&dev, h.now_ms()).await.unwrap();
+    dev.apply_renewal(key, answer);
+    h.devices.authorize(&dev, &usage(&[("ACI Advantage", 2)]), h.now_ms()).await.unwrap();
+    // The new key has been used: the old one is refused, and the key never delivered too.
+    let old = smartlic_agent::identity::DeviceIdentity::load(&path).unwrap();
+    assert_eq!(refused_code(h.devices.authorize(&old, &usage(&[]), h.now_ms()).await).0, wire::code::BAD_SIGNATURE);
+    let mut stray = smartlic_agent::identity::DeviceIdentity::load(&path).unwrap();
+    stray.key = smartlic_agent::identity::DeviceKey(lost_key);
+    assert_eq!(refused_code(h.devices.authorize(&stray, &usage(&[]), h.now_ms()).await).0, wire::code::BAD_SIGNATURE);
+    assert_eq!(h.licenses("example.com", "Default").await["licenses"][0]["in_use"], 2);
+}
+
+#[tokio::test]
+async fn error_answers_carry_the_nonce_of_the_request_they_answer() {
+    let h = Harness::new().await;
+    let token = h.account_with("example.com", &[]).await;
+    let dev = h.register("NONCE", &token).await;
+    let nonce = "bound-error-0123456789";
+    let req = wire::AuthorizeRequest {
+        envelope: Envelope { version: 1, timestamp: h.now_ms(), nonce: nonce.into() },
+        instance_id: "no-such-instance".into(),
+        hostname: None,
+        usage: vec![],
+    };
+    let (body, signature) = request_bytes(wire::PATH_AUTHORIZE, dev.signing_key(), &req).unwrap();
+    let (status, answer) = raw_answer(&h, wire::PATH_AUTHORIZE, body, signature).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (404, Some(wire::code::UNKNOWN_INSTANCE)));
+    assert_eq!(answer["request_nonce"], nonce);
+    // A request with an unknown field still names its nonce; one that is not JSON has none.
+    let odd = format!(r#"{{"version":1,"timestamp":0,"nonce":"{nonce}","bogus":1}}"#).into_bytes();
+    let (status, answer) = raw_answer(&h, wire::PATH_DEREGISTER, odd, String::new()).await;
+    assert_eq!((status, answer["request_nonce"].as_str()), (400, Some(nonce)));
+    let (status, answer) = raw_answer(&h, wire::PATH_DEREGISTER, b"{not json".to_vec(), String::new()).await;
+    assert_eq!((status, answer.get("request_nonce")), (400, None));
+}
+
+/// Device times near the integer limits are refused as skewed, never wrapped into tolerance.
+#[tokio::test]
+async fn timestamps_at_the_integer_limits_are_bad_requests() {
+    let h = Harness::new().await;
+    let token = h.account_with("example.com", &[("ACI Advantage", 1)]).await;
+    let dev = h.register("LIMITS", &token).await;
+    let udi = Udi { pid: "C9500-32C".into(), sn: "LIMITS-2".into() };
+    for (i, timestamp) in
+        [i64::MIN, i64::MIN + 1, i64::MIN + h.now_ms(), i64::MAX, i64::MAX - 1].into_iter().enumerate()
+    {
+        let envelope = Envelope { version: 1, timestamp, nonce: format!("limit-nonce-{i}-0123456789") };
+        let req = wire::AuthorizeRequest {
+            envelope: envelope.clone(),
+            instance_id: dev.instance_id.clone(),
+            hostname: None,
+            usage: usage(&[("ACI Advantage", 1)]),
+        };
+        let (body, signature) = request_bytes(wire::PATH_AUTHORIZE, dev.signing_key(), &req).unwrap();
+        assert_eq!(
+            raw(&h, wire::PATH_AUTHORIZE, body, signature).await,
+            (400, wire::code::CLOCK_SKEW.into()),
+            "{timestamp}"
+        );
+        let key = SigningKey::generate(KeyAlgorithm::Ed25519).unwrap();
+        let (body, signature) = register_request(&key, &udi, &token, envelope);
+        assert_eq!(
+            raw(&h, wire::PATH_REGISTER, body, signature).await,
+            (400, wire::code::CLOCK_SKEW.into()),
+            "{timestamp}"
+        );
+    }
+    assert_eq!(h.licenses("example.com", "Default").await["licenses"][0]["in_use"], 0);
+    let listed = h.admin("GET", "/api/v1/accounts/example.com/instances", None).await;
+    assert_eq!(listed.body["instances"].as_array().unwrap().len(), 1);
 }

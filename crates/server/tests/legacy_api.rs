@@ -46,14 +46,15 @@ async fn an_existing_script_lists_licenses_with_their_substitutions() {
         )
         .await;
     let secret = client.body["client_secret"].as_str().unwrap().to_string();
+    let id = client.body["client_id"].as_str().unwrap().to_string();
 
     for path in ["/as/token.oauth2", "/oauth2/default/v1/token"] {
-        let (status, answer) = legacy_token(&h, path, "script", &secret).await;
+        let (status, answer) = legacy_token(&h, path, &id, &secret).await;
         assert_eq!(status, 200, "{answer}");
         assert_eq!(answer["token_type"], "Bearer");
         assert!(answer["expires_in"].as_i64().unwrap() > 0);
     }
-    let (_, answer) = legacy_token(&h, "/as/token.oauth2", "script", &secret).await;
+    let (_, answer) = legacy_token(&h, "/as/token.oauth2", &id, &secret).await;
     let bearer = answer["access_token"].as_str().unwrap().to_string();
 
     let (status, accounts) = get(&h, &bearer, &format!("{PREFIX}/v2/accounts")).await;
@@ -119,14 +120,16 @@ async fn errors_answer_in_the_original_envelope() {
         )
         .await;
     let secret = client.body["client_secret"].as_str().unwrap().to_string();
-    let (status, _) = legacy_token(&h, "/as/token.oauth2", "script", "wrong").await;
+    let id = client.body["client_id"].as_str().unwrap().to_string();
+    let (status, _) = legacy_token(&h, "/as/token.oauth2", &id, "wrong").await;
     assert_eq!(status, 401);
-    let (_, answer) = legacy_token(&h, "/as/token.oauth2", "script", &secret).await;
+    let (_, answer) = legacy_token(&h, "/as/token.oauth2", &id, &secret).await;
     let bearer = answer["access_token"].as_str().unwrap().to_string();
     let cases = [
         ("forged-token", format!("{PREFIX}/v2/accounts"), 401),
         (bearer.as_str(), format!("{PREFIX}/v1/accounts/nope.com/customer/virtual-accounts"), 404),
-        (bearer.as_str(), format!("{PREFIX}/v1/accounts/other.org/customer/virtual-accounts"), 403),
+        // Another tenant's account is answered as if it did not exist.
+        (bearer.as_str(), format!("{PREFIX}/v1/accounts/other.org/customer/virtual-accounts"), 404),
         (bearer.as_str(), format!("{PREFIX}/v9/no/such/endpoint"), 404),
     ];
     for (token, path, expected) in cases {
@@ -148,11 +151,11 @@ async fn legacy_bearer(h: &Harness, domain: &str, name: &str, role: &str) -> Str
 
 /// A legacy bearer token for a new API client of `domain` created with `body`.
 async fn legacy_bearer_in(h: &Harness, domain: &str, body: Value) -> String {
-    let name = body["name"].as_str().unwrap().to_string();
     let client = h.admin("POST", &format!("/api/v1/accounts/{domain}/api-clients"), Some(body)).await;
     assert_eq!(client.status, 201, "{:?}", client.body);
     let secret = client.body["client_secret"].as_str().unwrap().to_string();
-    let (_, answer) = legacy_token(h, "/as/token.oauth2", &name, &secret).await;
+    let id = client.body["client_id"].as_str().unwrap().to_string();
+    let (_, answer) = legacy_token(h, "/as/token.oauth2", &id, &secret).await;
     answer["access_token"].as_str().unwrap().to_string()
 }
 
@@ -196,7 +199,8 @@ async fn a_script_creates_a_virtual_account_and_manages_its_tokens() {
     let token = info["token"].as_str().unwrap().to_string();
     assert_eq!(info["description"], "from script");
     assert_eq!(info["exportControlled"], "Allowed");
-    assert_eq!(info["createdBy"], "admin-script");
+    // Events and records name a caller by its login: for an API client, its client ID.
+    assert!(info["createdBy"].as_str().unwrap().starts_with("client-"), "{info}");
     assert_eq!(info["numberOfUses"], 2);
     assert_eq!(info["virtualAccount"], "Lab Pool");
     assert!(info["expirationDate"].as_str().unwrap().ends_with('Z'), "{info}");
@@ -217,7 +221,9 @@ async fn a_script_creates_a_virtual_account_and_manages_its_tokens() {
     assert_eq!((status, listed["status"].as_str()), (200, Some("SUCCESS")), "{listed}");
     let row = &listed["tokens"][0];
     assert_eq!(listed["tokens"].as_array().unwrap().len(), 1);
-    assert_eq!((row["token"].as_str(), row["status"].as_str()), (Some(token.as_str()), Some("ACTIVE")));
+    // Listings show the token's first characters only: it is stored as a hash.
+    let prefix = format!("{}…", &token[..12]);
+    assert_eq!((row["token"].as_str(), row["status"].as_str()), (Some(prefix.as_str()), Some("ACTIVE")));
     for field in ["expirationDate", "description", "createdBy", "exportControlled"] {
         assert!(row.get(field).is_some(), "{field} missing in {row}");
     }

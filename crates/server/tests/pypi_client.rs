@@ -130,13 +130,14 @@ async fn mcssmapi_gets_a_token_reads_license_usage_and_reserves_licenses() {
         .await;
     assert_eq!(client.status, 201, "{:?}", client.body);
     let secret = client.body["client_secret"].as_str().unwrap();
+    let id = client.body["client_id"].as_str().unwrap();
 
     // The request code a device offline would print (`license smart reservation request local`).
     let device_key = SigningKey::generate(KeyAlgorithm::Ed25519).unwrap();
     let request = RequestCode::new(ReservationKind::Specific, "C9300-24UX", "FCW2134L0RN", &device_key.public_key());
     let request = request.unwrap().to_string();
     let reserve = ["--request-code", request.as_str(), "--tag", "ACI Advantage"];
-    let summary = run_mcssmapi(&python, &h, "mcssmapi-script", secret, "Lab Pool", &reserve).await;
+    let summary = run_mcssmapi(&python, &h, id, secret, "Lab Pool", &reserve).await;
     assert_eq!(summary["client_version"], "0.2");
 
     let right = &summary["right_secret"];

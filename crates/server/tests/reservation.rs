@@ -167,7 +167,8 @@ async fn bad_requests_name_what_is_wrong_and_reserve_nothing() {
             Some(json!({"name": "sa-admin", "role": "smart-account-admin"})),
         )
         .await;
-    let sa_admin = h.login("sa-admin", client.body["client_secret"].as_str().unwrap()).await.unwrap();
+    let sa_admin = h.login(client.body["client_id"].as_str().unwrap(), client.body["client_secret"].as_str().unwrap());
+    let sa_admin = sa_admin.await.unwrap();
     assert_eq!(allow_universal(&h, &sa_admin).await.0, 403);
     let (status, account) = allow_universal(&h, &h.bearer()).await;
     assert_eq!((status, &account["universal_reservation"]), (200, &json!(true)), "{account}");
@@ -186,7 +187,8 @@ async fn bad_requests_name_what_is_wrong_and_reserve_nothing() {
             Some(json!({"name": "va-user", "role": "virtual-account-user", "virtual_account": "Default"})),
         )
         .await;
-    let viewer = h.login("va-user", viewer.body["client_secret"].as_str().unwrap()).await.unwrap();
+    let viewer = h.login(viewer.body["client_id"].as_str().unwrap(), viewer.body["client_secret"].as_str().unwrap());
+    let viewer = viewer.await.unwrap();
     let body = json!({"request_code": d.request.to_string(), "licenses": advantage});
     refused(&h.call(&viewer, "POST", &path, Some(body.clone())).await, 403, "may not reserve licenses");
     assert_eq!(h.call(&viewer, "GET", &path, None).await.body["reservations"].as_array().unwrap().len(), 1);

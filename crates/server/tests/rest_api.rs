@@ -110,7 +110,7 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
         (
             "POST",
             "/api/v1/accounts/example.com/api-clients".into(),
-            Some(json!({"name": "bad name!", "role": "smart-account-user"})),
+            Some(json!({"name": "", "role": "smart-account-user"})),
             400,
             "INVALID_INPUT",
         ),
@@ -161,13 +161,16 @@ async fn bearer_tokens_and_client_credentials_are_checked() {
         )
         .await;
     assert_eq!(c.status, 201);
-    assert_eq!(c.body["client_id"], "ci-bot");
+    // Its name is a display name; it logs in with its generated client ID.
+    assert_eq!(c.body["name"], "ci-bot");
+    let id = c.body["client_id"].as_str().unwrap().to_string();
+    assert!(id.starts_with("client-"), "{id}");
     let secret = c.body["client_secret"].as_str().unwrap().to_string();
     let listing = h.admin("GET", "/api/v1/accounts/example.com/api-clients", None).await;
     assert!(!listing.body.to_string().contains(&secret));
-    assert!(h.login("ci-bot", &secret).await.is_some());
+    assert!(h.login("ci-bot", &secret).await.is_none());
     // Access tokens expire on the manager's clock.
-    let token = h.login("ci-bot", &secret).await.unwrap();
+    let token = h.login(&id, &secret).await.unwrap();
     h.set_clock(&smartlic_core::Timestamp(h.now_ms()).plus_days(1).to_rfc3339()).await;
     assert_eq!(h.call(&token, "GET", "/api/v1/accounts", None).await.status, 401);
     let openapi = h.call("", "GET", "/api/v1/openapi.json", None).await;
@@ -200,7 +203,8 @@ async fn roles_act_only_within_their_rights() {
     ] {
         let c = h.admin("POST", "/api/v1/accounts/example.com/api-clients", Some(client(name, role, va))).await;
         assert_eq!(c.status, 201, "{:?}", c.body);
-        tokens.insert(name, h.login(name, c.body["client_secret"].as_str().unwrap()).await.unwrap());
+        let (id, secret) = (c.body["client_id"].as_str().unwrap(), c.body["client_secret"].as_str().unwrap());
+        tokens.insert(name, h.login(id, secret).await.unwrap());
     }
     let as_ = |who: &str| tokens[who].clone();
     let lab = "/api/v1/accounts/example.com/virtual-accounts/Lab";
@@ -213,7 +217,7 @@ async fn roles_act_only_within_their_rights() {
             .await;
         assert_eq!(a.status, 403, "{who}");
         let a = h.call(&as_(who), "GET", "/api/v1/accounts/other.org/virtual-accounts", None).await;
-        assert_eq!(a.status, 403, "{who} sees another account");
+        assert_eq!(a.status, 404, "{who} learns nothing of another account");
         let a = h.call(&as_(who), "POST", "/api/v1/clock", Some(json!({"time": "2030-01-01"}))).await;
         assert_eq!(a.status, 403, "{who} sets the clock");
     }
@@ -304,10 +308,10 @@ async fn roles_act_only_within_their_rights() {
         403
     );
     // A user with a password logs in with the password grant.
-    let form = [("grant_type", "password"), ("username", "bob"), ("password", "correct horse battery")];
+    let form = [("grant_type", "password"), ("username", "bob@example.com"), ("password", "correct horse battery")];
     let r = h.http.post(format!("{}/oauth/token", h.base)).form(&form).send().await.unwrap();
     assert!(r.status().is_success());
-    let bad = [("grant_type", "password"), ("username", "bob"), ("password", "wrong password here")];
+    let bad = [("grant_type", "password"), ("username", "bob@example.com"), ("password", "wrong password here")];
     let r = h.http.post(format!("{}/oauth/token", h.base)).form(&bad).send().await.unwrap();
     assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_grant");
 }

@@ -15,6 +15,7 @@ fn config(dir: &Path) -> ServerConfig {
         catalog: None,
         admin_secret: Some("tls-test-secret-123".into()),
         job_interval: std::time::Duration::from_secs(3600),
+        limits: Default::default(),
     }
 }
 

@@ -11,7 +11,7 @@ mod sqlite;
 pub use model::*;
 pub use sqlite::SqliteStore;
 
-use smartlic_core::compliance::Ledger;
+use smartlic_core::compliance::{Ledger, Shortfall, TagBalance};
 use smartlic_core::{Catalog, LicenseKind, Timestamp};
 use std::collections::BTreeMap;
 
@@ -82,26 +82,67 @@ pub trait Store: Send + Sync {
     ) -> Result<VirtualAccount>;
 
     // Users and API clients (C-2, C-3).
+    /// Refused (Conflict) when the name is taken in that smart account or the login anywhere.
     async fn create_principal(&self, new: NewPrincipal, actor: &str, now: Timestamp) -> Result<Principal>;
-    async fn principal(&self, name: &str) -> Result<Option<Principal>>;
+    /// The principal that logs in with `login` (see [`login_of`]).
+    async fn principal(&self, login: &str) -> Result<Option<Principal>>;
+    async fn principal_by_id(&self, id: i64) -> Result<Option<Principal>>;
+    /// The user or API client of that display name in a smart account.
+    async fn principal_named(&self, account_id: i64, kind: PrincipalKind, name: &str) -> Result<Option<Principal>>;
     async fn principals(&self, account_id: Option<i64>) -> Result<Vec<Principal>>;
-    async fn set_principal_secret(&self, id: i64, secret_hash: &str) -> Result<()>;
-    async fn insert_access_token(&self, token_hash: &str, principal_id: i64, expires_at: Timestamp) -> Result<()>;
+    /// Replaces a secret (rotation, password change) and revokes the principal's live access
+    /// tokens in the same transaction, with its event.
+    async fn set_principal_secret(&self, id: i64, secret_hash: &str, actor: &str, now: Timestamp) -> Result<Principal>;
+    /// Disables (revoking its live access tokens) or enables a principal.
+    async fn set_principal_disabled(&self, id: i64, disabled: bool, actor: &str, now: Timestamp) -> Result<Principal>;
+    /// Removes a principal and its access tokens; its events keep its name.
+    async fn delete_principal(&self, id: i64, actor: &str, now: Timestamp) -> Result<Principal>;
+    async fn insert_access_token(
+        &self,
+        token_hash: &str,
+        prefix: &str,
+        principal_id: i64,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<()>;
+    /// The enabled principal holding this live access token.
     async fn principal_for_access_token(&self, token_hash: &str, now: Timestamp) -> Result<Option<Principal>>;
+    /// Live (unexpired) access tokens.
+    async fn access_tokens(&self, filter: AccessTokenFilter, now: Timestamp) -> Result<Vec<AccessToken>>;
+    /// Ends an access token at once, with its event.
+    async fn revoke_access_token(&self, id: i64, actor: &str, now: Timestamp) -> Result<AccessToken>;
 
     // Licenses (C-4, C-5).
     async fn add_license(&self, new: NewLicense, actor: &str, now: Timestamp) -> Result<LicenseRecord>;
     async fn licenses(&self, virtual_account_id: i64) -> Result<Vec<LicenseRecord>>;
-    /// Moves `quantity` of `tag` (of `kind` when given) valid at `now`; refuses more than held.
-    async fn transfer_licenses(&self, t: Transfer, actor: &str, now: Timestamp) -> Result<()>;
+    /// Moves every one of `transfers` out of one pool, or none, in one transaction. `check` sees
+    /// the pool's counts and what would leave it per tag, and may refuse (its message becomes the
+    /// Conflict; the rule is [`PoolCounts::check_transfer`]); each item also needs that many
+    /// licenses of its tag (of its kind, when given) valid at `now`, and a target pool of the
+    /// same smart account.
+    async fn transfer_licenses(
+        &self,
+        from_virtual_account_id: i64,
+        transfers: Vec<Transfer>,
+        check: TransferCheck,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<()>;
     /// Licenses valid at `now`, reported usage and reservations, per tag, of one pool.
     async fn pool_counts(&self, virtual_account_id: i64, now: Timestamp) -> Result<PoolCounts>;
+    /// How many licenses of each purchase record of the pool (by id) active reservations draw.
+    async fn drawn(&self, virtual_account_id: i64) -> Result<BTreeMap<i64, i64>>;
+    /// Recomputes every pool's in-use and reserved counts from the records (usage of instances
+    /// whose usage is not released, chunks of active reservations valid at `now`) and returns
+    /// each count that differs from the stored counter, by pool and tag.
+    async fn check_counters(&self, now: Timestamp) -> Result<Vec<CounterDrift>>;
 
     // Offline reservations.
     /// Reserves every one of `new` in the pool, or none: in one transaction, `check` sees the
     /// pool's counts and the licenses asked for per tag and may refuse (its message becomes the
     /// Conflict), so concurrent reservations cannot over-commit; a UDI that already holds an
-    /// active reservation anywhere is refused.
+    /// active reservation or is a registered product instance, anywhere, is refused (one device
+    /// is licensed once), naming no virtual account of another smart account.
     async fn create_reservations(
         &self,
         virtual_account_id: i64,
@@ -120,13 +161,28 @@ pub trait Store: Send + Sync {
     // Registration tokens (C-7).
     async fn create_token(&self, new: NewToken, actor: &str, now: Timestamp) -> Result<RegistrationToken>;
     async fn tokens(&self, virtual_account_id: i64) -> Result<Vec<RegistrationToken>>;
+    /// Revokes every one of `tokens` of the pool, or none, in one transaction: each names the
+    /// token whose hash is `token_hash` or, failing that, whose listed prefix is `prefix`
+    /// (refused when that prefix is ambiguous); an unknown or already revoked one refuses all.
+    async fn revoke_tokens(
+        &self,
+        virtual_account_id: i64,
+        tokens: Vec<TokenRef>,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<Vec<RegistrationToken>>;
+    /// [`Store::revoke_tokens`] of one.
     async fn revoke_token(
         &self,
         virtual_account_id: i64,
-        token: &str,
+        token_hash: &str,
+        prefix: &str,
         actor: &str,
         now: Timestamp,
-    ) -> Result<RegistrationToken>;
+    ) -> Result<RegistrationToken> {
+        let one = TokenRef { token_hash: token_hash.into(), prefix: prefix.into() };
+        only(self.revoke_tokens(virtual_account_id, vec![one], actor, now).await?)
+    }
 
     // Product instances (C-8, C-12, C-13).
     async fn register_instance(
@@ -137,19 +193,49 @@ pub trait Store: Send + Sync {
     async fn instance(&self, id: &str) -> Result<Option<Instance>>;
     async fn instances(&self, filter: InstanceFilter) -> Result<Vec<Instance>>;
     async fn instance_usage(&self, id: &str) -> Result<BTreeMap<String, i64>>;
+    /// Moves an instance to a new ID certificate and key. The key that is replaced stays
+    /// accepted as the previous one, unless a previous key is still pending (the renewal was
+    /// signed by it after a lost answer): that one stays, the key never used is forgotten.
     async fn renew_certificate(&self, id: &str, cert: &CertificateFacts, now: Timestamp) -> Result<()>;
+    /// The new key has signed a request: the previous one is no longer accepted.
+    async fn forget_previous_key(&self, id: &str) -> Result<()>;
     /// Records the full usage list of an instance and returns its pool's counts after it.
     /// The request's nonce is recorded in the same transaction; a replay changes nothing.
     async fn report_usage(&self, report: UsageReport, now: Timestamp) -> Result<(Instance, PoolCounts)>;
+    /// Moves every one of `moves` or none, in one transaction; each target pool must be in the
+    /// smart account of the instance's pool.
+    async fn move_instances(&self, moves: Vec<InstanceMove>, actor: &str, now: Timestamp) -> Result<Vec<Instance>>;
+    /// [`Store::move_instances`] of one instance, wherever it is.
     async fn move_instance(
         &self,
         id: &str,
         to_virtual_account_id: i64,
         actor: &str,
         now: Timestamp,
-    ) -> Result<Instance>;
-    /// Removes an instance and gives its usage back; `kind` names the event (removed, deregistered, expired).
-    async fn remove_instance(&self, id: &str, kind: &str, actor: &str, now: Timestamp) -> Result<Instance>;
+    ) -> Result<Instance> {
+        let one = InstanceMove { instance_id: id.into(), from_virtual_account_id: None, to_virtual_account_id };
+        only(self.move_instances(vec![one], actor, now).await?)
+    }
+    /// Carries out every one of `removals` or none, in one transaction: removed instances give
+    /// their usage back, returned reservations their licenses. `kind` names the instances' event
+    /// (removed, deregistered, expired).
+    async fn remove_instances(
+        &self,
+        removals: Vec<Removal>,
+        kind: &str,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<Vec<Removed>>;
+    /// [`Store::remove_instances`] of one instance, wherever it is.
+    async fn remove_instance(&self, id: &str, kind: &str, actor: &str, now: Timestamp) -> Result<Instance> {
+        let one = Removal::Instance { id: id.into(), from_virtual_account_id: None };
+        match only(self.remove_instances(vec![one], kind, actor, now).await?)? {
+            Removed::Instance(gone) => Ok(gone),
+            Removed::Reservation(r) => {
+                Err(StoreError::Corrupt(format!("instance {id} removal returned reservation {}", r.id)))
+            }
+        }
+    }
     /// Gives back the usage of instances silent since before `cutoff` (C-12); returns their ids.
     async fn release_silent_usage(&self, cutoff: Timestamp, now: Timestamp) -> Result<Vec<String>>;
     async fn expired_instances(&self, now: Timestamp) -> Result<Vec<String>>;
@@ -187,6 +273,18 @@ pub enum InstanceFilter {
     SilentSince(Timestamp),
 }
 
+/// A stored counter that differs from the count recomputed from the records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CounterDrift {
+    pub account: String,
+    pub virtual_account: String,
+    pub tag: String,
+    /// `in use` or `reserved`.
+    pub counter: &'static str,
+    pub stored: i64,
+    pub recomputed: i64,
+}
+
 /// Licenses valid now, usage and reservations, per tag, of one pool.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PoolCounts {
@@ -199,6 +297,50 @@ impl PoolCounts {
     /// The pool's balances with tier lending.
     pub fn ledger(&self, catalog: &Catalog) -> Ledger {
         Ledger::compute(catalog, &self.purchased, &self.in_use, &self.reserved)
+    }
+
+    /// Whether the pool can give away `outgoing` (per tag). Only what is available leaves: not in
+    /// use, not reserved, not needed by what it lends to lower tiers, so after it no tag is
+    /// shorter than it was. On refusal, names the first tag (in `outgoing`'s order) that does not
+    /// fit, with how many of it could leave along with the tags before it.
+    pub fn check_transfer(
+        &self,
+        catalog: &Catalog,
+        outgoing: &BTreeMap<String, i64>,
+    ) -> std::result::Result<(), Shortfall> {
+        let before = self.ledger(catalog);
+        let fits = |out: &BTreeMap<String, i64>| {
+            let mut purchased = self.purchased.clone();
+            for (tag, n) in out {
+                let left = purchased.entry(tag.clone()).or_default();
+                *left -= n;
+                if *left < 0 {
+                    return false;
+                }
+            }
+            let after = Ledger::compute(catalog, &purchased, &self.in_use, &self.reserved);
+            after.tags.iter().all(|t| t.balance() >= before.get(&t.tag).map_or(0, TagBalance::balance).min(0))
+        };
+        let mut taken = BTreeMap::new();
+        for (tag, &requested) in outgoing {
+            taken.insert(tag.clone(), requested);
+            if fits(&taken) {
+                continue;
+            }
+            // Giving more away never covers more, so the largest quantity that fits is found by bisection.
+            let (mut fit, mut unfit) = (0, requested);
+            while unfit - fit > 1 {
+                let mid = fit + (unfit - fit) / 2;
+                taken.insert(tag.clone(), mid);
+                if fits(&taken) {
+                    fit = mid;
+                } else {
+                    unfit = mid;
+                }
+            }
+            return Err(Shortfall { tag: tag.clone(), requested, available: fit });
+        }
+        Ok(())
     }
 }
 
@@ -214,9 +356,62 @@ pub enum ReservationFilter {
     VirtualAccount(i64),
 }
 
+/// Decides, inside the transferring transaction, whether the pool with these counts can give
+/// away the licenses (per tag) of a batch; `Err` holds the message of the refusal.
+pub type TransferCheck = Box<dyn FnOnce(&PoolCounts, &BTreeMap<String, i64>) -> std::result::Result<(), String> + Send>;
+
+/// The one result of a batch of one.
+fn only<T>(mut done: Vec<T>) -> Result<T> {
+    match (done.pop(), done.is_empty()) {
+        (Some(one), true) => Ok(one),
+        _ => Err(StoreError::Corrupt("a batch of one did not give one result".into())),
+    }
+}
+
+/// A registration token as a caller names it ([`Store::revoke_tokens`]): the SHA-256 (hex) of
+/// the text given, and that text's first characters, which may be a listed prefix.
+#[derive(Debug, Clone)]
+pub struct TokenRef {
+    pub token_hash: String,
+    pub prefix: String,
+}
+
+impl TokenRef {
+    /// Names the token a caller gave as `text`, whose SHA-256 (hex) is `token_hash`.
+    pub fn new(text: &str, token_hash: String) -> TokenRef {
+        TokenRef { token_hash, prefix: text.chars().take(REGISTRATION_TOKEN_PREFIX).collect() }
+    }
+}
+
+/// One item of [`Store::move_instances`].
+#[derive(Debug, Clone)]
+pub struct InstanceMove {
+    pub instance_id: String,
+    /// The pool the caller found it in, when it must still be there (the caller's rights were
+    /// checked on that pool): refused when a concurrent change moved it.
+    pub from_virtual_account_id: Option<i64>,
+    pub to_virtual_account_id: i64,
+}
+
+/// One item of [`Store::remove_instances`].
+#[derive(Debug, Clone)]
+pub enum Removal {
+    /// A product instance; `from_virtual_account_id` as in [`InstanceMove`].
+    Instance { id: String, from_virtual_account_id: Option<i64> },
+    /// An active reservation, by id: a device removed with its return code gives its licenses back.
+    Reservation(i64),
+}
+
+/// What one [`Removal`] did.
+#[derive(Debug, Clone)]
+pub enum Removed {
+    Instance(Instance),
+    Reservation(Reservation),
+}
+
+/// One item of [`Store::transfer_licenses`]: `quantity` of `tag` (of `kind` when given) to a pool.
 #[derive(Debug, Clone)]
 pub struct Transfer {
-    pub from_virtual_account_id: i64,
     pub to_virtual_account_id: i64,
     pub tag: String,
     pub quantity: i64,

@@ -44,19 +44,56 @@ impl PrincipalKind {
 pub struct Principal {
     pub id: i64,
     pub kind: PrincipalKind,
+    /// Display name, unique within its smart account.
     pub name: String,
+    /// What it logs in with, unique across the manager (see [`login_of`]).
+    pub login: String,
     /// Argon2 PHC string; never leaves the server.
     pub secret_hash: Option<String>,
     pub role: Role,
     pub account_id: Option<i64>,
     pub virtual_account_id: Option<i64>,
     pub created_at: Timestamp,
+    /// Set while disabled: the record stays, logins and bearer tokens are refused.
+    pub disabled_at: Option<Timestamp>,
+}
+
+/// A user's login: `name@domain` (names are unique only per smart account); an account-less
+/// operator logs in with its bare name. API clients log in with a generated client ID.
+pub fn login_of(name: &str, account: Option<&Account>) -> String {
+    match account {
+        Some(a) => format!("{name}@{}", a.domain),
+        None => name.to_string(),
+    }
+}
+
+/// A live OAuth2 access token, as listed: only its prefix is known after issue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessToken {
+    pub id: i64,
+    pub prefix: String,
+    pub principal_id: i64,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// Which live access tokens to list.
+#[derive(Debug, Clone)]
+pub enum AccessTokenFilter {
+    /// Those of the principals of one smart account.
+    Account(i64),
+    /// Those of principals without an account (operators).
+    Operators,
+    Id(i64),
+    /// The token whose SHA-256 digest (hex) this is.
+    Hash(String),
 }
 
 #[derive(Debug, Clone)]
 pub struct NewPrincipal {
     pub kind: PrincipalKind,
     pub name: String,
+    pub login: String,
     pub secret_hash: Option<String>,
     pub role: Role,
     pub account_id: Option<i64>,
@@ -89,7 +126,8 @@ pub struct NewLicense {
 pub struct RegistrationToken {
     pub id: i64,
     pub virtual_account_id: i64,
-    pub token: String,
+    /// The first [`REGISTRATION_TOKEN_PREFIX`] characters: the token itself is kept only as a hash.
+    pub prefix: String,
     pub description: String,
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
@@ -99,6 +137,9 @@ pub struct RegistrationToken {
     pub revoked_at: Option<Timestamp>,
     pub created_by: String,
 }
+
+/// How many characters of a registration token listings show and revocation accepts.
+pub const REGISTRATION_TOKEN_PREFIX: usize = 12;
 
 impl RegistrationToken {
     pub fn facts(&self) -> TokenFacts {
@@ -114,7 +155,8 @@ impl RegistrationToken {
 #[derive(Debug, Clone)]
 pub struct NewToken {
     pub virtual_account_id: i64,
-    pub token: String,
+    /// See [`RegistrationToken::prefix`]; the store never sees the whole token.
+    pub prefix: String,
     pub token_hash: String,
     pub description: String,
     pub expires_at: Timestamp,
@@ -144,6 +186,17 @@ pub struct Instance {
     pub certificate: CertificateFacts,
     pub export_controlled: bool,
     pub usage_released: bool,
+    /// The key before the last ID renewal, accepted until the new key signs a request: a
+    /// renewal answer lost on its way must not lock the device out.
+    pub previous_key: Option<StoredKey>,
+}
+
+/// A device public key as the manager keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredKey {
+    pub algorithm: String,
+    /// Raw public key, base64.
+    pub public_key: String,
 }
 
 #[derive(Debug, Clone)]
@@ -236,6 +289,10 @@ pub struct ReservedLicense {
     pub quantity: i64,
     pub term: LicenseTerm,
     pub subscription_id: Option<String>,
+    /// The purchase record it is drawn from: no other reservation draws the same licenses, and
+    /// the chunk counts only while that record is valid. `None` only for chunks of reservations
+    /// made before records were named whose record could not be found.
+    pub license_id: Option<i64>,
 }
 
 /// Licenses reserved for one offline device and the signed code that carries them.

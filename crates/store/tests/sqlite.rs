@@ -38,7 +38,7 @@ fn cert(n: u32) -> CertificateFacts {
 async fn token(f: &Fixture, hash: &str, max_uses: Option<i64>) -> RegistrationToken {
     let new = NewToken {
         virtual_account_id: f.pool.id,
-        token: format!("tok-{hash}"),
+        prefix: format!("tok-{hash}"),
         token_hash: hash.into(),
         description: String::new(),
         expires_at: T0.plus_days(30),
@@ -48,6 +48,8 @@ async fn token(f: &Fixture, hash: &str, max_uses: Option<i64>) -> RegistrationTo
     f.store.create_token(new, "op", T0).await.unwrap()
 }
 
+/// A registration of instance `id`, with a key of its own: the same key again would be the
+/// same registration repeated.
 fn device(id: &str, sn: &str, token_hash: &str, force: bool) -> NewInstance {
     NewInstance {
         id: id.into(),
@@ -56,7 +58,7 @@ fn device(id: &str, sn: &str, token_hash: &str, force: bool) -> NewInstance {
         udi_sn: sn.into(),
         hostname: "sw1".into(),
         force,
-        certificate: cert(1),
+        certificate: CertificateFacts { public_key: format!("key-of-{id}"), ..cert(1) },
     }
 }
 
@@ -93,10 +95,10 @@ async fn tokens_are_refused_when_used_up_revoked_expired_or_unknown() {
     assert!(matches!(used_up, Err(RegisterRefusal::InvalidToken)));
     let unknown = f.store.register_instance(device("i2", "B", "nope", false), T0).await;
     assert!(matches!(unknown, Err(RegisterRefusal::InvalidToken)));
-    let t = token(&f, "many", None).await;
+    token(&f, "many", None).await;
     let expired = f.store.register_instance(device("i2", "B", "many", false), T0.plus_days(31)).await;
     assert!(matches!(expired, Err(RegisterRefusal::InvalidToken)));
-    f.store.revoke_token(f.pool.id, &t.token, "op", T0).await.unwrap();
+    f.store.revoke_token(f.pool.id, "many", "", "op", T0).await.unwrap();
     let revoked = f.store.register_instance(device("i2", "B", "many", false), T0).await;
     assert!(matches!(revoked, Err(RegisterRefusal::InvalidToken)));
     // Nothing was created by the refusals.
@@ -116,6 +118,63 @@ async fn same_udi_needs_force_which_replaces_the_old_instance() {
     assert!(f.store.instance("old").await.unwrap().is_none());
     // The replaced instance's usage went back to the pool.
     assert!(f.store.pool_counts(f.pool.id, T0).await.unwrap().in_use.is_empty());
+}
+
+/// A lost answer: the same key registering the same UDI again gets the same instance, and the
+/// single-use token that admitted it is not spent twice. Force stays within its smart account.
+#[tokio::test]
+async fn a_registration_repeated_by_its_key_is_the_same_and_force_stays_in_its_account() {
+    let f = fixture().await;
+    token(&f, "once", Some(1)).await;
+    let first = f.store.register_instance(device("i1", "A", "once", false), T0).await.unwrap();
+    let retry = NewInstance {
+        id: "i2".into(),
+        certificate: CertificateFacts { serial: "2".into(), ..first.instance.certificate.clone() },
+        ..device("i1", "A", "once", false)
+    };
+    let again = f.store.register_instance(retry, T0.plus_days(1)).await.unwrap();
+    assert_eq!((again.instance.id.as_str(), again.instance.certificate.serial.as_str()), ("i1", "2"));
+    assert_eq!(f.store.tokens(f.pool.id).await.unwrap()[0].uses, 1);
+    assert_eq!(f.store.instances(InstanceFilter::Account(f.account.id)).await.unwrap().len(), 1);
+
+    // Another account's token, even with force and even with that very key, replaces nothing.
+    let other = f.store.create_account("other.com", "Other", "op", T0).await.unwrap();
+    let other_pool = f.store.virtual_account(other.id, DEFAULT_VIRTUAL_ACCOUNT).await.unwrap().unwrap();
+    let new = NewToken {
+        virtual_account_id: other_pool.id,
+        prefix: "tok-b".into(),
+        token_hash: "b".into(),
+        description: String::new(),
+        expires_at: T0.plus_days(30),
+        max_uses: None,
+        export_controlled: false,
+    };
+    f.store.create_token(new, "op", T0).await.unwrap();
+    for stolen in [device("i3", "A", "b", true), NewInstance { id: "i3".into(), ..device("i1", "A", "b", true) }] {
+        let refused = f.store.register_instance(stolen, T0).await;
+        assert!(matches!(refused, Err(RegisterRefusal::AlreadyRegistered)));
+    }
+    assert_eq!(f.store.instance("i1").await.unwrap().unwrap().virtual_account_id, f.pool.id);
+    assert!(f.store.instances(InstanceFilter::Account(other.id)).await.unwrap().is_empty());
+}
+
+/// After an ID renewal the previous key stays until forgotten; a renewal signed by it (after a
+/// lost answer) keeps it, and the key never delivered is dropped.
+#[tokio::test]
+async fn renewal_keeps_the_previous_key_until_the_new_one_is_used() {
+    let f = fixture().await;
+    token(&f, "t", None).await;
+    f.store.register_instance(device("i1", "A", "t", false), T0).await.unwrap();
+    let key = |k: &str| CertificateFacts { public_key: k.into(), ..cert(2) };
+    let previous = |i: Instance| i.previous_key.map(|k| k.public_key);
+    f.store.renew_certificate("i1", &key("lost"), T0).await.unwrap();
+    assert_eq!(previous(f.store.instance("i1").await.unwrap().unwrap()).as_deref(), Some("key-of-i1"));
+    f.store.renew_certificate("i1", &key("next"), T0).await.unwrap();
+    let renewed = f.store.instance("i1").await.unwrap().unwrap();
+    assert_eq!(renewed.certificate.public_key, "next");
+    assert_eq!(previous(renewed).as_deref(), Some("key-of-i1"));
+    f.store.forget_previous_key("i1").await.unwrap();
+    assert_eq!(previous(f.store.instance("i1").await.unwrap().unwrap()), None);
 }
 
 #[tokio::test]
@@ -176,16 +235,12 @@ async fn term_licenses_stop_counting_and_transfers_split_records() {
     let purchased = |c: PoolCounts| c.purchased.get("ACI Advantage").copied().unwrap_or(0);
     assert_eq!(purchased(f.store.pool_counts(f.pool.id, T0).await.unwrap()), 15);
     assert_eq!(purchased(f.store.pool_counts(f.pool.id, T0.plus_days(10)).await.unwrap()), 10);
-    let too_many = Transfer {
-        from_virtual_account_id: f.pool.id,
-        to_virtual_account_id: lab.id,
-        tag: "ACI Advantage".into(),
-        quantity: 16,
-        kind: None,
-    };
-    assert!(matches!(f.store.transfer_licenses(too_many.clone(), "op", T0).await, Err(StoreError::Conflict(_))));
+    let too_many = Transfer { to_virtual_account_id: lab.id, tag: "ACI Advantage".into(), quantity: 16, kind: None };
+    let refused = f.store.transfer_licenses(f.pool.id, vec![too_many.clone()], available_only(), "op", T0).await;
+    assert!(matches!(refused, Err(StoreError::Conflict(_))));
     assert_eq!(purchased(f.store.pool_counts(f.pool.id, T0).await.unwrap()), 15);
-    f.store.transfer_licenses(Transfer { quantity: 12, ..too_many }, "op", T0).await.unwrap();
+    let twelve = vec![Transfer { quantity: 12, ..too_many }];
+    f.store.transfer_licenses(f.pool.id, twelve, available_only(), "op", T0).await.unwrap();
     assert_eq!(purchased(f.store.pool_counts(f.pool.id, T0).await.unwrap()), 3);
     assert_eq!(purchased(f.store.pool_counts(lab.id, T0).await.unwrap()), 12);
     // Perpetual licenses move first; the term record was split.
@@ -210,7 +265,7 @@ fn perpetual() -> LicenseTerm {
     LicenseTerm::new(LicenseKind::Perpetual, None, None).unwrap()
 }
 
-async fn deposit(f: &Fixture, pool: &VirtualAccount, tag: &str, quantity: i64) {
+async fn deposit(f: &Fixture, pool: &VirtualAccount, tag: &str, quantity: i64) -> LicenseRecord {
     let new = NewLicense {
         virtual_account_id: pool.id,
         tag: tag.into(),
@@ -219,11 +274,12 @@ async fn deposit(f: &Fixture, pool: &VirtualAccount, tag: &str, quantity: i64) {
         term: perpetual(),
         subscription_id: None,
     };
-    f.store.add_license(new, "op", T0).await.unwrap();
+    f.store.add_license(new, "op", T0).await.unwrap()
 }
 
-/// A specific reservation of `licenses` for device `sn` (the codes are placeholders here).
-fn reserving(sn: &str, licenses: &[(&str, i64)]) -> NewReservation {
+/// A specific reservation for device `sn` of licenses drawn from purchase records (the codes
+/// are placeholders here).
+fn reserving(sn: &str, licenses: &[(&LicenseRecord, i64)]) -> NewReservation {
     NewReservation {
         request_code: format!("CB-ZC9300:{sn}-AK9A6sMTr-00"),
         kind: "specific".into(),
@@ -235,11 +291,12 @@ fn reserving(sn: &str, licenses: &[(&str, i64)]) -> NewReservation {
         confirmation_code: "17488c1f".into(),
         licenses: licenses
             .iter()
-            .map(|(tag, quantity)| ReservedLicense {
-                tag: tag.to_string(),
+            .map(|(record, quantity)| ReservedLicense {
+                tag: record.tag.clone(),
                 quantity: *quantity,
-                term: perpetual(),
-                subscription_id: None,
+                term: record.term.clone(),
+                subscription_id: record.subscription_id.clone(),
+                license_id: Some(record.id),
             })
             .collect(),
     }
@@ -255,6 +312,15 @@ fn ledger_check() -> ReservationCheck {
     })
 }
 
+/// The server's rule: a transfer takes only what is available, tier lending counted.
+fn available_only() -> TransferCheck {
+    Box::new(|counts, outgoing| {
+        counts
+            .check_transfer(&Catalog::builtin(), outgoing)
+            .map_err(|s| format!("only {} of {} available, {} asked", s.available, s.tag, s.requested))
+    })
+}
+
 fn reserved(c: &PoolCounts, tag: &str) -> i64 {
     c.reserved.get(tag).copied().unwrap_or(0)
 }
@@ -263,11 +329,9 @@ fn reserved(c: &PoolCounts, tag: &str) -> i64 {
 async fn reservations_take_licenses_out_of_the_pool_until_returned_once() {
     let f = fixture().await;
     let lab = f.store.create_virtual_account(&f.account, "Lab", "", "op", T0).await.unwrap();
-    deposit(&f, &f.pool, "ACI Advantage", 5).await;
-    let made = f
-        .store
-        .create_reservations(f.pool.id, vec![reserving("A", &[("ACI Advantage", 3)])], ledger_check(), "op", T0)
-        .await;
+    let adv = deposit(&f, &f.pool, "ACI Advantage", 5).await;
+    let made =
+        f.store.create_reservations(f.pool.id, vec![reserving("A", &[(&adv, 3)])], ledger_check(), "op", T0).await;
     let made = made.unwrap().remove(0);
     assert_eq!((made.status, made.udi().as_str()), (ReservationStatus::Reserved, "PID:C9300,SN:A"));
     let counts = f.store.pool_counts(f.pool.id, T0).await.unwrap();
@@ -276,12 +340,12 @@ async fn reservations_take_licenses_out_of_the_pool_until_returned_once() {
 
     // Beyond what is left, the same device twice, or a batch with one bad item: nothing changes.
     let refusals = [
-        (vec![reserving("B", &[("ACI Advantage", 3)])], f.pool.id, "more licenses than available"),
+        (vec![reserving("B", &[(&adv, 3)])], f.pool.id, "more licenses than available"),
         (vec![reserving("A", &[])], lab.id, "already holds an active reservation"),
         (
-            vec![reserving("C", &[("ACI Advantage", 1)]), reserving("C", &[("ACI Advantage", 1)])],
+            vec![reserving("C", &[(&adv, 1)]), reserving("C", &[(&adv, 1)])],
             f.pool.id,
-            "already holds an active reservation",
+            "listed twice",
         ),
     ];
     for (batch, pool, why) in refusals {
@@ -318,13 +382,13 @@ async fn reservations_take_licenses_out_of_the_pool_until_returned_once() {
 #[tokio::test]
 async fn concurrent_reservations_never_over_commit() {
     let f = fixture().await;
-    deposit(&f, &f.pool, "ACI Advantage", 5).await;
+    let adv = deposit(&f, &f.pool, "ACI Advantage", 5).await;
     let store = std::sync::Arc::new(f.store);
     let attempts: Vec<_> = (0..12)
         .map(|i| {
-            let (store, pool) = (store.clone(), f.pool.id);
+            let (store, pool, adv) = (store.clone(), f.pool.id, adv.clone());
             tokio::spawn(async move {
-                let one = reserving(&format!("SN{i}"), &[("ACI Advantage", 1)]);
+                let one = reserving(&format!("SN{i}"), &[(&adv, 1)]);
                 store.create_reservations(pool, vec![one], ledger_check(), "op", T0).await
             })
         })
@@ -364,7 +428,7 @@ async fn virtual_accounts_are_deleted_only_when_empty() {
     assert!(m.contains("default"), "{m}");
 
     let lab = f.store.create_virtual_account(&f.account, "Lab", "", "op", T0).await.unwrap();
-    deposit(&f, &lab, "ACI Advantage", 2).await;
+    let adv = deposit(&f, &lab, "ACI Advantage", 2).await;
     let expiring = LicenseTerm::new(LicenseKind::Term, Some(T0), Some(T0.plus_days(10))).unwrap();
     let term = NewLicense {
         virtual_account_id: lab.id,
@@ -380,7 +444,7 @@ async fn virtual_accounts_are_deleted_only_when_empty() {
         .create_token(
             NewToken {
                 virtual_account_id: lab.id,
-                token: "tok-lab".into(),
+                prefix: "tok-lab".into(),
                 token_hash: "lab".into(),
                 description: String::new(),
                 expires_at: T0.plus_days(30),
@@ -393,12 +457,12 @@ async fn virtual_accounts_are_deleted_only_when_empty() {
         .await
         .unwrap();
     f.store.register_instance(device("i1", "A", "lab", false), T0).await.unwrap();
-    let made =
-        f.store.create_reservations(lab.id, vec![reserving("R", &[("ACI Advantage", 1)])], ledger_check(), "op", T0);
+    let made = f.store.create_reservations(lab.id, vec![reserving("R", &[(&adv, 1)])], ledger_check(), "op", T0);
     let made = made.await.unwrap().remove(0);
     let user = NewPrincipal {
         kind: PrincipalKind::User,
         name: "lab-user".into(),
+        login: "lab-user@example.com".into(),
         secret_hash: None,
         role: smartlic_core::Role::VirtualAccountUser,
         account_id: Some(f.account.id),
@@ -412,29 +476,19 @@ async fn virtual_accounts_are_deleted_only_when_empty() {
     }
     assert!(f.store.virtual_account_by_id(lab.id).await.unwrap().is_some());
 
-    // Emptied: only the ended term license and the spent token remain, and go with it.
-    f.store
-        .transfer_licenses(
-            Transfer {
-                from_virtual_account_id: lab.id,
-                to_virtual_account_id: f.pool.id,
-                tag: "ACI Advantage".into(),
-                quantity: 2,
-                kind: None,
-            },
-            "op",
-            T0,
-        )
-        .await
-        .unwrap();
-    f.store.remove_instance("i1", "removed", "op", T0).await.unwrap();
-    f.store.revoke_token(lab.id, &t.token, "op", T0).await.unwrap();
+    // Emptied: only the ended term license and the spent token remain, and go with it. The
+    // reservation comes back first: reserved licenses cannot be transferred away.
     f.store.return_reservation(made.id, "op", T0).await.unwrap();
+    let back = Transfer { to_virtual_account_id: f.pool.id, tag: "ACI Advantage".into(), quantity: 2, kind: None };
+    f.store.transfer_licenses(lab.id, vec![back], available_only(), "op", T0).await.unwrap();
+    f.store.remove_instance("i1", "removed", "op", T0).await.unwrap();
+    // Revoked by its listed prefix: the store holds no more of the token.
+    f.store.revoke_token(lab.id, "not-its-hash", &t.prefix, "op", T0).await.unwrap();
     let later = T0.plus_days(11);
     let gone = f.store.delete_virtual_account(lab.id, "op", later).await.unwrap();
     assert_eq!(gone.name, "Lab");
     assert!(f.store.virtual_account(f.account.id, "Lab").await.unwrap().is_none());
-    assert!(f.store.principal("lab-user").await.unwrap().is_none());
+    assert!(f.store.principal("lab-user@example.com").await.unwrap().is_none());
     let deleted = &f.store.events(Some(f.account.id), 1).await.unwrap()[0];
     assert_eq!(deleted.kind, "virtual-account.deleted");
     assert!(deleted.detail.contains("1 expired license record(s)"), "{}", deleted.detail);
@@ -465,4 +519,233 @@ async fn a_database_of_the_first_schema_is_migrated_in_place() {
     assert_eq!(counts.in_use.get("ACI Essentials"), Some(&4));
     assert!(counts.reserved.is_empty());
     assert!(store.reservations(ReservationFilter::Account(1)).await.unwrap().is_empty());
+}
+
+/// Issue 10: a reservation counts only while the purchase records it draws from are valid.
+#[tokio::test]
+async fn reserved_term_licenses_stop_counting_when_their_term_ends() {
+    let f = fixture().await;
+    let ends = T0.plus_days(10);
+    let term = NewLicense {
+        virtual_account_id: f.pool.id,
+        tag: "ACI Advantage".into(),
+        sku: String::new(),
+        quantity: 5,
+        term: LicenseTerm::new(LicenseKind::Term, Some(T0), Some(ends)).unwrap(),
+        subscription_id: Some("Sub-1".into()),
+    };
+    let record = f.store.add_license(term, "op", T0).await.unwrap();
+    let perpetual = deposit(&f, &f.pool, "ACI Advantage", 1).await;
+    f.store
+        .create_reservations(
+            f.pool.id,
+            vec![reserving("A", &[(&record, 3), (&perpetual, 1)])],
+            ledger_check(),
+            "op",
+            T0,
+        )
+        .await
+        .unwrap();
+    let counts = f.store.pool_counts(f.pool.id, T0).await.unwrap();
+    assert_eq!((counts.purchased["ACI Advantage"], reserved(&counts, "ACI Advantage")), (6, 4));
+    // The term ends for the pool and for the device alike: 1 purchased, 1 reserved, in compliance.
+    let later = f.store.pool_counts(f.pool.id, ends).await.unwrap();
+    assert_eq!((later.purchased["ACI Advantage"], reserved(&later, "ACI Advantage")), (1, 1));
+    assert!(later.ledger(&Catalog::builtin()).in_compliance());
+    assert_eq!(f.store.check_counters(T0).await.unwrap(), []);
+    assert_eq!(f.store.check_counters(ends).await.unwrap(), []);
+}
+
+/// Issue 10: a reservation names its purchase records, and a record's licenses are drawn once.
+#[tokio::test]
+async fn reservations_never_draw_the_same_licenses_twice() {
+    let f = fixture().await;
+    let first = deposit(&f, &f.pool, "ACI Advantage", 2).await;
+    let second = deposit(&f, &f.pool, "ACI Advantage", 2).await;
+    let made = f.store.create_reservations(f.pool.id, vec![reserving("A", &[(&first, 2)])], ledger_check(), "op", T0);
+    let made = made.await.unwrap().remove(0);
+    assert_eq!(made.licenses[0].license_id, Some(first.id));
+    assert_eq!(f.store.drawn(f.pool.id).await.unwrap(), BTreeMap::from([(first.id, 2)]));
+    // The pool has 2 left, but not in the first record: a choice made on a stale read is refused.
+    let stale = f.store.create_reservations(f.pool.id, vec![reserving("B", &[(&first, 1)])], ledger_check(), "op", T0);
+    match stale.await {
+        Err(StoreError::Conflict(m)) => assert!(m.contains("0 undrawn license(s) left, 1 asked"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    f.store
+        .create_reservations(f.pool.id, vec![reserving("B", &[(&second, 1)])], ledger_check(), "op", T0)
+        .await
+        .unwrap();
+    f.store.return_reservation(made.id, "op", T0).await.unwrap();
+    assert_eq!(f.store.drawn(f.pool.id).await.unwrap(), BTreeMap::from([(second.id, 1)]));
+    let listed = f.store.reservations(ReservationFilter::VirtualAccount(f.pool.id)).await.unwrap();
+    assert_eq!(listed[0].licenses[0].license_id, Some(first.id), "a returned reservation still names its record");
+}
+
+/// Issue 10: a counter that drifted from the records is an error and a listed difference.
+#[tokio::test]
+async fn drifted_counters_are_reported_never_hidden() {
+    let f = fixture().await;
+    token(&f, "h1", None).await;
+    f.store.register_instance(device("i1", "A", "h1", false), T0).await.unwrap();
+    f.store.report_usage(report("i1", &[("ACI Essentials", 4)], T0), T0).await.unwrap();
+    assert_eq!(f.store.check_counters(T0).await.unwrap(), []);
+    let db = rusqlite::Connection::open(&f.path).unwrap();
+    db.execute("UPDATE pool_usage SET in_use = -2 WHERE tag = 'ACI Essentials'", []).unwrap();
+    match f.store.pool_counts(f.pool.id, T0).await {
+        Err(StoreError::Corrupt(m)) => {
+            assert!(m.contains("in-use count of 'ACI Essentials'") && m.contains("is -2"), "{m}")
+        }
+        other => panic!("a negative count must be an error, got {other:?}"),
+    }
+    let drift = CounterDrift {
+        account: "example.com".into(),
+        virtual_account: DEFAULT_VIRTUAL_ACCOUNT.into(),
+        tag: "ACI Essentials".into(),
+        counter: "in use",
+        stored: -2,
+        recomputed: 4,
+    };
+    assert_eq!(f.store.check_counters(T0).await.unwrap(), [drift]);
+}
+
+/// Issue 10: a multi-item transfer is one transaction, and only available licenses leave:
+/// those not in use, not lent to lower tiers in use, and not drawn by a reservation.
+#[tokio::test]
+async fn transfers_move_only_available_licenses_all_or_nothing() {
+    let f = fixture().await;
+    let lab = f.store.create_virtual_account(&f.account, "Lab", "", "op", T0).await.unwrap();
+    deposit(&f, &f.pool, "ACI Advantage", 12).await;
+    token(&f, "t", None).await;
+    f.store.register_instance(device("i1", "A", "t", false), T0).await.unwrap();
+    f.store.report_usage(report("i1", &[("ACI Essentials", 10)], T0), T0).await.unwrap();
+    let to = |pool: &VirtualAccount, quantity, kind| Transfer {
+        to_virtual_account_id: pool.id,
+        tag: "ACI Advantage".into(),
+        quantity,
+        kind,
+    };
+    let transfer = |from: i64, batch: Vec<Transfer>| f.store.transfer_licenses(from, batch, available_only(), "op", T0);
+    let purchased = |c: PoolCounts| c.purchased.get("ACI Advantage").copied().unwrap_or(0);
+    let events = f.store.events(Some(f.account.id), 1000).await.unwrap().len();
+
+    // 12 Advantage lend 10 to the Essentials in use: 2 are available.
+    match transfer(f.pool.id, vec![to(&lab, 3, None)]).await {
+        Err(StoreError::Conflict(m)) => assert!(m.contains("only 2 of ACI Advantage available, 3 asked"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    // Items within reach one by one but not together, an item that cannot be served (no term
+    // licenses), a target in another smart account: nothing moves.
+    let other = f.store.create_account("other.com", "Other", "op", T0).await.unwrap();
+    let theirs = f.store.virtual_account(other.id, DEFAULT_VIRTUAL_ACCOUNT).await.unwrap().unwrap();
+    let refused = [
+        vec![to(&lab, 2, None), to(&lab, 1, None)],
+        vec![to(&lab, 1, None), to(&lab, 1, Some(LicenseKind::Term))],
+        vec![to(&lab, 1, None), to(&theirs, 1, None)],
+    ];
+    for batch in refused {
+        assert!(matches!(transfer(f.pool.id, batch).await, Err(StoreError::Conflict(_) | StoreError::NotFound(_))));
+    }
+    assert_eq!(purchased(f.store.pool_counts(f.pool.id, T0).await.unwrap()), 12);
+    assert_eq!(purchased(f.store.pool_counts(lab.id, T0).await.unwrap()), 0);
+    assert_eq!(f.store.events(Some(f.account.id), 1000).await.unwrap().len(), events);
+    transfer(f.pool.id, vec![to(&lab, 1, None), to(&lab, 1, None)]).await.unwrap();
+    assert_eq!(purchased(f.store.pool_counts(lab.id, T0).await.unwrap()), 2);
+
+    // Lab: 2 Advantage and 1 Premier; a reservation draws 1 Advantage record. The Premier could
+    // cover it in the ledger, but the drawn license stays with its record: 1 can go.
+    deposit(&f, &lab, "ACI Premier", 1).await;
+    let record = f.store.licenses(lab.id).await.unwrap().into_iter().find(|r| r.tag == "ACI Advantage").unwrap();
+    let made = f.store.create_reservations(lab.id, vec![reserving("R", &[(&record, 1)])], ledger_check(), "op", T0);
+    made.await.unwrap();
+    match transfer(lab.id, vec![to(&f.pool, 2, None)]).await {
+        Err(StoreError::Conflict(m)) => assert!(m.contains("only 1 license(s) of 'ACI Advantage'"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    transfer(lab.id, vec![to(&f.pool, 1, None)]).await.unwrap();
+    let counts = f.store.pool_counts(lab.id, T0).await.unwrap();
+    assert_eq!((purchased(counts.clone()), reserved(&counts, "ACI Advantage")), (1, 1));
+}
+
+/// Issue 10: moves and removals of several instances (and reservation returns) are one
+/// transaction; an instance no longer where the caller found it refuses the batch.
+#[tokio::test]
+async fn instance_moves_and_removals_are_all_or_nothing() {
+    let f = fixture().await;
+    let lab = f.store.create_virtual_account(&f.account, "Lab", "", "op", T0).await.unwrap();
+    token(&f, "t", None).await;
+    for (id, sn) in [("a", "A"), ("b", "B")] {
+        f.store.register_instance(device(id, sn, "t", false), T0).await.unwrap();
+        f.store.report_usage(report(id, &[("ACI Essentials", 1)], T0), T0).await.unwrap();
+    }
+    let record = deposit(&f, &f.pool, "ACI Advantage", 3).await;
+    let made = f.store.create_reservations(f.pool.id, vec![reserving("R", &[(&record, 1)])], ledger_check(), "op", T0);
+    let made = made.await.unwrap().remove(0);
+    f.store.return_reservation(made.id, "op", T0).await.unwrap();
+    let in_use = |c: PoolCounts| c.in_use.get("ACI Essentials").copied().unwrap_or(0);
+    let events = f.store.events(Some(f.account.id), 1000).await.unwrap().len();
+    let mv = |id: &str, from: &VirtualAccount| InstanceMove {
+        instance_id: id.into(),
+        from_virtual_account_id: Some(from.id),
+        to_virtual_account_id: lab.id,
+    };
+    let rm =
+        |id: &str, from: &VirtualAccount| Removal::Instance { id: id.into(), from_virtual_account_id: Some(from.id) };
+
+    match f.store.move_instances(vec![mv("a", &f.pool), mv("b", &lab)], "op", T0).await {
+        Err(StoreError::Conflict(m)) => assert!(m.contains("SN:B is no longer in virtual account 'Lab'"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    let unknown = f.store.remove_instances(vec![rm("a", &f.pool), rm("nope", &f.pool)], "removed", "op", T0).await;
+    assert!(matches!(unknown, Err(StoreError::NotFound(_))), "{unknown:?}");
+    let returned = vec![rm("a", &f.pool), Removal::Reservation(made.id)];
+    match f.store.remove_instances(returned, "removed", "op", T0).await {
+        Err(StoreError::Conflict(m)) => assert!(m.contains("already returned"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(f.store.instances(InstanceFilter::VirtualAccount(f.pool.id)).await.unwrap().len(), 2);
+    assert_eq!(in_use(f.store.pool_counts(f.pool.id, T0).await.unwrap()), 2);
+    assert_eq!(f.store.events(Some(f.account.id), 1000).await.unwrap().len(), events);
+
+    let moved = f.store.move_instances(vec![mv("a", &f.pool), mv("b", &f.pool)], "op", T0).await.unwrap();
+    assert!(moved.iter().all(|i| i.virtual_account_id == lab.id));
+    assert_eq!(in_use(f.store.pool_counts(lab.id, T0).await.unwrap()), 2);
+    let gone = f.store.remove_instances(vec![rm("a", &lab), rm("b", &lab)], "removed", "op", T0).await.unwrap();
+    assert_eq!(gone.len(), 2);
+    assert_eq!(in_use(f.store.pool_counts(lab.id, T0).await.unwrap()), 0);
+    assert!(f.store.instances(InstanceFilter::Account(f.account.id)).await.unwrap().is_empty());
+}
+
+/// Reservations made before they named their purchase records get them on migration, and keep
+/// counting as reserved.
+#[tokio::test]
+async fn reservations_of_the_second_schema_get_their_records_on_migration() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v2.db");
+    {
+        let db = rusqlite::Connection::open(&path).unwrap();
+        db.execute_batch(include_str!("../migrations/sqlite/0001_init.sql")).unwrap();
+        db.execute_batch(include_str!("../migrations/sqlite/0002_reservations.sql")).unwrap();
+        db.execute_batch(
+            "INSERT INTO smart_accounts (id, domain, name, created_at) VALUES (1, 'old.com', 'Old', 0);
+             INSERT INTO virtual_accounts (id, account_id, name, description, is_default, created_at)
+                 VALUES (1, 1, 'Default', '', TRUE, 0);
+             INSERT INTO licenses (id, virtual_account_id, tag, sku, quantity, kind, created_at)
+                 VALUES (7, 1, 'ACI Premier', '', 5, 'perpetual', 0), (8, 1, 'ACI Advantage', '', 5, 'perpetual', 0);
+             INSERT INTO pool_usage (virtual_account_id, tag, in_use, reserved) VALUES (1, 'ACI Advantage', 0, 3);
+             INSERT INTO reservations (id, virtual_account_id, request_code, kind, udi_pid, udi_sn, piid,
+                 authorization_code, authorization_digest, confirmation_code, status, created_at, created_by)
+                 VALUES (1, 1, 'CB-X', 'specific', 'P', 'S', 'piid', 'code', 'digest', 'c0de', 'reserved', 0, 'op');
+             INSERT INTO reservation_licenses (reservation_id, tag, quantity, license_type)
+                 VALUES (1, 'ACI Advantage', 3, 'perpetual');
+             PRAGMA user_version = 2;",
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path).await.unwrap();
+    assert_eq!(store.pool_counts(1, T0).await.unwrap().reserved, BTreeMap::from([("ACI Advantage".into(), 3)]));
+    let found = store.reservations(ReservationFilter::VirtualAccount(1)).await.unwrap();
+    assert_eq!(found[0].licenses[0].license_id, Some(8), "the record of its own tag comes first");
+    assert_eq!(store.drawn(1).await.unwrap(), BTreeMap::from([(8, 3)]));
+    assert_eq!(store.check_counters(T0).await.unwrap(), []);
 }

@@ -191,7 +191,7 @@ pub enum Command {
     ShowLicense(LicenseView),
     ShowHostnamePrivacy,
     ShowClock,
-    /// `show running-config [callhome]`
+    /// `show running-config [all|callhome]`
     ShowRunningConfig {
         callhome: bool,
     },
@@ -226,7 +226,19 @@ pub enum Command {
     Exit,
     /// `end`: back to exec.
     End,
+    /// `ping …` and `telnet …` (exec, and configuration mode as on NX-OS): reachability checks
+    /// that a simulated device, without interfaces of its own, answers with a note.
+    Probe(String),
     // ---- config
+    /// `version TEXT`: the first line of an NX-OS configuration, accepted when a saved one is
+    /// pasted back; not kept (the device shows its own version).
+    Version,
+    /// A line of another subsystem (`ip name-server`, `ip host`, ...): kept in the running
+    /// configuration as entered, without effect on licensing; `remove` for the `no` form.
+    Kept {
+        line: String,
+        remove: bool,
+    },
     SmartEnable(bool),
     SmartUrl(Option<String>),
     SmartTransport(Option<Transport>),
@@ -282,6 +294,8 @@ pub enum Command {
     /// `transport http proxy username U password P`; `None` for the `no` form.
     ProxyCredentials(Option<(String, String)>),
     UseVrf(String),
+    PhoneContact(String),
+    StreetAddress(String),
     // ---- ca-trustpoint
     EnrollmentTerminal,
     RevocationCheck(Revocation),
@@ -378,7 +392,7 @@ static EXEC: &[Entry] = &[
     ("show license {all|status|summary|usage|mode|server|catalog|udi|eventlog|tech support}", show_license),
     ("show hostname privacy", |_| Ok(Command::ShowHostnamePrivacy)),
     ("show clock", |_| Ok(Command::ShowClock)),
-    ("show running-config [callhome]", |b| Ok(Command::ShowRunningConfig { callhome: b.has("callhome") })),
+    ("show running-config [all|callhome]", |b| Ok(Command::ShowRunningConfig { callhome: b.has("callhome") })),
     ("show call-home", |_| Ok(Command::ShowCallHome(CallHomeView::Summary))),
     ("show call-home smart-licensing", |_| Ok(Command::ShowCallHome(CallHomeView::SmartLicensing))),
     ("show call-home profile {all|<profile:STRING>}", |b| {
@@ -387,10 +401,22 @@ static EXEC: &[Entry] = &[
     ("show crypto pki trustpoints", |_| Ok(Command::ShowTrustpoints)),
     ("clock set <time:TIME> {<day:1-31> <month:MONTH>|<month:MONTH> <day:1-31>} <year:1993-2035>", clock),
     ("configure [terminal]", |_| Ok(Command::ConfigureTerminal)),
-    ("write memory", |_| Ok(Command::WriteMemory)),
+    ("write [memory]", |_| Ok(Command::WriteMemory)),
     ("copy running-config startup-config", |_| Ok(Command::WriteMemory)),
     ("exit", |_| Ok(Command::Exit)),
 ];
+
+/// Reachability checks, in exec and configuration mode (seed 003 runs them in `(config)#`).
+static PROBES: &[Entry] = &[
+    ("ping <host:HOST> [vrf <vrf:WORD>]", |b| Ok(Command::Probe(b.canonical()))),
+    ("telnet <host:HOST> [<port:1-65535>] [vrf <vrf:WORD>] [/source-interface <interface:WORD>]", |b| {
+        Ok(Command::Probe(b.canonical()))
+    }),
+];
+
+fn kept(b: &Bag) -> Result<Command, Reject> {
+    Ok(Command::Kept { line: b.canonical(), remove: no(b) })
+}
 
 /// `exit` and `end`, in every configuration mode.
 static LEAVE: &[Entry] = &[("exit", |_| Ok(Command::Exit)), ("end", |_| Ok(Command::End))];
@@ -437,6 +463,11 @@ static CONFIG: &[Entry] = &[
     ("crypto pki trustpoint <name:WORD>", |b| Ok(Command::Trustpoint(b.text("name")))),
     ("no crypto pki trustpoint <name:WORD>", |b| Ok(Command::NoTrustpoint(b.text("name")))),
     ("crypto pki authenticate <name:WORD>", |b| Ok(Command::Authenticate(b.text("name")))),
+    ("version <text:LINE>", |_| Ok(Command::Version)),
+    ("[no] ip name-server [vrf <vrf:WORD>] <server:IP>", kept),
+    ("[no] ip host <name:WORD> <address:IP>", kept),
+    ("[no] ip domain-lookup [source-interface <interface:WORD>]", kept),
+    ("[no] ip http client source-interface <interface:WORD>", kept),
 ];
 
 static CALL_HOME: &[Entry] = &[
@@ -456,6 +487,8 @@ static CALL_HOME_PROFILE: &[Entry] = &[
 static CALLHOME: &[Entry] = &[
     ("[no] enable", |b| Ok(Command::CallhomeEnable(!no(b)))),
     ("email-contact <email:WORD>", |b| Ok(Command::EmailContact(b.text("email")))),
+    ("phone-contact <phone:WORD>", |b| Ok(Command::PhoneContact(b.text("phone")))),
+    ("streetaddress <street:LINE>", |b| Ok(Command::StreetAddress(b.text("street")))),
     ("destination-profile <profile:WORD> transport-method http", |b| {
         Ok(Command::DestinationProfileTransportHttp { profile: b.text("profile") })
     }),
@@ -512,6 +545,11 @@ static HELP: &[(&str, &str)] = &[
     ("show clock", "Display the system clock"),
     ("show running-config", "Current operating configuration"),
     ("running-config callhome", "Show Call Home configuration"),
+    ("running-config all", "Configuration with defaults"),
+    ("ping", "Send echo messages"),
+    ("telnet", "Open a telnet connection"),
+    ("vrf", "VRF to use"),
+    ("/source-interface", "Source interface of the connection"),
     ("show call-home", "Show command for Call Home"),
     ("call-home smart-licensing", "Show Call Home smart-licensing transport settings"),
     ("call-home profile", "Show Call Home profile information"),
@@ -578,6 +616,14 @@ static HELP: &[(&str, &str)] = &[
     ("call-home", "Enter Call Home configuration mode"),
     ("callhome", "Enter Call Home configuration mode"),
     ("crypto", "Encryption module"),
+    ("version", "Version of a saved configuration"),
+    ("ip", "Global IP configuration subcommands"),
+    ("name-server", "Address of a name server to use"),
+    ("ip host", "Add an entry to the IP hostname table"),
+    ("domain-lookup", "IP Domain Name System hostname translation"),
+    ("source-interface", "Source interface"),
+    ("ip http", "HTTP configuration"),
+    ("client", "HTTP client configuration"),
     ("pki trustpoint", "Define a CA trustpoint"),
     ("pki authenticate", "Get the certificate of a CA"),
     // sub-modes
@@ -593,6 +639,8 @@ static HELP: &[(&str, &str)] = &[
     ("smart-licensing-data", "Report smart licensing data"),
     ("enable", "Enable Call Home"),
     ("email-contact", "Contact e-mail address"),
+    ("phone-contact", "Contact phone number"),
+    ("streetaddress", "Street address of the site"),
     ("destination-profile", "Destination profile configuration"),
     ("index", "URL index"),
     ("http", "HTTP destination URL"),
@@ -627,6 +675,12 @@ static HELP: &[(&str, &str)] = &[
     ("<profile>", "Profile name, quoted if it has spaces"),
     ("<email>", "E-mail address"),
     ("<vrf>", "VRF name"),
+    ("<text>", "Version text"),
+    ("<server>", "Name server address"),
+    ("<address>", "Host address"),
+    ("<interface>", "Interface name"),
+    ("<phone>", "Phone number, with its + prefix"),
+    ("<street>", "Street address"),
     ("<user>", "Proxy user name"),
     ("<password>", "Proxy password"),
 ];
@@ -634,6 +688,15 @@ static HELP: &[(&str, &str)] = &[
 fn help(prev: &str, name: &str) -> &'static str {
     let pair = format!("{prev} {name}");
     HELP.iter().find(|(k, _)| *k == pair).or_else(|| HELP.iter().find(|(k, _)| *k == name)).map_or("", |(_, h)| h)
+}
+
+/// How far into the line a parse error got: an invalid input at its marker; ambiguous and
+/// incomplete commands read the whole line.
+fn reach(e: &CliError) -> usize {
+    match e {
+        CliError::Invalid { pos, .. } => *pos,
+        _ => usize::MAX,
+    }
 }
 
 /// The smart agent's CLI: the tree of every mode, built once.
@@ -654,8 +717,8 @@ impl Cli {
         let roots = Mode::ALL.map(|_| tree.root());
         let h: HelpFn = help;
         let tables: [&[&[Entry]]; 6] = [
-            &[EXEC, LICENSE_ACTIONS],
-            &[CONFIG, LICENSE_ACTIONS, LEAVE],
+            &[EXEC, LICENSE_ACTIONS, PROBES],
+            &[CONFIG, LICENSE_ACTIONS, PROBES, LEAVE],
             &[CALL_HOME, LEAVE],
             &[CALL_HOME_PROFILE, LEAVE],
             &[CALLHOME, LEAVE],
@@ -690,6 +753,30 @@ impl Cli {
             (CliError::Invalid { .. }, Err(_)) => config,
             _ => Err(exec_err),
         }
+    }
+
+    /// Parses a line typed in `mode`. As on IOS, a line that is no command of a sub-mode but is
+    /// one of a parent mode leaves the sub-mode and runs there (`crypto pki authenticate X` right
+    /// after `crypto pki trustpoint X`); in a one-shot session the parents end with exec, which
+    /// takes configuration commands too ([`Cli::parse_oneshot`]). Returns the mode the command
+    /// runs in. `?` help stays in `mode`; when no mode takes the line, the error that got furthest.
+    pub fn parse_in(&self, mode: &Mode, line: &str, oneshot: bool) -> Result<(Mode, Parsed<Command>), CliError> {
+        let parse = |m: &Mode| if oneshot && *m == Mode::Exec { self.parse_oneshot(line) } else { self.parse(m, line) };
+        let mut best = match parse(mode) {
+            Ok(parsed) => return Ok((mode.clone(), parsed)),
+            Err(e) if line.trim_end().ends_with('?') => return Err(e),
+            Err(e) => e,
+        };
+        let mut at = mode.parent();
+        while let Some(m) = at.filter(|m| oneshot || *m != Mode::Exec) {
+            match parse(&m) {
+                Ok(parsed) => return Ok((m, parsed)),
+                Err(e) if reach(&e) > reach(&best) => best = e,
+                Err(_) => {}
+            }
+            at = m.parent();
+        }
+        Err(best)
     }
 
     /// Help-text gaps in the tree (empty when every keyword and argument has help).

@@ -200,11 +200,14 @@ impl Value {
     }
 }
 
-/// What a builder receives: the canonical keywords matched, in order, and the typed arguments.
+/// What a builder receives: the canonical keywords matched, in order, the typed arguments, and
+/// the whole line in canonical form.
 #[derive(Clone, Debug, Default)]
 pub struct Bag {
     words: Vec<&'static str>,
     args: Vec<(&'static str, Value, usize)>,
+    /// The line in canonical form: full keywords, values as given (quoted when they hold spaces).
+    canonical: Vec<String>,
 }
 
 impl Bag {
@@ -226,6 +229,12 @@ impl Bag {
     }
     pub fn opt_text(&self, name: &str) -> Option<String> {
         self.value(name).map(Value::to_text)
+    }
+    /// The matched line in canonical form, without a leading `no`: what a running configuration
+    /// keeps of lines the agent does not interpret (`ip name-server …`).
+    pub fn canonical(&self) -> String {
+        let skip = usize::from(self.words.first() == Some(&"no"));
+        self.canonical[skip..].join(" ")
     }
     pub fn int(&self, name: &str) -> Option<u64> {
         match self.value(name)? {
@@ -292,6 +301,76 @@ impl fmt::Display for CliError {
 }
 
 impl std::error::Error for CliError {}
+
+/// An output filter after `|`, as on IOS (`show running-config | include license`); the
+/// pattern is matched as plain text, case-sensitive.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Filter {
+    /// Lines holding the pattern.
+    Include(String),
+    /// Lines not holding it.
+    Exclude(String),
+    /// From the first line holding it.
+    Begin(String),
+    /// Sections (a top-level line and the indented lines under it) with a line holding it.
+    Section(String),
+}
+
+impl Filter {
+    const KINDS: [&'static str; 4] = ["begin", "exclude", "include", "section"];
+
+    /// Splits `line` at its first `|` outside quotes: the command, and the filter after it.
+    pub fn split(line: &str) -> Result<(&str, Option<Filter>), CliError> {
+        let mut quoted = false;
+        for (i, c) in line.char_indices() {
+            match c {
+                '"' => quoted = !quoted,
+                '|' if !quoted => return Filter::parse(line, i + 1).map(|f| (&line[..i], Some(f))),
+                _ => {}
+            }
+        }
+        Ok((line, None))
+    }
+
+    fn parse(line: &str, start: usize) -> Result<Filter, CliError> {
+        let rest = line[start..].trim_start();
+        let at = line.len() - rest.len();
+        let (word, pattern) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+        let pattern = pattern.trim().to_string();
+        let hits: Vec<&str> = Filter::KINDS.into_iter().filter(|k| starts_with_ci(k, word)).collect();
+        match hits.as_slice() {
+            _ if word.is_empty() => Err(CliError::Incomplete),
+            [] => Err(invalid(line, at)),
+            [_] if pattern.is_empty() => Err(CliError::Incomplete),
+            ["begin"] => Ok(Filter::Begin(pattern)),
+            ["exclude"] => Ok(Filter::Exclude(pattern)),
+            ["include"] => Ok(Filter::Include(pattern)),
+            [_] => Ok(Filter::Section(pattern)),
+            _ => Err(CliError::Ambiguous { line: line.trim().to_string() }),
+        }
+    }
+
+    /// The lines of `text` the filter lets through.
+    pub fn apply(&self, text: &str) -> String {
+        let lines: Vec<&str> = text.lines().collect();
+        let kept: Vec<&str> = match self {
+            Filter::Include(p) => lines.into_iter().filter(|l| l.contains(p.as_str())).collect(),
+            Filter::Exclude(p) => lines.into_iter().filter(|l| !l.contains(p.as_str())).collect(),
+            Filter::Begin(p) => lines.into_iter().skip_while(|l| !l.contains(p.as_str())).collect(),
+            Filter::Section(p) => {
+                let mut sections: Vec<Vec<&str>> = Vec::new();
+                for line in lines {
+                    match sections.last_mut() {
+                        Some(section) if line.starts_with(char::is_whitespace) => section.push(line),
+                        _ => sections.push(vec![line]),
+                    }
+                }
+                sections.into_iter().filter(|s| s.iter().any(|l| l.contains(p.as_str()))).flatten().collect()
+            }
+        };
+        kept.iter().map(|l| format!("{l}\n")).collect()
+    }
+}
 
 /// Renders help pairs the way devices align them: two spaces, the name padded to the widest,
 /// two spaces, the help text.
@@ -487,6 +566,7 @@ impl<C> Tree<C> {
             };
             if let Some((c, k)) = chosen {
                 bag.words.push(k);
+                bag.canonical.push(k.to_string());
                 cur = c;
                 continue;
             }
@@ -509,6 +589,8 @@ impl<C> Tree<C> {
                 let col = line[..tok.start].chars().count() + furthest;
                 return Err(CliError::Invalid { line: line.to_string(), pos: col });
             };
+            let text = value.to_text();
+            bag.canonical.push(if tok.quoted { format!("\"{text}\"") } else { text });
             bag.args.push((name, value, tok.start));
             cur = c;
             if kind == ArgKind::Line {

@@ -162,10 +162,12 @@ fn help_lists_next_words_sorted_with_cr() {
     assert_eq!(names(&help(&EXEC, "clock set 10:00:00 ?")), ["<1-31>", "MONTH"]);
     assert_eq!(names(&help(&EXEC, "clock set 10:00:00 1 Jan ?")), ["<1993-2035>"]);
     assert_eq!(names(&help(&CONFIG, "license smart transport-mode proxy ip-address 1.2.3.4 port ?")), ["<1-65535>"]);
-    assert_eq!(names(&help(&CONFIG, "no ?")), ["crypto", "license", "service"]);
+    assert_eq!(names(&help(&CONFIG, "no ?")), ["crypto", "ip", "license", "service"]);
     assert_eq!(names(&help(&CONFIG, "no license ?")), ["feature", "smart"]);
     let config = help(&CONFIG, "?");
-    for word in ["call-home", "callhome", "crypto", "do", "end", "exit", "hostname", "license", "no", "service"] {
+    for word in
+        ["call-home", "callhome", "crypto", "do", "end", "exit", "hostname", "ip", "license", "no", "ping", "service"]
+    {
         assert!(names(&config).contains(&word), "{word} missing from {config:?}");
     }
     assert_eq!(
@@ -245,6 +247,7 @@ fn every_exec_command_resolves() {
         ("configure terminal", ConfigureTerminal),
         ("configure", ConfigureTerminal),
         ("write memory", WriteMemory),
+        ("wr", WriteMemory),
         ("copy running-config startup-config", WriteMemory),
         ("exit", Exit),
     ];
@@ -299,10 +302,31 @@ fn every_config_command_resolves() {
         // Seed 000: the controller takes the license actions in configuration mode too.
         ("license smart register idtoken TOKEN", Register { token: "TOKEN".into(), force: false }),
         ("do sh lic stat", ShowLicense(LicenseView::Status)),
+        // Other subsystems' lines (seeds 003, 004): kept as entered, in canonical form.
+        ("version 9.3(4) Bios:version 07.67", Version),
+        ("ip name-server 192.0.2.53", Kept { line: "ip name-server 192.0.2.53".into(), remove: false }),
+        ("ip name vrf Mgmt-vrf 192.0.2.53", Kept { line: "ip name-server vrf Mgmt-vrf 192.0.2.53".into(), remove: false }),
+        ("no ip host tools.cisco.com 192.0.2.1", Kept { line: "ip host tools.cisco.com 192.0.2.1".into(), remove: true }),
+        ("ip domain-lookup", Kept { line: "ip domain-lookup".into(), remove: false }),
+        (
+            "ip domain-lookup source-interface Gi0/0",
+            Kept { line: "ip domain-lookup source-interface Gi0/0".into(), remove: false },
+        ),
+        (
+            "ip http client source-interface Gi0/0",
+            Kept { line: "ip http client source-interface Gi0/0".into(), remove: false },
+        ),
+        ("ping tools.cisco.com vrf management", Probe("ping tools.cisco.com vrf management".into())),
+        ("telnet tools.cisco.com 443 vrf management", Probe("telnet tools.cisco.com 443 vrf management".into())),
     ];
     for (line, want) in cases {
         assert_eq!(cmd(&CONFIG, line), want, "{line}");
     }
+    assert_eq!(
+        cmd(&EXEC, "telnet tools.cisco.com 443 /source-interface gi0/0"),
+        Command::Probe("telnet tools.cisco.com 443 /source-interface gi0/0".into())
+    );
+    assert_eq!(cmd(&EXEC, "show run all"), Command::ShowRunningConfig { callhome: false });
     assert_eq!(marker(&CONFIG, "hostname 1abc"), 9);
     assert_eq!(marker(&CONFIG, "hostname a_b"), 9);
 }
@@ -335,6 +359,13 @@ fn every_sub_mode_command_resolves() {
         ),
         (profile.clone(), "reporting smart-licensing-data".into(), ReportingSmartLicensing(true)),
         (profile.clone(), "end".into(), End),
+        (Mode::Callhome, "phone-contact +919XXXXXXXXX".into(), PhoneContact("+919XXXXXXXXX".into())),
+        (Mode::Callhome, "streetaddress ST3, RD 4, Bangalore".into(), StreetAddress("ST3, RD 4, Bangalore".into())),
+        (
+            Mode::Callhome,
+            format!("destination-profile CiscoTAC-1 http {url}"),
+            DestinationProfileHttp { profile: "CiscoTAC-1".into(), index: None, url: url.into(), remove: false },
+        ),
         (Mode::Callhome, "enable".into(), CallhomeEnable(true)),
         (Mode::Callhome, "no enable".into(), CallhomeEnable(false)),
         (
@@ -491,4 +522,67 @@ fn one_shot_accepts_exec_and_configuration_commands() {
         Err(CliError::Invalid { line: "license smart url ftp://x".into(), pos: 18 })
     );
     assert!(matches!(one("bogus"), Err(CliError::Invalid { pos: 0, .. })));
+}
+
+#[test]
+fn a_parent_mode_line_leaves_the_sub_mode_as_on_ios() {
+    let cli = cli();
+    let tp = Mode::Trustpoint("LicRoot".into());
+    let profile = Mode::CallHomeProfile("CiscoTAC-1".into());
+    let parse = |mode: &Mode, line: &str, oneshot| cli.parse_in(mode, line, oneshot);
+    // The sub-mode's own commands stay in it.
+    assert_eq!(
+        parse(&tp, "revocation-check none", false),
+        Ok((tp.clone(), Parsed::Command(Command::RevocationCheck(Revocation::None))))
+    );
+    // A configuration command leaves it, at the prompt and in one-shot sessions alike.
+    for oneshot in [false, true] {
+        assert_eq!(
+            parse(&tp, "crypto pki authenticate LicRoot", oneshot),
+            Ok((CONFIG, Parsed::Command(Command::Authenticate("LicRoot".into()))))
+        );
+    }
+    // Two levels up from a profile, one level up to another profile.
+    assert_eq!(parse(&profile, "license smart transport callhome", false).map(|(m, _)| m), Ok(CONFIG));
+    assert_eq!(
+        parse(&profile, "profile Lab", false),
+        Ok((Mode::CallHome, Parsed::Command(Command::CallHomeProfile("Lab".into()))))
+    );
+    // Exec commands need `do` at the prompt; one-shot sessions take them anywhere.
+    assert!(parse(&tp, "show clock", false).is_err());
+    assert_eq!(parse(&tp, "show clock", true), Ok((EXEC, Parsed::Command(Command::ShowClock))));
+    // `?` lists the current mode only.
+    assert_eq!(
+        names(&match parse(&tp, "?", false) {
+            Ok((_, Parsed::Help(h))) => h,
+            other => panic!("{other:?}"),
+        }),
+        ["do", "end", "enrollment", "exit", "revocation-check"]
+    );
+    // Nowhere valid: the error that got furthest (`crypto pki` exists in configuration mode).
+    assert_eq!(
+        parse(&tp, "crypto pki bogus", false),
+        Err(CliError::Invalid { line: "crypto pki bogus".into(), pos: 11 })
+    );
+    assert!(matches!(parse(&tp, "bogus", false), Err(CliError::Invalid { pos: 0, .. })));
+}
+
+#[test]
+fn output_filters_split_at_the_pipe_and_keep_lines_or_sections() {
+    let (cmd, filter) = Filter::split("show running-config | section callhome").unwrap();
+    assert_eq!(cmd, "show running-config ");
+    assert_eq!(filter, Some(Filter::Section("callhome".into())));
+    assert_eq!(Filter::split("sh run | in license smart").unwrap().1, Some(Filter::Include("license smart".into())));
+    assert_eq!(Filter::split("license feature \"a|b\" count 1").unwrap(), ("license feature \"a|b\" count 1", None));
+    assert_eq!(Filter::split("sh run |"), Err(CliError::Incomplete));
+    assert_eq!(Filter::split("sh run | include"), Err(CliError::Incomplete));
+    assert_eq!(Filter::split("sh run | grep x"), Err(CliError::Invalid { line: "sh run | grep x".into(), pos: 9 }));
+    let text = "hostname a\n!\ncallhome\n  enable\n!\nlicense smart url https://m\n";
+    assert_eq!(Filter::Section("enable".into()).apply(text), "callhome\n  enable\n");
+    assert_eq!(Filter::Include("license".into()).apply(text), "license smart url https://m\n");
+    assert_eq!(
+        Filter::Exclude("!".into()).apply(text),
+        "hostname a\ncallhome\n  enable\nlicense smart url https://m\n"
+    );
+    assert_eq!(Filter::Begin("license".into()).apply(text), "license smart url https://m\n");
 }

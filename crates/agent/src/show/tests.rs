@@ -7,7 +7,7 @@
 //! intervals), the expected dates are ours and say so.
 
 use super::*;
-use crate::config::{DeviceConfig, TransportConfig, TransportKind, Trustpoint};
+use crate::config::{DeviceConfig, TransportConfig, TransportKind, Trustpoint, DEFAULT_PROFILE};
 use crate::tls::ProxyConfig;
 use smartlic_core::agent::{
     next_wakeup, step, Action, AuthAnswer, AuthFacts, Event, Failure, FailureKind, Intervals, LogEntry, RegisterFacts,
@@ -557,6 +557,7 @@ fn all_registered_is_the_csr1000v_capture() {
     d.run_at(at("2024-03-13T08:09:28Z"), Event::RenewAuth);
     let mut cfg = config();
     cfg.transport.kind = TransportKind::Callhome;
+    cfg.call_home.profile_mut(DEFAULT_PROFILE).urls = vec!["https://127.0.0.1:8443".into()];
     assert_lines(
         &all(&d.agent, &cfg, d.now),
         &[

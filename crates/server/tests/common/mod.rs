@@ -61,12 +61,23 @@ impl Harness {
         ok.then(|| v["access_token"].as_str().unwrap().to_string())
     }
 
+    /// Creates an API client of `domain` (`body`: name, role, virtual_account) as the operator
+    /// and logs in with its generated client ID: (client ID, secret, access token).
+    pub async fn client(&self, domain: &str, body: Value) -> (String, String, String) {
+        let c = self.admin("POST", &format!("/api/v1/accounts/{domain}/api-clients"), Some(body)).await;
+        assert_eq!(c.status, 201, "{:?}", c.body);
+        let (id, secret) = (c.body["client_id"].as_str().unwrap(), c.body["client_secret"].as_str().unwrap());
+        let token = self.login(id, secret).await.expect("the new client logs in");
+        (id.to_string(), secret.to_string(), token)
+    }
+
     pub async fn call(&self, token: &str, method: &str, path: &str, body: Option<Value>) -> Answer {
         let url = format!("{}{path}", self.base);
         let mut req = match method {
             "GET" => self.http.get(url),
             "POST" => self.http.post(url),
             "DELETE" => self.http.delete(url),
+            "PATCH" => self.http.patch(url),
             other => panic!("method {other}"),
         };
         if !token.is_empty() {
@@ -149,6 +160,7 @@ pub fn server_config(dir: &std::path::Path) -> ServerConfig {
         catalog: None,
         admin_secret: Some(SECRET.into()),
         job_interval: std::time::Duration::from_secs(3600),
+        limits: Default::default(),
     }
 }
 
