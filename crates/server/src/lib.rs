@@ -39,6 +39,7 @@ pub struct ServerConfig {
     /// From `SMARTLIC_ADMIN_SECRET`; generated and printed once when absent on first start.
     pub admin_secret: Option<String>,
     pub job_interval: Duration,
+    /// Connection limits and timeouts, failed-login budgets.
     pub limits: Limits,
 }
 
