@@ -119,6 +119,8 @@ pub struct ManagerClient {
     /// The CAs an answer to a device not yet registered may be signed by; a registered device
     /// accepts only the one it recorded at registration ([`DeviceIdentity::manager_ca`]).
     answer_cas: Vec<AnswerCa>,
+    /// Evaluation use reported with a registration ([`reporting_evaluation`](Self::reporting_evaluation)).
+    evaluation_used_ms: Option<i64>,
 }
 
 impl ManagerClient {
@@ -138,7 +140,12 @@ impl ManagerClient {
         }
         let answer_cas = answer_cas(ca_pem)?;
         let http = tls::https_client_via(ca_pem, proxy).map_err(|e| ClientError::Setup(e.to_string()))?;
-        Ok(ManagerClient { http, base: base_url.trim_end_matches('/').to_string(), answer_cas })
+        Ok(ManagerClient {
+            http,
+            base: base_url.trim_end_matches('/').to_string(),
+            answer_cas,
+            evaluation_used_ms: None,
+        })
     }
 
     /// Trusts answers signed by the CA certificates of `ca_pem` only, while TLS still trusts
@@ -146,6 +153,12 @@ impl ManagerClient {
     /// connection but must not be able to forge the manager's answers.
     pub fn answers_signed_by(self, ca_pem: &str) -> Result<Self, ClientError> {
         Ok(ManagerClient { answer_cas: answer_cas(ca_pem)?, ..self })
+    }
+
+    /// Reports `used_ms` of evaluation with registrations, so the manager learns how much of
+    /// its evaluation the device used (a reset or tampered evaluation shows there).
+    pub fn reporting_evaluation(self, used_ms: i64) -> Self {
+        ManagerClient { evaluation_used_ms: Some(used_ms), ..self }
     }
 
     /// The underlying HTTPS client, for other calls to the same manager (REST API, health).
@@ -207,6 +220,7 @@ impl ManagerClient {
                 hostname: hostname.map(str::to_string),
                 force,
                 csr,
+                evaluation_used_ms: self.evaluation_used_ms,
             })
             .await?;
         check_certified(key, &answer.certificate)?;

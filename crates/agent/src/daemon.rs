@@ -7,10 +7,11 @@
 //! is noticed, then runs what is due. Every log line the device raises (the seeds' syslog form,
 //! `%SMART_LIC-6-AGENT_REG_SUCCESS: ...`) is written through `tracing` with the device time.
 //!
-//! The API is plain HTTP, without authentication: it is the product's own interface to its
-//! agent and listens on a loopback address only ([`DaemonError::NotLoopback`] otherwise), as a
-//! product's local management plane would. Anything reaching beyond the host goes to the manager,
-//! over HTTPS.
+//! The API is plain HTTP: it is the product's own interface to its agent and listens on a
+//! loopback address only ([`DaemonError::NotLoopback`] otherwise), as a product's local
+//! management plane would. Anything reaching beyond the host goes to the manager, over HTTPS.
+//! Other local users are kept out with [`ApiCredentials`] (a user and password, a bearer token):
+//! when configured, every call without them is answered 401 `NOT_AUTHORIZED` (seed 002).
 //!
 //! A state directory is driven by one process at a time: [`lock`] takes an exclusive lock file
 //! (`DIR/agent.lock`), and the daemon keeps the [`LockGuard`] it is given until it stops.
@@ -33,7 +34,7 @@ pub const LOCK_FILE: &str = "agent.lock";
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
-    #[error("the product REST API listens on loopback addresses only (plain HTTP, no authentication); {0} is not one")]
+    #[error("the product REST API listens on loopback addresses only (plain HTTP); {0} is not one")]
     NotLoopback(SocketAddr),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
@@ -94,11 +95,12 @@ pub fn lock(dir: &Path) -> Result<LockGuard, LockError> {
 /// Locks `dir` and opens the device in it: the order every process driving a device follows.
 pub fn open_locked(dir: &Path, clock: Box<dyn smartlic_core::Clock>) -> Result<(Device, LockGuard), DaemonError> {
     let guard = lock(dir)?;
-    let device = Device::open(dir, clock)?;
+    let mut device = Device::open(dir, clock)?;
+    device.save_learned()?;
     Ok((device, guard))
 }
 
-/// Timer bounds of the daemon.
+/// Timer bounds and API credentials of the daemon.
 #[derive(Clone, Debug)]
 pub struct Options {
     /// Shortest sleep between two timer checks (a due time already reached is run at once).
@@ -106,11 +108,37 @@ pub struct Options {
     /// Longest sleep: the daemon re-reads the device clock at least this often, so a system
     /// clock that moved (or a test clock) is noticed.
     pub max_sleep: Duration,
+    /// Who may call the product REST API.
+    pub credentials: ApiCredentials,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { min_sleep: Duration::from_millis(10), max_sleep: Duration::from_secs(60) }
+        Options {
+            min_sleep: Duration::from_millis(10),
+            max_sleep: Duration::from_secs(60),
+            credentials: ApiCredentials::default(),
+        }
+    }
+}
+
+/// Who may call the product REST API: either configured form admits a call. With neither,
+/// every local caller may (the API listens on loopback only).
+#[derive(Clone, Default)]
+pub struct ApiCredentials {
+    /// HTTP Basic: user name and password.
+    pub basic: Option<(String, String)>,
+    /// `Authorization: Bearer TOKEN`.
+    pub bearer: Option<String>,
+}
+
+/// Names the user and what is configured, never a secret.
+impl std::fmt::Debug for ApiCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiCredentials")
+            .field("user", &self.basic.as_ref().map(|(user, _)| user))
+            .field("bearer", &self.bearer.is_some())
+            .finish()
     }
 }
 
@@ -119,6 +147,7 @@ pub(crate) struct Shared {
     pub(crate) device: Mutex<Device>,
     /// Poked after every API call that changed the state: the next wakeup may be sooner.
     pub(crate) wake: Notify,
+    pub(crate) credentials: ApiCredentials,
 }
 
 /// Runs the daemon on `listen` until `shutdown` completes, holding `lock` (the state
@@ -127,9 +156,10 @@ pub async fn run(
     device: Device,
     lock: LockGuard,
     listen: SocketAddr,
+    credentials: ApiCredentials,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), DaemonError> {
-    let (addr, serve) = bind(device, lock, listen, Options::default(), shutdown).await?;
+    let (addr, serve) = bind(device, lock, listen, Options { credentials, ..Options::default() }, shutdown).await?;
     tracing::info!("smartlic agent daemon: product REST API on http://{addr}{}", api::BASE);
     serve.await
 }
@@ -149,7 +179,8 @@ pub async fn bind(
     let listener =
         tokio::net::TcpListener::bind(listen).await.map_err(|source| DaemonError::Bind { addr: listen, source })?;
     let addr = listener.local_addr().map_err(|source| DaemonError::Bind { addr: listen, source })?;
-    let shared = Arc::new(Shared { device: Mutex::new(device), wake: Notify::new() });
+    let credentials = options.credentials.clone();
+    let shared = Arc::new(Shared { device: Mutex::new(device), wake: Notify::new(), credentials });
     let app = api::router(shared.clone());
     let serve = async move {
         let timer = tokio::spawn(timer(shared.clone(), options));
@@ -236,7 +267,8 @@ mod tests {
 
     #[test]
     fn sleeps_within_bounds() {
-        let o = Options { min_sleep: Duration::from_millis(10), max_sleep: Duration::from_secs(60) };
+        let o =
+            Options { min_sleep: Duration::from_millis(10), max_sleep: Duration::from_secs(60), ..Options::default() };
         assert_eq!(sleep_for(None, &o), o.max_sleep);
         assert_eq!(sleep_for(Some(-5_000), &o), o.min_sleep);
         assert_eq!(sleep_for(Some(1_500), &o), Duration::from_millis(1_500));

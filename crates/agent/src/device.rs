@@ -1,33 +1,47 @@
 //! A device: the agent state machine (`smartlic_core::agent`), its configuration and its
 //! identity, kept in a state directory, with the manager exchanges its actions ask for.
 //!
-//! The directory holds `agent.json` (state machine + configuration) and `identity.json` (key
-//! pair and ID certificate, owner-only), and while a registration is in progress its key
-//! (`registration-key.pem`, owner-only). All are replaced atomically; the state is saved after
-//! every step, before anything is sent, so a crash at any point resumes from a whole state.
+//! The directory holds `agent.json` (state machine + configuration), `state.key` (the key of
+//! the state's integrity check, owner-only) and `identity.json` (key pair and ID certificate,
+//! owner-only), and while a registration is in progress its key (`registration-key.pem`,
+//! owner-only). All are replaced atomically; the state is saved after every step, before
+//! anything is sent, so a crash at any point resumes from a whole state.
+//!
+//! The evaluation cannot be rewound by editing files: a state is checked for bounds on
+//! load (refused when out of them), and carries an HMAC of its exact bytes under `state.key`;
+//! a state that does not verify, a sealed state whose key is gone, or an unsealed state next to
+//! a key ends the evaluation ([`Event::StateTampered`]). A missing state next to a key or an
+//! identity is refused: the device existed, and a fresh evaluation is not given.
 
 use crate::client::{ClientError, ManagerClient};
 use crate::config::{DeviceConfig, Trustpoint, HTTP_NOT_SUPPORTED};
 use crate::identity::{DeviceIdentity, IdentityError};
-use crate::persist::write_atomic;
+use crate::persist::{write_atomic, KeyError, StateKey};
 use serde::{Deserialize, Serialize};
 use smartlic_core::agent::{
     next_wakeup, step, Action, Agent, AuthAnswer, AuthFacts, Event, Failure, FailureKind, Intervals, LogEntry,
-    RegisterFacts, RenewFacts, TRANSPORT_NOT_AVAILABLE,
+    RegisterFacts, RenewFacts, DEVICE_TIME_END, DEVICE_TIME_START, TRANSPORT_NOT_AVAILABLE,
 };
 use smartlic_core::{Clock, Timestamp};
-use smartlic_proto::wire::{self, AuthorizationStatus, Udi, Usage};
+use smartlic_proto::wire::{self, AuthorizationStatus, RegisterResponse, Udi, Usage};
 use smartlic_proto::{KeyAlgorithm, SigningKey};
 use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
 
 const STATE_FILE: &str = "agent.json";
 const IDENTITY_FILE: &str = "identity.json";
 const REGISTRATION_KEY_FILE: &str = "registration-key.pem";
+const KEY_FILE: &str = "state.key";
 /// The trust point the seeds designate for the licensing CA (the manager's).
 pub const LICENSING_TRUSTPOINT: &str = "SLA-TrustPoint";
-/// Version of `agent.json`, so a newer layout is refused rather than misread.
-const STATE_VERSION: u32 = 1;
+/// Version of `agent.json`, so a newer layout is refused rather than misread. Version 1 (before
+/// the integrity check) is read once and sealed at the next save.
+const STATE_VERSION: u32 = 2;
+const UNSEALED_VERSION: u32 = 1;
 /// Most exchanges one command may cause (a registration is followed by an authorization, ...).
 const MAX_EXCHANGES: usize = 16;
 
@@ -40,6 +54,8 @@ pub enum DeviceError {
     NotADevice(String),
     #[error("{0} already holds a device; use another directory")]
     Exists(String),
+    #[error("{0} holds a device whose state file {STATE_FILE} was deleted ({1} is still there): its evaluation is not started again; only deleting the whole directory makes a new device")]
+    StateDeleted(String, &'static str),
     #[error("the device state in {path} is not readable: {reason}")]
     Corrupt { path: String, reason: String },
     #[error("cannot save the device state in {path}: {source}")]
@@ -50,11 +66,24 @@ pub enum DeviceError {
     Invalid(String),
 }
 
+/// What `agent.json` keeps (in version 1, its whole content next to `version`).
 #[derive(Serialize, Deserialize)]
 struct Saved {
-    version: u32,
     agent: Agent,
     config: DeviceConfig,
+}
+
+/// The layout of `agent.json`: the state as its exact bytes, and their HMAC under `state.key`.
+#[derive(Deserialize)]
+struct Sealed<'a> {
+    mac: String,
+    #[serde(borrow)]
+    state: &'a serde_json::value::RawValue,
+}
+
+#[derive(Deserialize)]
+struct Version {
+    version: u32,
 }
 
 pub struct Device {
@@ -63,8 +92,28 @@ pub struct Device {
     pub config: DeviceConfig,
     identity: Option<DeviceIdentity>,
     clock: Box<dyn Clock>,
+    /// The key sealing the state; made by the first save when there is none (new or upgraded
+    /// device, or a key found missing or damaged).
+    key: OnceLock<StateKey>,
+    /// What opening learned about the state (tampered, or sealed from an earlier version) is
+    /// not saved yet: [`save_learned`](Self::save_learned) saves it under the lock.
+    learned: bool,
     /// Log lines and faults raised since the caller last took them (the daemon prints them).
     pub messages: Vec<LogEntry>,
+    /// Registration exchanges run in a task of their own ([`Device::detach_registrations`]).
+    detached: bool,
+    /// The registration exchange under way in its task, when detached.
+    registration_task: Option<JoinHandle<RegistrationReply>>,
+}
+
+/// A registration's answer with what it was sent with, from which the identity is made.
+pub(crate) struct RegistrationReply {
+    answer: Result<(RegisterResponse, String), ClientError>,
+    key: SigningKey,
+    udi: Udi,
+    hostname: Option<String>,
+    /// When the answer (or the failure) came.
+    ended: Instant,
 }
 
 fn valid_name(field: &str, value: &str) -> Result<String, DeviceError> {
@@ -92,6 +141,9 @@ impl Device {
         if dir.join(STATE_FILE).exists() {
             return Err(DeviceError::Exists(dir.display().to_string()));
         }
+        if let Some(left) = leftover(dir) {
+            return Err(DeviceError::StateDeleted(dir.display().to_string(), left));
+        }
         std::fs::create_dir_all(dir).map_err(|source| DeviceError::Save { path: dir.display().to_string(), source })?;
         let config = DeviceConfig { hostname, catalog, ..DeviceConfig::default() };
         let now = clock.now();
@@ -101,7 +153,11 @@ impl Device {
             config,
             identity: None,
             clock,
+            key: OnceLock::new(),
+            learned: false,
             messages: Vec::new(),
+            detached: false,
+            registration_task: None,
         };
         // No destination is configured yet.
         step(&mut device.agent, Event::SetTransport { available: false }, now);
@@ -116,26 +172,51 @@ impl Device {
         // Only a missing file means "no device here": an unreadable one (not UTF-8, ...) is a
         // damaged device, not an invitation to `init` over it.
         let text = std::fs::read_to_string(&path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => DeviceError::NotADevice(dir.display().to_string()),
+            std::io::ErrorKind::NotFound => match leftover(dir) {
+                Some(left) => DeviceError::StateDeleted(dir.display().to_string(), left),
+                None => DeviceError::NotADevice(dir.display().to_string()),
+            },
             _ => corrupt(e.to_string()),
         })?;
-        let saved: Saved = serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
-        if saved.version != STATE_VERSION {
-            return Err(corrupt(format!("state version {} is not {STATE_VERSION}", saved.version)));
-        }
+        let key_path = dir.join(KEY_FILE);
+        let (key, key_problem) = match StateKey::load(&key_path) {
+            Ok(key) => (key, None),
+            Err(KeyError::Invalid) => (None, Some(format!("the state key {KEY_FILE} is not a key"))),
+            Err(KeyError::Read(e)) => {
+                return Err(DeviceError::Corrupt { path: key_path.display().to_string(), reason: e.to_string() })
+            }
+        };
+        let (saved, learned) = unseal(&text, key.as_ref(), key_problem).map_err(corrupt)?;
+        saved.agent.check_bounds().map_err(corrupt)?;
+        check_clock_offset(saved.config.clock_offset_ms).map_err(corrupt)?;
         let identity = match DeviceIdentity::load(&dir.join(IDENTITY_FILE)) {
             Ok(i) => Some(i),
             Err(IdentityError::Missing(_)) => None,
             Err(e) => return Err(e.into()),
         };
-        Ok(Device {
+        let mut device = Device {
             dir: dir.to_path_buf(),
             agent: saved.agent,
             config: saved.config,
             identity,
             clock,
+            key: key.map(OnceLock::from).unwrap_or_default(),
+            learned: learned.is_some(),
             messages: Vec::new(),
-        })
+            detached: false,
+            registration_task: None,
+        };
+        // In memory only: the caller's next save seals it (opening changes no file). Stepped at
+        // the state's own time, so that no timer comes due here, where nothing can be sent.
+        if let Some(event) = learned {
+            let at = device.agent.clock;
+            for action in step(&mut device.agent, event, at) {
+                if let Action::Log(entry) = action {
+                    device.messages.push(entry);
+                }
+            }
+        }
+        Ok(device)
     }
 
     /// The state directory.
@@ -148,11 +229,35 @@ impl Device {
         self.clock.now().plus_ms(self.config.clock_offset_ms)
     }
 
+    /// Saves what opening learned, at once: a tamper stays on record (and a new key is made)
+    /// even if nothing else is done, and an earlier version's state is sealed.
+    pub fn save_learned(&mut self) -> Result<(), DeviceError> {
+        if std::mem::take(&mut self.learned) {
+            self.save()?;
+        }
+        Ok(())
+    }
+
+    /// Seals and writes the state. The first save makes the key: at `init`, and in a directory
+    /// from before the integrity check, whose unsealed state is sealed here without an alarm.
     pub fn save(&self) -> Result<(), DeviceError> {
-        let saved = Saved { version: STATE_VERSION, agent: self.agent.clone(), config: self.config.clone() };
-        let json = serde_json::to_vec_pretty(&saved).map_err(|e| DeviceError::Invalid(e.to_string()))?;
+        let save_err = |path: PathBuf| move |source| DeviceError::Save { path: path.display().to_string(), source };
+        let key = match self.key.get() {
+            Some(key) => key,
+            None => {
+                let path = self.dir.join(KEY_FILE);
+                let key = StateKey::create(&path).map_err(save_err(path))?;
+                self.key.get_or_init(|| key)
+            }
+        };
+        let saved = Saved { agent: self.agent.clone(), config: self.config.clone() };
+        let state = serde_json::to_string_pretty(&saved).map_err(|e| DeviceError::Invalid(e.to_string()))?;
+        let json = format!(
+            "{{\n\"version\": {STATE_VERSION},\n\"mac\": \"{}\",\n\"state\": {state}\n}}\n",
+            key.tag(state.as_bytes())
+        );
         let path = self.dir.join(STATE_FILE);
-        write_atomic(&path, &json).map_err(|source| DeviceError::Save { path: path.display().to_string(), source })
+        write_atomic(&path, json.as_bytes()).map_err(save_err(path))
     }
 
     /// Runs what has become due by the device clock (renewals, retries, expiries, evaluation).
@@ -186,7 +291,11 @@ impl Device {
     /// Steps the agent with `event` at the device time and performs what it asks, feeding each
     /// exchange's outcome back, until nothing is left to send. Saves after every step.
     pub async fn apply(&mut self, event: Event) -> Result<(), DeviceError> {
-        let now = self.now();
+        self.apply_at(event, self.now()).await
+    }
+
+    /// [`Device::apply`] with `event` stepped at device time `now`.
+    async fn apply_at(&mut self, event: Event, now: Timestamp) -> Result<(), DeviceError> {
         let mut queue: VecDeque<Action> = step(&mut self.agent, event, now).into();
         self.save()?;
         let mut exchanges = 0;
@@ -197,7 +306,21 @@ impl Device {
                 Action::RaiseFault(_) | Action::ClearFault(_) => {}
                 send if exchanges < MAX_EXCHANGES => {
                     exchanges += 1;
-                    let outcome = self.exchange(send).await?;
+                    let outcome = match send {
+                        Action::SendRegister { token, force } if self.detached => {
+                            match self.start_registration(&token, force)? {
+                                Ok(sending) => {
+                                    // A newer attempt supersedes one still under way.
+                                    if let Some(older) = self.registration_task.replace(tokio::spawn(sending)) {
+                                        older.abort();
+                                    }
+                                    continue;
+                                }
+                                Err(f) => Event::RegisterFailed(f),
+                            }
+                        }
+                        send => self.exchange(send).await?,
+                    };
                     let now = self.now();
                     queue.extend(step(&mut self.agent, outcome, now));
                     self.save()?;
@@ -208,7 +331,56 @@ impl Device {
         Ok(())
     }
 
+    /// The hostname the identity sends with every authorization follows the configuration at each
+    /// contact (C-8): `hostname` or `license smart privacy hostname` after registration change what
+    /// the manager is told next, and with privacy it is told none.
+    fn refresh_hostname(&mut self, hostname: &Option<String>) -> Result<(), DeviceError> {
+        if let Some(identity) = self.identity.as_mut().filter(|i| i.hostname != *hostname) {
+            identity.hostname.clone_from(hostname);
+            identity.save(&self.dir.join(IDENTITY_FILE))?;
+        }
+        Ok(())
+    }
+
+    /// Sessions: registration exchanges run in a task of their own, so `register` answers at once
+    /// and the prompt never waits for the manager; [`Device::collect_registration`] takes
+    /// their outcome. Other exchanges stay in line with the command that causes them.
+    pub fn detach_registrations(&mut self) {
+        self.detached = true;
+    }
+
+    /// Takes the outcome of the registration under way in its task, waiting for it at most `wait`.
+    /// With a zero `wait` one not done stays under way; otherwise it is given up as a communication
+    /// failure, retried on the A-5 schedule (the attempt was PENDING: a lost answer is harmless).
+    pub async fn collect_registration(&mut self, wait: Duration) -> Result<(), DeviceError> {
+        let Some(mut task) = self.registration_task.take() else { return Ok(()) };
+        let outcome = match tokio::time::timeout(wait, &mut task).await {
+            Err(_) if wait.is_zero() => {
+                self.registration_task = Some(task);
+                return Ok(());
+            }
+            Err(_) => {
+                task.abort();
+                let reason = format!("{SEND_FAILED}: no answer within {} seconds", wait.as_secs());
+                Event::RegisterFailed(Failure::new(FailureKind::Communication, reason))
+            }
+            Ok(Err(panicked)) => Event::RegisterFailed(Failure::new(FailureKind::Communication, panicked.to_string())),
+            Ok(Ok(reply)) => {
+                // Dated when it came, not when the prompt next looked (never before the last step).
+                let ago = i64::try_from(reply.ended.elapsed().as_millis()).unwrap_or(i64::MAX);
+                let at = self.now().plus_ms(-ago).max(self.agent.clock);
+                let outcome = self.registered(reply)?;
+                return self.apply_at(outcome, at).await;
+            }
+        };
+        self.apply(outcome).await
+    }
+
     fn drop_identity(&mut self) -> Result<(), DeviceError> {
+        // Deregistered or disabled: a registration under way is cancelled with it.
+        if let Some(task) = self.registration_task.take() {
+            task.abort();
+        }
         self.identity = None;
         remove_if_present(&self.dir.join(IDENTITY_FILE))
     }
@@ -256,38 +428,70 @@ impl Device {
         .map_err(|e| Failure::new(FailureKind::Communication, e.to_string()))
     }
 
+    /// The registration exchange of `SendRegister`, or the failure to record at once (no
+    /// transport, no trust point). It borrows nothing from the device, so it can run in a task.
+    fn start_registration(
+        &self,
+        token: &str,
+        force: bool,
+    ) -> Result<Result<impl Future<Output = RegistrationReply> + Send + 'static, Failure>, DeviceError> {
+        // The manager learns how much evaluation the device used (a tampered one reads 90 days).
+        let manager = match self.manager() {
+            Ok(m) => m.reporting_evaluation(self.agent.evaluation.used_ms),
+            Err(f) => return Ok(Err(f)),
+        };
+        let key = self.registration_key()?;
+        let udi = Udi { pid: self.agent.pid.clone(), sn: self.agent.sn.clone() };
+        let (hostname, token, now) = (self.hostname_sent(), token.to_string(), self.now().0);
+        Ok(Ok(async move {
+            let answer = manager.register_learning_ca(&key, &udi, hostname.as_deref(), &token, force, now).await;
+            RegistrationReply { answer, key, udi, hostname, ended: Instant::now() }
+        }))
+    }
+
+    /// A registration's answer as the agent's event; on success the identity is saved first.
+    fn registered(&mut self, reply: RegistrationReply) -> Result<Event, DeviceError> {
+        let RegistrationReply { answer, key, udi, hostname, .. } = reply;
+        let (answer, manager_ca) = match answer {
+            Ok(answered) => answered,
+            Err(e) => return Ok(Event::RegisterFailed(failure(e))),
+        };
+        let identity =
+            DeviceIdentity::from_registration(udi, hostname, key, answer.clone()).with_manager_ca(manager_ca);
+        identity.save(&self.dir.join(IDENTITY_FILE))?;
+        remove_if_present(&self.dir.join(REGISTRATION_KEY_FILE))?;
+        self.identity = Some(identity);
+        Ok(Event::RegisterSucceeded(RegisterFacts {
+            instance_id: answer.instance_id,
+            smart_account: answer.smart_account,
+            virtual_account: answer.virtual_account,
+            export_controlled: answer.export_controlled,
+            certificate_serial: answer.certificate_serial,
+            certificate_expires: Timestamp(answer.certificate_expires),
+            intervals: intervals(&answer.intervals),
+        }))
+    }
+
+    /// The hostname the manager is told: none with `license smart privacy hostname`.
+    fn hostname_sent(&self) -> Option<String> {
+        (!self.config.hostname_privacy).then(|| self.config.hostname.clone())
+    }
+
     /// Performs one `Send*` action and returns its outcome as an event.
     async fn exchange(&mut self, action: Action) -> Result<Event, DeviceError> {
+        if let Action::SendRegister { token, force } = &action {
+            return match self.start_registration(token, *force)? {
+                Ok(sending) => self.registered(sending.await),
+                Err(f) => Ok(Event::RegisterFailed(f)),
+            };
+        }
         let now = self.now().0;
         let manager = match self.manager() {
             Ok(m) => m,
             Err(f) => return Ok(failed(&action, f)),
         };
-        let hostname = (!self.config.hostname_privacy).then(|| self.config.hostname.clone());
-        let udi = Udi { pid: self.agent.pid.clone(), sn: self.agent.sn.clone() };
+        self.refresh_hostname(&self.hostname_sent())?;
         let outcome = match (&action, &self.identity) {
-            (Action::SendRegister { token, force }, _) => {
-                let key = self.registration_key()?;
-                match manager.register_learning_ca(&key, &udi, hostname.as_deref(), token, *force, now).await {
-                    Ok((answer, manager_ca)) => {
-                        let identity = DeviceIdentity::from_registration(udi, hostname, key, answer.clone())
-                            .with_manager_ca(manager_ca);
-                        identity.save(&self.dir.join(IDENTITY_FILE))?;
-                        remove_if_present(&self.dir.join(REGISTRATION_KEY_FILE))?;
-                        self.identity = Some(identity);
-                        Event::RegisterSucceeded(RegisterFacts {
-                            instance_id: answer.instance_id,
-                            smart_account: answer.smart_account,
-                            virtual_account: answer.virtual_account,
-                            export_controlled: answer.export_controlled,
-                            certificate_serial: answer.certificate_serial,
-                            certificate_expires: Timestamp(answer.certificate_expires),
-                            intervals: intervals(&answer.intervals),
-                        })
-                    }
-                    Err(e) => failed(&action, failure(e)),
-                }
-            }
             (_, None) => {
                 failed(&action, Failure::new(FailureKind::NotRegistered, "the device holds no ID certificate"))
             }
@@ -296,11 +500,8 @@ impl Device {
                     usage.iter().map(|(tag, count)| Usage { tag: tag.clone(), count: i64::from(*count) }).collect();
                 match manager.authorize(identity, &usage, now).await {
                     Ok(a) => Event::AuthSucceeded(AuthFacts {
-                        status: match a.status {
-                            AuthorizationStatus::Authorized => AuthAnswer::Authorized,
-                            AuthorizationStatus::OutOfCompliance => AuthAnswer::OutOfCompliance,
-                            AuthorizationStatus::NoLicensesInUse => AuthAnswer::NoLicensesInUse,
-                        },
+                        status: auth_answer(a.status),
+                        entitlements: a.entitlements.iter().map(|e| (e.tag.clone(), auth_answer(e.status))).collect(),
                         valid_until: Timestamp(a.valid_until),
                         intervals: intervals(&a.intervals),
                     }),
@@ -329,6 +530,56 @@ impl Device {
         };
         Ok(outcome)
     }
+}
+
+/// The state of `agent.json`, with what the agent must learn about it: that it cannot be
+/// trusted and why (its HMAC does not verify under the key, its key is missing or damaged
+/// (`key_problem`), or it is unsealed (version 1) while a key exists), or that it is an
+/// unsealed state with no key: a directory from before the check, sealed from now on.
+fn unseal(text: &str, key: Option<&StateKey>, key_problem: Option<String>) -> Result<(Saved, Option<Event>), String> {
+    let version = serde_json::from_str::<Version>(text).map_err(|e| e.to_string())?.version;
+    let parse = |json: &str| serde_json::from_str::<Saved>(json).map_err(|e| e.to_string());
+    let tampered = |reason| Event::StateTampered { reason };
+    match version {
+        UNSEALED_VERSION => {
+            let saved = parse(text)?;
+            let replaced = || format!("{STATE_FILE} was replaced by a state without an integrity check");
+            let event = match key_problem.or_else(|| key.map(|_| replaced())) {
+                Some(reason) => tampered(reason),
+                None => Event::StateSealed,
+            };
+            Ok((saved, Some(event)))
+        }
+        STATE_VERSION => {
+            let sealed: Sealed = serde_json::from_str(text).map_err(|e| e.to_string())?;
+            let state = sealed.state.get();
+            let saved = parse(state)?;
+            let reason = match (key, key_problem) {
+                (_, Some(problem)) => Some(problem),
+                (None, None) => Some(format!("the state key {KEY_FILE} is missing")),
+                (Some(key), None) if !key.verify(state.as_bytes(), &sealed.mac) => {
+                    Some(format!("{STATE_FILE} was changed outside the agent"))
+                }
+                (Some(_), None) => None,
+            };
+            Ok((saved, reason.map(tampered)))
+        }
+        other => Err(format!("state version {other} is not {STATE_VERSION}")),
+    }
+}
+
+/// The device clock's offset from the system clock (`clock set`) spans the device years at most.
+fn check_clock_offset(offset_ms: i64) -> Result<(), String> {
+    let span = DEVICE_TIME_END.0 - DEVICE_TIME_START.0;
+    if !(-span..=span).contains(&offset_ms) {
+        return Err(format!("config.clock_offset_ms is {offset_ms}: it must be between -{span} and {span}"));
+    }
+    Ok(())
+}
+
+/// A file that only a device that existed leaves behind, when its state is missing.
+fn leftover(dir: &Path) -> Option<&'static str> {
+    [KEY_FILE, IDENTITY_FILE].into_iter().find(|f| dir.join(f).exists())
 }
 
 /// Removes a file of the state directory; one already gone is fine.
@@ -364,6 +615,14 @@ fn next_action(queue: &mut VecDeque<Action>) -> Option<Action> {
     match (send_first, drop_at) {
         (Some(s), Some(d)) if s > d => queue.remove(s),
         _ => queue.pop_front(),
+    }
+}
+
+fn auth_answer(status: AuthorizationStatus) -> AuthAnswer {
+    match status {
+        AuthorizationStatus::Authorized => AuthAnswer::Authorized,
+        AuthorizationStatus::OutOfCompliance => AuthAnswer::OutOfCompliance,
+        AuthorizationStatus::NoLicensesInUse => AuthAnswer::NoLicensesInUse,
     }
 }
 

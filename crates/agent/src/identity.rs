@@ -6,6 +6,9 @@
 
 use base64::{engine::general_purpose::STANDARD as B64, Engine};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use smartlic_core::agent::{check_interval, check_scheduled};
+use smartlic_core::time::SECOND_MS;
+use smartlic_core::Timestamp;
 use smartlic_proto::wire::{Intervals, RegisterResponse, RenewIdResponse, Udi};
 use smartlic_proto::SigningKey;
 use std::path::{Path, PathBuf};
@@ -124,8 +127,28 @@ impl DeviceIdentity {
             std::io::ErrorKind::NotFound => IdentityError::Missing(path.to_path_buf()),
             _ => IdentityError::Read { path: path.to_path_buf(), source },
         })?;
-        serde_json::from_str(&text)
-            .map_err(|e| IdentityError::Invalid { path: path.to_path_buf(), reason: e.to_string() })
+        let identity: DeviceIdentity = serde_json::from_str(&text)
+            .map_err(|e| IdentityError::Invalid { path: path.to_path_buf(), reason: e.to_string() })?;
+        identity.check_bounds().map_err(|reason| IdentityError::Invalid { path: path.to_path_buf(), reason })?;
+        Ok(identity)
+    }
+
+    /// The certificate's expiry and the intervals are within the bounds of the agent's state
+    /// so nothing computed from them overflows. An interval of 0 is one the manager did
+    /// not give: the default applies ([`smartlic_core::agent::Intervals::from_secs`]).
+    fn check_bounds(&self) -> Result<(), String> {
+        check_scheduled("certificate_expires", Timestamp(self.certificate_expires))?;
+        let i = &self.intervals;
+        for (name, secs) in [
+            ("intervals.id_renew_secs", i.id_renew_secs),
+            ("intervals.auth_renew_secs", i.auth_renew_secs),
+            ("intervals.auth_validity_secs", i.auth_validity_secs),
+        ] {
+            if secs != 0 {
+                check_interval(name, secs, SECOND_MS)?;
+            }
+        }
+        Ok(())
     }
 
     /// Replaces `path` atomically; the file is readable by its owner only since it holds the key.
@@ -191,5 +214,21 @@ mod tests {
         std::fs::write(&path, json.to_string()).unwrap();
         let err = DeviceIdentity::load(&path).unwrap_err().to_string();
         assert!(err.contains("not valid"), "{err}");
+        // Times and intervals out of bounds are refused naming the field.
+        type Edit = fn(&mut serde_json::Value);
+        let out_of_bounds: [(&str, Edit); 3] = [
+            ("certificate_expires is 9223372036854775807", |j| j["certificate_expires"] = i64::MAX.into()),
+            ("certificate_expires is -1", |j| j["certificate_expires"] = (-1).into()),
+            ("intervals.auth_validity_secs is -3: it must be between 1 and", |j| {
+                j["intervals"]["auth_validity_secs"] = (-3).into()
+            }),
+        ];
+        for (named, edit) in out_of_bounds {
+            let mut json = serde_json::to_value(sample(KeyAlgorithm::Ed25519)).unwrap();
+            edit(&mut json);
+            std::fs::write(&path, json.to_string()).unwrap();
+            let err = DeviceIdentity::load(&path).unwrap_err().to_string();
+            assert!(err.contains("not valid") && err.contains(named), "{err}");
+        }
     }
 }

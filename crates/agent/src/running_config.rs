@@ -418,10 +418,12 @@ pub fn show_trustpoints(config: &DeviceConfig) -> String {
     let mut out = Vec::new();
     for (name, tp) in &config.trustpoints {
         out.push(format!("Trustpoint {name}:"));
+        let key = tp.certificate.as_deref().and_then(|pem| smartlic_proto::cert::public_key_of_certificate(pem).ok());
         match tp.certificate.as_deref().map(smartlic_proto::cert::certificate_facts) {
             Some(Ok((_, not_after, serial))) => {
                 out.push(format!("          Serial Number (hex): {serial}"));
                 out.push("    Certificate configured.".into());
+                out.extend(key.map(|k| format!("    Public key: {}", k.description())));
                 out.push(format!("    Valid until: {}", header_time(Timestamp(not_after * 1000))));
             }
             Some(Err(_)) => out.push("    Certificate configured (unreadable).".into()),

@@ -1,6 +1,7 @@
 //! A device CLI session: lines in, device output out. Used by `smartlic agent -c` (one-shot
 //! commands, exec and configuration alike, as on the controller of seed 000) and by the
 //! interactive prompt. Before each command it runs what became due by the device clock.
+//! Registrations run in the background, so `register` answers at once.
 
 use crate::cli::{format_help, CallHomeView, Cli, CliError, ClockValue, Command, Filter, Mode, Parsed, PemCollector};
 use crate::cli::{Renew, Revocation, Transport, TransportMode};
@@ -12,9 +13,15 @@ use crate::show;
 use crate::tls::ProxyConfig;
 use smartlic_core::agent::Event;
 use smartlic_core::Timestamp;
+use std::time::Duration;
 
 /// What a device prints after a registration made its key pair, until `write memory` (seed 004).
 pub const CONFIG_NOT_SAVED: &str = "%SMART_LIC-4-CONFIG_NOT_SAVED: Smart Licensing configuration has not been saved";
+
+/// How long a one-shot session (`-c`) waits for a registration under way before its next command
+/// and before it ends: its commands run in order like a script, so `register` then `show license
+/// status` shows the outcome; past this the attempt counts as failed and is retried on schedule.
+pub const ONESHOT_WAIT: Duration = Duration::from_secs(10);
 
 /// What one line produced.
 #[derive(Debug, Default)]
@@ -50,7 +57,10 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(device: Device, oneshot: bool) -> Session {
+    /// A session on `device`; its registrations run in the background (A-4: `register` answers at
+    /// once, and the prompt never waits for an unreachable manager).
+    pub fn new(mut device: Device, oneshot: bool) -> Session {
+        device.detach_registrations();
         Session { device, cli: Cli::new(), mode: Mode::Exec, pem: None, oneshot, confirming_return: false }
     }
 
@@ -69,8 +79,34 @@ impl Session {
         self.pem.is_some()
     }
 
-    /// Handles one input line.
+    /// Handles one input line. A registration under way is taken first: a one-shot session waits
+    /// for it (at most [`ONESHOT_WAIT`]), the interactive prompt takes it only once it is done; what
+    /// it raised (`CONFIG_NOT_SAVED`) comes before the line's own output.
     pub async fn line(&mut self, line: &str) -> Result<Reply, DeviceError> {
+        let settled = self.settle(if self.oneshot { ONESHOT_WAIT } else { Duration::ZERO }).await?;
+        let mut reply = self.handle(line).await?;
+        if !settled.is_empty() {
+            reply.output = format!("{settled}\n{}", reply.output);
+        }
+        Ok(reply)
+    }
+
+    /// Ends the session: waits for a registration under way (at most [`ONESHOT_WAIT`]), as the
+    /// process is about to end; returns what it raised, to print.
+    pub async fn close(&mut self) -> Result<String, DeviceError> {
+        self.settle(ONESHOT_WAIT).await
+    }
+
+    /// Takes the outcome of a registration under way, waiting at most `wait`.
+    async fn settle(&mut self, wait: Duration) -> Result<String, DeviceError> {
+        let key_before = self.identity_serial();
+        self.device.collect_registration(wait).await?;
+        let mut reply = Reply::default();
+        self.key_generated(key_before, &mut reply)?;
+        Ok(reply.output)
+    }
+
+    async fn handle(&mut self, line: &str) -> Result<Reply, DeviceError> {
         if let Some((name, collector)) = self.pem.as_mut() {
             if !collector.push(line) {
                 return Ok(Reply::default());
@@ -471,11 +507,13 @@ impl Session {
         Ok(Reply::default())
     }
 
+    /// Every certificate of the PEM must have a key the device verifies with (RSA, P-256,
+    /// P-384, Ed25519: see [`smartlic_proto::cert`]) and be one TLS can anchor on.
     fn import_ca(&mut self, name: &str, pem: &str) -> Result<Reply, DeviceError> {
-        if let Err(e) = crate::tls::root_store(pem).and(
-            smartlic_proto::cert::public_key_of_certificate(pem)
-                .map_err(|e| crate::tls::TlsError::BadPem(e.to_string())),
-        ) {
+        let checked = smartlic_proto::cert::certificates_of_bundle(pem)
+            .map_err(|e| e.to_string())
+            .and_then(|_| crate::tls::root_store(pem).map_err(|e| e.to_string()));
+        if let Err(e) = checked {
             return Ok(Reply::refused(format!("% Error in the certificate: {e}; nothing imported")));
         }
         let tp: &mut Trustpoint = self.device.config.trustpoints.entry(name.to_string()).or_default();

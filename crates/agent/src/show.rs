@@ -11,7 +11,7 @@
 use crate::cli::LicenseView;
 use crate::config::{DeviceConfig, TransportKind};
 use smartlic_core::agent::{
-    format_device_time, format_time_left, Agent, Attempt, Authorization, Coverage, Outcome, Registration,
+    format_device_time, format_time_left, Agent, Attempt, AuthAnswer, Authorization, Coverage, Outcome, Registration,
     RegistrationAttempts, ReservationKind, ReservedLicense,
 };
 use smartlic_core::time::Timestamp;
@@ -240,17 +240,25 @@ fn evaluation_left_ms(agent: &Agent, now: Timestamp) -> i64 {
     }
 }
 
+/// The device-wide `Status:` of the License Authorization block, dated in full detail.
+fn authorization_status(auth: &Authorization, detail: Detail) -> String {
+    match (auth.since(), detail) {
+        (Some(at), Detail::Full) => format!("{} on {}", auth.display(), format_device_time(at)),
+        _ => auth.display().to_string(),
+    }
+}
+
 /// The License Authorization block (seed 003:40-44; seed 004 #5 lines 1012-1022, #6 lines
 /// 1059-1063, #7 lines 1089-1099; summary: seed 004:762-774).
 fn authorization_block(out: &mut Out, agent: &Agent, detail: Detail, now: Timestamp) {
     let auth = &agent.authorization;
     out.line("License Authorization:");
-    match (auth.since(), detail) {
-        (Some(at), Detail::Full) => out.field(1, "Status", format!("{} on {}", auth.display(), format_device_time(at))),
-        _ => out.field(1, "Status", auth.display()),
-    }
+    out.field(1, "Status", authorization_status(auth, detail));
     if matches!(auth, Authorization::Evaluation) {
         out.field(1, "Evaluation Period Remaining", format_time_left(evaluation_left_ms(agent, now)));
+    }
+    if let (Authorization::EvaluationExpired { .. }, Some(reason)) = (auth, &agent.evaluation.tampered) {
+        out.field(1, "Failure reason", reason);
     }
     if !agent.registration.is_registered() {
         return;
@@ -323,8 +331,10 @@ pub fn status(agent: &Agent, config: &DeviceConfig, now: Timestamp) -> String {
     out.finish()
 }
 
-/// The status of each entitlement in use, from the device's authorization (the manager answers
-/// for the whole device): `EVAL MODE` and `AUTHORIZED` as in the §5.1 summary captures.
+/// The status of one entitlement in use (`EVAL MODE` and `AUTHORIZED` as in the §5.1 summary
+/// captures). While authorized or out of compliance it is the tag's own status in the manager's
+/// last answer, so a licensed tag reads AUTHORIZED on a device that is OUT OF COMPLIANCE because
+/// of another; a tag the last answer did not cover (put in use since) is `WAITING`.
 pub fn entitlement_status(agent: &Agent, tag: &str, count: u32, now: Timestamp) -> &'static str {
     match agent.authorization {
         Authorization::Reserved { .. } => match agent.reservation_coverage(tag, count, now) {
@@ -333,8 +343,13 @@ pub fn entitlement_status(agent: &Agent, tag: &str, count: u32, now: Timestamp) 
         },
         Authorization::Evaluation => "EVAL MODE",
         Authorization::EvaluationExpired { .. } => "EVAL EXPIRED",
-        Authorization::Authorized { .. } => "AUTHORIZED",
-        Authorization::OutOfCompliance { .. } => "OUT OF COMPLIANCE",
+        Authorization::Authorized { .. } | Authorization::OutOfCompliance { .. } => {
+            match agent.communication.entitlements.get(tag) {
+                Some(AuthAnswer::Authorized) => "AUTHORIZED",
+                Some(AuthAnswer::OutOfCompliance) => "OUT OF COMPLIANCE",
+                Some(AuthAnswer::NoLicensesInUse) | None => "WAITING",
+            }
+        }
         Authorization::AuthorizationExpired { .. } => "AUTHORIZATION EXPIRED",
         // Usage configured, its authorization not answered yet.
         Authorization::NoLicensesInUse { .. } => "WAITING",
@@ -393,11 +408,19 @@ pub fn summary(agent: &Agent, config: &DeviceConfig, now: Timestamp) -> String {
     out.finish()
 }
 
-/// The `License Usage` section (§5.1 `show license all`: 14 `=`, `No licenses in use`; one entry
-/// per tag as in the §5.1 ASAv capture, without `Version:`, which smartlic tags do not have).
+/// `Version:` of every license entry: smartlic tags carry no version, and every capture shows 1.0.
+const LICENSE_VERSION: &str = "1.0";
+
+/// The `License Usage` section (§5.1 `show license all`: 14 `=`, then the entries).
 fn usage_section(out: &mut Out, agent: &Agent, config: &DeviceConfig, now: Timestamp) {
     out.title("License Usage", 14);
     out.blank();
+    usage_entries(out, agent, config, now);
+}
+
+/// One entry per tag in use, as in the §5.1 ASAv capture (`Description`, `Count`, `Version`, the
+/// tag's own `Status`, `Export status`); `No licenses in use` when none is.
+fn usage_entries(out: &mut Out, agent: &Agent, config: &DeviceConfig, now: Timestamp) {
     if agent.usage.is_empty() {
         out.line("No licenses in use");
         return;
@@ -415,15 +438,21 @@ fn usage_section(out: &mut Out, agent: &Agent, config: &DeviceConfig, now: Times
         }
         out.field(1, "Description", description(config, tag));
         out.field(1, "Count", count);
+        out.field(1, "Version", LICENSE_VERSION);
         out.field(1, "Status", status);
         out.field(1, "Export status", "NOT RESTRICTED");
     }
 }
 
-/// `show license usage`: the `License Usage` section of `show license all`.
+/// `show license usage`, classic IOS-XE: the device's `License Authorization:` status, then the
+/// entries of `show license all` without its title (the §5.2 `show license usage` capture's
+/// layout, which its parsers read: a `Status:` before the first entry is the device's).
 pub fn usage(agent: &Agent, config: &DeviceConfig, now: Timestamp) -> String {
     let mut out = Out::default();
-    usage_section(&mut out, agent, config, now);
+    out.line("License Authorization:");
+    out.field(1, "Status", authorization_status(&agent.authorization, Detail::Full));
+    out.blank();
+    usage_entries(&mut out, agent, config, now);
     out.finish()
 }
 

@@ -57,7 +57,8 @@ impl Daemon {
         }
         let lock = daemon::lock(dir.path()).unwrap();
         let (tx, rx) = oneshot::channel::<()>();
-        let options = Options { min_sleep: Duration::from_millis(5), max_sleep: Duration::from_millis(50) };
+        let options =
+            Options { min_sleep: Duration::from_millis(5), max_sleep: Duration::from_millis(50), ..Options::default() };
         let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
         let (addr, serve) = daemon::bind(device, lock, listen, options, async {
             let _ = rx.await;

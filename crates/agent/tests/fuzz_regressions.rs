@@ -18,8 +18,5 @@ fn a_state_file_that_is_not_utf8_is_reported_as_damaged() {
         Ok(_) => panic!("a damaged state opened"),
     }
     let empty = tempfile::tempdir().unwrap();
-    assert!(matches!(
-        Device::open(empty.path(), Box::new(SimulatedClock::new())),
-        Err(DeviceError::NotADevice(_))
-    ));
+    assert!(matches!(Device::open(empty.path(), Box::new(SimulatedClock::new())), Err(DeviceError::NotADevice(_))));
 }

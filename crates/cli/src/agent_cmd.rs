@@ -5,14 +5,19 @@
 //! them, an interactive device prompt reads standard input. One process drives a device at a
 //! time: each takes the state directory's lock.
 
+use crate::prompt::{Input, Prompt};
 use anyhow::Context;
-use smartlic_agent::daemon;
+use smartlic_agent::daemon::{self, ApiCredentials};
 use smartlic_agent::device::Device;
 use smartlic_agent::session::Session;
 use smartlic_core::{Catalog, SystemClock};
 use std::collections::BTreeMap;
-use std::io::{BufRead, Write};
+use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
+
+/// The product REST API's password (with `--api-user`) and bearer token.
+const API_PASSWORD: &str = "SMARTLIC_AGENT_API_PASSWORD";
+const API_TOKEN: &str = "SMARTLIC_AGENT_API_TOKEN";
 
 #[derive(clap::Args)]
 pub struct AgentArgs {
@@ -45,6 +50,12 @@ enum AgentAction {
         /// Loopback address of the product REST API.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
+        /// Require HTTP Basic credentials on the product REST API: this user, with the password in
+        /// SMARTLIC_AGENT_API_PASSWORD. SMARTLIC_AGENT_API_TOKEN requires a bearer token instead
+        /// (or as well). Secrets come from the environment only: a command line is visible to
+        /// every local user.
+        #[arg(long, value_name = "USER")]
+        api_user: Option<String>,
     },
 }
 
@@ -67,17 +78,20 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     // that this process alone will change.
     Device::open(&args.state, Box::new(SystemClock))?;
     let (device, _lock) = daemon::open_locked(&args.state, Box::new(SystemClock))?;
-    if let Some(AgentAction::Run { listen }) = args.action {
+    if let Some(AgentAction::Run { listen, api_user }) = args.action {
+        let credentials = api_credentials(api_user)?;
         let filter = tracing_subscriber::EnvFilter::try_from_env("SMARTLIC_LOG").unwrap_or_else(|_| "info".into());
         let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
         tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;
         };
-        return Ok(daemon::run(device, _lock, listen, shutdown).await?);
+        return Ok(daemon::run(device, _lock, listen, credentials, shutdown).await?);
     }
     if args.commands.is_empty() {
-        return interactive(Session::new(device, false)).await;
+        let mut session = Session::new(device, false);
+        interactive(&mut session).await?;
+        return close(&mut session).await;
     }
     let mut session = Session::new(device, true);
     let mut failed = false;
@@ -100,27 +114,77 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
             break;
         }
     }
+    close(&mut session).await?;
     if failed {
         anyhow::bail!("a command was refused");
     }
     Ok(())
 }
 
-async fn interactive(mut session: Session) -> anyhow::Result<()> {
-    let stdin = std::io::stdin();
-    loop {
-        say(&session.prompt());
-        let mut line = String::new();
-        if stdin.lock().read_line(&mut line)? == 0 {
-            say("\n");
-            return Ok(());
+/// The product REST API's credentials from `--api-user` and the environment; a half-configured
+/// pair is refused rather than leaving the API open.
+fn api_credentials(user: Option<String>) -> anyhow::Result<ApiCredentials> {
+    let secret = |name: &str| match std::env::var(name) {
+        Ok(value) if value.is_empty() => anyhow::bail!("{name} is set but empty"),
+        Ok(value) => Ok(Some(value)),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => anyhow::bail!("{name} is not valid UTF-8"),
+    };
+    let basic = match (user, secret(API_PASSWORD)?) {
+        (Some(user), Some(password)) => {
+            if user.is_empty() || user.contains(':') || user.chars().any(char::is_control) {
+                anyhow::bail!("--api-user must be a non-empty name without ':' or control characters");
+            }
+            Some((user, password))
         }
-        let reply = session.line(line.trim_end_matches(['\n', '\r'])).await?;
+        (Some(_), None) => anyhow::bail!("--api-user needs the password in {API_PASSWORD}"),
+        (None, Some(_)) => anyhow::bail!("{API_PASSWORD} is set but --api-user is not: name the user"),
+        (None, None) => None,
+    };
+    Ok(ApiCredentials { basic, bearer: secret(API_TOKEN)? })
+}
+
+/// Lets a registration under way end (bounded) before the process does, and prints what it raised.
+async fn close(session: &mut Session) -> anyhow::Result<()> {
+    say(&with_newline(&session.close().await?));
+    Ok(())
+}
+
+/// The interactive prompt: on a terminal with line editing ([`Prompt`]); from or to a pipe or a
+/// file, plain lines, the prompt printed before each.
+async fn interactive(session: &mut Session) -> anyhow::Result<()> {
+    let terminal = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    let mut terminal = if terminal { Some(Prompt::new()?) } else { None };
+    loop {
+        // Blocks the thread `block_on` runs on, not a runtime worker: spawned work goes on.
+        let line = match read_input(terminal.as_mut(), session)? {
+            Input::Line(line) => line,
+            Input::Cancelled => continue,
+            Input::End => return Ok(()),
+        };
+        let reply = session.line(&line).await?;
         say(&with_newline(&reply.output));
         if reply.exit {
             return Ok(());
         }
     }
+}
+
+/// One line after the session's prompt, from the terminal or, without one, from standard input.
+fn read_input(terminal: Option<&mut Prompt>, session: &Session) -> anyhow::Result<Input> {
+    let prompt = session.prompt();
+    if let Some(terminal) = terminal {
+        // The mode's prompt asks for a command; another one for a certificate or an answer.
+        let command = prompt == session.mode.prompt(&session.device.config.hostname);
+        return Ok(terminal.read(&prompt, &session.mode, command)?);
+    }
+    say(&prompt);
+    let mut line = String::new();
+    if std::io::stdin().lock().read_line(&mut line)? == 0 {
+        say("\n");
+        return Ok(Input::End);
+    }
+    Ok(Input::Line(line.trim_end_matches(['\n', '\r']).to_string()))
 }
 
 fn with_newline(text: &str) -> String {

@@ -6,6 +6,7 @@ mod admin;
 mod agent_cmd;
 mod bench;
 mod device;
+mod prompt;
 mod server_cmd;
 
 use clap::{Parser, Subcommand};

@@ -28,6 +28,10 @@ pub struct ServerArgs {
     /// Private key (PEM) of --tls-cert.
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// A DNS name or IP address devices reach the manager by, added to the generated TLS
+    /// certificate (repeatable).
+    #[arg(long = "hostname", value_name = "NAME")]
+    hostnames: Vec<String>,
     #[arg(long, value_enum, default_value = "system")]
     clock: ClockMode,
     /// Product catalogue (TOML) replacing the built-in one.
@@ -70,6 +74,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         listen: args.listen,
         tls_cert: args.tls_cert,
         tls_key: args.tls_key,
+        hostnames: args.hostnames,
         simulated_clock: matches!(args.clock, ClockMode::Simulated),
         catalog: args.catalog,
         admin_secret: std::env::var("SMARTLIC_ADMIN_SECRET").ok().filter(|s| !s.is_empty()),

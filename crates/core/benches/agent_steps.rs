@@ -76,17 +76,21 @@ impl Manager {
                 intervals,
             }),
             Action::SendAuthorize { .. } if mode == Mode::Down => Event::AuthFailed(down()),
-            Action::SendAuthorize { usage } => Event::AuthSucceeded(AuthFacts {
-                status: if usage.is_empty() {
+            Action::SendAuthorize { usage } => {
+                let status = if usage.is_empty() {
                     AuthAnswer::NoLicensesInUse
                 } else if mode == Mode::Short {
                     AuthAnswer::OutOfCompliance
                 } else {
                     AuthAnswer::Authorized
-                },
-                valid_until: now.plus_ms(intervals.auth_validity_ms),
-                intervals,
-            }),
+                };
+                Event::AuthSucceeded(AuthFacts {
+                    status,
+                    entitlements: usage.iter().map(|(tag, _)| (tag.clone(), status)).collect(),
+                    valid_until: now.plus_ms(intervals.auth_validity_ms),
+                    intervals,
+                })
+            }
             Action::SendRenewId if mode == Mode::Down => Event::IdRenewFailed(down()),
             Action::SendRenewId => Event::IdRenewSucceeded(RenewFacts {
                 certificate_serial: format!("{:02x}", self.requests),

@@ -19,12 +19,15 @@ impl Timestamp {
         self.0
     }
 
+    /// Saturates rather than overflowing: a time read from a file or a request cannot make a
+    /// later sum wrap around (or panic) however far out it is.
     pub fn plus_days(self, days: i64) -> Timestamp {
-        Timestamp(self.0 + days * DAY_MS)
+        self.plus_ms(days.saturating_mul(DAY_MS))
     }
 
+    /// Saturating, as [`plus_days`](Self::plus_days).
     pub fn plus_ms(self, ms: i64) -> Timestamp {
-        Timestamp(self.0 + ms)
+        Timestamp(self.0.saturating_add(ms))
     }
 
     pub fn to_datetime(self) -> DateTime<Utc> {

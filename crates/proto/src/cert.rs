@@ -19,6 +19,11 @@ pub enum CertError {
     BadAuthority(String),
     #[error("the certificate is not valid PEM X.509: {0}")]
     BadCertificate(String),
+    /// A key TLS (rustls with ring) or the answer checks could not verify with.
+    #[error(
+        "the certificate's key is not supported: {0} (use RSA of 2048 to 8192 bits, ECDSA P-256 or P-384, or Ed25519)"
+    )]
+    UnsupportedCertificateKey(String),
     #[error("certificate generation failed: {0}")]
     Generation(String),
 }
@@ -189,16 +194,32 @@ pub fn certificates_of_bundle(pem: &str) -> Result<Vec<(String, PublicKey)>, Cer
     Ok(certs)
 }
 
+/// The key of a certificate, by its algorithm and, for ECDSA, its curve (a P-384 key is not a
+/// P-256 one); RSA keys too short or too long to verify are refused here rather than at TLS time.
 fn key_of_block(block: &x509_parser::pem::Pem) -> Result<PublicKey, CertError> {
     let cert = block.parse_x509().map_err(|e| CertError::BadCertificate(e.to_string()))?;
     let spki = cert.public_key();
-    let oid = spki.algorithm.algorithm.to_id_string();
-    let algorithm = match oid.as_str() {
+    let unsupported = CertError::UnsupportedCertificateKey;
+    let algorithm = match spki.algorithm.algorithm.to_id_string().as_str() {
         "1.3.101.112" => KeyAlgorithm::Ed25519,
-        "1.2.840.10045.2.1" => KeyAlgorithm::EcdsaP256,
-        other => return Err(CertError::BadCertificate(format!("unsupported key algorithm {other}"))),
+        "1.2.840.113549.1.1.1" => KeyAlgorithm::Rsa,
+        "1.2.840.10045.2.1" => {
+            let curve = spki.algorithm.parameters.as_ref().and_then(|p| p.as_oid().ok()).map(|o| o.to_id_string());
+            match curve.as_deref() {
+                Some("1.2.840.10045.3.1.7") => KeyAlgorithm::EcdsaP256,
+                Some("1.3.132.0.34") => KeyAlgorithm::EcdsaP384,
+                Some("1.3.132.0.35") => return Err(unsupported("elliptic curve P-521".into())),
+                Some(other) => return Err(unsupported(format!("elliptic curve {other}"))),
+                None => return Err(unsupported("elliptic curve (none named)".into())),
+            }
+        }
+        other => return Err(unsupported(format!("key algorithm {other}"))),
     };
-    Ok(PublicKey { algorithm, raw: spki.subject_public_key.data.to_vec() })
+    let key = PublicKey { algorithm, raw: spki.subject_public_key.data.to_vec() };
+    if algorithm == KeyAlgorithm::Rsa && !(2048..=8192).contains(&key.bits()) {
+        return Err(unsupported(format!("RSA key of {} bits", key.bits())));
+    }
+    Ok(key)
 }
 
 /// Validity (not before, not after) of a PEM certificate in Unix seconds, and its serial in hex.
@@ -243,6 +264,46 @@ mod tests {
             assert_eq!(public_key_of_certificate(pem).unwrap(), *key);
             assert_eq!(*key, public_key_of_certificate(original.cert_pem()).unwrap());
         }
+    }
+
+    /// Trust points hold the CAs operators have: RSA (corporate roots, proxies), P-384, each
+    /// labelled as what it is and able to verify what it signed; what TLS could not verify is
+    /// refused with a message naming it.
+    #[test]
+    fn reads_rsa_and_p384_ca_keys_and_refuses_others() {
+        let rsa = public_key_of_certificate(include_str!("../testdata/rsa2048-ca.pem")).unwrap();
+        assert_eq!((rsa.algorithm, rsa.description()), (KeyAlgorithm::Rsa, "RSA (2048 bit)".to_string()));
+        assert!(rsa.verify_b64(b"answer", include_str!("../testdata/rsa2048-answer.sig.b64")));
+        assert!(!rsa.verify_b64(b"answeR", include_str!("../testdata/rsa2048-answer.sig.b64")));
+
+        let p384 = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+        let mut params = CertificateParams::default();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let p384_ca = params.self_signed(&p384).unwrap().pem();
+        let key = public_key_of_certificate(&p384_ca).unwrap();
+        assert_eq!(key.description(), "ECDSA P-384 (384 bit)");
+        let rng = ring::rand::SystemRandom::new();
+        let signer = ring::signature::EcdsaKeyPair::from_pkcs8(
+            &ring::signature::ECDSA_P384_SHA384_ASN1_SIGNING,
+            &p384.serialize_der(),
+            &rng,
+        )
+        .unwrap();
+        assert!(key.verify(b"answer", signer.sign(&rng, b"answer").unwrap().as_ref()));
+        let p256 = CertificateAuthority::generate("P-256 CA", 1_800_000_000).unwrap();
+        assert_eq!(public_key_of_certificate(p256.cert_pem()).unwrap().description(), "ECDSA P-256 (256 bit)");
+
+        for (pem, named) in [
+            (include_str!("../testdata/rsa1024-ca.pem"), "not supported: RSA key of 1024 bits"),
+            (include_str!("../testdata/p521-ca.pem"), "not supported: elliptic curve P-521"),
+        ] {
+            let refused = public_key_of_certificate(pem).unwrap_err().to_string();
+            assert!(refused.contains(named) && refused.contains("(use RSA of 2048 to 8192 bits"), "{refused}");
+            assert!(certificates_of_bundle(&format!("{}{pem}", p256.cert_pem())).is_err(), "one bad certificate");
+        }
+        // Verify-only keys are never a device's.
+        assert!(matches!(SigningKey::generate(KeyAlgorithm::Rsa), Err(crate::keys::KeyError::VerifyOnly(_))));
+        assert_eq!(KeyAlgorithm::parse(KeyAlgorithm::EcdsaP384.as_str()), None);
     }
 
     #[test]

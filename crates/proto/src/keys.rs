@@ -1,5 +1,7 @@
 //! Keys and signatures. Devices sign with Ed25519 or ECDSA P-256 (no RSA generation on the
-//! hot path); the manager signs with the P-256 key of its certificate authority.
+//! hot path); the manager signs with the P-256 key of its certificate authority. The CA
+//! certificates a device imports as trust points may also hold ECDSA P-384 or RSA keys (a
+//! corporate or TLS-inspecting proxy's CA): those keys are read and verify, never generated.
 
 use base64::{engine::general_purpose::STANDARD as B64, Engine};
 use ring::rand::SystemRandom;
@@ -13,6 +15,8 @@ pub enum KeyError {
     Generation,
     #[error("signing failed")]
     Signing,
+    #[error("{} keys are only verified here: devices and the manager sign with ed25519 or ecdsa-p256", .0.as_str())]
+    VerifyOnly(KeyAlgorithm),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -20,6 +24,10 @@ pub enum KeyError {
 pub enum KeyAlgorithm {
     Ed25519,
     EcdsaP256,
+    /// Verify only (CA certificates).
+    EcdsaP384,
+    /// Verify only (CA certificates): PKCS#1 v1.5 signatures, 2048 to 8192 bits.
+    Rsa,
 }
 
 impl KeyAlgorithm {
@@ -27,9 +35,23 @@ impl KeyAlgorithm {
         match self {
             KeyAlgorithm::Ed25519 => "ed25519",
             KeyAlgorithm::EcdsaP256 => "ecdsa-p256",
+            KeyAlgorithm::EcdsaP384 => "ecdsa-p384",
+            KeyAlgorithm::Rsa => "rsa",
         }
     }
 
+    /// The name an operator reads (`show crypto pki trustpoints`).
+    pub fn label(self) -> &'static str {
+        match self {
+            KeyAlgorithm::Ed25519 => "Ed25519",
+            KeyAlgorithm::EcdsaP256 => "ECDSA P-256",
+            KeyAlgorithm::EcdsaP384 => "ECDSA P-384",
+            KeyAlgorithm::Rsa => "RSA",
+        }
+    }
+
+    /// A signing algorithm by its [`as_str`](Self::as_str) name: a device's key, never a
+    /// verify-only one.
     pub fn parse(text: &str) -> Option<Self> {
         match text {
             "ed25519" => Some(KeyAlgorithm::Ed25519),
@@ -42,6 +64,8 @@ impl KeyAlgorithm {
         match self {
             KeyAlgorithm::Ed25519 => &rcgen::PKCS_ED25519,
             KeyAlgorithm::EcdsaP256 => &rcgen::PKCS_ECDSA_P256_SHA256,
+            KeyAlgorithm::EcdsaP384 => &rcgen::PKCS_ECDSA_P384_SHA384,
+            KeyAlgorithm::Rsa => &rcgen::PKCS_RSA_SHA256,
         }
     }
 
@@ -69,8 +93,32 @@ impl PublicKey {
         let alg: &dyn signature::VerificationAlgorithm = match self.algorithm {
             KeyAlgorithm::Ed25519 => &signature::ED25519,
             KeyAlgorithm::EcdsaP256 => &signature::ECDSA_P256_SHA256_ASN1,
+            KeyAlgorithm::EcdsaP384 => &signature::ECDSA_P384_SHA384_ASN1,
+            KeyAlgorithm::Rsa => &signature::RSA_PKCS1_2048_8192_SHA256,
         };
         signature::UnparsedPublicKey::new(alg, &self.raw).verify(message, signature).is_ok()
+    }
+
+    /// The key's size in bits: the modulus of an RSA key (`raw` is its DER `RSAPublicKey`),
+    /// the curve of the others. 0 for an RSA key that does not parse.
+    pub fn bits(&self) -> usize {
+        match self.algorithm {
+            KeyAlgorithm::Ed25519 | KeyAlgorithm::EcdsaP256 => 256,
+            KeyAlgorithm::EcdsaP384 => 384,
+            KeyAlgorithm::Rsa => {
+                use x509_parser::prelude::FromDer;
+                x509_parser::public_key::RSAPublicKey::from_der(&self.raw).map_or(0, |(_, key)| {
+                    let leading_zeros = key.modulus.iter().take_while(|b| **b == 0).count();
+                    let modulus = &key.modulus[leading_zeros..];
+                    modulus.first().map_or(0, |top| modulus.len() * 8 - top.leading_zeros() as usize)
+                })
+            }
+        }
+    }
+
+    /// What an operator reads about the key: `RSA (2048 bit)`, `ECDSA P-384 (384 bit)`.
+    pub fn description(&self) -> String {
+        format!("{} ({} bit)", self.algorithm.label(), self.bits())
     }
 
     /// Like [`verify`](Self::verify) with the signature in base64, as in the signature header.
@@ -105,6 +153,7 @@ impl SigningKey {
             KeyAlgorithm::Ed25519 => Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| KeyError::Generation)?,
             KeyAlgorithm::EcdsaP256 => EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_ASN1_SIGNING, &rng)
                 .map_err(|_| KeyError::Generation)?,
+            KeyAlgorithm::EcdsaP384 | KeyAlgorithm::Rsa => return Err(KeyError::VerifyOnly(algorithm)),
         };
         Self::from_pkcs8(pkcs8.as_ref())
     }

@@ -74,6 +74,10 @@ pub struct RegisterRequest {
     pub force: bool,
     /// PKCS#10 request (PEM) for the device's new key; the request body is signed by it too.
     pub csr: String,
+    /// How much of its 90-day evaluation the device has used, shown in the manager's
+    /// instance view. Absent from devices that predate it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluation_used_ms: Option<i64>,
 }
 
 /// Intervals the device follows until the next answer tells otherwise.

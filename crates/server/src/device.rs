@@ -253,6 +253,11 @@ async fn do_register(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Resu
     if req.token.trim().is_empty() || req.token.len() > 512 {
         return Err(refusal(StatusCode::BAD_REQUEST, code::INVALID_TOKEN, text::INVALID_TOKEN).with_field("token"));
     }
+    let evaluation_limit = smartlic_core::agent::schedule::EVALUATION_MS;
+    if let Some(ms) = req.evaluation_used_ms.filter(|ms| !(0..=evaluation_limit).contains(ms)) {
+        let why = format!("evaluation_used_ms is {ms}: it must be between 0 and {evaluation_limit} (90 days)");
+        return Err(malformed(why).with_field("evaluation_used_ms"));
+    }
     let request = certificate_request(&req.csr)?;
     // The body must be signed by the key being certified (proof of possession), checked
     // before any certificate is made.
@@ -270,6 +275,7 @@ async fn do_register(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Resu
         hostname,
         force: req.force,
         certificate: cert.clone(),
+        evaluation_used_ms: req.evaluation_used_ms,
     };
     let done = state.store.register_instance(new, now).await.map_err(|e| match e {
         RegisterRefusal::InvalidToken => {

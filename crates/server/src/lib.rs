@@ -34,6 +34,9 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// More names (DNS names, IP addresses) for the generated TLS certificate
+    /// ([`tls::names_for`]); none with `tls_cert`, which brings its own.
+    pub hostnames: Vec<String>,
     pub simulated_clock: bool,
     pub catalog: Option<PathBuf>,
     /// From `SMARTLIC_ADMIN_SECRET`; generated and printed once when absent on first start.
@@ -142,6 +145,10 @@ async fn bootstrap_admin(
 }
 
 pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
+    if config.tls_cert.is_some() && !config.hostnames.is_empty() {
+        anyhow::bail!("--hostname names the generated TLS certificate; the one of --tls-cert keeps its own names");
+    }
+    let tls_names = tls::names_for(&config.listen, &config.hostnames)?;
     // Bound before anything is created: a port in use must not leave a first start with a
     // stored administrator secret that was never shown.
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -172,7 +179,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
             std::fs::read_to_string(c).with_context(|| format!("cannot read {}", c.display()))?,
             std::fs::read_to_string(k).with_context(|| format!("cannot read {}", k.display()))?,
         ),
-        (None, None) => ca.issue_tls_certificate(&tls::names_for(&config.listen), real_now_secs)?,
+        (None, None) => ca.issue_tls_certificate(&tls_names, real_now_secs)?,
         _ => anyhow::bail!("--tls-cert and --tls-key go together"),
     };
     let tls_config = tls::server_config(&cert_pem, &key_pem)?;

@@ -72,7 +72,11 @@ const OPERATIONS: &[(&str, &str, &str)] = &[
     ("get", "/api/v1/accounts/{domain}/reservations", "Offline reservations of an account"),
     ("get", "/api/v1/accounts/{domain}/virtual-accounts/{va}/instances", "Product instances of a pool"),
     ("get", "/api/v1/accounts/{domain}/instances", "Product instances of an account"),
-    ("get", "/api/v1/accounts/{domain}/instances/{id}", "Show a product instance"),
+    (
+        "get",
+        "/api/v1/accounts/{domain}/instances/{id}",
+        "Show a product instance, with the evaluation use it reported at registration",
+    ),
     ("delete", "/api/v1/accounts/{domain}/instances/{id}", "Remove a product instance"),
     ("post", "/api/v1/accounts/{domain}/instances/{id}/move", "Move a product instance to another pool"),
     ("get", "/api/v1/accounts/{domain}/events", "Event log of an account"),

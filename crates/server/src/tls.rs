@@ -48,17 +48,28 @@ pub fn load_or_create_ca(dir: &Path, now_secs: i64) -> anyhow::Result<(Certifica
     Ok((ca, true))
 }
 
-/// Names for the generated TLS certificate: the listen address, plus loopback names when
-/// listening on every interface.
-pub fn names_for(listen: &SocketAddr) -> Vec<String> {
+/// Names for the generated TLS certificate: the listen address, with `localhost` for a
+/// loopback one; `localhost`, 127.0.0.1 and ::1 when listening on every interface (0.0.0.0 is
+/// no address to connect to); then `hostnames` (`--hostname`: the DNS names and addresses
+/// devices elsewhere reach the manager by). A name that is neither is refused, naming it.
+pub fn names_for(listen: &SocketAddr, hostnames: &[String]) -> anyhow::Result<Vec<String>> {
     let ip = listen.ip();
-    if ip.is_unspecified() {
+    let mut names: Vec<String> = if ip.is_unspecified() {
         vec!["localhost".into(), "127.0.0.1".into(), "::1".into()]
     } else if ip.is_loopback() {
         vec![ip.to_string(), "localhost".into()]
     } else {
         vec![ip.to_string()]
+    };
+    for name in hostnames {
+        if rustls::pki_types::ServerName::try_from(name.as_str()).is_err() {
+            anyhow::bail!("--hostname {name:?} is neither a DNS name nor an IP address");
+        }
+        if !names.contains(name) {
+            names.push(name.clone());
+        }
     }
+    Ok(names)
 }
 
 pub fn server_config(cert_pem: &str, key_pem: &str) -> anyhow::Result<Arc<rustls::ServerConfig>> {

@@ -283,6 +283,11 @@ pub struct InstanceView {
     pub usage: Vec<UsageView>,
     pub usage_released: bool,
     pub status: &'static str,
+    /// The evaluation the device had used when it registered: a device whose evaluation
+    /// was reset or tampered with shows here. Null when the device did not report it.
+    pub evaluation_used_seconds: Option<i64>,
+    /// The same, as `N days, H hours, M minutes, S seconds`.
+    pub evaluation_used: Option<String>,
 }
 
 impl InstanceView {
@@ -305,6 +310,8 @@ impl InstanceView {
             usage: usage.iter().map(|(t, c)| UsageView { tag: t.clone(), count: *c }).collect(),
             usage_released: i.usage_released,
             status,
+            evaluation_used_seconds: i.evaluation_used_ms.map(|ms| ms / 1000),
+            evaluation_used: i.evaluation_used_ms.map(smartlic_core::agent::format_time_left),
         }
     }
 }

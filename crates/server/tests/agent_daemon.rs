@@ -49,7 +49,8 @@ async fn the_product_api_drives_a_device_against_a_real_manager() {
     device.apply(smartlic_core::agent::Event::SetUsage { tag: "ACI Essentials".into(), count: 1 }).await.unwrap();
     let lock = daemon::lock(dir.path()).unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let options = Options { min_sleep: Duration::from_millis(5), max_sleep: Duration::from_millis(200) };
+    let options =
+        Options { min_sleep: Duration::from_millis(5), max_sleep: Duration::from_millis(200), ..Options::default() };
     let (addr, serve) = daemon::bind(device, lock, "127.0.0.1:0".parse().unwrap(), options, async {
         let _ = rx.await;
     })

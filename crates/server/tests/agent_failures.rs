@@ -6,25 +6,24 @@
 
 mod common;
 
+use common::device_cli::*;
 use common::*;
 use serde_json::json;
 use smartlic_agent::client::{new_nonce, request_bytes};
 use smartlic_agent::device::Device;
 use smartlic_agent::session::Session;
 use smartlic_core::agent::format_device_time;
-use smartlic_core::{Catalog, Clock, Timestamp};
+use smartlic_core::Timestamp;
 use smartlic_proto::wire::{self, AuthorizationStatus};
 use smartlic_proto::{CertificateAuthority, KeyAlgorithm, SigningKey};
 use smartlic_server::start;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 const MINUTE: i64 = 60_000;
 const HOUR: i64 = 60 * MINUTE;
 const DAY: i64 = 24 * HOUR;
 
-const PID: &str = "APIC-SERVER-M3";
 const SEND_FAILED: &str = "Fail to send out Call Home HTTP message";
 const NO_TRANSPORT: &str = "Communication transport not available";
 const REGISTERING: &str = "Status: REGISTERING - REGISTRATION IN PROGRESS";
@@ -32,59 +31,8 @@ const FAILED: &str = "Status: UNREGISTERED - REGISTRATION FAILED";
 /// Seed 002 (last table, `register` 400) and seed 000: a refused or expired token.
 const TOKEN_TEXT: &str = "The Product Instance Registration Token you have entered is either invalid or has been expired. Ensure that you have pasted the entire token and that the token has not expired";
 
-/// A device clock that stands still unless the test moves it.
-#[derive(Clone)]
-struct Frozen(Arc<AtomicI64>);
-
-impl Frozen {
-    /// The manager's time, rounded down to the second (`clock set` has second precision).
-    fn at(h: &Harness) -> Frozen {
-        Frozen(Arc::new(AtomicI64::new(h.now_ms() / 1000 * 1000)))
-    }
-
-    fn get(&self) -> Timestamp {
-        Timestamp(self.0.load(Ordering::SeqCst))
-    }
-
-    fn set(&self, t: Timestamp) {
-        self.0.store(t.0, Ordering::SeqCst);
-    }
-}
-
-impl Clock for Frozen {
-    fn now(&self) -> Timestamp {
-        self.get()
-    }
-}
-
-fn new_device(dir: &Path, sn: &str, clock: &Frozen) -> Session {
-    let tags = Catalog::builtin().tags().iter().map(|t| (t.name.clone(), t.display_name.clone())).collect();
-    let device = Device::init(dir, PID, sn, Some("apic1"), tags, Box::new(clock.clone())).unwrap();
-    Session::new(device, true)
-}
-
 fn reopen(dir: &Path, clock: &Frozen) -> Session {
     Session::new(Device::open(dir, Box::new(clock.clone())).unwrap(), true)
-}
-
-async fn run(s: &mut Session, line: &str) -> String {
-    let reply = s.line(line).await.unwrap();
-    assert!(!reply.error, "{line}: {}", reply.output);
-    reply.output
-}
-
-/// Imports `pem` as trust point `name` with the seeds' commands.
-async fn trust(s: &mut Session, name: &str, pem: &str) {
-    run(s, &format!("crypto pki trustpoint {name}")).await;
-    run(s, "enrollment terminal").await;
-    run(s, "revocation-check none").await;
-    run(s, "end").await;
-    run(s, &format!("crypto pki authenticate {name}")).await;
-    assert!(s.reading_pem());
-    for line in pem.lines() {
-        s.line(line).await.unwrap();
-    }
-    assert!(!s.reading_pem(), "the END line closes the certificate");
 }
 
 /// A device in `dir` that trusts the manager's CA and points at `url`.
@@ -103,22 +51,6 @@ fn date(t: Timestamp) -> String {
     format_device_time(t)
 }
 
-/// The lines of one block of `show license status` (`Registration:`, `License Authorization:`),
-/// without indentation, up to the blank line that ends it.
-fn block(status: &str, title: &str) -> Vec<String> {
-    let mut lines = status.lines().skip_while(|l| *l != title);
-    assert!(lines.next().is_some(), "no {title} block in\n{status}");
-    lines.take_while(|l| !l.is_empty()).map(|l| l.trim().to_string()).collect()
-}
-
-fn registration(status: &str) -> Vec<String> {
-    block(status, "Registration:")
-}
-
-fn authorization(status: &str) -> Vec<String> {
-    block(status, "License Authorization:")
-}
-
 /// The Registration block of a registration that failed at `at` (the last attempt).
 fn failed_block(state: &str, at: Timestamp, reason: &str, next: Option<Timestamp>) -> Vec<String> {
     let mut v = vec![
@@ -129,10 +61,6 @@ fn failed_block(state: &str, at: Timestamp, reason: &str, next: Option<Timestamp
     ];
     v.extend(next.map(|n| format!("Next Registration Attempt: {}", date(n))));
     v
-}
-
-async fn status(s: &mut Session) -> String {
-    run(s, "show license status").await
 }
 
 async fn instances(h: &Harness, domain: &str) -> Vec<serde_json::Value> {
@@ -247,7 +175,7 @@ async fn without_a_transport_registration_fails_at_once_and_is_not_retried() {
 // ---- seed 004 scenario 5 / G-4 / A-5 ------------------------------------------------------------
 
 #[tokio::test]
-async fn nothing_listening_keeps_registering_every_15_minutes_for_4_hours_then_hourly() {
+async fn nothing_listening_keeps_registering_every_15_minutes_for_4_hours_then_fails_and_retries_hourly() {
     let h = Harness::new().await;
     let token = h.account_with("example.com", &[("ACI Advantage", 1)]).await;
     let clock = Frozen::at(&h);
@@ -263,26 +191,32 @@ async fn nothing_listening_keeps_registering_every_15_minutes_for_4_hours_then_h
         "{shown}"
     );
 
-    // Each retry at its time: every 15 minutes up to 4 hours after the first failure...
-    for k in 1..=16 {
+    // Each retry at its time: every 15 minutes, REGISTERING, up to 4 hours after the first failure...
+    for k in 1..=15 {
         let at = t0.plus_ms(k * 15 * MINUTE);
         run(&mut s, &clock_set(at)).await;
-        let next = if k < 16 { at.plus_ms(15 * MINUTE) } else { at.plus_ms(HOUR) };
         let shown = status(&mut s).await;
-        assert_eq!(registration(&shown), failed_block(REGISTERING, at, SEND_FAILED, Some(next)), "retry {k}: {shown}");
+        let next = Some(at.plus_ms(15 * MINUTE));
+        assert_eq!(registration(&shown), failed_block(REGISTERING, at, SEND_FAILED, next), "retry {k}: {shown}");
     }
+    // ... where the 16th retry exhausts them: REGISTRATION FAILED, with the reason and the hourly
+    // attempt (G-4) ...
+    let at = t0.plus_ms(4 * HOUR);
+    run(&mut s, &clock_set(at)).await;
+    let shown = status(&mut s).await;
+    assert_eq!(registration(&shown), failed_block(FAILED, at, SEND_FAILED, Some(at.plus_ms(HOUR))), "{shown}");
     // ... then hourly.
     for at in [t0.plus_ms(5 * HOUR), t0.plus_ms(6 * HOUR)] {
         run(&mut s, &clock_set(at)).await;
         let shown = status(&mut s).await;
-        assert_eq!(registration(&shown), failed_block(REGISTERING, at, SEND_FAILED, Some(at.plus_ms(HOUR))), "{shown}");
+        assert_eq!(registration(&shown), failed_block(FAILED, at, SEND_FAILED, Some(at.plus_ms(HOUR))), "{shown}");
     }
     // Between two attempts nothing is sent.
     let between = t0.plus_ms(6 * HOUR + 30 * MINUTE);
     run(&mut s, &clock_set(between)).await;
     let shown = status(&mut s).await;
     let last = t0.plus_ms(6 * HOUR);
-    assert_eq!(registration(&shown), failed_block(REGISTERING, last, SEND_FAILED, Some(last.plus_ms(HOUR))), "{shown}");
+    assert_eq!(registration(&shown), failed_block(FAILED, last, SEND_FAILED, Some(last.plus_ms(HOUR))), "{shown}");
 }
 
 // ---- seed 004 scenario 9 ------------------------------------------------------------------------
@@ -457,15 +391,6 @@ async fn a_server_whose_name_does_not_match_its_certificate_is_refused() {
 }
 
 // ---- G-2 / G-4: a forward proxy from the device configuration -------------------------------------
-
-/// The call-home form of A-10: destination and proxy in `callhome` mode.
-async fn callhome_via_proxy(s: &mut Session, url: &str, proxy_port: u16) {
-    run(s, "callhome").await;
-    run(s, &format!("destination-profile CiscoTAC-1 index 1 http {url}")).await;
-    run(s, &format!("transport http proxy server 127.0.0.1 port {proxy_port}")).await;
-    run(s, "transport http proxy enable").await;
-    run(s, "end").await;
-}
 
 #[tokio::test]
 async fn a_device_registers_through_the_proxy_it_is_configured_with() {
@@ -826,6 +751,8 @@ async fn an_id_renewal_whose_answer_was_lost_succeeds_when_retried() {
     let mut s = behind_proxy(&h, root.path(), "FCH2001V0AB", &clock, &proxy, "SLA-TrustPoint", &url).await;
     run(&mut s, "license feature \"ACI Essentials\" count 1").await;
     run(&mut s, &format!("license smart register idtoken {token}")).await;
+    // The registration ran in the background; the next command takes its outcome.
+    assert_eq!(registration(&status(&mut s).await)[0], "Status: REGISTERED");
     let before = identity_of(root.path());
     // The manager renews the certificate for the device's next key; the answer is lost.
     lose.lock().unwrap().push(wire::PATH_RENEW_ID);

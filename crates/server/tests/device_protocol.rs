@@ -301,6 +301,7 @@ fn register_request(key: &SigningKey, udi: &Udi, token: &str, envelope: Envelope
         hostname: None,
         force: false,
         csr: key.certificate_request(&format!("{}:{}", udi.pid, udi.sn)).unwrap(),
+        evaluation_used_ms: None,
     };
     request_bytes(wire::PATH_REGISTER, key, &req).unwrap()
 }
@@ -422,4 +423,37 @@ async fn timestamps_at_the_integer_limits_are_bad_requests() {
     assert_eq!(h.licenses("example.com", "Default").await["licenses"][0]["in_use"], 0);
     let listed = h.admin("GET", "/api/v1/accounts/example.com/instances", None).await;
     assert_eq!(listed.body["instances"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_registration_reports_the_evaluation_used_and_the_instance_view_shows_it() {
+    let h = Harness::new().await;
+    let token = h.account_with("example.com", &[]).await;
+    let udi = Udi { pid: "C9500-32C".into(), sn: "EVAL-USED".into() };
+    let now = h.now_ms();
+    let register = |client: smartlic_agent::client::ManagerClient, udi: Udi| {
+        let token = token.clone();
+        async move { client.register(&udi, None, &token, false, KeyAlgorithm::Ed25519, now).await }
+    };
+    // More than 90 days, or less than none, is refused naming the field, and nothing changes.
+    for bad in [-1, 90 * 86_400_000 + 1] {
+        let refused = register(h.devices.clone().reporting_evaluation(bad), udi.clone()).await;
+        let (code, message) = refused_code(refused);
+        assert_eq!(code, wire::code::MALFORMED);
+        assert!(message.starts_with(&format!("evaluation_used_ms is {bad}: it must be between 0 and")), "{message}");
+    }
+    let listed = h.admin("GET", "/api/v1/accounts/example.com/instances", None).await;
+    assert_eq!(listed.body["instances"].as_array().unwrap().len(), 0);
+
+    let (_, answer) = register(h.devices.clone().reporting_evaluation(3 * 86_400_000 + 5_000), udi).await.unwrap();
+    let path = format!("/api/v1/accounts/example.com/instances/{}", answer.instance_id);
+    let shown = h.admin("GET", &path, None).await.body;
+    assert_eq!(shown["evaluation_used_seconds"], 3 * 86_400 + 5);
+    assert_eq!(shown["evaluation_used"], "3 days, 0 hours, 0 minutes, 5 seconds");
+    // A device that predates the report shows none.
+    let old = Udi { pid: "C9500-32C".into(), sn: "EVAL-OLD".into() };
+    let (_, answer) = register(h.devices.clone(), old).await.unwrap();
+    let path = format!("/api/v1/accounts/example.com/instances/{}", answer.instance_id);
+    let shown = h.admin("GET", &path, None).await.body;
+    assert!(shown["evaluation_used_seconds"].is_null() && shown["evaluation_used"].is_null(), "{shown}");
 }

@@ -13,7 +13,10 @@ async fn a_method_the_path_does_not_serve_is_refused_with_a_reason() {
     assert_eq!(a.status, 405);
     assert_eq!(a.code(), "METHOD_NOT_ALLOWED");
     let message = a.body["error"]["message"].as_str().unwrap();
-    assert!(message.contains("GET is not allowed on /api/v1/accounts/example.com/virtual-accounts/Default"), "{message}");
+    assert!(
+        message.contains("GET is not allowed on /api/v1/accounts/example.com/virtual-accounts/Default"),
+        "{message}"
+    );
     let a = h.admin("DELETE", "/api/v1/clock", None).await;
     assert_eq!((a.status, a.code()), (405, "METHOD_NOT_ALLOWED"));
 }

@@ -11,6 +11,7 @@ fn config(dir: &Path) -> ServerConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         tls_cert: None,
         tls_key: None,
+        hostnames: vec![],
         simulated_clock: false,
         catalog: None,
         admin_secret: Some("tls-test-secret-123".into()),

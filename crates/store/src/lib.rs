@@ -258,6 +258,8 @@ pub trait Store: Send + Sync {
 pub struct UsageReport {
     pub instance_id: String,
     pub usage: BTreeMap<String, i64>,
+    /// The hostname the device sent; None (hostname privacy) leaves the instance with none, so a
+    /// name sent before privacy was turned on is not kept (C-8).
     pub hostname: Option<String>,
     pub nonce: String,
     /// How long the nonce must be remembered.

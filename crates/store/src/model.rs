@@ -189,6 +189,9 @@ pub struct Instance {
     /// The key before the last ID renewal, accepted until the new key signs a request: a
     /// renewal answer lost on its way must not lock the device out.
     pub previous_key: Option<StoredKey>,
+    /// The evaluation use the device reported at its registration (ms, at most 90 days);
+    /// None when it reported none.
+    pub evaluation_used_ms: Option<i64>,
 }
 
 /// A device public key as the manager keeps it.
@@ -208,6 +211,8 @@ pub struct NewInstance {
     pub hostname: String,
     pub force: bool,
     pub certificate: CertificateFacts,
+    /// The evaluation use the device reported (see [`Instance::evaluation_used_ms`]).
+    pub evaluation_used_ms: Option<i64>,
 }
 
 /// A successful registration and where the device landed.

@@ -59,6 +59,7 @@ fn device(id: &str, sn: &str, token_hash: &str, force: bool) -> NewInstance {
         hostname: "sw1".into(),
         force,
         certificate: CertificateFacts { public_key: format!("key-of-{id}"), ..cert(1) },
+        evaluation_used_ms: None,
     }
 }
 
@@ -342,11 +343,7 @@ async fn reservations_take_licenses_out_of_the_pool_until_returned_once() {
     let refusals = [
         (vec![reserving("B", &[(&adv, 3)])], f.pool.id, "more licenses than available"),
         (vec![reserving("A", &[])], lab.id, "already holds an active reservation"),
-        (
-            vec![reserving("C", &[(&adv, 1)]), reserving("C", &[(&adv, 1)])],
-            f.pool.id,
-            "listed twice",
-        ),
+        (vec![reserving("C", &[(&adv, 1)]), reserving("C", &[(&adv, 1)])], f.pool.id, "listed twice"),
     ];
     for (batch, pool, why) in refusals {
         match f.store.create_reservations(pool, batch, ledger_check(), "op", T0).await {

@@ -779,6 +779,20 @@ impl Cli {
         Err(best)
     }
 
+    /// Tab completion at the interactive prompt (see [`Tree::complete`]): from `mode`, else, as
+    /// [`Cli::parse_in`] falls through, from its parent configuration modes.
+    pub fn complete(&self, mode: &Mode, line: &str) -> Vec<String> {
+        let mut at = Some(mode.clone());
+        while let Some(m) = at {
+            let lines = self.tree.complete(self.roots[m.index()], line);
+            if !lines.is_empty() {
+                return lines;
+            }
+            at = m.parent().filter(|p| *p != Mode::Exec);
+        }
+        Vec::new()
+    }
+
     /// Help-text gaps in the tree (empty when every keyword and argument has help).
     pub fn missing_help(&self) -> Vec<String> {
         self.tree.missing_help()

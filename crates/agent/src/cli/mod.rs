@@ -633,6 +633,37 @@ impl<C> Tree<C> {
         }
         Ok(args)
     }
+
+    /// Tab completion of the last word of `line` (a partial keyword): each keyword it may
+    /// become, as the whole line with every keyword written out (`sh lic` → `show license `),
+    /// values kept as typed. None after a blank, in a value, or past what does not parse.
+    pub fn complete(&self, root: usize, line: &str) -> Vec<String> {
+        let Ok(toks) = tokenize(line) else { return Vec::new() };
+        let Some((last, done)) = toks.split_last() else { return Vec::new() };
+        if last.quoted || line.ends_with(char::is_whitespace) {
+            return Vec::new();
+        }
+        let Ok((node, bag)) = self.walk(root, line, done) else { return Vec::new() };
+        let mut keywords = bag.words.iter();
+        let mut head = String::new();
+        for tok in done {
+            let keyword = !bag.args.iter().any(|(_, _, start)| *start == tok.start);
+            match keyword.then(|| keywords.next()).flatten() {
+                Some(k) => head.push_str(k),
+                None if tok.quoted => head.push_str(&format!("\"{}\"", tok.text)),
+                None => head.push_str(&tok.text),
+            }
+            head.push(' ');
+        }
+        let mut lines: Vec<String> = (self.nodes[node].children.iter())
+            .filter_map(|&c| match self.nodes[c].kind {
+                NodeKind::Keyword(k) if starts_with_ci(k, &last.text) => Some(format!("{head}{k} ")),
+                _ => None,
+            })
+            .collect();
+        lines.sort();
+        lines
+    }
 }
 
 fn invalid(line: &str, byte_pos: usize) -> CliError {

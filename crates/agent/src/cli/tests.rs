@@ -586,3 +586,31 @@ fn output_filters_split_at_the_pipe_and_keep_lines_or_sections() {
     );
     assert_eq!(Filter::Begin("license".into()).apply(text), "license smart url https://m\n");
 }
+
+#[test]
+fn tab_completes_the_last_keyword_and_writes_out_the_line() {
+    let cli = cli();
+    let complete = |mode: &Mode, line: &str| cli.complete(mode, line);
+    assert_eq!(complete(&Mode::Exec, "sh lic"), ["show license "]);
+    assert_eq!(complete(&Mode::Exec, "SH LIC"), ["show license "]);
+    assert_eq!(
+        complete(&Mode::Exec, "show license s"),
+        ["show license server ", "show license status ", "show license summary "]
+    );
+    // Values stay as typed, quotes included.
+    assert_eq!(complete(&Mode::Config, "lic feat \"ACI Essentials\" c"), ["license feature \"ACI Essentials\" count "]);
+    // `do` in configuration, and a line of a parent mode from a sub-mode.
+    assert_eq!(complete(&Mode::Config, "do sh lic"), ["do show license "]);
+    assert_eq!(complete(&Mode::Trustpoint("X".into()), "cry pki auth"), ["crypto pki authenticate "]);
+    // Nothing after a blank, in a value, for no keyword, or after what does not parse.
+    for (mode, line) in [
+        (Mode::Exec, "show "),
+        (Mode::Exec, ""),
+        (Mode::Config, "license smart url htt"),
+        (Mode::Exec, "show nothing"),
+        (Mode::Exec, "shw lic"),
+        (Mode::Exec, "show \"lic"),
+    ] {
+        assert_eq!(complete(&mode, line), Vec::<String>::new(), "{line:?}");
+    }
+}

@@ -13,18 +13,24 @@
 //!
 //! Errors are `{"code": "INVALID_PARAMETER", "message": "<seed text>"}`, with `"reason"` when
 //! the agent recorded a more precise cause (the `Failure reason:` of `show license status`).
-//! Unknown paths answer 404 `NOT_FOUND`, another method 405 `METHOD_NOT_ALLOWED`.
+//! Unknown paths answer 404 `NOT_FOUND`, another method 405 `METHOD_NOT_ALLOWED`. With
+//! [`ApiCredentials`] configured, any call (unknown paths too) without them answers 401
+//! `NOT_AUTHORIZED` before anything else is looked at.
 
-use super::{flush_log, Shared};
+use super::{flush_log, ApiCredentials, Shared};
 use crate::config::TransportKind;
 use crate::device::{Device, SEND_FAILED};
 use crate::tls::ProxyConfig;
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{Method, StatusCode, Uri};
+use axum::extract::{Request, State};
+use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use axum::http::{HeaderValue, Method, StatusCode, Uri};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use base64::{engine::general_purpose::STANDARD as B64, Engine};
+use ring::digest::{digest, SHA256};
 use serde_json::{json, Map, Value};
 use smartlic_core::agent::{
     format_device_time, format_time_left, Attempt, Authorization, Coverage, Event, LogEntry, Outcome, Registration,
@@ -33,6 +39,7 @@ use smartlic_core::agent::{
 use smartlic_core::Timestamp;
 use smartlic_proto::wire;
 use std::sync::Arc;
+use subtle::ConstantTimeEq;
 
 /// Where the API lives.
 pub const BASE: &str = "/api/v1/smartlicensing";
@@ -65,12 +72,15 @@ pub mod text {
     /// Not in the seed: an offline reservation is installed; it is returned, not deregistered.
     pub const RESERVED: &str =
         "Operation not allowed: a license reservation is installed (license smart reservation return local)";
+    /// "All APIs 401": credentials missing or wrong.
+    pub const NOT_AUTHORIZED: &str = "User is not authorized to perform this operation";
 }
 
 pub const INVALID_PARAMETER: &str = "INVALID_PARAMETER";
 pub const METHOD_NOT_ALLOWED: &str = "METHOD_NOT_ALLOWED";
 pub const INTERNAL_SERVER_ERROR: &str = "INTERNAL_SERVER_ERROR";
 pub const NOT_FOUND: &str = "NOT_FOUND";
+pub const NOT_AUTHORIZED: &str = "NOT_AUTHORIZED";
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     let api = Router::new()
@@ -80,7 +90,59 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/renewID", post(renew_id))
         .route("/renewAuth", post(renew_auth))
         .route("/licensedetails", get(license_details));
-    Router::new().nest(BASE, api).fallback(not_found).method_not_allowed_fallback(wrong_method).with_state(shared)
+    Router::new()
+        .nest(BASE, api)
+        .fallback(not_found)
+        .method_not_allowed_fallback(wrong_method)
+        .layer(axum::middleware::from_fn_with_state(shared.clone(), authenticate))
+        .with_state(shared)
+}
+
+/// Lets a call through when it carries the configured credentials (or none are configured);
+/// answers 401 `NOT_AUTHORIZED` otherwise, naming the schemes it accepts.
+async fn authenticate(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+    let credentials = &shared.credentials;
+    if credentials.admits(request.headers().get(AUTHORIZATION)) {
+        return next.run(request).await;
+    }
+    tracing::warn!("product REST API: {} {} refused: no valid credentials", request.method(), request.uri().path());
+    let mut response = ApiError::new(StatusCode::UNAUTHORIZED, NOT_AUTHORIZED, text::NOT_AUTHORIZED).into_response();
+    let challenges = [
+        credentials.basic.as_ref().map(|_| "Basic realm=\"smartlic agent\""),
+        credentials.bearer.as_ref().map(|_| "Bearer realm=\"smartlic agent\""),
+    ];
+    for challenge in challenges.into_iter().flatten() {
+        response.headers_mut().append(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+    }
+    response
+}
+
+impl ApiCredentials {
+    /// Whether an `Authorization` header value carries the configured credentials. Secrets are
+    /// compared as SHA-256 digests in constant time: neither their bytes nor their lengths show
+    /// in the time taken.
+    fn admits(&self, header: Option<&HeaderValue>) -> bool {
+        if self.basic.is_none() && self.bearer.is_none() {
+            return true;
+        }
+        let Some((scheme, value)) = header.and_then(|h| h.to_str().ok()).and_then(|h| h.trim().split_once(' ')) else {
+            return false;
+        };
+        let value = value.trim();
+        if scheme.eq_ignore_ascii_case("Bearer") {
+            return self.bearer.as_deref().is_some_and(|token| same_secret(value.as_bytes(), token.as_bytes()));
+        }
+        if !scheme.eq_ignore_ascii_case("Basic") {
+            return false;
+        }
+        let Some((user, password)) = &self.basic else { return false };
+        let Ok(presented) = B64.decode(value) else { return false };
+        same_secret(&presented, format!("{user}:{password}").as_bytes())
+    }
+}
+
+fn same_secret(presented: &[u8], expected: &[u8]) -> bool {
+    bool::from(digest(&SHA256, presented).as_ref().ct_eq(digest(&SHA256, expected).as_ref()))
 }
 
 /// An error answer: `{"code", "message", "reason"?}`.
@@ -592,6 +654,24 @@ mod tests {
         assert!(!valid_proxy_host("300.1.1.1"));
         assert!(!valid_proxy_host("bad host"));
         assert!(!valid_proxy_host("-x.example"));
+    }
+
+    #[test]
+    fn credentials_admit_exactly_the_configured_ones() {
+        let header = |v: &str| HeaderValue::from_str(v).unwrap();
+        assert!(ApiCredentials::default().admits(None), "none configured: open");
+        let basic = ApiCredentials { basic: Some(("bob".into(), "pw:with:colons".into())), bearer: None };
+        let good = format!("basic {}", B64.encode("bob:pw:with:colons"));
+        assert!(basic.admits(Some(&header(&good))));
+        for bad in [B64.encode("bob:pw"), B64.encode("alice:pw:with:colons"), "not base64!".into()] {
+            assert!(!basic.admits(Some(&header(&format!("Basic {bad}")))), "{bad}");
+        }
+        assert!(!basic.admits(Some(&header("Bearer pw:with:colons"))), "no token configured");
+        assert!(!basic.admits(None));
+        let bearer = ApiCredentials { basic: None, bearer: Some("t0ken".into()) };
+        assert!(bearer.admits(Some(&header("Bearer  t0ken "))));
+        assert!(!bearer.admits(Some(&header("Bearer t0ke"))));
+        assert!(!bearer.admits(Some(&header("t0ken"))));
     }
 
     #[test]

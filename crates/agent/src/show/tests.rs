@@ -39,11 +39,19 @@ struct Device {
     now: Timestamp,
     register: Reply,
     authorize: Reply,
+    /// Tags the manager answers OUT OF COMPLIANCE (the others get the reply's status).
+    short: Vec<&'static str>,
 }
 
 impl Device {
     fn new(pid: &str, sn: &str, now: Timestamp) -> Self {
-        Device { agent: Agent::new(pid, sn, now), now, register: Reply::Silent, authorize: Reply::Silent }
+        Device {
+            agent: Agent::new(pid, sn, now),
+            now,
+            register: Reply::Silent,
+            authorize: Reply::Silent,
+            short: Vec::new(),
+        }
     }
 
     fn answer(&self, action: &Action) -> Option<Event> {
@@ -55,7 +63,18 @@ impl Device {
         match reply.clone() {
             Reply::Register(facts) => Some(Event::RegisterSucceeded(facts)),
             Reply::Authorize { status, valid_until, intervals } => {
-                Some(Event::AuthSucceeded(AuthFacts { status, valid_until, intervals }))
+                let Action::SendAuthorize { usage } = action else { return None };
+                let tag_status =
+                    |tag: &str| if self.short.contains(&tag) { AuthAnswer::OutOfCompliance } else { status };
+                let entitlements: BTreeMap<String, AuthAnswer> =
+                    usage.iter().map(|(tag, _)| (tag.clone(), tag_status(tag))).collect();
+                // As the manager: the device is out of compliance when any of its tags is.
+                let status = if entitlements.values().any(|s| *s == AuthAnswer::OutOfCompliance) {
+                    AuthAnswer::OutOfCompliance
+                } else {
+                    status
+                };
+                Some(Event::AuthSucceeded(AuthFacts { status, entitlements, valid_until, intervals }))
             }
             Reply::Fail(failure) => Some(match action {
                 Action::SendRegister { .. } => Event::RegisterFailed(failure),
@@ -619,7 +638,8 @@ fn all_registered_is_the_csr1000v_capture() {
     );
 }
 
-/// License Usage entries: the §5.1 ASAv capture's fields (no Version: smartlic tags have none).
+/// `show license usage`: the device's `License Authorization:` status (§5.2 `show license usage`
+/// capture), then the §5.1 ASAv capture's entry fields, `Version: 1.0` included.
 #[test]
 fn usage_entries_before_and_after_registration() {
     let t0 = at("2024-01-01T00:00:00Z");
@@ -629,18 +649,20 @@ fn usage_entries_before_and_after_registration() {
     assert_lines(
         &usage(&d.agent, &config(), d.now),
         &[
-            "License Usage",
-            "==============",
+            "License Authorization:",
+            "  Status: EVALUATION MODE",
             "",
             "(C9200L-NW-E-24):",
             "  Description: C9200L Network Essentials 24",
             "  Count: 2",
+            "  Version: 1.0",
             "  Status: EVAL MODE",
             "  Export status: NOT RESTRICTED",
             "",
             "(Unknown Tag):",
             "  Description: Unknown Tag",
             "  Count: 1",
+            "  Version: 1.0",
             "  Status: EVAL MODE",
             "  Export status: NOT RESTRICTED",
         ],
@@ -653,9 +675,54 @@ fn usage_entries_before_and_after_registration() {
     };
     d.register(t0);
     let out = usage(&d.agent, &config(), d.now);
-    assert!(out.contains("\nC9200L Network Essentials 24 (C9200L-NW-E-24):\n  Description: C9200L Network Essentials 24\n  Count: 2\n  Status: AUTHORIZED\n  Export status: NOT RESTRICTED\n"), "{out}");
+    assert!(out.starts_with("License Authorization:\n  Status: AUTHORIZED on Jan 01 00:00:00 2024 UTC\n\n"), "{out}");
+    assert!(out.contains("\nC9200L Network Essentials 24 (C9200L-NW-E-24):\n  Description: C9200L Network Essentials 24\n  Count: 2\n  Version: 1.0\n  Status: AUTHORIZED\n  Export status: NOT RESTRICTED\n"), "{out}");
     assert!(out.contains("\nUnknown Tag (Unknown Tag):\n"), "{out}");
     assert_eq!(render(&LicenseView::Usage, &d.agent, &config(), t0), out);
+}
+
+/// A device using a licensed tag and a short one is OUT OF COMPLIANCE as a whole, and each row of
+/// summary, usage and all shows its own tag's status from the manager's answer; a tag put in use
+/// since that answer is WAITING until the manager answers for it.
+#[test]
+fn each_row_shows_its_own_tags_status() {
+    let t0 = at("2024-01-01T00:00:00Z");
+    let mut d = Device::new("C9300-24UX", "FCW2303D16Y", t0);
+    d.usage("ACI Essentials", 2);
+    d.usage("C9200L-NW-E-24", 1);
+    d.short = vec!["C9200L-NW-E-24"];
+    d.register = registered("SA", "VA", false, t0.plus_days(365), Intervals::default());
+    d.authorize = Reply::Authorize {
+        status: AuthAnswer::Authorized,
+        valid_until: t0.plus_days(90),
+        intervals: Intervals::default(),
+    };
+    d.register(t0);
+    let cfg = config();
+    let out = summary(&d.agent, &cfg, d.now);
+    assert!(out.contains("License Authorization:\n  Status: OUT OF COMPLIANCE\n"), "{out}");
+    assert!(out.contains("\n  ACI Essentials          (ACI Essentials)                  2 AUTHORIZED\n"), "{out}");
+    assert!(
+        out.contains("\n  C9200L Network Essen... (C9200L-NW-E-24)                  1 OUT OF COMPLIANCE\n"),
+        "{out}"
+    );
+    let entry = |name: &str, count: u32, status: &str| {
+        format!(
+            "\n{name}:\n  Description: {}\n  Count: {count}\n  Version: 1.0\n  Status: {status}\n",
+            &name[..name.find(" (").unwrap()]
+        )
+    };
+    for out in [usage(&d.agent, &cfg, d.now), all(&d.agent, &cfg, d.now)] {
+        assert!(out.contains("  Status: OUT OF COMPLIANCE on Jan 01 00:00:00 2024 UTC\n"), "{out}");
+        assert!(out.contains(&entry("ACI Essentials (ACI Essentials)", 2, "AUTHORIZED")), "{out}");
+        let short = entry("C9200L Network Essentials 24 (C9200L-NW-E-24)", 1, "OUT OF COMPLIANCE");
+        assert!(out.contains(&short), "{out}");
+    }
+    d.authorize = Reply::Silent;
+    d.usage("C9200L-NW-E-48", 1);
+    let out = summary(&d.agent, &cfg, d.now);
+    assert!(out.contains("\n  ACI Essentials          (ACI Essentials)                  2 AUTHORIZED\n"), "{out}");
+    assert!(out.contains("(C9200L-NW-E-48)                  1 WAITING\n"), "{out}");
 }
 
 #[test]

@@ -105,3 +105,10 @@ pub fn agent(dir: &Path, args: &[&str], stdin: Option<&Path>) -> String {
     assert!(ok, "{args:?}: {out}");
     out
 }
+
+/// Makes `dev` trust the manager's CA as `SLA-TrustPoint` and point at the manager.
+pub fn trust_manager(dev: &Path, m: &Manager) {
+    let trust = ["-c", "crypto pki trustpoint SLA-TrustPoint", "-c", "crypto pki authenticate SLA-TrustPoint"];
+    assert!(agent(dev, &trust, Some(&m.ca)).contains("Certificate successfully imported"));
+    agent(dev, &["-c", &format!("license smart url {}", m.url)], None);
+}

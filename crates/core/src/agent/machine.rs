@@ -389,6 +389,11 @@ impl Cx<'_> {
                 "%SMART_LIC-3-AGENT_DEREG_FAILED: Smart Agent for Licensing De-registration with the {MANAGER} failed: {reason}; all registration information has been removed locally"
             )),
             Event::Register { .. } | Event::RenewId | Event::RenewAuth => {}
+            Event::StateTampered { reason } => self.tampered(reason),
+            Event::StateSealed => self.log(format!(
+                "%SMART_LIC-5-STATE_SEALED: The licensing state of an earlier version is sealed by an integrity check from now on; evaluation used: {}",
+                format_time_left(self.agent.evaluation.used_ms)
+            )),
             Event::ReservationEnable(on) => self.agent.reservation.enabled = on,
             Event::ReservationRequested(request) => {
                 if self.agent.reservation.enabled
@@ -416,6 +421,23 @@ impl Cx<'_> {
                     self.agent.reservation.last_return_code = Some(return_code);
                 }
             }
+        }
+    }
+
+    /// The evaluation period ends for good: a state that was edited (or lost its key) cannot be
+    /// trusted to say how much was used, so none is left. Licenses held are not affected.
+    fn tampered(&mut self, reason: String) {
+        let now = self.now;
+        let ev = &mut self.agent.evaluation;
+        ev.used_ms = schedule::EVALUATION_MS;
+        let at = *ev.expired_at.get_or_insert(now);
+        ev.warned_down_to_ms = 0;
+        ev.tampered = Some(reason.clone());
+        self.log(format!(
+            "%SMART_LIC-3-EVAL_TAMPERED: The licensing state failed its integrity check ({reason}): the evaluation period has expired"
+        ));
+        if !self.agent.registration.holds_licenses() {
+            self.agent.authorization = Authorization::EvaluationExpired { at };
         }
     }
 
@@ -509,10 +531,11 @@ impl Cx<'_> {
         let retry = now.plus_ms(schedule::registration_retry_ms(a.failures));
         let a = a.clone();
         self.agent.registration = match failure.kind {
-            FailureKind::Communication => {
+            // REGISTERING while the 15-minute retries run, then failed, still retried hourly (G-4).
+            FailureKind::Communication if !schedule::registration_retries_exhausted(a.failures) => {
                 Registration::Registering(RegistrationAttempts { next_attempt: Some(retry), ..a })
             }
-            FailureKind::Refused | FailureKind::NotRegistered => {
+            FailureKind::Communication | FailureKind::Refused | FailureKind::NotRegistered => {
                 Registration::Failed(RegistrationAttempts { next_attempt: Some(retry), ..a })
             }
             FailureKind::TransportUnavailable => Registration::Failed(RegistrationAttempts { next_attempt: None, ..a }),
@@ -556,6 +579,7 @@ impl Cx<'_> {
             deadline: Some(facts.valid_until),
             failures: 0,
             intervals: Some(facts.intervals),
+            entitlements: facts.entitlements,
         };
         if restored {
             self.log(format!("%SMART_LIC-5-COMM_RESTORED: Communications with the {MANAGER} restored"));
@@ -675,6 +699,9 @@ impl Cx<'_> {
     fn sync_faults(&mut self) {
         let a = &*self.agent;
         let mut want = BTreeSet::new();
+        if a.evaluation.tampered.is_some() {
+            want.insert(Fault::StateTampered);
+        }
         if a.enabled {
             match &a.authorization {
                 Authorization::Evaluation if !a.registration.is_registered() => {

@@ -26,12 +26,14 @@
 //! Outcomes that no longer match the state (an answer to a registration the user cancelled) are
 //! ignored. Commands that do not apply (renew while unregistered) change nothing; the CLI says why.
 
+mod bounds;
 mod machine;
 mod reservation;
 pub mod schedule;
 #[cfg(test)]
 mod tests;
 
+pub use bounds::{check_interval, check_scheduled, DEVICE_TIME_END, DEVICE_TIME_START};
 pub use machine::{next_wakeup, step, stepped};
 pub use reservation::{Coverage, ReservationInfo, ReservationKind, ReservationRequest, Reserved, ReservedLicense};
 
@@ -67,10 +69,17 @@ impl Default for Intervals {
 }
 
 impl Intervals {
-    /// From the wire's seconds; a non-positive value falls back to the default.
+    /// From the wire's seconds; a non-positive value falls back to the default, and none is
+    /// longer than a state may hold (100 years), so a state saved with it loads again.
     pub fn from_secs(id_renew_secs: i64, auth_renew_secs: i64, auth_validity_secs: i64) -> Self {
         let d = Intervals::default();
-        let pick = |secs: i64, default: i64| if secs > 0 { secs.saturating_mul(SECOND_MS) } else { default };
+        let pick = |secs: i64, default: i64| {
+            if secs > 0 {
+                secs.saturating_mul(SECOND_MS).min(bounds::MAX_INTERVAL_MS)
+            } else {
+                default
+            }
+        };
         Intervals {
             id_renew_ms: pick(id_renew_secs, d.id_renew_ms),
             auth_renew_ms: pick(auth_renew_secs, d.auth_renew_ms),
@@ -198,9 +207,11 @@ impl Registered {
 pub enum Registration {
     /// UNREGISTERED (UNIDENTIFIED): the initial state, and after deregistration.
     Unidentified,
-    /// REGISTERING - REGISTRATION IN PROGRESS (also while retrying after communication failures).
+    /// REGISTERING - REGISTRATION IN PROGRESS (also while the 15-minute retries after
+    /// communication failures run, and while a later attempt is sent).
     Registering(RegistrationAttempts),
-    /// UNREGISTERED - REGISTRATION FAILED (refused, or no transport), with reason and next attempt.
+    /// UNREGISTERED - REGISTRATION FAILED (refused, no transport, or communication failures past
+    /// the 4 hours of 15-minute retries, G-4), with reason and next attempt.
     Failed(RegistrationAttempts),
     Registered(Box<Registered>),
     /// An offline reservation is installed: licensed without ever contacting a manager.
@@ -329,6 +340,10 @@ pub struct Communication {
     pub failures: u32,
     /// Intervals from the last authorization answer.
     pub intervals: Option<Intervals>,
+    /// The manager's status of each tag in its last answer: a device using one licensed and
+    /// one short tag is OUT OF COMPLIANCE as a whole, yet only the short tag's row says so.
+    #[serde(default)]
+    pub entitlements: BTreeMap<String, AuthAnswer>,
 }
 
 /// Evaluation bookkeeping: 90 days of use, one period per device, never reset.
@@ -342,11 +357,15 @@ pub struct Evaluation {
     pub expired_at: Option<Timestamp>,
     /// Last hourly EVALUATION EXPIRED notice.
     pub last_expired_notice: Option<Timestamp>,
+    /// Why the evaluation was ended early: the saved state failed its integrity check
+    /// ([`Event::StateTampered`]). Kept for good, so `show license status` keeps saying why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tampered: Option<String>,
 }
 
 impl Evaluation {
     pub fn left_ms(&self) -> i64 {
-        (schedule::EVALUATION_MS - self.used_ms).max(0)
+        schedule::EVALUATION_MS.saturating_sub(self.used_ms).max(0)
     }
 }
 
@@ -360,6 +379,8 @@ pub enum Fault {
     AuthorizationExpired,
     IdCertificateExpiredWarning,
     IdCertificateExpired,
+    /// The saved state failed its integrity check: evaluation ended (see [`Evaluation::tampered`]).
+    StateTampered,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -387,6 +408,7 @@ impl Fault {
             Fault::AuthorizationExpired => "License Authorization Expired",
             Fault::IdCertificateExpiredWarning => "ID Certificate Expired Warning",
             Fault::IdCertificateExpired => "ID Certificate Expired",
+            Fault::StateTampered => "Licensing State Tampered",
         }
     }
 
@@ -399,6 +421,9 @@ impl Fault {
             Fault::AuthorizationExpired => "The device has not been authorized for 90 days",
             Fault::IdCertificateExpiredWarning => "The ID certificate could not be renewed",
             Fault::IdCertificateExpired => "The ID certificate expired: register the device again with a new token",
+            Fault::StateTampered => {
+                "The licensing state was changed outside the agent: the evaluation period has ended"
+            }
         }
     }
 }
@@ -452,6 +477,7 @@ impl Agent {
                 warned_down_to_ms: i64::MAX,
                 expired_at: None,
                 last_expired_notice: None,
+                tampered: None,
             },
             faults: BTreeSet::new(),
             event_log: VecDeque::new(),
@@ -501,6 +527,8 @@ pub struct RegisterFacts {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuthFacts {
     pub status: AuthAnswer,
+    /// Each tag's own status (`Authorized` or `OutOfCompliance`), from the answer's entitlements.
+    pub entitlements: BTreeMap<String, AuthAnswer>,
     pub valid_until: Timestamp,
     pub intervals: Intervals,
 }
@@ -555,6 +583,14 @@ pub enum Event {
     DeregisterFailed {
         reason: String,
     },
+    /// The saved state failed its integrity check (edited, or its key gone): the evaluation
+    /// period ends now, for good, with `reason` shown.
+    StateTampered {
+        reason: String,
+    },
+    /// A state saved before the integrity check existed was read and is sealed from now on:
+    /// logged with the evaluation it says was used, so a reset this way is on record.
+    StateSealed,
     /// `license smart reservation` / `no license smart reservation` (configuration).
     ReservationEnable(bool),
     /// A request code was printed (`license smart reservation request local|universal`).

@@ -19,15 +19,25 @@ pub const DEFAULT_ID_RENEW_MS: i64 = 180 * DAY_MS;
 pub const DEFAULT_AUTH_RENEW_MS: i64 = 30 * DAY_MS;
 pub const DEFAULT_AUTH_VALIDITY_MS: i64 = 90 * DAY_MS;
 
+/// Registration retries 15 minutes apart after the first failure: 16 fill the 4 hours of A-5.
+pub const REGISTRATION_QUICK_RETRIES: u32 = 16;
+
 /// Delay before the next registration attempt after `failures` consecutive failures (A-5, seed 001:
 /// "every 15 minutes for 4 hours, then every hour until successful"): the first 16 retries are 15
 /// minutes apart (the 16th lands 4 hours after the first failure), then hourly.
 pub fn registration_retry_ms(failures: u32) -> i64 {
-    if failures <= 16 {
+    if !registration_retries_exhausted(failures) {
         15 * MINUTE_MS
     } else {
         HOUR_MS
     }
+}
+
+/// The 15-minute retries have run out (G-4, seed 000: a wrong address "could take a few minutes to
+/// exhaust the retry"): from the failure of the 16th retry, 4 hours after the first failure, the
+/// registration reads as failed, and is still tried hourly.
+pub fn registration_retries_exhausted(failures: u32) -> bool {
+    failures > REGISTRATION_QUICK_RETRIES
 }
 
 /// Which retry schedule an authorization failure follows (A-7): it depends on the authorization

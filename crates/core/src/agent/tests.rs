@@ -68,6 +68,7 @@ impl FakeManager {
                 match &self.authorize {
                     Reply::Ok => Event::AuthSucceeded(AuthFacts {
                         status: if usage.is_empty() { AuthAnswer::NoLicensesInUse } else { self.compliance },
+                        entitlements: usage.iter().map(|(tag, _)| (tag.clone(), self.compliance)).collect(),
                         valid_until: now.plus_ms(intervals.auth_validity_ms),
                         intervals,
                     }),
@@ -271,6 +272,23 @@ fn evaluation_expired_while_registered_stays_expired_after_deregistration() {
     assert!(s.agent.faults.contains(&Fault::EvaluationExpired));
 }
 
+#[test]
+fn a_tampered_state_ends_the_evaluation_for_good_even_after_a_registration() {
+    let mut s = Sim::new();
+    s.usage("ACI Essentials", 1);
+    s.after(days(3));
+    s.run(Event::StateTampered { reason: "agent.json was changed outside the agent".into() });
+    assert_eq!((s.left(), s.agent.authorization.clone()), (0, Authorization::EvaluationExpired { at: s.now }));
+    assert!(s.agent.faults.contains(&Fault::StateTampered) && s.agent.faults.contains(&Fault::EvaluationExpired));
+    assert_eq!(s.logged("%SMART_LIC-3-EVAL_TAMPERED"), 1);
+    // Licenses still work; once they are gone, the evaluation is still over.
+    s.register();
+    assert_eq!(s.agent.authorization, Authorization::Authorized { at: s.now });
+    s.run(Event::Deregister);
+    assert!(matches!(s.agent.authorization, Authorization::EvaluationExpired { .. }));
+    assert_eq!(s.agent.evaluation.tampered.as_deref(), Some("agent.json was changed outside the agent"));
+}
+
 // ---- registration ----------------------------------------------------------------------------
 
 #[test]
@@ -333,7 +351,10 @@ fn registration_retries_every_15_minutes_for_4_hours_then_hourly() {
     let mut expected: Vec<i64> = (0..=16).map(|n| n * 15).collect();
     expected.extend([300, 360, 420, 480]);
     assert_eq!(s.sent_minutes(Sent::Register, T0), expected);
-    let Registration::Registering(a) = &s.agent.registration else { panic!() };
+    // The 15-minute retries ran out 4 hours after the first failure: failed, still tried hourly.
+    let Registration::Failed(a) = &s.agent.registration else { panic!("{:?}", s.agent.registration) };
+    assert_eq!(s.agent.registration.display(), "UNREGISTERED - REGISTRATION FAILED");
+    assert_eq!(a.failure_reason(), Some(DOWN_REASON));
     assert_eq!(a.next_attempt, Some(T0.plus_ms(540 * MIN)));
     assert_eq!(a.failures, 21);
     // The manager comes back: the next retry registers.
@@ -343,6 +364,24 @@ fn registration_retries_every_15_minutes_for_4_hours_then_hourly() {
     assert_eq!(s.reg().initial_registration, T0.plus_ms(540 * MIN));
     assert!(!s.agent.faults.contains(&Fault::RegistrationFailed));
     assert_eq!(s.logged("AGENT_REG_FAILED"), 21);
+}
+
+/// G-4: REGISTERING through the 16 quick retries; the failure of the 16th (4 hours after the first)
+/// ends it as REGISTRATION FAILED, and the hourly attempts go on.
+#[test]
+fn registration_fails_when_the_quick_retries_run_out() {
+    let mut s = Sim::new();
+    s.mgr.register = Reply::Down;
+    s.register();
+    s.until(T0.plus_ms(240 * MIN - 1));
+    assert!(matches!(&s.agent.registration, Registration::Registering(a) if a.failures == 16));
+    s.until(T0.plus_ms(240 * MIN));
+    let Registration::Failed(a) = &s.agent.registration else { panic!("{:?}", s.agent.registration) };
+    assert_eq!((a.failures, a.next_attempt), (17, Some(T0.plus_ms(300 * MIN))));
+    assert!(s.agent.faults.contains(&Fault::RegistrationFailed));
+    s.mgr.register = Reply::Ok;
+    s.until(T0.plus_ms(300 * MIN));
+    assert!(s.agent.registration.is_registered());
 }
 
 #[test]
@@ -406,6 +445,31 @@ fn registered_sim() -> Sim {
     s.usage("ACI Essentials", 10);
     s.register();
     s
+}
+
+/// The manager's status per tag is kept as answered (the device-wide status is separate), through
+/// a failed renewal, and forgotten with the registration.
+#[test]
+fn each_tag_keeps_its_own_status_from_the_last_answer() {
+    let mut s = registered_sim();
+    let entitlements = BTreeMap::from([
+        ("ACI Essentials".to_string(), AuthAnswer::Authorized),
+        ("ACI Premier".to_string(), AuthAnswer::OutOfCompliance),
+    ]);
+    let facts = AuthFacts {
+        status: AuthAnswer::OutOfCompliance,
+        entitlements: entitlements.clone(),
+        valid_until: s.now.plus_days(90),
+        intervals: Intervals::default(),
+    };
+    s.run(Event::AuthSucceeded(facts));
+    assert_eq!(s.agent.authorization, Authorization::OutOfCompliance { at: s.now });
+    assert_eq!(s.agent.communication.entitlements, entitlements);
+    s.mgr.authorize = Reply::Down;
+    s.run(Event::RenewAuth);
+    assert_eq!(s.agent.communication.entitlements, entitlements);
+    s.run(Event::Deregister);
+    assert!(s.agent.communication.entitlements.is_empty());
 }
 
 #[test]
@@ -849,6 +913,7 @@ fn pick(sel: u8, s: &mut Sim) -> Event {
         16 => Event::IdRenewFailed(fail(kinds[s.steps % 4])),
         17 => Event::AuthSucceeded(AuthFacts {
             status: AuthAnswer::OutOfCompliance,
+            entitlements: BTreeMap::from([("B".to_string(), AuthAnswer::OutOfCompliance)]),
             valid_until: s.now.plus_days(90),
             intervals: Intervals::default(),
         }),

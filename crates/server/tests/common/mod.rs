@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod device_cli;
+
 use serde_json::{json, Value};
 use smartlic_agent::client::ManagerClient;
 use smartlic_agent::identity::DeviceIdentity;
@@ -42,11 +44,23 @@ impl Harness {
 
     /// A harness over a manager started with `config` (its data in `dir`).
     pub async fn start(dir: tempfile::TempDir, config: ServerConfig) -> Harness {
+        Harness::start_trusting(dir, config, "").await
+    }
+
+    /// Like [`start`](Self::start) for a manager serving an operator's certificate (`--tls-cert`):
+    /// its clients trust `tls_ca`, the CA that issued it, besides the manager's CA. A manager
+    /// listening on every interface is reached on loopback.
+    pub async fn start_trusting(dir: tempfile::TempDir, config: ServerConfig, tls_ca: &str) -> Harness {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let server = start(config).await.unwrap();
-        let base = format!("https://{}", server.local_addr);
-        let http = smartlic_agent::tls::https_client(&server.ca_pem).unwrap();
-        let devices = ManagerClient::new(&base, &server.ca_pem).unwrap();
+        let mut addr = server.local_addr;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        let base = format!("https://{addr}");
+        let trusted = format!("{}\n{tls_ca}", server.ca_pem);
+        let http = smartlic_agent::tls::https_client(&trusted).unwrap();
+        let devices = ManagerClient::new(&base, &trusted).unwrap();
         let h = Harness { dir, server, base, http, admin_token: Default::default(), devices };
         h.relogin().await;
         h
@@ -156,6 +170,7 @@ pub fn server_config(dir: &std::path::Path) -> ServerConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         tls_cert: None,
         tls_key: None,
+        hostnames: vec![],
         simulated_clock: true,
         catalog: None,
         admin_secret: Some(SECRET.into()),

@@ -16,6 +16,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0003_credentials.sql"),
     include_str!("../../migrations/sqlite/0004_reservation_draws.sql"),
     include_str!("../../migrations/sqlite/0005_previous_device_key.sql"),
+    include_str!("../../migrations/sqlite/0006_evaluation_used.sql"),
 ];
 
 pub struct SqliteStore {
@@ -58,7 +59,7 @@ const PRINCIPAL: &str = "SELECT id, kind, name, login, secret_hash, role, accoun
 const ACCESS_TOKEN: &str = "SELECT id, prefix, principal_id, created_at, expires_at FROM access_tokens";
 const LICENSE: &str = "SELECT id, virtual_account_id, tag, sku, quantity, kind, start_at, end_at, subscription_id, created_at FROM licenses";
 const TOKEN: &str = "SELECT id, virtual_account_id, prefix, description, created_at, expires_at, max_uses, uses, export_controlled, revoked_at, created_by FROM registration_tokens";
-const INSTANCE: &str = "SELECT id, virtual_account_id, udi_pid, udi_sn, hostname, registered_at, last_contact_at, cert_serial, cert_expires_at, key_algorithm, public_key, export_controlled, usage_released, previous_key_algorithm, previous_public_key FROM instances";
+const INSTANCE: &str = "SELECT id, virtual_account_id, udi_pid, udi_sn, hostname, registered_at, last_contact_at, cert_serial, cert_expires_at, key_algorithm, public_key, export_controlled, usage_released, previous_key_algorithm, previous_public_key, evaluation_used_ms FROM instances";
 const EVENT: &str = "SELECT id, at, actor, kind, account_id, virtual_account_id, object, detail FROM events";
 const RESERVATION: &str = "SELECT id, virtual_account_id, request_code, kind, udi_pid, udi_sn, piid, authorization_code, authorization_digest, confirmation_code, status, created_at, created_by, returned_at FROM reservations";
 const ALERT: &str = "SELECT id, kind, severity, account_id, virtual_account_id, object, message, raised_at FROM alerts";
@@ -177,6 +178,7 @@ fn instance(row: &Row) -> R<Instance> {
             (Some(algorithm), Some(public_key)) => Some(StoredKey { algorithm, public_key }),
             _ => None,
         },
+        evaluation_used_ms: row.get("evaluation_used_ms")?,
     })
 }
 
@@ -644,8 +646,8 @@ fn repeat_registration(
 ) -> std::result::Result<Registered, RegisterRefusal> {
     exec(
         db,
-        "UPDATE instances SET cert_serial = $1, cert_expires_at = $2, hostname = $3, last_contact_at = $4 WHERE id = $5",
-        params![r.certificate.serial, r.certificate.expires_at.0, r.hostname, now.0, old.id],
+        "UPDATE instances SET cert_serial = $1, cert_expires_at = $2, hostname = $3, last_contact_at = $4, evaluation_used_ms = $5 WHERE id = $6",
+        params![r.certificate.serial, r.certificate.expires_at.0, r.hostname, now.0, r.evaluation_used_ms, old.id],
     )?;
     let detail = format!("instance {} (registration repeated by its key)", old.id);
     registered(db, &old.id, detail, None, now)
@@ -1555,8 +1557,8 @@ impl Store for SqliteStore {
                 exec(
                     db,
                     "INSERT INTO instances (id, virtual_account_id, udi_pid, udi_sn, hostname, registered_at, last_contact_at,
-                     cert_serial, cert_expires_at, key_algorithm, public_key, export_controlled, usage_released)
-                     VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8, $9, $10, $11, FALSE)",
+                     cert_serial, cert_expires_at, key_algorithm, public_key, export_controlled, usage_released, evaluation_used_ms)
+                     VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8, $9, $10, $11, FALSE, $12)",
                     params![
                         r.id,
                         tok.virtual_account_id,
@@ -1568,7 +1570,8 @@ impl Store for SqliteStore {
                         r.certificate.expires_at.0,
                         r.certificate.key_algorithm,
                         r.certificate.public_key,
-                        tok.export_controlled
+                        tok.export_controlled,
+                        r.evaluation_used_ms
                     ],
                 )?;
                 let detail = match &replaced {
@@ -1690,7 +1693,7 @@ impl Store for SqliteStore {
                         )?;
                     }
                 }
-                let hostname = hostname.unwrap_or_else(|| found.hostname.clone());
+                let hostname = hostname.unwrap_or_default();
                 exec(
                     db,
                     "UPDATE instances SET last_contact_at = $1, usage_released = FALSE, hostname = $2 WHERE id = $3",
