@@ -47,6 +47,8 @@ async fn the_product_api_drives_a_device_against_a_real_manager() {
         Trustpoint { certificate: Some(h.server.ca_pem.clone()), revocation_check_none: true, ..Trustpoint::default() },
     );
     device.apply(smartlic_core::agent::Event::SetUsage { tag: "ACI Essentials".into(), count: 1 }).await.unwrap();
+    // A tag the pool does not hold: the device is out of compliance, its Essentials row is not.
+    device.apply(smartlic_core::agent::Event::SetUsage { tag: "ACI Premier".into(), count: 1 }).await.unwrap();
     let lock = daemon::lock(dir.path()).unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let options =
@@ -77,9 +79,16 @@ async fn the_product_api_drives_a_device_against_a_real_manager() {
     assert_eq!(v["registration"]["status"], "COMPLETED");
     assert_eq!(v["registration"]["display"], "REGISTERED");
     assert_eq!(v["registration"]["virtual_account"], "Default");
-    assert_eq!(v["authorization"]["status"], "IN_COMPLIANCE");
+    assert_eq!(v["authorization"]["status"], "OUT_OF_COMPLIANCE");
     assert_eq!(v["authorization"]["renew_time"]["status"], "SUCCEEDED");
-    assert_eq!(v["features"][0]["status"], "IN_COMPLIANCE");
+    assert_eq!(
+        (&v["features"][0]["tag"], &v["features"][0]["status"]),
+        (&json!("ACI Essentials"), &json!("IN_COMPLIANCE"))
+    );
+    assert_eq!(
+        (&v["features"][1]["tag"], &v["features"][1]["status"]),
+        (&json!("ACI Premier"), &json!("OUT_OF_COMPLIANCE"))
+    );
     assert!(v["authorization"]["expires"].is_string());
 
     // Registered: no second registration without force, no transport change.

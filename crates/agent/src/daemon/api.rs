@@ -33,8 +33,8 @@ use base64::{engine::general_purpose::STANDARD as B64, Engine};
 use ring::digest::{digest, SHA256};
 use serde_json::{json, Map, Value};
 use smartlic_core::agent::{
-    format_device_time, format_time_left, Attempt, Authorization, Coverage, Event, LogEntry, Outcome, Registration,
-    TRANSPORT_NOT_AVAILABLE,
+    format_device_time, format_time_left, Attempt, AuthAnswer, Authorization, Coverage, Event, LogEntry, Outcome,
+    Registration, TRANSPORT_NOT_AVAILABLE,
 };
 use smartlic_core::Timestamp;
 use smartlic_proto::wire;
@@ -596,8 +596,14 @@ pub fn details(device: &Device) -> Value {
             Authorization::Evaluation if agent.registration.is_registered() => "WAITING",
             Authorization::Evaluation => "EVALUATION",
             Authorization::EvaluationExpired { .. } => "EVALUATION_EXPIRED",
-            Authorization::Authorized { .. } => "IN_COMPLIANCE",
-            Authorization::OutOfCompliance { .. } => "OUT_OF_COMPLIANCE",
+            // Each tag's own status in the manager's last answer, as `show license` prints it.
+            Authorization::Authorized { .. } | Authorization::OutOfCompliance { .. } => {
+                match agent.communication.entitlements.get(tag) {
+                    Some(AuthAnswer::Authorized) => "IN_COMPLIANCE",
+                    Some(AuthAnswer::OutOfCompliance) => "OUT_OF_COMPLIANCE",
+                    Some(AuthAnswer::NoLicensesInUse) | None => "WAITING",
+                }
+            }
             Authorization::AuthorizationExpired { .. } => "AUTHORIZATION_EXPIRED",
             Authorization::NoLicensesInUse { .. } => "WAITING",
         }
