@@ -3,7 +3,7 @@
 //! interactive prompt. Before each command it runs what became due by the device clock.
 //! Registrations run in the background, so `register` answers at once.
 
-use crate::cli::{format_help, CallHomeView, Cli, CliError, ClockValue, Command, Filter, Mode, Parsed, PemCollector};
+use crate::cli::{format_help, CallHomeView, Cli, ClockValue, Command, Filter, Mode, Parsed, PemCollector};
 use crate::cli::{Renew, Revocation, Transport, TransportMode};
 use crate::config::{CallHome, CallHomeProfile, TransportKind, Trustpoint, DEFAULT_PROFILE};
 use crate::device::{Device, DeviceError};
@@ -52,6 +52,9 @@ pub struct Session {
     pem: Option<(String, PemCollector)>,
     /// One-shot sessions accept configuration commands without `configure terminal`.
     oneshot: bool,
+    /// Lines are typed on a terminal that shows them: errors print the `^` marker under the
+    /// typed line, not the line again.
+    echoed: bool,
     /// `reservation return` asked "Do you want to continue?"; the next line answers it.
     confirming_return: bool,
 }
@@ -61,7 +64,20 @@ impl Session {
     /// once, and the prompt never waits for an unreachable manager).
     pub fn new(mut device: Device, oneshot: bool) -> Session {
         device.detach_registrations();
-        Session { device, cli: Cli::new(), mode: Mode::Exec, pem: None, oneshot, confirming_return: false }
+        Session {
+            device,
+            cli: Cli::new(),
+            mode: Mode::Exec,
+            pem: None,
+            oneshot,
+            confirming_return: false,
+            echoed: false,
+        }
+    }
+
+    /// The lines come from a terminal that shows what is typed (the interactive prompt).
+    pub fn typed_on_terminal(&mut self) {
+        self.echoed = true;
     }
 
     pub fn prompt(&self) -> String {
@@ -131,7 +147,11 @@ impl Session {
             Ok((_, Parsed::Empty, _)) => return Ok(Reply::default()),
             Ok((_, Parsed::Help(items), _)) => return Ok(Reply::text(format_help(&items))),
             Ok((mode, Parsed::Command(c), filter)) => (mode, c, filter),
-            Err(e) => return Ok(Reply::refused(render_error(&e, line))),
+            Err(e) if self.echoed => {
+                // The typed line is on screen after the prompt: the marker goes under it.
+                return Ok(Reply::refused(e.render_after_prompt(self.prompt().chars().count())));
+            }
+            Err(e) => return Ok(Reply::refused(e.to_string())),
         };
         // A line of a parent mode left the sub-mode (IOS): it runs in the parent.
         self.mode = mode;
@@ -543,10 +563,6 @@ fn reply_of(outcome: Outcome) -> Reply {
 fn unquote(code: &str) -> &str {
     let code = code.trim();
     code.strip_prefix('"').and_then(|c| c.strip_suffix('"')).unwrap_or(code)
-}
-
-fn render_error(e: &CliError, _line: &str) -> String {
-    e.to_string()
 }
 
 fn clock_value(v: &ClockValue) -> Timestamp {

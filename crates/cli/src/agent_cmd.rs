@@ -155,6 +155,9 @@ async fn close(session: &mut Session) -> anyhow::Result<()> {
 async fn interactive(session: &mut Session) -> anyhow::Result<()> {
     let terminal = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let mut terminal = if terminal { Some(Prompt::new()?) } else { None };
+    if terminal.is_some() {
+        session.typed_on_terminal();
+    }
     loop {
         // Blocks the thread `block_on` runs on, not a runtime worker: spawned work goes on.
         let line = match read_input(terminal.as_mut(), session)? {

@@ -133,13 +133,24 @@ fn the_prompt_edits_completes_answers_question_marks_and_survives_ctrl_c() {
     pane.send(&["C-c"]);
     pane.wait_line("Switch#");
 
+    // A refused line stays as typed; the marker points under it, as on a device.
+    pane.type_text("show licence");
+    pane.send(&["Enter"]);
+    let screen = pane.wait("the marker", |s| s.ends_with("\nSwitch#"));
+    let refusal = screen.rsplit("Switch#show licence\n").next().unwrap();
+    assert_eq!(
+        refusal,
+        format!("{}^\n% Invalid input detected at '^' marker.\nSwitch#", " ".repeat("Switch#show licen".len())),
+        "{screen}"
+    );
+
     // History: Up recalls, Ctrl-A and Ctrl-E move to the ends of the recalled line.
     pane.type_text("configure terminal");
     pane.send(&["Enter"]);
     pane.wait_line("Switch(config)#");
     pane.send(&["Up"]);
     pane.wait_line("Switch(config)#configure terminal");
-    pane.send(&["Up"]);
+    pane.send(&["Up", "Up"]);
     pane.wait_line("Switch(config)#show license stat");
     pane.send(&["C-a"]);
     pane.type_text("do ");
@@ -173,7 +184,8 @@ fn the_prompt_edits_completes_answers_question_marks_and_survives_ctrl_c() {
     pane.paste(&pasted);
     let screen = pane.wait("the import", |s| s.ends_with("\nSwitch(config)#"));
     assert!(screen.contains("% Certificate successfully imported"), "{screen}");
-    assert!(!screen.contains("% Invalid"), "{screen}");
+    let import = screen.rsplit("crypto pki authenticate LicRoot").next().unwrap();
+    assert!(!import.contains("% Invalid"), "{screen}");
 
     // `end`, `exit`: the session ends, and the device kept the trust point.
     pane.type_text("end");
