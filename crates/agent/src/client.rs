@@ -29,6 +29,10 @@ pub enum ClientError {
     Refused { status: u16, code: String, message: String, field: Option<String> },
     #[error("{}", wire::text::BAD_SIGNATURE)]
     BadSignature,
+    /// A satellite's answer whose certificate is expired, not yet valid, or not issued by the
+    /// manager CA the device trusts (seed 004 scenario 6).
+    #[error("{}", wire::text::SATELLITE_CERTIFICATE_INVALID)]
+    SatelliteCertificate,
     #[error("malformed answer from the manager: {0}")]
     Malformed(String),
 }
@@ -99,6 +103,25 @@ pub fn read_answer<Resp: Answer>(
     Ok((answer, signer))
 }
 
+/// The key that signed a satellite's answer, from the certificate sent with it (header
+/// [`wire::SATELLITE_CERTIFICATE_HEADER`], base64 of the PEM), and which of `managers` issued
+/// that certificate: it must be one of them and valid at `now_ms` by the device's clock (S-6).
+pub fn satellite_signer(managers: &[PublicKey], header: &str, now_ms: i64) -> Result<(PublicKey, usize), ClientError> {
+    use base64::{engine::general_purpose::STANDARD as B64, Engine};
+    let pem = B64.decode(header).ok().and_then(|bytes| String::from_utf8(bytes).ok());
+    let pem = pem.ok_or(ClientError::SatelliteCertificate)?;
+    let (issuer, checked) = managers
+        .iter()
+        .enumerate()
+        .find_map(|(i, key)| cert::issued_by(&pem, key).ok().map(|c| (i, c)))
+        .ok_or(ClientError::SatelliteCertificate)?;
+    let now_secs = now_ms.div_euclid(1000);
+    if !(checked.not_before..=checked.not_after).contains(&now_secs) {
+        return Err(ClientError::SatelliteCertificate);
+    }
+    Ok((checked.public_key, issuer))
+}
+
 /// A CA certificate (PEM) whose key may sign the manager's answers.
 #[derive(Clone)]
 struct AnswerCa {
@@ -124,7 +147,8 @@ pub struct ManagerClient {
 }
 
 impl ManagerClient {
-    /// `base_url` like `https://127.0.0.1:8443`; `ca_pem` is the manager's CA certificate,
+    /// `base_url` like `https://127.0.0.1:8443`, or with a path the protocol paths are appended
+    /// to (`https://sat:8443/SmartTransport`, docs/PROTOCOL.md); `ca_pem` is the manager's CA certificate,
     /// which both authenticates its TLS listener and verifies its answers (see
     /// [`answers_signed_by`](Self::answers_signed_by) to tell them apart).
     pub fn new(base_url: &str, ca_pem: &str) -> Result<Self, ClientError> {
@@ -138,11 +162,14 @@ impl ManagerClient {
         if url.scheme() != "https" {
             return Err(ClientError::Setup(format!("the manager URL must be https: {base_url}")));
         }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(ClientError::Setup(format!("the manager URL must have no query or fragment: {base_url}")));
+        }
         let answer_cas = answer_cas(ca_pem)?;
         let http = tls::https_client_via(ca_pem, proxy).map_err(|e| ClientError::Setup(e.to_string()))?;
         Ok(ManagerClient {
             http,
-            base: base_url.trim_end_matches('/').to_string(),
+            base: url.as_str().trim_end_matches('/').to_string(),
             answer_cas,
             evaluation_used_ms: None,
         })
@@ -166,7 +193,8 @@ impl ManagerClient {
         &self.http
     }
 
-    /// The absolute URL of `path` (which starts with `/`) on this manager.
+    /// The absolute URL of protocol `path` (which starts with `/`) on this manager: the
+    /// configured URL, path included, then `path`. Signatures cover `path` alone.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
@@ -311,8 +339,25 @@ impl ManagerClient {
         let status = response.status().as_u16();
         let signature =
             response.headers().get(wire::SIGNATURE_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string);
+        // A gateway or proxy on the way that cannot reach the manager answers for itself: the
+        // manager never spoke, so this is a failure to communicate (retried), not a bad answer.
+        if signature.is_none() && matches!(status, 502..=504) {
+            let why = format!("HTTP {} from a gateway or proxy on the way to the manager", response.status());
+            return Err(ClientError::Transport(why));
+        }
+        let satellite = response
+            .headers()
+            .get(wire::SATELLITE_CERTIFICATE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(|header| satellite_signer(answer_keys, header, now_ms))
+            .transpose()?;
         let body = response.bytes().await.map_err(transport)?;
-        read_answer(answer_keys, path, status, signature.as_deref(), &body, &nonce)
+        match satellite {
+            // Signed by the satellite's key: the signer is the manager CA that certified it.
+            Some((key, issuer)) => read_answer(&[key], path, status, signature.as_deref(), &body, &nonce)
+                .map(|(answer, _)| (answer, issuer)),
+            None => read_answer(answer_keys, path, status, signature.as_deref(), &body, &nonce),
+        }
     }
 }
 
@@ -331,16 +376,21 @@ fn check_certified(key: &SigningKey, certificate_pem: &str) -> Result<(), Client
     Ok(())
 }
 
-/// reqwest's own message rarely says why; the causes do (refused, certificate unknown...).
 fn transport(e: reqwest::Error) -> ClientError {
+    ClientError::Transport(with_causes(&e))
+}
+
+/// An error's text followed by its causes': reqwest's own message rarely says why, the causes
+/// do (refused, certificate unknown...).
+pub fn with_causes(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
-    let mut source = std::error::Error::source(&e);
+    let mut source = e.source();
     while let Some(cause) = source {
         text.push_str(": ");
         text.push_str(&cause.to_string());
         source = cause.source();
     }
-    ClientError::Transport(text)
+    text
 }
 
 #[cfg(test)]
@@ -383,6 +433,31 @@ mod tests {
             tampered[body.len() - 3] ^= 1;
             assert!(!public.verify_b64(&wire::request_signing_input(wire::PATH_DEREGISTER, &tampered), &sig));
         }
+    }
+
+    /// A satellite's answer is trusted through its certificate: issued by the trusted manager
+    /// CA and valid by the device's clock; expired or foreign, it reads as seed 004 scenario 6.
+    #[test]
+    fn satellite_answers_are_trusted_through_a_certificate_of_the_manager_ca() {
+        use base64::{engine::general_purpose::STANDARD as B64, Engine};
+        let (cloud, cloud_key) = manager();
+        let (_, other_key) = manager();
+        let satellite = SigningKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+        let csr = smartlic_proto::CertificateRequest::from_pem(&satellite.certificate_request("sat").unwrap()).unwrap();
+        let year = 365 * 86_400;
+        let issued = cloud.issue_id_certificate(&csr, "satellite:sat", 3, NOW_SECS, NOW_SECS + year).unwrap();
+        let header = B64.encode(&issued.pem);
+        let now_ms = (NOW_SECS + 10) * 1000;
+        let (key, issuer) = satellite_signer(&[other_key.clone(), cloud_key.clone()], &header, now_ms).unwrap();
+        assert_eq!((key, issuer), (satellite.public_key(), 1));
+        let expired = satellite_signer(&[cloud_key], &header, (NOW_SECS + year + 1) * 1000).unwrap_err();
+        assert!(matches!(expired, ClientError::SatelliteCertificate));
+        assert!(expired.to_string().starts_with("Missing Id Certificate Serial Number Field;"), "{expired}");
+        assert!(matches!(
+            satellite_signer(std::slice::from_ref(&other_key), &header, now_ms),
+            Err(ClientError::SatelliteCertificate)
+        ));
+        assert!(matches!(satellite_signer(&[other_key], "%%", now_ms), Err(ClientError::SatelliteCertificate)));
     }
 
     #[test]
@@ -520,6 +595,20 @@ mod tests {
         }
         let client = ManagerClient::new("https://127.0.0.1:8443/", ca.cert_pem()).unwrap();
         assert_eq!(client.url(wire::PATH_AUTHORIZE), "https://127.0.0.1:8443/device/v1/authorize");
+        // A configured path is the base of the protocol paths (a satellite's, a gateway's).
+        for (configured, expected) in [
+            ("https://sat:8443/SmartTransport", "https://sat:8443/SmartTransport/device/v1/authorize"),
+            (
+                "https://SAT/Transportgateway/services/DeviceRequestHandler/",
+                "https://sat/Transportgateway/services/DeviceRequestHandler/device/v1/authorize",
+            ),
+        ] {
+            let client = ManagerClient::new(configured, ca.cert_pem()).unwrap();
+            assert_eq!(client.url(wire::PATH_AUTHORIZE), expected);
+        }
+        for url in ["https://sat/SmartTransport?x=1", "https://sat/#top"] {
+            assert!(matches!(ManagerClient::new(url, ca.cert_pem()), Err(ClientError::Setup(_))), "{url}");
+        }
     }
 
     #[test]

@@ -418,9 +418,8 @@ impl Device {
             let why = "no trust point holds a CA certificate: import the manager's with crypto pki authenticate";
             return Err(Failure::new(FailureKind::Communication, why));
         }
-        let base = origin(url).ok_or_else(|| Failure::new(FailureKind::Communication, format!("bad URL {url}")))?;
         // TLS trusts every trust point; answers only the licensing CA, when it is known.
-        let client = ManagerClient::via(&base, &pem, self.config.active_proxy());
+        let client = ManagerClient::via(url, &pem, self.config.active_proxy());
         match licensing_ca(&self.config) {
             Some(ca) => client.and_then(|c| c.answers_signed_by(&ca)),
             None => client,
@@ -630,13 +629,6 @@ fn intervals(i: &wire::Intervals) -> Intervals {
     Intervals::from_secs(i.id_renew_secs, i.auth_renew_secs, i.auth_validity_secs)
 }
 
-/// `scheme://host:port` of a configured URL: the device protocol's paths are fixed.
-fn origin(url: &str) -> Option<String> {
-    let (scheme, rest) = url.split_once("://")?;
-    let host = rest.split('/').next().filter(|h| !h.is_empty())?;
-    Some(format!("{scheme}://{host}"))
-}
-
 /// The failure event matching the exchange that failed.
 fn failed(action: &Action, f: Failure) -> Event {
     match action {
@@ -653,9 +645,10 @@ fn failure(e: ClientError) -> Failure {
         ClientError::Refused { code, message, field, .. } => {
             let kind = match code.as_str() {
                 wire::code::UNKNOWN_INSTANCE | wire::code::CERTIFICATE_EXPIRED => FailureKind::NotRegistered,
-                wire::code::INVALID_TOKEN | wire::code::ALREADY_REGISTERED | wire::code::BAD_SIGNATURE => {
-                    FailureKind::Refused
-                }
+                wire::code::INVALID_TOKEN
+                | wire::code::ALREADY_REGISTERED
+                | wire::code::BAD_SIGNATURE
+                | wire::code::SERVED_BY_SATELLITE => FailureKind::Refused,
                 _ => FailureKind::Communication,
             };
             // The manager's field-bound refusals read as its JSON body does (seed 004 #3).

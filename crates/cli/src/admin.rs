@@ -5,7 +5,9 @@
 //! arguments and table columns. The server is the authority on validity: the client checks
 //! only what clap checks anyway (numbers, role and license type names).
 
+mod backup;
 mod client;
+mod satellite;
 mod view;
 
 use anyhow::{Context, Result};
@@ -18,27 +20,27 @@ use std::io::{BufRead, ErrorKind, Write};
 use std::path::PathBuf;
 use view::{Col, Show};
 
-/// Where the manager is, how to trust it and how to log in; then the command.
+/// Where the manager is, how to trust it and how to log in (before or after the command).
 #[derive(Args, Debug)]
 pub struct AdminArgs {
     /// The manager's base URL (https only).
-    #[arg(long, value_name = "URL", env = "SMARTLIC_SERVER", default_value = "https://127.0.0.1:8443")]
+    #[arg(long, global = true, value_name = "URL", env = "SMARTLIC_SERVER", default_value = "https://127.0.0.1:8443")]
     server: String,
     /// The manager's CA certificate (PEM): the only certificate trusted for the connection.
-    #[arg(long, value_name = "FILE", env = "SMARTLIC_CA", default_value = "./smartlic-data/ca.pem")]
+    #[arg(long, global = true, value_name = "FILE", env = "SMARTLIC_CA", default_value = "./smartlic-data/ca.pem")]
     ca: PathBuf,
     /// API client id for the client-credentials login.
-    #[arg(long, value_name = "ID", env = "SMARTLIC_CLIENT_ID", default_value = "admin")]
+    #[arg(long, global = true, value_name = "ID", env = "SMARTLIC_CLIENT_ID", default_value = "admin")]
     client_id: String,
     /// API client secret for the client-credentials login.
-    #[arg(long, env = "SMARTLIC_ADMIN_SECRET", hide_env_values = true)]
+    #[arg(long, global = true, env = "SMARTLIC_ADMIN_SECRET", hide_env_values = true)]
     secret: Option<String>,
     /// Log in as this user (OAuth2 password grant) instead of as an API client.
-    #[arg(long, value_name = "NAME", requires = "password_stdin")]
+    #[arg(long, global = true, value_name = "NAME", requires = "password_stdin")]
     user: Option<String>,
     /// Read the --user password from the first line of standard input (never from the
     /// command line, where other local users could see it).
-    #[arg(long, requires = "user")]
+    #[arg(long, global = true, requires = "user")]
     password_stdin: bool,
     /// Print the server's JSON answer instead of a table.
     #[arg(long, global = true)]
@@ -94,6 +96,20 @@ enum Command {
     /// Recompute every pool's in-use and reserved counts from the records and list each stored
     /// counter that differs (operator); exits with status 1 when any does.
     Check,
+    /// On a satellite: its local accounts, each mirroring a smart account of the cloud, and
+    /// their registration with the cloud (S-2).
+    #[command(subcommand)]
+    LocalAccount(satellite::LocalAccountCmd),
+    /// In the cloud: satellites that registered, their approval (S-2).
+    #[command(subcommand)]
+    Satellite(satellite::SatelliteCmd),
+    /// Save a consistent copy of the manager's database, taken while it runs (operator). The
+    /// CA key is not in it: keep `ca.pem` and `ca-key.pem` of the data directory with it.
+    Backup {
+        /// The file to write (replaced only once the whole backup arrived and checks out).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
 }
 
 /// The smart account a command acts on.
@@ -118,15 +134,18 @@ struct Pool {
 enum AccountCmd {
     /// Create a smart account.
     Create {
+        /// The new account's domain, e.g. example.com: how every other command names it.
         #[arg(long)]
         domain: String,
         /// Display name (defaults to the domain on the server).
         #[arg(long)]
         name: Option<String>,
     },
+    /// List the smart accounts you have a role in (every one for the operator).
     List,
     /// Change a smart account's settings (operator).
     Set {
+        /// The domain of the smart account to change.
         #[arg(long)]
         domain: String,
         /// Whether its devices may get universal reservations (off for new accounts).
@@ -137,14 +156,18 @@ enum AccountCmd {
 
 #[derive(Subcommand, Debug)]
 enum VaCmd {
+    /// Create a virtual account (license pool) in a smart account.
     Create {
         #[command(flatten)]
         account: Account,
+        /// Name of the new virtual account, unique in its smart account.
         #[arg(long)]
         name: String,
+        /// Free text shown in listings: what the pool is for.
         #[arg(long)]
         description: Option<String>,
     },
+    /// List the virtual accounts of a smart account.
     List {
         #[command(flatten)]
         account: Account,
@@ -153,6 +176,7 @@ enum VaCmd {
     Delete {
         #[command(flatten)]
         account: Account,
+        /// Name of the virtual account to delete.
         #[arg(long)]
         name: String,
     },
@@ -160,11 +184,14 @@ enum VaCmd {
 
 #[derive(Subcommand, Debug)]
 enum UserCmd {
+    /// Create a user of a smart account, who logs in as NAME@DOMAIN with a password.
     Create {
         #[command(flatten)]
         account: Account,
+        /// The user's name, unique in its smart account.
         #[arg(long)]
         name: String,
+        /// What the user may do (the roles of docs/API.md).
         #[arg(long, value_parser = roles())]
         role: String,
         /// The virtual account a virtual-account role is bound to.
@@ -175,6 +202,7 @@ enum UserCmd {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// List the users of a smart account with their role and status.
     List {
         #[command(flatten)]
         account: Account,
@@ -195,6 +223,7 @@ enum UserCmd {
 struct Principal {
     #[command(flatten)]
     account: Account,
+    /// The name the user or API client is listed under.
     #[arg(long)]
     name: String,
 }
@@ -205,14 +234,17 @@ enum ClientCmd {
     Create {
         #[command(flatten)]
         account: Account,
+        /// Display name of the API client (its client ID is generated).
         #[arg(long)]
         name: String,
+        /// What the API client may do (the roles of docs/API.md).
         #[arg(long, value_parser = roles())]
         role: String,
         /// The virtual account a virtual-account role is bound to.
         #[arg(long)]
         va: Option<String>,
     },
+    /// List the API clients of a smart account with their client ID and status.
     List {
         #[command(flatten)]
         account: Account,
@@ -233,13 +265,16 @@ enum AccessTokenCmd {
     /// Live access tokens of a smart account's users and API clients, or of the operators
     /// without --account (prefix and id only).
     List {
+        /// The smart account whose tokens to list; the operators' own tokens when omitted.
         #[arg(long = "account", value_name = "DOMAIN")]
         domain: Option<String>,
     },
     /// End an access token at once: give the token itself or its listed id.
     Revoke {
+        /// The access token itself.
         #[arg(long, required_unless_present = "id", conflicts_with = "id")]
         token: Option<String>,
+        /// The token's id, as `access-token list` shows it.
         #[arg(long)]
         id: Option<i64>,
     },
@@ -269,6 +304,7 @@ enum LicenseCmd {
         /// End date (YYYY-MM-DD or RFC 3339), required for term and subscription licenses.
         #[arg(long)]
         end: Option<String>,
+        /// The subscription the licenses belong to, for the record.
         #[arg(long)]
         subscription_id: Option<String>,
     },
@@ -302,6 +338,7 @@ enum TokenCmd {
     Create {
         #[command(flatten)]
         pool: Pool,
+        /// Free text shown in token listings: what the token is for.
         #[arg(long)]
         description: Option<String>,
         /// Days until the token expires (the server's default when omitted).
@@ -314,13 +351,16 @@ enum TokenCmd {
         #[arg(long)]
         export_controlled: bool,
     },
+    /// List the registration tokens of a virtual account (prefixes only, never whole tokens).
     List {
         #[command(flatten)]
         pool: Pool,
     },
+    /// Revoke a registration token: no device registers with it any more.
     Revoke {
         #[command(flatten)]
         pool: Pool,
+        /// The token, or the prefix `token list` shows.
         #[arg(long)]
         token: String,
     },
@@ -332,12 +372,15 @@ enum InstanceCmd {
     List {
         #[command(flatten)]
         account: Account,
+        /// Only the instances of this virtual account.
         #[arg(long)]
         va: Option<String>,
     },
+    /// Show one product instance with its license usage.
     Show {
         #[command(flatten)]
         account: Account,
+        /// The instance's id, as `instance list` shows it.
         #[arg(long)]
         id: String,
     },
@@ -345,8 +388,10 @@ enum InstanceCmd {
     Move {
         #[command(flatten)]
         account: Account,
+        /// The instance's id, as `instance list` shows it.
         #[arg(long)]
         id: String,
+        /// The virtual account to move it to.
         #[arg(long, value_name = "VA")]
         to: String,
     },
@@ -354,6 +399,7 @@ enum InstanceCmd {
     Remove {
         #[command(flatten)]
         account: Account,
+        /// The instance's id, as `instance list` shows it.
         #[arg(long)]
         id: String,
     },
@@ -381,6 +427,7 @@ enum ReservationCmd {
     Return {
         #[command(flatten)]
         pool: Pool,
+        /// The code the device printed when it gave the reservation up.
         #[arg(long, value_name = "CODE")]
         return_code: String,
     },
@@ -388,6 +435,7 @@ enum ReservationCmd {
     List {
         #[command(flatten)]
         account: Account,
+        /// Only the reservations of this virtual account.
         #[arg(long)]
         va: Option<String>,
     },
@@ -397,16 +445,18 @@ enum ReservationCmd {
 enum EventCmd {
     /// Events of a smart account, or of the whole manager (operator) without --account.
     List {
+        /// The smart account whose events to list; every account's when omitted (operator).
         #[arg(long = "account", value_name = "DOMAIN")]
         domain: Option<String>,
-        /// At most this many (most recent) events.
-        #[arg(long, value_name = "N")]
+        /// Only the N most recent events (one page: 1000 at most); every event when omitted.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
         limit: Option<u32>,
     },
 }
 
 #[derive(Subcommand, Debug)]
 enum AlertCmd {
+    /// List the open alerts of a smart account (out of compliance, expiring, silent, drifted).
     List {
         #[command(flatten)]
         account: Account,
@@ -435,6 +485,7 @@ enum ReportCmd {
 
 #[derive(Subcommand, Debug)]
 enum ClockCmd {
+    /// Print the manager's current time.
     Show,
     /// Move the simulated clock (operator).
     Set {
@@ -445,6 +496,7 @@ enum ClockCmd {
 
 #[derive(Subcommand, Debug)]
 enum CatalogCmd {
+    /// List the license tags with their display names and the higher tiers that fulfil them.
     List,
 }
 
@@ -769,7 +821,37 @@ fn plan(command: &Command, input: &mut dyn BufRead) -> Result<Call> {
         Command::Clock(ClockCmd::Set { time }) => Call::post("/api/v1/clock".into(), json!({ "time": time }), Record),
         Command::Catalog(CatalogCmd::List) => Call::get("/api/v1/catalog".into(), Table("tags", CATALOG)),
         Command::Check => Call::get("/api/v1/check".into(), Table("differences", DIFFERENCES)),
+        Command::Backup { .. } => {
+            Call { method: Method::POST, path: "/api/v1/backup".into(), body: None, show: Record }
+        }
+        Command::LocalAccount(cmd) => cmd.plan()?,
+        Command::Satellite(cmd) => cmd.plan()?,
     })
+}
+
+/// Items a page the CLI asks for: the manager's maximum.
+const PAGE: usize = 1000;
+
+/// A listing's answer with all its pages (`next_offset`) joined, so tables and `--json` show
+/// everything; a call naming its own `limit` (`event list --limit N`) gets that one page.
+async fn all_pages(api: &Api, call: &Call) -> Result<String> {
+    let Show::Table(key, _) = call.show else { return api.send(call).await };
+    if call.path.contains("limit=") {
+        return api.send(call).await;
+    }
+    let separator = if call.path.contains('?') { '&' } else { '?' };
+    let page = |offset: u64| Call::get(format!("{}{separator}limit={PAGE}&offset={offset}", call.path), Show::Text);
+    let parse =
+        |text: String| -> Result<Value> { serde_json::from_str(&text).context("the manager's answer is not JSON") };
+    let mut answer = parse(api.send(&page(0)).await?)?;
+    while let Some(offset) = answer["next_offset"].as_u64() {
+        let next = parse(api.send(&page(offset)).await?)?;
+        let items = next[key].as_array().with_context(|| format!("the manager's page has no '{key}' list"))?;
+        let all = answer[key].as_array_mut().with_context(|| format!("the manager's answer has no '{key}' list"))?;
+        all.extend(items.iter().cloned());
+        answer["next_offset"] = next["next_offset"].clone();
+    }
+    Ok(answer.to_string())
 }
 
 /// Chooses the login before any network traffic, so a missing secret fails fast.
@@ -793,7 +875,14 @@ pub async fn run(args: AdminArgs) -> Result<()> {
         (login, plan(&args.command, &mut input)?)
     };
     let api = Api::login(&args.server, &args.ca, &login).await?;
-    let answer = api.send(&call).await?;
+    if let Command::Backup { out } = &args.command {
+        return backup::save(api.stream(&call).await?, out).await;
+    }
+    if let Some(done) = satellite::finish(&args.command, &api, &call).await? {
+        println!("{done}");
+        return Ok(());
+    }
+    let answer = all_pages(&api, &call).await?;
     let text = view::render(&call.show, &answer, args.json)?;
     if !args.json {
         if let Some(note) = view::note(&call.show, &answer)? {

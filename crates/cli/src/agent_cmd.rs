@@ -35,10 +35,13 @@ pub struct AgentArgs {
 enum AgentAction {
     /// Create a device: product ID, serial number, hostname, product catalogue.
     Init {
+        /// Product ID of the device's UDI, e.g. APIC-SERVER-M3.
         #[arg(long)]
         pid: String,
+        /// Serial number of the device's UDI.
         #[arg(long)]
         sn: String,
+        /// The device's hostname, shown to the manager and in the prompt.
         #[arg(long)]
         hostname: Option<String>,
         /// Product catalogue (TOML, as the manager's `--catalog`); the built-in one otherwise.

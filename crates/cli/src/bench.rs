@@ -15,7 +15,9 @@ use smartlic_core::{Clock, SystemClock};
 use smartlic_proto::wire::{Udi, Usage};
 use smartlic_proto::{KeyAlgorithm, SigningKey};
 use std::future::Future;
+use std::io::IsTerminal;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -406,9 +408,11 @@ where
 {
     let next = Arc::new(next);
     let start = Instant::now();
+    let done = Arc::new(AtomicUsize::new(0));
+    let ticker = progress(done.clone(), start);
     let workers: Vec<_> = (0..concurrency)
         .map(|_| {
-            let next = next.clone();
+            let (next, done) = (next.clone(), done.clone());
             tokio::spawn(async move {
                 let mut out = Outcome::new();
                 while deadline.is_none_or(|d| Instant::now() < d) {
@@ -424,6 +428,7 @@ where
                             out.first_error.get_or_insert(e);
                         }
                     }
+                    done.fetch_add(1, Ordering::Relaxed);
                 }
                 out
             })
@@ -438,7 +443,26 @@ where
         all.first_error = all.first_error.or(out.first_error);
     }
     all.elapsed = start.elapsed();
+    if let Some(ticker) = ticker {
+        ticker.abort();
+        eprint!("\r\x1b[K");
+    }
     Ok(all)
+}
+
+/// Requests done so far, redrawn on one line twice a second while a phase runs, so a long run
+/// shows it is alive. Only on a terminal: a log or a pipe gets the phase lines alone.
+fn progress(done: Arc<AtomicUsize>, start: Instant) -> Option<tokio::task::JoinHandle<()>> {
+    std::io::stderr().is_terminal().then(|| {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(500));
+            loop {
+                tick.tick().await;
+                let secs = start.elapsed().as_secs();
+                eprint!("\r\x1b[Kbench: {} requests in {secs} s", done.load(Ordering::Relaxed));
+            }
+        })
+    })
 }
 
 /// One line of the report.

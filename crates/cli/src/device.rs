@@ -10,7 +10,7 @@ use smartlic_agent::client::ManagerClient;
 use smartlic_agent::identity::DeviceIdentity;
 use smartlic_core::{Clock, SystemClock, Timestamp};
 use smartlic_proto::cert::certificate_facts;
-use smartlic_proto::wire::{Udi, Usage};
+use smartlic_proto::wire::{AuthorizationStatus, Udi, Usage};
 use smartlic_proto::KeyAlgorithm;
 use std::path::{Path, PathBuf};
 
@@ -36,6 +36,7 @@ pub struct DeviceArgs {
 enum DeviceCommand {
     /// Register with a product instance registration token and save the identity.
     Register {
+        /// The registration token from `smartlic admin token create`.
         #[arg(long)]
         token: String,
         /// Product ID of the UDI.
@@ -44,6 +45,7 @@ enum DeviceCommand {
         /// Serial number of the UDI.
         #[arg(long)]
         sn: String,
+        /// The hostname the manager shows for the instance.
         #[arg(long)]
         hostname: Option<String>,
         /// Replace an instance the manager already has for this UDI, or another device's
@@ -55,6 +57,9 @@ enum DeviceCommand {
         key: KeyAlgorithm,
     },
     /// Report the licenses in use (the full list) and print the manager's verdict.
+    ///
+    /// Exit status: 0 when the verdict is AUTHORIZED, 2 when the manager answered anything else
+    /// (OUT OF COMPLIANCE, NO LICENSES IN USE), 1 when the exchange failed or was refused.
     Authorize {
         /// An entitlement tag in use and how many, e.g. "ACI Essentials=2"; repeat per tag.
         #[arg(long = "use", value_name = "TAG=N", value_parser = parse_usage)]
@@ -67,6 +72,19 @@ enum DeviceCommand {
     /// Print the saved identity (never the key).
     Show,
 }
+
+/// The manager answered, with another verdict than AUTHORIZED: scripts tell it from a failed
+/// exchange by the exit status (2, not 1).
+#[derive(Debug)]
+pub struct NotAuthorized(AuthorizationStatus);
+
+impl std::fmt::Display for NotAuthorized {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the manager's verdict is {}, not AUTHORIZED", self.0.display())
+    }
+}
+
+impl std::error::Error for NotAuthorized {}
 
 fn parse_time(text: &str) -> Result<Timestamp, String> {
     Timestamp::parse(text).ok_or_else(|| "expected an RFC 3339 time or YYYY-MM-DD".to_string())
@@ -131,6 +149,9 @@ pub async fn run(args: DeviceArgs) -> anyhow::Result<()> {
             if identity.intervals != answer.intervals {
                 identity.intervals = answer.intervals;
                 identity.save(&state)?;
+            }
+            if answer.status != AuthorizationStatus::Authorized {
+                return Err(NotAuthorized(answer.status).into());
             }
         }
         DeviceCommand::RenewId => {

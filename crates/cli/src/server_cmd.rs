@@ -1,7 +1,7 @@
 //! `smartlic server`: runs the license manager until interrupted.
 
 use smartlic_server::state::Limits;
-use smartlic_server::{start, ServerConfig};
+use smartlic_server::{start, Mode, ServerConfig};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -14,8 +14,28 @@ pub enum ClockMode {
     Simulated,
 }
 
+/// `--mode`: the role of this server.
+#[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
+pub enum ModeArg {
+    /// The license manager (the cloud).
+    Cloud,
+    /// An on-premises manager serving the virtual accounts the cloud assigned to it.
+    Satellite,
+    /// A relay of device messages to the manager at --upstream, keeping no licensing state.
+    Gateway,
+}
+
 #[derive(clap::Args)]
 pub struct ServerArgs {
+    /// What this server is: the cloud manager, a satellite, or a gateway.
+    #[arg(long, value_enum, default_value = "cloud")]
+    mode: ModeArg,
+    /// The manager a gateway relays to (`https://HOST:PORT`; gateway mode only).
+    #[arg(long, value_name = "URL")]
+    upstream: Option<String>,
+    /// The CA certificate (PEM) that authenticates --upstream's TLS (gateway mode only).
+    #[arg(long, value_name = "FILE")]
+    upstream_ca: Option<PathBuf>,
     /// Directory for the database, the CA and its key.
     #[arg(long = "data", default_value = "./smartlic-data")]
     data: PathBuf,
@@ -32,6 +52,7 @@ pub struct ServerArgs {
     /// certificate (repeatable).
     #[arg(long = "hostname", value_name = "NAME")]
     hostnames: Vec<String>,
+    /// Where the manager's time comes from (`simulated` lets `smartlic admin clock set` move it).
     #[arg(long, value_enum, default_value = "system")]
     clock: ClockMode,
     /// Product catalogue (TOML) replacing the built-in one.
@@ -59,6 +80,35 @@ pub struct ServerArgs {
     /// Failed logins per minute allowed from one source address (IPv6: a /64), then 429 (0: no limit).
     #[arg(long, default_value_t = Limits::default().login_failures_per_address)]
     login_failures_per_address: u32,
+    /// Seconds requests in progress have to finish at a stop (SIGTERM, Ctrl-C); the database
+    /// is then closed.
+    #[arg(long, default_value_t = Limits::default().shutdown_timeout.as_secs(), value_parser = seconds())]
+    shutdown_timeout: u64,
+    /// Log lines as readable text or as one JSON object per line.
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
+    /// Install this backup (from `smartlic admin backup`) as the database of --data, then exit
+    /// without serving. The server must be stopped, and --data must hold the backed-up
+    /// server's ca.pem and ca-key.pem.
+    #[arg(long, value_name = "FILE")]
+    restore: Option<PathBuf>,
+    /// With --restore: replace the database --data already holds (its data is lost).
+    #[arg(long, requires = "restore")]
+    overwrite: bool,
+}
+
+/// The mode with its own options: a gateway needs its upstream, the managers take none.
+fn mode(mode: ModeArg, upstream: Option<String>, upstream_ca: Option<PathBuf>) -> anyhow::Result<Mode> {
+    match (mode, upstream, upstream_ca) {
+        (ModeArg::Gateway, Some(upstream), Some(upstream_ca)) => Ok(Mode::Gateway { upstream, upstream_ca }),
+        (ModeArg::Gateway, upstream, _) => {
+            let missing = if upstream.is_none() { "--upstream URL" } else { "--upstream-ca FILE" };
+            anyhow::bail!("--mode gateway needs {missing}: the manager it relays to and the CA that authenticates it")
+        }
+        (_, None, None) => Ok(if mode == ModeArg::Satellite { Mode::Satellite } else { Mode::Cloud }),
+        (_, Some(_), _) => anyhow::bail!("--upstream is for --mode gateway only"),
+        (_, None, Some(_)) => anyhow::bail!("--upstream-ca is for --mode gateway only"),
+    }
 }
 
 /// A timeout in whole seconds, one second to one hour.
@@ -68,8 +118,21 @@ fn seconds() -> clap::builder::RangedU64ValueParser {
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing::subscriber::set_global_default(logger(std::io::stderr, ansi))?;
+    tracing::subscriber::set_global_default(logger(std::io::stderr, ansi, args.log_format))?;
+    if let Some(file) = &args.restore {
+        let restored = smartlic_server::backup::restore(file, &args.data, args.overwrite)?;
+        say(&format!(
+            "restored {} into {} ({} bytes, schema version {}); start the server with --data {}\n",
+            file.display(),
+            restored.database.display(),
+            restored.bytes,
+            restored.schema_version,
+            args.data.display()
+        ));
+        return Ok(());
+    }
     let config = ServerConfig {
+        mode: mode(args.mode, args.upstream, args.upstream_ca)?,
         data_dir: args.data.clone(),
         listen: args.listen,
         tls_cert: args.tls_cert,
@@ -86,8 +149,22 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             idle_timeout: Duration::from_secs(args.idle_timeout),
             login_failures_per_client: args.login_failures_per_client,
             login_failures_per_address: args.login_failures_per_address,
+            shutdown_timeout: Duration::from_secs(args.shutdown_timeout),
         },
     };
+    if let Mode::Gateway { upstream, .. } = &config.mode {
+        let mut banner = format!("smartlic transport gateway relaying device messages to {upstream}\n");
+        let gateway = smartlic_server::gateway::start(config).await?;
+        banner.push_str(&format!("listening on https://{}\n", gateway.local_addr));
+        if gateway.ca_pem.is_some() {
+            let ca = args.data.join(smartlic_server::tls::CA_FILE);
+            banner.push_str(&format!(
+                "devices trust the CA in {} for TLS (and the manager's for its answers)\n",
+                ca.display()
+            ));
+        }
+        return serve(&banner, gateway.wait()).await;
+    }
     let running = start(config).await?;
     let mut banner = String::new();
     if let Some(secret) = &running.generated_admin_secret {
@@ -97,23 +174,63 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     banner.push_str(&format!("smartlic server listening on https://{}\n", running.local_addr));
     let ca = args.data.join(smartlic_server::tls::CA_FILE);
     banner.push_str(&format!("devices and admin clients trust the CA in {}\n", ca.display()));
+    let stop = stop_signal()?;
     say(&banner);
+    stop.await?;
+    say("shutting down: finishing requests in progress\n");
+    running.shutdown().await;
+    tracing::info!("stopped: database closed");
+    Ok(())
+}
+
+/// Ctrl-C (SIGINT) or SIGTERM (systemd, docker stop, kill); SIGTERM is caught from now on,
+/// before the banner tells anyone the server is up.
+fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = std::io::Result<()>>> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            interrupted = tokio::signal::ctrl_c() => interrupted,
+            _ = term.recv() => Ok(()),
+        }
+    })
+}
+
+/// Shows `banner` and serves until interrupted.
+async fn serve(banner: &str, serving: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+    let stop = stop_signal()?;
+    say(banner);
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => say("shutting down\n"),
-        _ = running.wait() => {}
+        stopped = stop => {
+            stopped?;
+            say("shutting down\n");
+        }
+        _ = serving => {}
     }
     Ok(())
 }
 
+/// `--log-format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One readable line per event.
+    Text,
+    /// One JSON object per line, fields at the top level (for log collectors).
+    Json,
+}
+
 /// The server's log (level from `SMARTLIC_LOG`, default info). Every field and message is
 /// escaped: a value taken from a request (a client ID, a hostname) cannot start a line of its
-/// own or carry terminal control sequences.
-fn logger<W>(writer: W, ansi: bool) -> impl tracing::Subscriber + Send + Sync
+/// own or carry terminal control sequences (JSON escapes them by itself).
+fn logger<W>(writer: W, ansi: bool, format: LogFormat) -> Box<dyn tracing::Subscriber + Send + Sync>
 where
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
     use tracing_subscriber::field::MakeExt;
     let filter = tracing_subscriber::EnvFilter::try_from_env("SMARTLIC_LOG").unwrap_or_else(|_| "info".into());
+    if format == LogFormat::Json {
+        let json = tracing_subscriber::fmt().json().flatten_event(true).with_current_span(false).with_span_list(false);
+        return Box::new(json.with_env_filter(filter).with_writer(writer).finish());
+    }
     let fields = tracing_subscriber::fmt::format::debug_fn(|out, field, value| {
         let text: String = format!("{value:?}")
             .chars()
@@ -128,7 +245,14 @@ where
         }
     })
     .delimited(" ");
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).with_ansi(ansi).fmt_fields(fields).finish()
+    Box::new(
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(writer)
+            .with_ansi(ansi)
+            .fmt_fields(fields)
+            .finish(),
+    )
 }
 
 /// Writes to stdout, ignoring a closed pipe: the server keeps running when nobody reads it.
@@ -144,11 +268,33 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     #[test]
+    fn upstream_options_belong_to_the_gateway() {
+        let url = || Some("https://cloud:8443".to_string());
+        let ca = || Some(PathBuf::from("cloud-ca.pem"));
+        assert!(matches!(mode(ModeArg::Cloud, None, None), Ok(Mode::Cloud)));
+        assert!(matches!(mode(ModeArg::Satellite, None, None), Ok(Mode::Satellite)));
+        let gateway = mode(ModeArg::Gateway, url(), ca()).unwrap();
+        assert!(matches!(gateway, Mode::Gateway { upstream, .. } if upstream == "https://cloud:8443"));
+        let refused = [
+            (ModeArg::Gateway, None, ca(), "--mode gateway needs --upstream URL"),
+            (ModeArg::Gateway, url(), None, "--mode gateway needs --upstream-ca FILE"),
+            (ModeArg::Gateway, None, None, "--mode gateway needs --upstream URL"),
+            (ModeArg::Cloud, url(), None, "--upstream is for --mode gateway only"),
+            (ModeArg::Satellite, url(), ca(), "--upstream is for --mode gateway only"),
+            (ModeArg::Cloud, None, ca(), "--upstream-ca is for --mode gateway only"),
+        ];
+        for (arg, upstream, upstream_ca, message) in refused {
+            let error = mode(arg, upstream, upstream_ca).unwrap_err().to_string();
+            assert!(error.starts_with(message), "{error}");
+        }
+    }
+
+    #[test]
     fn request_values_cannot_forge_log_lines() {
         let log = Arc::new(Mutex::new(Vec::<u8>::new()));
         let sink = log.clone();
         let writer = move || Sink(sink.clone());
-        tracing::subscriber::with_default(logger(writer, false), || {
+        tracing::subscriber::with_default(logger(writer, false, LogFormat::Text), || {
             let client = "intruder\n2026-12-03T13:00:00Z  INFO smartlic_server: admin logged in";
             tracing::warn!(client = %client, hostname = "sw1\r\x1b[2J", "token refused: {}", "wrong\nsecret");
         });

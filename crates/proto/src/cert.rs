@@ -222,6 +222,28 @@ fn key_of_block(block: &x509_parser::pem::Pem) -> Result<PublicKey, CertError> {
     Ok(key)
 }
 
+/// What a certificate checked against its issuer says: its key and validity (Unix seconds).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckedCertificate {
+    pub public_key: PublicKey,
+    pub not_before: i64,
+    pub not_after: i64,
+    pub serial: String,
+}
+
+/// Checks that `issuer` signed the PEM certificate (a satellite's, issued by the cloud CA,
+/// S-6) and returns its facts; validity is the caller's to compare with its own clock.
+pub fn issued_by(pem: &str, issuer: &PublicKey) -> Result<CheckedCertificate, CertError> {
+    let (_, block) =
+        x509_parser::pem::parse_x509_pem(pem.as_bytes()).map_err(|e| CertError::BadCertificate(e.to_string()))?;
+    let cert = block.parse_x509().map_err(|e| CertError::BadCertificate(e.to_string()))?;
+    if !issuer.verify(cert.tbs_certificate.as_ref(), &cert.signature_value.data) {
+        return Err(CertError::BadCertificate("it was not issued by the expected CA".into()));
+    }
+    let (not_before, not_after, serial) = certificate_facts(pem)?;
+    Ok(CheckedCertificate { public_key: key_of_block(&block)?, not_before, not_after, serial })
+}
+
 /// Validity (not before, not after) of a PEM certificate in Unix seconds, and its serial in hex.
 pub fn certificate_facts(pem: &str) -> Result<(i64, i64, String), CertError> {
     let (_, block) =

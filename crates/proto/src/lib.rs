@@ -5,6 +5,7 @@
 pub mod cert;
 pub mod keys;
 pub mod reservation;
+pub mod satellite;
 pub mod wire;
 
 pub use cert::{CertError, CertificateAuthority, CertificateRequest, IssuedCertificate};

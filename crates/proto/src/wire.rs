@@ -11,6 +11,11 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// Base64 signature of the request (device key) or the answer (manager key).
 pub const SIGNATURE_HEADER: &str = "x-smartlic-signature";
 
+/// On a satellite's answers: base64 of its certificate (PEM), issued by the cloud CA. The
+/// answer's signature is then by the key of that certificate, and the device trusts it when
+/// the certificate chains to the manager CA it trusts and is valid by its clock (S-6).
+pub const SATELLITE_CERTIFICATE_HEADER: &str = "x-smartlic-satellite-certificate";
+
 pub const PATH_REGISTER: &str = "/device/v1/register";
 pub const PATH_RENEW_ID: &str = "/device/v1/renew-id";
 pub const PATH_AUTHORIZE: &str = "/device/v1/authorize";
@@ -213,6 +218,8 @@ pub mod code {
     pub const UNKNOWN_INSTANCE: &str = "UNKNOWN_INSTANCE";
     pub const CERTIFICATE_EXPIRED: &str = "CERTIFICATE_EXPIRED";
     pub const BAD_CSR: &str = "INVALID_CSR";
+    /// The cloud refuses a device of a pool a satellite serves (one manager per pool).
+    pub const SERVED_BY_SATELLITE: &str = "SERVED_BY_SATELLITE";
     pub const INTERNAL: &str = "INTERNAL_ERROR";
 }
 
@@ -224,6 +231,11 @@ pub mod text {
     pub const ALREADY_REGISTERED: &str = "Product already registered";
     /// Seed 004 scenario 9.
     pub const BAD_SIGNATURE: &str = "Data and signature do not match";
+    /// Seed 004 scenario 6: the answer of a satellite whose certificate has expired (or is not
+    /// yet valid, or was not issued by the manager CA the device trusts).
+    pub const SATELLITE_CERTIFICATE_INVALID: &str = "Missing Id Certificate Serial Number Field; Missing Signing Certificate Serial Number Field; Signed Data And Certificate Do Not Match";
+    /// Seed 000: a registration token brought to another manager than the one that issued it (S-4).
+    pub const TOKEN_OF_ANOTHER_MANAGER: &str = "The Product Instance Registration Token was issued by another license manager. If registering with the Smart Software Manager Satellite server, use the token from the satellite manager to register. Do not use the token from CSSM.";
 
     /// Seed 004 scenario 3.
     pub fn clock_skew(device_ms: i64) -> String {

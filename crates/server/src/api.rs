@@ -2,11 +2,11 @@
 //! then call the store and the pure domain.
 
 use crate::auth::{random_text, sha256_hex, Caller};
-use crate::body::Body;
+use crate::body::{Body, Path, Query};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::views::*;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post};
@@ -59,7 +59,7 @@ pub fn router() -> Router<AppState> {
 
 /// The smart account of a request. A caller with no role in it hears exactly what it would
 /// for an account that does not exist: other tenants' domains and pools do not leak.
-async fn load_account(state: &AppState, caller: &Caller, domain: &str) -> ApiResult<Account> {
+pub(crate) async fn load_account(state: &AppState, caller: &Caller, domain: &str) -> ApiResult<Account> {
     let domain = domain.to_ascii_lowercase();
     state.store.account(&domain).await?.filter(|a| caller.has_role_in(a)).ok_or_else(|| {
         ApiError::not_found(format!("smart account '{domain}' does not exist or you have no role in it"))
@@ -88,13 +88,48 @@ async fn pool_for(
     Ok((account, pool))
 }
 
-fn created<T: serde::Serialize>(value: T) -> Response {
+/// `?limit=&offset=` of every listing: pages of [`PAGE_DEFAULT`] items, at most [`PAGE_MAX`].
+#[derive(Deserialize)]
+pub(crate) struct Page {
+    limit: Option<usize>,
+    offset: Option<usize>,
+}
+
+const PAGE_DEFAULT: usize = 100;
+const PAGE_MAX: usize = 1000;
+
+impl Page {
+    /// (offset, limit), the limit checked.
+    fn bounds(&self) -> ApiResult<(usize, usize)> {
+        let limit = self.limit.unwrap_or(PAGE_DEFAULT);
+        if !(1..=PAGE_MAX).contains(&limit) {
+            return Err(ApiError::invalid("limit", format!("must be between 1 and {PAGE_MAX}, got {limit}")));
+        }
+        Ok((self.offset.unwrap_or(0), limit))
+    }
+
+    /// This page of `items` under `key`, and `next_offset`: the `offset` of the next page, null
+    /// after the last one.
+    pub(crate) fn answer<T: serde::Serialize>(&self, key: &str, items: Vec<T>) -> ApiResult<Json<Value>> {
+        let (offset, limit) = self.bounds()?;
+        let end = offset.saturating_add(limit);
+        let next = (items.len() > end).then_some(end);
+        let page: Vec<T> = items.into_iter().skip(offset).take(limit).collect();
+        Ok(Json(json!({ key: page, "next_offset": next })))
+    }
+}
+
+pub(crate) fn created<T: serde::Serialize>(value: T) -> Response {
     (StatusCode::CREATED, Json(value)).into_response()
 }
 
 // ---- accounts and virtual accounts -------------------------------------------------------
 
-async fn list_accounts(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+async fn list_accounts(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(page): Query<Page>,
+) -> ApiResult<Json<Value>> {
     let accounts: Vec<AccountView> = state
         .store
         .accounts()
@@ -103,7 +138,7 @@ async fn list_accounts(State(state): State<AppState>, caller: Caller) -> ApiResu
         .filter(|a| caller.role() == Role::Operator || caller.0.account_id == Some(a.id))
         .map(AccountView::from)
         .collect();
-    Ok(Json(json!({ "accounts": accounts })))
+    page.answer("accounts", accounts)
 }
 
 #[derive(Deserialize)]
@@ -119,6 +154,8 @@ async fn create_account(
     Body(b): Body<NewAccountBody>,
 ) -> ApiResult<Response> {
     caller.require_operator("create smart accounts")?;
+    let what = "creating smart accounts (a local account brings its own once approved)";
+    crate::satellite::refuse_on_satellite(&state, what)?;
     let domain = validate::domain(&b.domain)?;
     let name = validate::text("name", b.name.as_deref().unwrap_or(&domain), validate::MAX_NAME)?;
     let account = state.store.create_account(&domain, &name, caller.login(), state.clock.now()).await?;
@@ -158,7 +195,12 @@ async fn update_account(
     Ok(Json(AccountView::from(&changed)))
 }
 
-async fn list_vas(State(state): State<AppState>, caller: Caller, Path(domain): Path<String>) -> ApiResult<Json<Value>> {
+async fn list_vas(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(domain): Path<String>,
+    Query(page): Query<Page>,
+) -> ApiResult<Json<Value>> {
     let account = load_account(&state, &caller, &domain).await?;
     caller.require_account_view(&account)?;
     let vas: Vec<VirtualAccountView> = state
@@ -169,7 +211,7 @@ async fn list_vas(State(state): State<AppState>, caller: Caller, Path(domain): P
         .filter(|v| caller.sees(&account, v.id))
         .map(VirtualAccountView::from)
         .collect();
-    Ok(Json(json!({ "virtual_accounts": vas })))
+    page.answer("virtual_accounts", vas)
 }
 
 #[derive(Deserialize)]
@@ -232,18 +274,20 @@ async fn list_users(
     State(state): State<AppState>,
     caller: Caller,
     Path(domain): Path<String>,
+    Query(page): Query<Page>,
 ) -> ApiResult<Json<Value>> {
     let users = principals_of(&state, &caller, &domain, PrincipalKind::User).await?;
-    Ok(Json(json!({ "users": users })))
+    page.answer("users", users)
 }
 
 async fn list_clients(
     State(state): State<AppState>,
     caller: Caller,
     Path(domain): Path<String>,
+    Query(page): Query<Page>,
 ) -> ApiResult<Json<Value>> {
     let clients = principals_of(&state, &caller, &domain, PrincipalKind::ApiClient).await?;
-    Ok(Json(json!({ "api_clients": clients })))
+    page.answer("api_clients", clients)
 }
 
 #[derive(Deserialize)]
@@ -503,23 +547,29 @@ async fn list_access_tokens(
     State(state): State<AppState>,
     caller: Caller,
     Path(domain): Path<String>,
+    Query(page): Query<Page>,
 ) -> ApiResult<Json<Value>> {
     let account = load_account(&state, &caller, &domain).await?;
     caller.require(Action::ManageAccess, &account, None)?;
-    access_tokens_json(&state, AccessTokenFilter::Account(account.id), Some(account.id)).await
+    access_tokens_json(&state, AccessTokenFilter::Account(account.id), Some(account.id), page).await
 }
 
 /// Live access tokens of the operators (operator only).
-async fn list_operator_tokens(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+async fn list_operator_tokens(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(page): Query<Page>,
+) -> ApiResult<Json<Value>> {
     caller.require_operator("list the operators' access tokens")?;
-    access_tokens_json(&state, AccessTokenFilter::Operators, None).await
+    access_tokens_json(&state, AccessTokenFilter::Operators, None, page).await
 }
 
-/// `{"access_tokens": [...]}` for the tokens of `filter`, held by principals of `account_id`.
+/// A page of `{"access_tokens": [...]}` for the tokens of `filter`, held by principals of `account_id`.
 async fn access_tokens_json(
     state: &AppState,
     filter: AccessTokenFilter,
     account_id: Option<i64>,
+    page: Page,
 ) -> ApiResult<Json<Value>> {
     let holders: Vec<Principal> =
         state.store.principals(account_id).await?.into_iter().filter(|p| p.account_id == account_id).collect();
@@ -530,7 +580,7 @@ async fn access_tokens_json(
         .iter()
         .filter_map(|t| Some(AccessTokenView::new(t, holders.iter().find(|p| p.id == t.principal_id)?)))
         .collect();
-    Ok(Json(json!({ "access_tokens": tokens })))
+    page.answer("access_tokens", tokens)
 }
 
 #[derive(Deserialize)]
@@ -758,18 +808,20 @@ async fn list_pool_reservations(
     State(state): State<AppState>,
     caller: Caller,
     Path((domain, va)): Path<(String, String)>,
+    Query(page): Query<Page>,
 ) -> ApiResult<Json<Value>> {
     let (_, pool) = pool_for(&state, &caller, &domain, &va, Action::View).await?;
     let found = state.store.reservations(ReservationFilter::VirtualAccount(pool.id)).await?;
     let views: Vec<ReservationView> =
         found.iter().map(|r| ReservationView::new(r, &pool.name, &state.catalog)).collect();
-    Ok(Json(json!({ "reservations": views })))
+    page.answer("reservations", views)
 }
 
 async fn list_account_reservations(
     State(state): State<AppState>,
     caller: Caller,
     Path(domain): Path<String>,
+    Query(page): Query<Page>,
 ) -> ApiResult<Json<Value>> {
     let account = load_account(&state, &caller, &domain).await?;
     caller.require_account_view(&account)?;
@@ -785,7 +837,7 @@ async fn list_account_reservations(
             Some(ReservationView::new(r, &va.name, &state.catalog))
         })
         .collect();
-    Ok(Json(json!({ "reservations": views })))
+    page.answer("reservations", views)
 }
 
 // ---- registration tokens -----------------------------------------------------------------
@@ -794,12 +846,13 @@ async fn list_tokens(
     State(state): State<AppState>,
     caller: Caller,
     Path((domain, va)): Path<(String, String)>,
+    Query(page): Query<Page>,
 ) -> ApiResult<Json<Value>> {
     let (_, pool) = pool_for(&state, &caller, &domain, &va, Action::View).await?;
     let now = state.clock.now();
     let tokens: Vec<TokenView> =
         state.store.tokens(pool.id).await?.iter().map(|t| TokenView::new(t, &pool, now)).collect();
-    Ok(Json(json!({ "tokens": tokens })))
+    page.answer("tokens", tokens)
 }
 
 #[derive(Deserialize)]
@@ -812,10 +865,11 @@ struct NewTokenBody {
     export_controlled: bool,
 }
 
-/// A token in the original format: base64 of `<id>-<creation ms>|<random>` (public facts §2.4).
-fn new_token_text(now: Timestamp) -> String {
+/// A token in the original format: base64 of `<id>-<creation ms>|<random>` (public facts §2.4),
+/// ended with the manager's mark (S-4, [`crate::satellite::mark_token`]).
+fn new_token_text(state: &AppState, now: Timestamp) -> String {
     use base64::Engine;
-    let raw = format!("{}-{}|{}", random_text(16), now.0, random_text(24));
+    let raw = crate::satellite::mark_token(state, &format!("{}-{}|{}", random_text(16), now.0, random_text(24)));
     base64::engine::general_purpose::STANDARD.encode(raw)
 }
 
@@ -852,7 +906,7 @@ pub(crate) async fn issue_token(
     export_controlled: bool,
 ) -> ApiResult<(RegistrationToken, String)> {
     let now = state.clock.now();
-    let text = new_token_text(now);
+    let text = new_token_text(state, now);
     let new = NewToken {
         virtual_account_id: pool.id,
         token_hash: sha256_hex(&text),
@@ -924,11 +978,12 @@ async fn list_pool_instances(
     State(state): State<AppState>,
     caller: Caller,
     Path((domain, va)): Path<(String, String)>,
+    Query(page): Query<Page>,
 ) -> ApiResult<Json<Value>> {
     let (_, pool) = pool_for(&state, &caller, &domain, &va, Action::View).await?;
     let instances = state.store.instances(InstanceFilter::VirtualAccount(pool.id)).await?;
     let views = instance_views(&state, &instances, std::slice::from_ref(&pool)).await?;
-    Ok(Json(json!({ "instances": views })))
+    page.answer("instances", views)
 }
 
 /// Instances of an account the caller may see.
@@ -953,11 +1008,12 @@ async fn list_account_instances(
     State(state): State<AppState>,
     caller: Caller,
     Path(domain): Path<String>,
+    Query(page): Query<Page>,
 ) -> ApiResult<Json<Value>> {
     let account = load_account(&state, &caller, &domain).await?;
     let (instances, vas) = visible_instances(&state, &caller, &account).await?;
     let views = instance_views(&state, &instances, &vas).await?;
-    Ok(Json(json!({ "instances": views })))
+    page.answer("instances", views)
 }
 
 /// An instance of the account with the caller's right to `action` on its pool.
@@ -1021,9 +1077,9 @@ async fn remove_instance(
 
 // ---- events, alerts, reports -------------------------------------------------------------
 
+/// `?format=csv` of a report.
 #[derive(Deserialize)]
 struct Listing {
-    limit: Option<i64>,
     format: Option<String>,
 }
 
@@ -1042,16 +1098,15 @@ async fn events_json(
     state: &AppState,
     caller: &Caller,
     account: Option<&Account>,
-    limit: Option<i64>,
+    page: Page,
 ) -> ApiResult<Json<Value>> {
-    let limit = limit.unwrap_or(100);
-    if !(1..=10_000).contains(&limit) {
-        return Err(ApiError::invalid("limit", format!("must be between 1 and 10000, got {limit}")));
-    }
+    let (offset, limit) = page.bounds()?;
     let names = names(state).await?;
+    // Most recent first: the page's events and one more, to tell whether a next page exists.
+    let wanted = i64::try_from(offset + limit + 1).unwrap_or(i64::MAX);
     let events: Vec<EventView> = state
         .store
-        .events(account.map(|a| a.id), limit)
+        .events(account.map(|a| a.id), wanted)
         .await?
         .iter()
         .filter(|e| match (account, e.virtual_account_id) {
@@ -1060,29 +1115,30 @@ async fn events_json(
         })
         .map(|e| EventView::new(e, &names))
         .collect();
-    Ok(Json(json!({ "events": events })))
+    page.answer("events", events)
 }
 
 async fn account_events(
     State(state): State<AppState>,
     caller: Caller,
     Path(domain): Path<String>,
-    Query(q): Query<Listing>,
+    Query(page): Query<Page>,
 ) -> ApiResult<Json<Value>> {
     let account = load_account(&state, &caller, &domain).await?;
     caller.require_account_view(&account)?;
-    events_json(&state, &caller, Some(&account), q.limit).await
+    events_json(&state, &caller, Some(&account), page).await
 }
 
-async fn all_events(State(state): State<AppState>, caller: Caller, Query(q): Query<Listing>) -> ApiResult<Json<Value>> {
+async fn all_events(State(state): State<AppState>, caller: Caller, Query(page): Query<Page>) -> ApiResult<Json<Value>> {
     caller.require_operator("read the events of every account")?;
-    events_json(&state, &caller, None, q.limit).await
+    events_json(&state, &caller, None, page).await
 }
 
 async fn list_alerts(
     State(state): State<AppState>,
     caller: Caller,
     Path(domain): Path<String>,
+    Query(page): Query<Page>,
 ) -> ApiResult<Json<Value>> {
     let account = load_account(&state, &caller, &domain).await?;
     caller.require_account_view(&account)?;
@@ -1095,7 +1151,7 @@ async fn list_alerts(
         .filter(|a| a.virtual_account_id.is_none_or(|v| caller.sees(&account, v)))
         .map(|a| AlertView::new(a, &names))
         .collect();
-    Ok(Json(json!({ "alerts": alerts })))
+    page.answer("alerts", alerts)
 }
 
 /// Answers JSON `{"rows": [...]}`, or CSV with `?format=csv`.

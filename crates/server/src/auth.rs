@@ -67,6 +67,15 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
     (status, Json(body)).into_response()
 }
 
+/// 401 `invalid_client`, with the challenge RFC 6749 §5.2 requires.
+fn wrong_client(description: &str) -> Response {
+    let mut answer = oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", description);
+    answer
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static(r#"Basic realm="smartlic""#));
+    answer
+}
+
 /// 429 or 503 with `Retry-After`, in the OAuth2 shape (`temporarily_unavailable`).
 fn try_later(status: StatusCode, retry_after_secs: i64, description: &str) -> Response {
     let mut answer = oauth_error(status, "temporarily_unavailable", description);
@@ -74,10 +83,17 @@ fn try_later(status: StatusCode, retry_after_secs: i64, description: &str) -> Re
     answer
 }
 
+/// The credentials of an `Authorization` value of `scheme`, whose name is case-insensitive
+/// (RFC 9110 §11.1).
+fn credentials<'a>(value: &'a str, scheme: &str) -> Option<&'a str> {
+    let (name, credentials) = value.split_once(' ')?;
+    name.eq_ignore_ascii_case(scheme).then_some(credentials)
+}
+
 /// `client_id:client_secret` from an HTTP Basic header, as RFC 6749 §2.3.1 allows.
 fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let encoded = value.strip_prefix("Basic ")?;
+    let encoded = credentials(value, "Basic")?;
     let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
     let (id, secret) = decoded.split_once(':')?;
     Some((id.to_string(), secret.to_string()))
@@ -135,7 +151,7 @@ pub async fn token(
         return if password_grant {
             oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "wrong username or password")
         } else {
-            oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "wrong client ID or secret")
+            wrong_client("wrong client ID or secret")
         };
     };
     state.logins.succeeded(&name);
@@ -145,7 +161,7 @@ pub async fn token(
         return if password_grant {
             oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", &what)
         } else {
-            oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", &what)
+            wrong_client(&what)
         };
     }
     let access = random_text(32);
@@ -173,11 +189,11 @@ impl FromRequestParts<AppState> for Caller {
         let token = value
             .to_str()
             .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(|v| credentials(v, "Bearer"))
             .ok_or_else(|| ApiError::unauthenticated("the Authorization header must be 'Bearer <access token>'"))?;
         let refused = || {
             let why = "the access token is unknown, expired or revoked, or its holder was disabled or deleted";
-            ApiError::unauthenticated(why)
+            ApiError::invalid_token(why)
         };
         let hash = sha256_hex(token.trim());
         let principal = state.store.principal_for_access_token(&hash, state.clock.now()).await?.ok_or_else(refused)?;

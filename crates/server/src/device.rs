@@ -3,6 +3,7 @@
 //! clock skew, signature and replay before it changes anything; every answer is signed.
 
 use crate::error::ApiError;
+use crate::metrics::Outcome;
 use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -23,13 +24,22 @@ use smartlic_proto::{CertificateRequest, KeyAlgorithm, PublicKey};
 use smartlic_store::{CertificateFacts, Instance, NewInstance, RegisterRefusal, UsageReport};
 use std::collections::BTreeMap;
 
+/// The prefixes a device's configured URL may carry before the protocol paths (the URL is a
+/// base the paths are appended to, docs/PROTOCOL.md): a satellite's `/SmartTransport`, the
+/// legacy transport gateway's, and the original cloud's call-home service (the default
+/// destination of call home). Answers are signed over the protocol path alone, whatever the prefix.
+pub const PATH_PREFIXES: [&str; 3] =
+    ["/SmartTransport", "/Transportgateway/services/DeviceRequestHandler", "/its/service/oddce/services/DDCEService"];
+
+/// The protocol paths, bare and under each of [`PATH_PREFIXES`].
 pub fn router() -> Router<AppState> {
-    Router::new()
+    let paths = Router::new()
         .route(wire::PATH_REGISTER, post(register))
         .route(wire::PATH_RENEW_ID, post(renew_id))
         .route(wire::PATH_AUTHORIZE, post(authorize))
         .route(wire::PATH_DEREGISTER, post(deregister))
-        .route("/device/{*rest}", any(unknown_path))
+        .route("/device/{*rest}", any(unknown_path));
+    PATH_PREFIXES.iter().fold(paths.clone(), |router, prefix| router.nest(prefix, paths.clone()))
 }
 
 /// Devices act only on signed answers, so even "no such endpoint" is signed.
@@ -61,6 +71,10 @@ fn signed(state: &AppState, path: &str, status: StatusCode, body: &impl Serializ
     let mut response = (status, [(axum::http::header::CONTENT_TYPE, "application/json")], bytes).into_response();
     if let Ok(v) = HeaderValue::from_str(&signature) {
         response.headers_mut().insert(wire::SIGNATURE_HEADER, v);
+    }
+    // A satellite's key is trusted through the certificate the cloud issued it (S-6).
+    if let Some(certificate) = state.satellite.certificate_header() {
+        response.headers_mut().insert(wire::SATELLITE_CERTIFICATE_HEADER, certificate);
     }
     response
 }
@@ -154,6 +168,7 @@ async fn authenticate(
         refusal(StatusCode::NOT_FOUND, code::UNKNOWN_INSTANCE, text::unknown_instance(instance_id))
             .with_field("instance_id")
     })?;
+    crate::satellite::refuse_served_pool(state, inst.virtual_account_id).await?;
     let signed = wire::request_signing_input(request.path, request.body);
     let signature = signature_of(request.headers);
     let by_current =
@@ -236,11 +251,80 @@ fn field_text(field: &'static str, value: &str, max: usize) -> Result<String, Ap
 async fn register(State(state): State<AppState>, headers: HeaderMap, body: RawBody) -> Response {
     let path = wire::PATH_REGISTER;
     let nonce = nonce_of(&body);
+    let about = about(&body, |r| r.udi.map(|u| format!("PID:{},SN:{}", u.pid, u.sn)));
     let result = match body_bytes(body) {
         Ok(body) => do_register(&state, &headers, &body).await,
         Err(e) => Err(e),
     };
+    match &result {
+        Ok(_) => state.metrics.registration(Outcome::registered),
+        Err(e) => refused(&state, "registration", about, e).await,
+    }
     respond(&state, path, nonce, result)
+}
+
+/// What a refused request was about, as far as its body tells (a UDI, an instance ID), for
+/// the log and the event; never the token or the signature.
+#[derive(serde::Deserialize)]
+struct Readable {
+    udi: Option<Udi>,
+    instance_id: Option<String>,
+}
+
+fn about(body: &RawBody, what: fn(Readable) -> Option<String>) -> String {
+    let read = body.as_ref().ok().and_then(|b| serde_json::from_slice::<Readable>(b).ok()).and_then(what);
+    read.filter(|t| t.len() <= 2 * validate::MAX_NAME).unwrap_or_else(|| "an unreadable request".into())
+}
+
+/// Refused device requests recorded as events in one minute at most: anyone can send requests
+/// to be refused, and they must not fill the event log (past it they are counted and logged).
+const REFUSAL_EVENTS_PER_MINUTE: u32 = 120;
+
+/// The refusal events recorded in the current minute of wall time.
+#[derive(Default)]
+pub struct RefusalEvents(std::sync::Mutex<Option<(tokio::time::Instant, u32)>>);
+
+impl RefusalEvents {
+    /// Whether one more refusal may be recorded at `now`.
+    fn admit(&self, now: tokio::time::Instant) -> bool {
+        let mut window = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match &mut *window {
+            Some((start, recorded)) if now.duration_since(*start) < std::time::Duration::from_secs(60) => {
+                *recorded = recorded.saturating_add(1);
+                *recorded <= REFUSAL_EVENTS_PER_MINUTE
+            }
+            _ => {
+                *window = Some((now, 1));
+                true
+            }
+        }
+    }
+}
+
+/// A refused registration or authorization: counted, logged with its reason and recorded as
+/// an event (`registration.refused`, `authorization.refused`) for the operator.
+async fn refused(state: &AppState, what: &'static str, about: String, e: &ApiError) {
+    let outcome = if e.status.is_server_error() { Outcome::failed } else { Outcome::refused };
+    match what {
+        "registration" => state.metrics.registration(outcome),
+        _ => state.metrics.authorization(outcome),
+    }
+    tracing::warn!(code = e.code, reason = %e.message, device = %about, "{what} refused");
+    if !state.refusal_events.admit(tokio::time::Instant::now()) {
+        return;
+    }
+    let event = smartlic_store::NewEvent {
+        at: state.clock.now(),
+        actor: "device".into(),
+        kind: format!("{what}.refused"),
+        account_id: None,
+        virtual_account_id: None,
+        object: about,
+        detail: format!("{} ({})", e.message, e.code),
+    };
+    if let Err(e) = state.store.record_event(event).await {
+        tracing::error!("cannot record the {what}.refused event: {e}");
+    }
 }
 
 async fn do_register(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<wire::RegisterResponse, ApiError> {
@@ -264,12 +348,14 @@ async fn do_register(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Resu
     if !request.public_key.verify_b64(&wire::request_signing_input(wire::PATH_REGISTER, body), signature_of(headers)) {
         return Err(bad_signature());
     }
+    let token_hash = crate::auth::sha256_hex(req.token.trim());
+    crate::satellite::refuse_served_token(state, &token_hash).await?;
     consume_nonce(state, "register", &req.envelope.nonce, now).await?;
     let udi = Udi { pid: pid.clone(), sn: sn.clone() };
     let (pem, cert) = issue(state, &request, &udi, now)?;
     let new = NewInstance {
         id: new_instance_id(),
-        token_hash: crate::auth::sha256_hex(req.token.trim()),
+        token_hash,
         udi_pid: pid,
         udi_sn: sn,
         hostname,
@@ -278,9 +364,7 @@ async fn do_register(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Resu
         evaluation_used_ms: req.evaluation_used_ms,
     };
     let done = state.store.register_instance(new, now).await.map_err(|e| match e {
-        RegisterRefusal::InvalidToken => {
-            refusal(StatusCode::BAD_REQUEST, code::INVALID_TOKEN, text::INVALID_TOKEN).with_field("token")
-        }
+        RegisterRefusal::InvalidToken => crate::satellite::unknown_token(state, &req.token),
         RegisterRefusal::AlreadyRegistered => {
             refusal(StatusCode::CONFLICT, code::ALREADY_REGISTERED, text::ALREADY_REGISTERED)
         }
@@ -333,7 +417,10 @@ async fn renew_id(State(state): State<AppState>, headers: HeaderMap, body: RawBo
 fn respond<T: Serialize>(state: &AppState, path: &str, nonce: Option<String>, result: Result<T, ApiError>) -> Response {
     match result {
         Ok(answer) => signed(state, path, StatusCode::OK, &answer),
-        Err(e) => signed(state, path, e.status, &wire::ErrorResponse { request_nonce: nonce, ..e.body() }),
+        Err(e) => {
+            let body = wire::ErrorResponse { request_nonce: nonce, ..e.body() };
+            signed(state, path, e.status, &crate::observe::with_request_id(&body))
+        }
     }
 }
 
@@ -366,6 +453,7 @@ fn usage_map(usage: &[wire::Usage]) -> Result<BTreeMap<String, i64>, ApiError> {
 async fn authorize(State(state): State<AppState>, headers: HeaderMap, body: RawBody) -> Response {
     let path = wire::PATH_AUTHORIZE;
     let nonce = nonce_of(&body);
+    let about = about(&body, |r| r.instance_id.map(|id| format!("instance {id}")));
     let result = async {
         let now = state.clock.now();
         let body = body_bytes(body)?;
@@ -414,6 +502,14 @@ async fn authorize(State(state): State<AppState>, headers: HeaderMap, body: RawB
         })
     }
     .await;
+    match &result {
+        Ok(answer) => state.metrics.authorization(match answer.status {
+            AuthorizationStatus::Authorized => Outcome::authorized,
+            AuthorizationStatus::OutOfCompliance => Outcome::out_of_compliance,
+            AuthorizationStatus::NoLicensesInUse => Outcome::no_licenses_in_use,
+        }),
+        Err(e) => refused(&state, "authorization", about, e).await,
+    }
     respond(&state, path, nonce, result)
 }
 
@@ -436,4 +532,18 @@ async fn deregister(State(state): State<AppState>, headers: HeaderMap, body: Raw
     }
     .await;
     respond(&state, path, nonce, result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusal_events_are_bounded_per_minute() {
+        let budget = RefusalEvents::default();
+        let start = tokio::time::Instant::now();
+        assert!((0..REFUSAL_EVENTS_PER_MINUTE).all(|_| budget.admit(start)));
+        assert!(!budget.admit(start + std::time::Duration::from_secs(59)));
+        assert!(budget.admit(start + std::time::Duration::from_secs(60)));
+    }
 }

@@ -2,10 +2,12 @@
 //! instances goes back to the pool, instances whose ID certificate expired are removed
 //! (C-12), stale nonces and access tokens are purged, and alerts are recomputed (C-14).
 
+use crate::metrics::Outcome;
 use crate::state::AppState;
 use smartlic_core::time::DAY_MS;
 use smartlic_store::{InstanceFilter, NewAlert, StoreError};
 use std::time::Duration;
+use tokio::time::Instant;
 
 /// Licenses ending within this many days raise an alert.
 const EXPIRY_WARNING_DAYS: i64 = 30;
@@ -102,15 +104,41 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// When the jobs loop last finished a run, for readiness (`/ready`): wall time, whatever the
+/// manager's clock says.
+#[derive(Default)]
+pub struct Heartbeat(std::sync::Mutex<Option<(Instant, Duration)>>);
+
+/// Runs missed by this many intervals mean the loop is stuck or gone.
+const MISSED_RUNS: u32 = 3;
+
+impl Heartbeat {
+    fn beat(&self, every: Duration) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), every));
+    }
+
+    /// Whether a run finished within the last few intervals.
+    pub fn alive(&self) -> bool {
+        let last = *self.0.lock().unwrap_or_else(|e| e.into_inner());
+        last.is_some_and(|(at, every)| at.elapsed() <= every * MISSED_RUNS)
+    }
+}
+
 /// Runs the jobs every `every` of wall time until the process ends.
 pub fn spawn(state: AppState, every: Duration) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         loop {
             tick.tick().await;
-            if let Err(e) = run_once(&state).await {
-                tracing::error!("background jobs failed: {e:#}");
-            }
+            let outcome = match run_once(&state).await {
+                Ok(()) => Outcome::ok,
+                Err(e) => {
+                    tracing::error!("background jobs failed: {e:#}");
+                    Outcome::failed
+                }
+            };
+            state.metrics.job_run(outcome);
+            state.job_heartbeat.beat(every);
         }
     });
 }

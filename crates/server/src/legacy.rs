@@ -20,12 +20,13 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use crate::views::InstanceView;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::http::{StatusCode, Uri};
+use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use smartlic_core::role::Action;
@@ -125,11 +126,33 @@ impl From<smartlic_store::StoreError> for LegacyError {
 
 impl IntoResponse for LegacyError {
     fn into_response(self) -> Response {
-        (self.0.status, Json(json!({"status": "ERROR", "statusMessage": self.0.message}))).into_response()
+        self.0.answer(json!({"status": "ERROR", "statusMessage": self.0.message}))
     }
 }
 
 type LegacyResult<T> = Result<T, LegacyError>;
+
+/// Path parameters, refused in the original shape.
+struct Path<T>(T);
+
+impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for Path<T> {
+    type Rejection = LegacyError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, LegacyError> {
+        Ok(Path(crate::body::Path::from_request_parts(parts, state).await?.0))
+    }
+}
+
+/// The query string, refused in the original shape.
+struct Query<T>(T);
+
+impl<T: DeserializeOwned> FromRequestParts<AppState> for Query<T> {
+    type Rejection = LegacyError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, LegacyError> {
+        Ok(Query(crate::body::Query::from_request_parts(parts, state).await?.0))
+    }
+}
 
 /// The bearer-token check of `/api/v1`, answering in the original shape.
 pub struct LegacyCaller(Caller);
@@ -306,7 +329,7 @@ fn paged(req: &ListRequest, key: &str, rows: Vec<Value>) -> Value {
 
 /// A JSON body, or a 400 in the original envelope.
 fn parsed<T>(body: Result<Json<T>, JsonRejection>) -> LegacyResult<T> {
-    let Json(value) = body.map_err(|r| ApiError::new(StatusCode::BAD_REQUEST, "MALFORMED_JSON", r.body_text()))?;
+    let Json(value) = body.map_err(ApiError::from)?;
     Ok(value)
 }
 

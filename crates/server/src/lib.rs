@@ -3,14 +3,19 @@
 
 pub mod api;
 pub mod auth;
+pub mod backup;
 mod body;
 pub mod device;
 pub mod error;
+pub mod gateway;
 pub mod jobs;
 pub mod legacy;
 pub mod login;
+pub mod metrics;
+pub mod observe;
 pub mod openapi;
 pub mod reservation;
+pub mod satellite;
 pub mod state;
 pub mod tls;
 pub mod views;
@@ -28,8 +33,21 @@ use std::time::Duration;
 /// Name of the bootstrap operator client (`smartlic admin` logs in as it by default).
 pub const ADMIN_CLIENT: &str = "admin";
 
+/// Which role the binary plays (issue 12): the same device protocol, three places in a network.
+#[derive(Debug, Clone)]
+pub enum Mode {
+    /// The license manager in the cloud.
+    Cloud,
+    /// An on-premises manager serving the pools the cloud assigned to it.
+    Satellite,
+    /// A relay of device messages to the manager at `upstream` (its TLS is checked against
+    /// `upstream_ca`), keeping no licensing state: [`gateway::start`].
+    Gateway { upstream: String, upstream_ca: PathBuf },
+}
+
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
+    pub mode: Mode,
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
     pub tls_cert: Option<PathBuf>,
@@ -53,6 +71,10 @@ pub struct Running {
     pub generated_admin_secret: Option<String>,
     pub state: AppState,
     task: tokio::task::JoinHandle<()>,
+    /// Turned true by [`Running::shutdown`].
+    stop_serving: tokio::sync::watch::Sender<bool>,
+    /// The data directory's lock ([`backup::lock_data_dir`]), released by [`Running::stop`].
+    data_lock: std::sync::Mutex<Option<std::fs::File>>,
 }
 
 impl Running {
@@ -60,26 +82,54 @@ impl Running {
         let _ = self.task.await;
     }
 
+    /// Stops gracefully: no new connection, requests in progress answered (for at most
+    /// `Limits::shutdown_timeout`), then the database closed cleanly (queued writes done,
+    /// WAL checkpointed).
+    pub async fn shutdown(mut self) {
+        self.stop_serving.send_replace(true);
+        let _ = (&mut self.task).await;
+        if let Err(e) = self.state.store.close().await {
+            tracing::error!("closing the database: {e}");
+        }
+        self.stop();
+    }
+
     pub fn stop(&self) {
         self.task.abort();
+        drop(self.data_lock.lock().map(|mut lock| lock.take()));
     }
 }
 
 pub fn app(state: AppState) -> axum::Router {
     axum::Router::new()
         .merge(api::router())
+        .merge(backup::router())
         .merge(device::router())
         .merge(legacy::router())
+        .merge(satellite::router())
         .route("/oauth/token", post(auth::token))
         .route("/api/v1/openapi.json", get(|| async { axum::Json(openapi::document()) }))
-        .route("/health", get(|| async { "ok" }))
+        .route("/health", get(observe::health))
+        .route("/ready", get(observe::ready))
+        .route("/metrics", get(metrics::scrape))
         .fallback(|| async { error::ApiError::not_found("no such endpoint; see /api/v1/openapi.json") })
-        // axum's own 405 has an empty body: say what was refused.
-        .method_not_allowed_fallback(|method: axum::http::Method, uri: axum::http::Uri| async move {
-            let message = format!("{method} is not allowed on {}; see /api/v1/openapi.json", uri.path());
-            error::ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", message)
-        })
+        .method_not_allowed_fallback(method_not_allowed)
+        .route_layer(axum::middleware::from_fn(observe::matched_route))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), observe::requests))
         .with_state(state)
+}
+
+/// axum's own 405 has an empty body: say what was refused, in the shape of the API the path
+/// belongs to (axum adds the `Allow` header).
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let message = format!("{method} is not allowed on {}; see /api/v1/openapi.json", uri.path());
+    let refused = error::ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", message);
+    if uri.path().starts_with(legacy::PREFIX) {
+        legacy::LegacyError::from(refused).into_response()
+    } else {
+        refused.into_response()
+    }
 }
 
 /// Files the manager keeps besides connections: the database and its WAL, the CA, logs.
@@ -144,20 +194,41 @@ async fn bootstrap_admin(
     Ok(generated.then_some(secret))
 }
 
-pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
+/// What every mode does first: checks the names of the generated TLS certificate and binds
+/// the port, before anything is created (a port in use must not leave a first start with a
+/// stored administrator secret that was never shown); then reads the operator's certificate
+/// and key (`--tls-cert`, `--tls-key`) when given. Answers the names for a generated one.
+async fn listen(
+    config: &ServerConfig,
+) -> anyhow::Result<(tokio::net::TcpListener, Vec<String>, Option<(String, String)>)> {
     if config.tls_cert.is_some() && !config.hostnames.is_empty() {
         anyhow::bail!("--hostname names the generated TLS certificate; the one of --tls-cert keeps its own names");
     }
     let tls_names = tls::names_for(&config.listen, &config.hostnames)?;
-    // Bound before anything is created: a port in use must not leave a first start with a
-    // stored administrator secret that was never shown.
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let read =
+        |path: &PathBuf| std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()));
+    let operator_tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(c), Some(k)) => Some((read(c)?, read(k)?)),
+        (None, None) => None,
+        _ => anyhow::bail!("--tls-cert and --tls-key go together"),
+    };
+    Ok((listener, tls_names, operator_tls))
+}
+
+/// Starts a manager (cloud or satellite); a gateway starts with [`gateway::start`].
+pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
+    if let Mode::Gateway { .. } = config.mode {
+        anyhow::bail!("a transport gateway is no manager: start it with gateway::start");
+    }
+    let (listener, tls_names, operator_tls) = listen(&config).await?;
     let local_addr = listener.local_addr()?;
     let limits = connection_cap(config.limits.clone());
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
+    let data_lock = std::sync::Mutex::new(Some(backup::lock_data_dir(&config.data_dir)?));
     let simulated = config.simulated_clock.then(|| Arc::new(SimulatedClock::new()));
     let clock: Arc<dyn Clock> = match &simulated {
         Some(s) => s.clone(),
@@ -170,23 +241,21 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         }
         None => Catalog::builtin(),
     };
-    let store = SqliteStore::open(&config.data_dir.join("smartlic.db")).await.context("opening the database")?;
+    let store =
+        SqliteStore::open(&config.data_dir.join(backup::DATABASE_FILE)).await.context("opening the database")?;
     let store: Arc<dyn Store> = Arc::new(store);
     let real_now_secs = SystemClock.now().0 / 1000;
     let (ca, _) = tls::load_or_create_ca(&config.data_dir, real_now_secs)?;
-    let (cert_pem, key_pem) = match (&config.tls_cert, &config.tls_key) {
-        (Some(c), Some(k)) => (
-            std::fs::read_to_string(c).with_context(|| format!("cannot read {}", c.display()))?,
-            std::fs::read_to_string(k).with_context(|| format!("cannot read {}", k.display()))?,
-        ),
-        (None, None) => ca.issue_tls_certificate(&tls_names, real_now_secs)?,
-        _ => anyhow::bail!("--tls-cert and --tls-key go together"),
+    let (cert_pem, key_pem) = match operator_tls {
+        Some(pair) => pair,
+        None => ca.issue_tls_certificate(&tls_names, real_now_secs)?,
     };
     let tls_config = tls::server_config(&cert_pem, &key_pem)?;
     let hashing = login::HashPool::new();
     let generated_admin_secret =
         bootstrap_admin(store.as_ref(), &hashing, config.admin_secret.clone(), clock.now()).await?;
     let ca_pem = ca.cert_pem().to_string();
+    let satellite = satellite::SatelliteRole::load(&config.mode, store.as_ref()).await?;
     let state = AppState(Arc::new(Inner {
         store,
         clock,
@@ -197,8 +266,14 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         hashing,
         logins: login::LoginLimiter::new(limits.login_failures_per_client, limits.login_failures_per_address),
         jobs: Default::default(),
+        job_heartbeat: Default::default(),
+        metrics: Default::default(),
+        refusal_events: Default::default(),
+        satellite,
     }));
     jobs::spawn(state.clone(), config.job_interval);
-    let task = tokio::spawn(tls::serve(listener, tls_config, app(state.clone()), limits));
-    Ok(Running { local_addr, ca_pem, generated_admin_secret, state, task })
+    let (stop_serving, stop) = tokio::sync::watch::channel(false);
+    let serving = tls::Serving { open: state.metrics.open_connections.clone(), stop, drain: limits.shutdown_timeout };
+    let task = tokio::spawn(tls::serve_until(listener, tls_config, app(state.clone()), limits, serving));
+    Ok(Running { local_addr, ca_pem, generated_admin_secret, state, task, stop_serving, data_lock })
 }

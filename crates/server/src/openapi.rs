@@ -88,6 +88,41 @@ const OPERATIONS: &[(&str, &str, &str)] = &[
     ("post", "/api/v1/clock", "Set the simulated clock (operator, --clock simulated)"),
     ("get", "/api/v1/catalog", "Entitlement tags and tiers"),
     ("get", "/api/v1/check", "Counters recomputed from the records: every difference (operator)"),
+    (
+        "post",
+        "/api/v1/backup",
+        "A consistent copy of the database taken online (operator; application/vnd.sqlite3, without the CA key)",
+    ),
+    (
+        "post",
+        "/api/v1/satellites",
+        "Cloud: record a satellite's signed registration (operator or a role in its smart account); pending until approved",
+    ),
+    ("get", "/api/v1/satellites", "Cloud: satellites, pending and approved, with the pools they serve (operator)"),
+    (
+        "post",
+        "/api/v1/satellites/{id}/approve",
+        "Cloud: approve a satellite: certificate from the cloud CA (1 year), the named virtual accounts served by it alone",
+    ),
+    ("get", "/api/v1/satellites/{id}/answer", "Cloud: the signed approval for the satellite to import (409 NOT_APPROVED before)"),
+    (
+        "post",
+        "/api/v1/satellites/answer",
+        "Cloud, offline registration: record and approve a registration file with the named pools; answers the approval file",
+    ),
+    ("get", "/api/v1/local-accounts", "Satellite: local accounts and their registration status (operator)"),
+    ("post", "/api/v1/local-accounts", "Satellite: create a local account mirroring a smart account of the cloud (operator)"),
+    (
+        "get",
+        "/api/v1/local-accounts/{name}/registration",
+        "Satellite: the local account's registration signed with the satellite's key (query satellite=NAME)",
+    ),
+    ("post", "/api/v1/local-accounts/{name}/sent", "Satellite: note the cloud's identifier of a registration sent online"),
+    (
+        "post",
+        "/api/v1/local-accounts/{name}/approval",
+        "Satellite: import the cloud's signed approval; the smart account and its granted pools then serve devices",
+    ),
 ];
 
 /// The original manager's API (`crate::legacy`), listed under its own tag.
@@ -182,16 +217,73 @@ const ORIGINAL_OPERATIONS: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// Probes and metrics (`crate::observe`, `crate::metrics`), outside the versioned API.
+fn operating() -> Map<String, Value> {
+    let check = json!({"type": "string", "description": "ok, or why the check failed"});
+    let ready = json!({"type": "object", "properties": {
+        "ready": {"type": "boolean"},
+        "checks": {"type": "object", "properties": {"database": check, "ca": check, "jobs": check}}}});
+    let error = json!({"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}});
+    let health = json!({"get": {"summary": "Liveness: the process answers", "tags": ["operating"], "security": [],
+        "responses": {"200": {"description": "alive", "content": {"text/plain": {"schema": {"type": "string", "enum": ["ok"]}}}}}}});
+    let ready = json!({"get": {
+        "summary": "Readiness: the database takes a write, the CA key signs, the background jobs ran within three intervals",
+        "tags": ["operating"], "security": [],
+        "responses": {
+            "200": {"description": "ready", "content": {"application/json": {"schema": ready}}},
+            "503": {"description": "not ready; each failed check says why", "content": {"application/json": {"schema": ready}}}}}});
+    let metrics = json!({"get": {"summary": "Metrics in the Prometheus text format (operator)", "tags": ["operating"],
+        "responses": {
+            "200": {"description": "OpenMetrics text", "content": {"application/openmetrics-text": {"schema": {"type": "string"}}}},
+            "401": {"description": "no usable bearer token", "content": error},
+            "403": {"description": "the caller is not the operator", "content": error}}}});
+    let paths = [("/health", health), ("/ready", ready), ("/metrics", metrics)];
+    paths.into_iter().map(|(path, item)| (path.to_string(), item)).collect()
+}
+
+/// The listings of `/api/v1`: they answer a page (`limit`, `offset`) and `next_offset`, the
+/// offset of the next page (null after the last).
+const LISTINGS: &[&str] = &[
+    "/api/v1/accounts",
+    "/api/v1/accounts/{domain}/virtual-accounts",
+    "/api/v1/accounts/{domain}/users",
+    "/api/v1/accounts/{domain}/api-clients",
+    "/api/v1/accounts/{domain}/access-tokens",
+    "/api/v1/access-tokens",
+    "/api/v1/accounts/{domain}/virtual-accounts/{va}/tokens",
+    "/api/v1/accounts/{domain}/virtual-accounts/{va}/reservations",
+    "/api/v1/accounts/{domain}/reservations",
+    "/api/v1/accounts/{domain}/virtual-accounts/{va}/instances",
+    "/api/v1/accounts/{domain}/instances",
+    "/api/v1/accounts/{domain}/events",
+    "/api/v1/events",
+    "/api/v1/accounts/{domain}/alerts",
+    "/api/v1/satellites",
+    "/api/v1/local-accounts",
+];
+
+fn page_parameters() -> [Value; 2] {
+    [
+        json!({"name": "limit", "in": "query", "description": "items a page (events: the most recent first)",
+               "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}}),
+        json!({"name": "offset", "in": "query", "description": "where the page starts: 0, or the previous page's next_offset",
+               "schema": {"type": "integer", "minimum": 0, "default": 0}}),
+    ]
+}
+
 pub fn document() -> Value {
     let mut paths = Map::new();
     let tagged =
         OPERATIONS.iter().map(|op| (op, "smartlic")).chain(ORIGINAL_OPERATIONS.iter().map(|op| (op, "original-api")));
     for ((method, path, summary), tag) in tagged {
-        let params: Vec<Value> = path
+        let mut params: Vec<Value> = path
             .split('/')
             .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
             .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
             .collect();
+        if *method == "get" && LISTINGS.contains(path) {
+            params.extend(page_parameters());
+        }
         let mut op = json!({
             "summary": summary,
             "tags": [tag],
@@ -206,10 +298,19 @@ pub fn document() -> Value {
             let retry = json!({"Retry-After": {"description": "seconds", "schema": {"type": "integer"}}});
             op["responses"]["429"] = json!({"description": "too many failed logins for this client ID or from this address", "headers": retry});
             op["responses"]["503"] = json!({"description": "too many logins being checked at once", "headers": retry});
+        } else {
+            let challenge = json!({"WWW-Authenticate": {
+                "description": "Bearer realm=\"smartlic\", with error=\"invalid_token\" when a token was refused",
+                "schema": {"type": "string"}}});
+            op["responses"]["401"] = json!({
+                "description": "no usable bearer token (the scheme name is matched case-insensitively)",
+                "headers": challenge,
+                "content": op["responses"]["default"]["content"].clone()});
         }
         let entry = paths.entry(path.to_string()).or_insert_with(|| json!({}));
         entry[*method] = op;
     }
+    paths.extend(operating());
     json!({
         "openapi": "3.0.3",
         "info": {"title": "smartlic license manager", "version": env!("CARGO_PKG_VERSION")},
@@ -217,12 +318,14 @@ pub fn document() -> Value {
         "security": [{"oauth2": []}],
         "tags": [
             {"name": "smartlic", "description": "The smartlic REST API (docs/API.md)"},
-            {"name": "original-api", "description": "The original manager's public API, for existing clients"}
+            {"name": "original-api", "description": "The original manager's public API, for existing clients"},
+            {"name": "operating", "description": "Liveness, readiness and metrics for the operator's tools"}
         ],
         "components": {
             "securitySchemes": {"oauth2": {"type": "oauth2", "flows": {"clientCredentials": {"tokenUrl": "/oauth/token", "scopes": {}}}}},
             "schemas": {"Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {
-                "code": {"type": "string"}, "message": {"type": "string"}, "field": {"type": "string"}}}}}}
+                "code": {"type": "string"}, "message": {"type": "string"}, "field": {"type": "string"}}},
+                "request_id": {"type": "string", "description": "The request's X-Request-Id, as in the server log"}}}}
         }
     })
 }

@@ -24,6 +24,13 @@ pub struct Inner {
     /// Serializes job runs: a run that read the clock earlier must not finish after, and
     /// overwrite, a run made for a newer time.
     pub jobs: tokio::sync::Mutex<()>,
+    /// The jobs loop's last run (readiness).
+    pub job_heartbeat: crate::jobs::Heartbeat,
+    pub metrics: crate::metrics::Metrics,
+    /// Bounds the events recorded for refused device requests.
+    pub refusal_events: crate::device::RefusalEvents,
+    /// Whether this manager is a satellite, and the certificate its device answers carry.
+    pub satellite: crate::satellite::SatelliteRole,
 }
 
 /// Intervals and limits of the manager; the device learns the intervals from each answer.
@@ -69,6 +76,8 @@ pub struct Limits {
     pub login_failures_per_client: u32,
     /// Failed logins per minute from one source address (IPv6: one /64); 0: no limit.
     pub login_failures_per_address: u32,
+    /// At a stop (SIGTERM, Ctrl-C), how long requests in progress may take to finish.
+    pub shutdown_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -80,6 +89,7 @@ impl Default for Limits {
             idle_timeout: Duration::from_secs(60),
             login_failures_per_client: 10,
             login_failures_per_address: 30,
+            shutdown_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -9,14 +9,14 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 use tokio::time::Instant;
 
 pub const CA_FILE: &str = "ca.pem";
-const CA_KEY_FILE: &str = "ca-key.pem";
+pub const CA_KEY_FILE: &str = "ca-key.pem";
 
 /// Writes a file atomically (temporary file, fsync, rename) with owner-only permissions.
 pub fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
@@ -238,12 +238,32 @@ type OpenConns = Arc<std::sync::Mutex<HashMap<u64, Arc<Conn>>>>;
 struct Registered {
     id: u64,
     open: OpenConns,
+    count: Arc<AtomicI64>,
     _slot: tokio::sync::OwnedSemaphorePermit,
 }
 
 impl Drop for Registered {
     fn drop(&mut self) {
         self.open.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.id);
+        self.count.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// How a listener is stopped, and what it reports while it runs.
+pub struct Serving {
+    /// Open connections now (a metric).
+    pub open: Arc<AtomicI64>,
+    /// Turns true to stop: no new connection is accepted, each open one finishes the request
+    /// it is serving and closes.
+    pub stop: tokio::sync::watch::Receiver<bool>,
+    /// How long open connections may take to finish after the stop; then they are dropped.
+    pub drain: Duration,
+}
+
+/// Returns once `stop` turned true; never when its sender is gone without saying so.
+async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    if stop.wait_for(|s| *s).await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 
@@ -272,13 +292,33 @@ pub async fn serve(
     app: axum::Router,
     limits: Limits,
 ) {
+    let (_never, stop) = tokio::sync::watch::channel(false);
+    let serving = Serving { open: Arc::default(), stop, drain: Duration::ZERO };
+    serve_until(listener, config, app, limits, serving).await
+}
+
+/// Serves `app` over TLS on `listener` within `limits` until `serving.stop`; then lets open
+/// connections finish their requests for at most `serving.drain`, and returns.
+pub async fn serve_until(
+    listener: tokio::net::TcpListener,
+    config: Arc<rustls::ServerConfig>,
+    app: axum::Router,
+    limits: Limits,
+    serving: Serving,
+) {
+    let Serving { open: count, mut stop, drain } = serving;
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
-    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let max = limits.max_connections.max(1);
+    let slots = Arc::new(tokio::sync::Semaphore::new(max));
     let open = OpenConns::default();
     let limits = Arc::new(limits);
     let mut failing = false;
     for id in 0u64.. {
-        let (tcp, peer) = match listener.accept().await {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stopped(&mut stop) => break,
+        };
+        let (tcp, peer) = match accepted {
             Ok(c) => c,
             Err(e) => {
                 // Logged once per streak: a full file table must not also fill the log.
@@ -305,21 +345,34 @@ pub async fn serve(
         let _ = tcp.set_nodelay(true);
         let conn = Arc::new(Conn::new());
         open.lock().unwrap_or_else(|e| e.into_inner()).insert(id, conn.clone());
-        let registered = Registered { id, open: open.clone(), _slot: slot };
-        let (acceptor, app, limits) = (acceptor.clone(), app.clone(), limits.clone());
+        count.fetch_add(1, Ordering::Relaxed);
+        let registered = Registered { id, open: open.clone(), count: count.clone(), _slot: slot };
+        let (acceptor, app, limits, stop) = (acceptor.clone(), app.clone(), limits.clone(), stop.clone());
         tokio::spawn(async move {
             let _registered = registered;
             tokio::select! {
-                _ = connection(Watched { tcp, conn: conn.clone() }, peer, acceptor, app) => {}
+                _ = connection(Watched { tcp, conn: conn.clone() }, peer, acceptor, app, stop) => {}
                 _ = conn.watch(&limits) => {}
             }
         });
+    }
+    drop(listener);
+    // Every slot back means every connection closed.
+    let all = u32::try_from(max).unwrap_or(u32::MAX);
+    if tokio::time::timeout(drain, slots.acquire_many(all)).await.is_err() {
+        tracing::warn!(open = count.load(Ordering::Relaxed), "connections still open after {drain:?}; closing them");
     }
 }
 
 /// One connection: the plain-HTTP refusal, or TLS and HTTP/1.1 with the peer's address in
 /// each request (the token endpoint's per-address budget).
-async fn connection(mut tcp: Watched, peer: SocketAddr, acceptor: tokio_rustls::TlsAcceptor, app: axum::Router) {
+async fn connection(
+    mut tcp: Watched,
+    peer: SocketAddr,
+    acceptor: tokio_rustls::TlsAcceptor,
+    app: axum::Router,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     use hyper_util::rt::TokioIo;
     use tokio::io::AsyncWriteExt;
     use tower::ServiceExt;
@@ -336,7 +389,11 @@ async fn connection(mut tcp: Watched, peer: SocketAddr, acceptor: tokio_rustls::
         return;
     }
     let conn = tcp.conn.clone();
-    let Ok(tls) = acceptor.accept(tcp).await else { return };
+    let tls = tokio::select! {
+        tls = acceptor.accept(tcp) => tls,
+        _ = stopped(&mut stop) => return,
+    };
+    let Ok(tls) = tls else { return };
     conn.set(Phase::Idle);
     let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
         if let Some(uri) = crate::legacy::normalize_path(req.uri()) {
@@ -351,5 +408,13 @@ async fn connection(mut tcp: Watched, peer: SocketAddr, acceptor: tokio_rustls::
             answer
         }
     });
-    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), service).await;
+    let http = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), service);
+    tokio::pin!(http);
+    tokio::select! {
+        _ = http.as_mut() => return,
+        _ = stopped(&mut stop) => {}
+    }
+    // The request in progress, if any, is answered; then the connection closes.
+    http.as_mut().graceful_shutdown();
+    let _ = http.await;
 }

@@ -7,6 +7,7 @@ use std::path::Path;
 
 fn config(dir: &Path) -> ServerConfig {
     ServerConfig {
+        mode: smartlic_server::Mode::Cloud,
         data_dir: dir.to_path_buf(),
         listen: "127.0.0.1:0".parse().unwrap(),
         tls_cert: None,

@@ -6,10 +6,11 @@
 //! is lost and nothing happens without a trace.
 
 mod model;
+pub mod satellite;
 mod sqlite;
 
 pub use model::*;
-pub use sqlite::SqliteStore;
+pub use sqlite::{check_backup, SqliteStore};
 
 use smartlic_core::compliance::{Ledger, Shortfall, TagBalance};
 use smartlic_core::{Catalog, LicenseKind, Timestamp};
@@ -44,7 +45,7 @@ pub enum RegisterRefusal {
 }
 
 #[async_trait::async_trait]
-pub trait Store: Send + Sync {
+pub trait Store: satellite::SatelliteStore + Send + Sync {
     // Smart and virtual accounts (C-1).
     async fn create_account(&self, domain: &str, name: &str, actor: &str, now: Timestamp) -> Result<Account>;
     async fn account(&self, domain: &str) -> Result<Option<Account>>;
@@ -251,6 +252,19 @@ pub trait Store: Send + Sync {
     /// Replaces the current alerts with `current`, keeping the time an alert was first raised.
     async fn sync_alerts(&self, current: Vec<NewAlert>, now: Timestamp) -> Result<()>;
     async fn alerts(&self, account_id: i64) -> Result<Vec<Alert>>;
+
+    // Operation (readiness, metrics, shutdown).
+    /// Proves the database takes a write now: a transaction through the writer, committed.
+    async fn probe_writable(&self) -> Result<()>;
+    /// Product instances registered, all accounts together (a metric).
+    async fn instance_count(&self) -> Result<i64>;
+    /// Time spent writing (transactions and their commits) since the store was opened.
+    fn write_busy(&self) -> std::time::Duration;
+    /// Finishes the writes already queued, refuses later ones and closes the database cleanly.
+    async fn close(&self) -> Result<()>;
+    /// A consistent copy of the whole database holding every change acknowledged before the
+    /// call, as an open file that no name refers to (the caller streams it and it is gone).
+    async fn backup(&self) -> Result<std::fs::File>;
 }
 
 /// One authorization request's facts for [`Store::report_usage`].

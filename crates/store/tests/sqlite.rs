@@ -746,3 +746,35 @@ async fn reservations_of_the_second_schema_get_their_records_on_migration() {
     assert_eq!(store.drawn(1).await.unwrap(), BTreeMap::from([(8, 3)]));
     assert_eq!(store.check_counters(T0).await.unwrap(), []);
 }
+
+#[tokio::test]
+async fn close_finishes_queued_writes_then_refuses_and_leaves_an_empty_wal() {
+    let f = fixture().await;
+    let store = std::sync::Arc::new(f.store);
+    let writes: Vec<_> = (0..40)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store.create_account(&format!("d{i}.example"), "D", "op", T0).await.map(|a| a.domain)
+            })
+        })
+        .collect();
+    store.close().await.unwrap();
+    let mut stored = Vec::new();
+    for w in writes {
+        match w.await.unwrap() {
+            Ok(domain) => stored.push(domain),
+            Err(e) => assert!(e.to_string().contains("the database is closed"), "{e}"),
+        }
+    }
+    assert!(store.probe_writable().await.unwrap_err().to_string().contains("the database is closed"));
+    assert!(store.write_busy() > std::time::Duration::ZERO);
+    let wal = std::path::PathBuf::from(format!("{}-wal", f.path.display()));
+    assert_eq!(std::fs::metadata(&wal).map_or(0, |m| m.len()), 0, "the WAL was not checkpointed");
+    // Every write that was answered Ok is in the file.
+    let reopened = SqliteStore::open(&f.path).await.unwrap();
+    reopened.probe_writable().await.unwrap();
+    for domain in stored {
+        assert!(reopened.account(&domain).await.unwrap().is_some(), "{domain} lost");
+    }
+}

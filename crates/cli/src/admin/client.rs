@@ -52,12 +52,28 @@ impl Api {
 
     /// Sends the call and returns the body of a successful answer.
     pub async fn send(&self, call: &Call) -> Result<String> {
-        let mut request =
-            self.http.request(call.method.clone(), format!("{}{}", self.base, call.path)).bearer_auth(&self.bearer);
+        let mut request = self.request(call);
         if let Some(body) = &call.body {
             request = request.json(body);
         }
         answer(&self.base, request).await
+    }
+
+    fn request(&self, call: &Call) -> reqwest::RequestBuilder {
+        self.http.request(call.method.clone(), format!("{}{}", self.base, call.path)).bearer_auth(&self.bearer)
+    }
+
+    /// Sends the call and returns a successful answer unread, for a body too large to hold.
+    pub async fn stream(&self, call: &Call) -> Result<reqwest::Response> {
+        let response =
+            self.request(call).send().await.with_context(|| format!("cannot reach the manager at {}", self.base))?;
+        match response.status().is_success() {
+            true => Ok(response),
+            false => {
+                let status = response.status();
+                Err(server_error(status, &response.text().await.unwrap_or_default()))
+            }
+        }
     }
 }
 

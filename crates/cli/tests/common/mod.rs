@@ -23,6 +23,24 @@ impl Manager {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+
+    /// Sends SIGTERM (what systemd and `docker stop` send) and returns at once.
+    pub fn terminate(&self) {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    }
+
+    /// Waits at most `limit` for the manager to exit; its exit status.
+    pub fn exited_within(&mut self, limit: std::time::Duration) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(std::time::Instant::now() < deadline, "the manager did not exit within {limit:?}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
 }
 
 impl Drop for Manager {
@@ -42,13 +60,24 @@ pub fn smartlic() -> Command {
 
 /// Starts the server on port 0 and learns its address from its "listening on" line.
 pub fn start() -> Manager {
-    let data = tempfile::tempdir().unwrap();
+    start_in(tempfile::tempdir().unwrap())
+}
+
+/// [`start`] on a data directory prepared by the test (a restored backup).
+pub fn start_in(data: tempfile::TempDir) -> Manager {
+    start_with(data, &[], "warn", Stdio::inherit())
+}
+
+/// [`start_in`] with more server options, a log level (`SMARTLIC_LOG`) and where its log goes.
+pub fn start_with(data: tempfile::TempDir, args: &[&str], log: &str, stderr: Stdio) -> Manager {
     let mut child = smartlic()
         .args(["server", "--listen", "127.0.0.1:0", "--clock", "simulated", "--data"])
         .arg(data.path())
+        .args(args)
         .env("SMARTLIC_ADMIN_SECRET", SECRET)
-        .env("SMARTLIC_LOG", "warn")
+        .env("SMARTLIC_LOG", log)
         .stdout(Stdio::piped())
+        .stderr(stderr)
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();

@@ -166,6 +166,7 @@ impl Harness {
 /// The configuration every test manager starts from: loopback, simulated clock, the test secret.
 pub fn server_config(dir: &std::path::Path) -> ServerConfig {
     ServerConfig {
+        mode: smartlic_server::Mode::Cloud,
         data_dir: dir.to_path_buf(),
         listen: "127.0.0.1:0".parse().unwrap(),
         tls_cert: None,

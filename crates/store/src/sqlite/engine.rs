@@ -9,8 +9,9 @@
 use crate::{Result, StoreError};
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Most jobs committed together; bounds the latency a batch adds to its first job.
 const MAX_BATCH: usize = 512;
@@ -20,9 +21,13 @@ type Finish = Box<dyn FnOnce(std::result::Result<(), String>) + Send>;
 type Job = Box<dyn FnOnce(Option<&mut rusqlite::Transaction<'_>>) -> Finish + Send>;
 
 pub struct Engine {
-    jobs: mpsc::Sender<Job>,
+    /// `None` once [`Engine::close`] ran: later writes are refused.
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    writer: Mutex<Option<std::thread::JoinHandle<rusqlite::Result<()>>>>,
     readers: Arc<Mutex<Vec<Connection>>>,
     path: PathBuf,
+    /// Nanoseconds the writer spent in transactions (running jobs and committing).
+    busy_nanos: Arc<AtomicU64>,
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -46,11 +51,44 @@ impl Engine {
         conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")?;
         migrate(&mut conn, migrations)?;
         let (jobs, queue) = mpsc::channel::<Job>();
-        std::thread::Builder::new()
+        let busy_nanos = Arc::new(AtomicU64::new(0));
+        let busy = busy_nanos.clone();
+        let writer = std::thread::Builder::new()
             .name("smartlic-sqlite-writer".into())
-            .spawn(move || write_loop(conn, queue))
+            .spawn(move || write_loop(conn, queue, &busy))
             .map_err(|e| StoreError::Database(format!("cannot start the writer thread: {e}")))?;
-        Ok(Engine { jobs, readers: Arc::default(), path: path.to_path_buf() })
+        Ok(Engine {
+            jobs: Mutex::new(Some(jobs)),
+            writer: Mutex::new(Some(writer)),
+            readers: Arc::default(),
+            path: path.to_path_buf(),
+            busy_nanos,
+        })
+    }
+
+    /// The database file (backups copy it on a connection of their own).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Time the writer has spent in transactions since the database was opened.
+    pub fn busy(&self) -> Duration {
+        Duration::from_nanos(self.busy_nanos.load(Ordering::Relaxed))
+    }
+
+    /// Refuses further writes, lets the writer finish the jobs already queued, checkpoints the
+    /// WAL into the database file (emptying it) and closes the connections.
+    pub async fn close(&self) -> Result<()> {
+        let jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner()).take();
+        drop(jobs);
+        let writer = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.readers.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        let Some(writer) = writer else { return Ok(()) };
+        let ended = tokio::task::spawn_blocking(move || writer.join()).await;
+        match ended {
+            Ok(Ok(checkpointed)) => Ok(checkpointed?),
+            _ => Err(StoreError::Database("the writer thread failed".into())),
+        }
     }
 
     /// Runs `f` in the writer's transaction; its changes are durable when this returns Ok.
@@ -92,7 +130,13 @@ impl Engine {
                 });
             })
         });
-        self.jobs.send(job).map_err(|_| E::from(StoreError::Database("the writer thread stopped".into())))?;
+        let sent = match self.jobs.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            Some(jobs) => jobs.send(job).is_ok(),
+            None => false,
+        };
+        if !sent {
+            return Err(E::from(StoreError::Database("the database is closed".into())));
+        }
         reply.await.map_err(|_| E::from(StoreError::Database("the writer thread stopped".into())))?
     }
 
@@ -125,8 +169,9 @@ impl Engine {
     }
 }
 
-fn write_loop(mut conn: Connection, queue: mpsc::Receiver<Job>) {
+fn write_loop(mut conn: Connection, queue: mpsc::Receiver<Job>, busy_nanos: &AtomicU64) -> rusqlite::Result<()> {
     while let Ok(first) = queue.recv() {
+        let started = Instant::now();
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match queue.try_recv() {
@@ -138,6 +183,8 @@ fn write_loop(mut conn: Connection, queue: mpsc::Receiver<Job>) {
             Ok(mut tx) => {
                 let finishers: Vec<Finish> = batch.into_iter().map(|job| job(Some(&mut tx))).collect();
                 let committed = tx.commit().map_err(|e| e.to_string());
+                let spent = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                busy_nanos.fetch_add(spent, Ordering::Relaxed);
                 for finish in finishers {
                     finish(committed.clone());
                 }
@@ -151,6 +198,9 @@ fn write_loop(mut conn: Connection, queue: mpsc::Receiver<Job>) {
             }
         }
     }
+    // Closing: everything committed goes into the database file and the WAL is emptied, so
+    // a copy of the file alone is whole (readers still open do not prevent it when idle).
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
 }
 
 fn migrate(conn: &mut Connection, migrations: &[&str]) -> Result<()> {

@@ -1,9 +1,12 @@
 //! The embedded SQLite backend: one file, WAL journal, full synchronous commits shared by
 //! concurrent writers (see `engine`), so an acknowledged change survives a crash or power loss.
 
+mod backup;
 mod engine;
+mod satellite;
 
 use crate::*;
+pub use backup::check_backup;
 use engine::Engine;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use smartlic_core::{LicenseTerm, Role};
@@ -17,6 +20,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0004_reservation_draws.sql"),
     include_str!("../../migrations/sqlite/0005_previous_device_key.sql"),
     include_str!("../../migrations/sqlite/0006_evaluation_used.sql"),
+    include_str!("../../migrations/sqlite/0007_satellites.sql"),
 ];
 
 pub struct SqliteStore {
@@ -1823,6 +1827,26 @@ impl Store for SqliteStore {
 
     async fn record_event(&self, e: NewEvent) -> Result<()> {
         self.db.write(move |db| append_event(db, &e)).await
+    }
+
+    async fn probe_writable(&self) -> Result<()> {
+        self.db.write(|db| db.query_row("PRAGMA user_version", [], |_| Ok(())).map_err(StoreError::from)).await
+    }
+
+    async fn instance_count(&self) -> Result<i64> {
+        self.db.read(|db| Ok(db.query_row("SELECT COUNT(*) FROM instances", [], |r| r.get(0))?)).await
+    }
+
+    fn write_busy(&self) -> std::time::Duration {
+        self.db.busy()
+    }
+
+    async fn close(&self) -> Result<()> {
+        self.db.close().await
+    }
+
+    async fn backup(&self) -> Result<std::fs::File> {
+        backup::anonymous_copy(self).await
     }
 
     async fn events(&self, account_id: Option<i64>, limit: i64) -> Result<Vec<Event>> {

@@ -1,0 +1,145 @@
+//! What the cloud keeps about its satellites, and what a satellite keeps about its local
+//! accounts (S-1, S-2): one trait, [`SatelliteStore`], every [`Store`](crate::Store) has.
+
+use crate::{NewLicense, Result};
+use smartlic_core::Timestamp;
+
+/// A satellite's registration as the cloud holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Satellite {
+    pub id: i64,
+    pub account_id: i64,
+    pub name: String,
+    pub local_account: String,
+    /// The satellite's manager identifier (the prefix of its tokens).
+    pub manager_id: String,
+    pub key_algorithm: String,
+    /// Raw public key, base64.
+    pub public_key: String,
+    pub csr: String,
+    pub requested_at: Timestamp,
+    pub requested_by: String,
+    pub approved_at: Option<Timestamp>,
+    pub certificate_expires_at: Option<Timestamp>,
+    /// The sealed approval (JSON) the satellite fetches or is handed.
+    pub answer: Option<String>,
+    /// The virtual accounts it serves (names), once approved.
+    pub pools: Vec<String>,
+}
+
+impl Satellite {
+    pub fn status(&self) -> &'static str {
+        if self.approved_at.is_some() {
+            "approved"
+        } else {
+            "pending"
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewSatellite {
+    pub account_id: i64,
+    pub name: String,
+    pub local_account: String,
+    pub manager_id: String,
+    pub key_algorithm: String,
+    pub public_key: String,
+    /// The satellite's certificate request (PEM), certified at approval.
+    pub csr: String,
+}
+
+/// An approval as the cloud records it, in one transaction with its pools.
+#[derive(Debug, Clone)]
+pub struct SatelliteApproval {
+    pub satellite_id: i64,
+    pub virtual_account_ids: Vec<i64>,
+    pub certificate_expires_at: Timestamp,
+    pub answer: String,
+}
+
+/// A local account on a satellite.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalAccount {
+    pub id: i64,
+    pub name: String,
+    /// The domain of the smart account it mirrors.
+    pub domain: String,
+    pub created_at: Timestamp,
+    /// Set when the registration was sent online: the cloud's identifier, to fetch the answer.
+    pub cloud_satellite_id: Option<i64>,
+    pub cloud_url: Option<String>,
+    pub approved_at: Option<Timestamp>,
+    /// The satellite certificate (PEM) issued by the cloud CA; devices' answers carry it.
+    pub certificate: Option<String>,
+    pub certificate_expires_at: Option<Timestamp>,
+    pub cloud_ca: Option<String>,
+}
+
+impl LocalAccount {
+    pub fn status(&self) -> &'static str {
+        match (self.approved_at, self.cloud_satellite_id) {
+            (Some(_), _) => "approved",
+            (None, Some(_)) => "registration sent",
+            (None, None) => "not registered",
+        }
+    }
+}
+
+/// A pool granted at approval, created on the satellite with its licenses.
+#[derive(Debug, Clone)]
+pub struct MirroredPool {
+    pub name: String,
+    pub description: String,
+    /// `virtual_account_id` is filled in by the store.
+    pub licenses: Vec<NewLicense>,
+}
+
+/// The cloud's approval as a satellite imports it.
+#[derive(Debug, Clone)]
+pub struct LocalApproval {
+    pub local_account: String,
+    pub cloud_satellite_id: i64,
+    pub smart_account_name: String,
+    pub certificate: String,
+    pub certificate_expires_at: Timestamp,
+    pub cloud_ca: String,
+    pub pools: Vec<MirroredPool>,
+}
+
+#[async_trait::async_trait]
+pub trait SatelliteStore: Send + Sync {
+    // In the cloud.
+    /// Records a registration; the same satellite and local account registering again with the
+    /// same key gets its existing record back (an online registration is sent again to fetch
+    /// the answer), with another key it is a conflict.
+    async fn create_satellite(&self, new: NewSatellite, actor: &str, now: Timestamp) -> Result<Satellite>;
+    async fn satellites(&self) -> Result<Vec<Satellite>>;
+    async fn satellite(&self, id: i64) -> Result<Option<Satellite>>;
+    /// Approves a pending satellite and makes it the only manager of the pools, or changes
+    /// nothing: a pool served by another satellite, or an approved satellite, is a conflict.
+    async fn approve_satellite(&self, approval: SatelliteApproval, actor: &str, now: Timestamp) -> Result<Satellite>;
+    /// The satellite serving the pool, if one does.
+    async fn satellite_serving_pool(&self, virtual_account_id: i64) -> Result<Option<Satellite>>;
+    /// The satellite serving the pool of the registration token with this hash, if one does.
+    async fn satellite_serving_token(&self, token_hash: &str) -> Result<Option<Satellite>>;
+
+    // On a satellite.
+    async fn create_local_account(&self, name: &str, domain: &str, actor: &str, now: Timestamp)
+        -> Result<LocalAccount>;
+    async fn local_accounts(&self) -> Result<Vec<LocalAccount>>;
+    async fn local_account(&self, name: &str) -> Result<Option<LocalAccount>>;
+    /// Remembers where the registration was sent online and under which identifier.
+    async fn local_account_sent(
+        &self,
+        name: &str,
+        cloud_satellite_id: i64,
+        cloud_url: &str,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<LocalAccount>;
+    /// Imports the cloud's approval in one transaction: the smart account, its pools and
+    /// their licenses are created and the local account is marked approved.
+    async fn approve_local_account(&self, approval: LocalApproval, actor: &str, now: Timestamp)
+        -> Result<LocalAccount>;
+}
