@@ -8,6 +8,7 @@
 mod backup;
 mod client;
 mod satellite;
+mod sync;
 mod view;
 
 use anyhow::{Context, Result};
@@ -103,6 +104,10 @@ enum Command {
     /// In the cloud: satellites that registered, their approval (S-2).
     #[command(subcommand)]
     Satellite(satellite::SatelliteCmd),
+    /// On a satellite: synchronisation with the cloud (S-3), online or by files, and when the
+    /// next scheduled one is due.
+    #[command(subcommand)]
+    Sync(sync::SyncCmd),
     /// Save a consistent copy of the manager's database, taken while it runs (operator). The
     /// CA key is not in it: keep `ca.pem` and `ca-key.pem` of the data directory with it.
     Backup {
@@ -826,6 +831,7 @@ fn plan(command: &Command, input: &mut dyn BufRead) -> Result<Call> {
         }
         Command::LocalAccount(cmd) => cmd.plan()?,
         Command::Satellite(cmd) => cmd.plan()?,
+        Command::Sync(cmd) => cmd.plan()?,
     })
 }
 

@@ -6,6 +6,7 @@ pub mod cert;
 pub mod keys;
 pub mod reservation;
 pub mod satellite;
+pub mod sync;
 pub mod wire;
 
 pub use cert::{CertError, CertificateAuthority, CertificateRequest, IssuedCertificate};

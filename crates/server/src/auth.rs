@@ -62,7 +62,7 @@ struct TokenAnswer {
 }
 
 /// OAuth2 errors use the RFC 6749 shape so that ordinary OAuth2 clients understand them.
-fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+pub(crate) fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
     let body = serde_json::json!({"error": error, "error_description": description});
     (status, Json(body)).into_response()
 }

@@ -100,6 +100,7 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<()> {
             message: format!("PID:{},SN:{} not heard from since {}", i.udi_pid, i.udi_sn, i.last_contact_at),
         });
     }
+    alerts.extend(crate::satellite::overdue_alerts(state, now).await?);
     state.store.sync_alerts(alerts, now).await?;
     Ok(())
 }

@@ -8,24 +8,26 @@
 //! Requests naming several items (token revoke, license and device transfer, reservations,
 //! device removal) run as one store transaction each: all happen or none, even when they race.
 //!
-//! The satellite's variant (§1.5) is the same resources under another base, with the account
-//! named by its name rather than its domain and a JSON token body at `/backend/oauth/token`. The
-//! handlers already take the account from one path parameter through one lookup, so that
-//! variant is a second router over these handlers with its own base and lookup, not a copy.
-//! Its `/api/v1` base collides with smartlic's own `/api/v1` shapes, so a satellite serves the
-//! original shapes under `/backend/api/v1` (and `/api/v1` only where it does not collide).
+//! The satellite's variant (§1.5) is the same v1 resources under `/backend/api/v1`, with the
+//! account named by its local account's name rather than its domain, `POST
+//! /upstream_satellites/accounts` listing those names, and a JSON token body at
+//! `/backend/oauth/token`. The handlers take the account from one path parameter through one
+//! lookup ([`account`]), so that variant is [`resources`] under another base with the other
+//! lookup, not a copy. Its `/api/v1` base is smartlic's own too: there a path is the original
+//! API's when its account segment is no domain (smartlic's always is), see [`satellite_alias`].
+//! Each kind of manager answers the other's original-API paths with a refusal naming its own.
 
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::views::InstanceView;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequestParts, State};
+use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::http::Uri;
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
-use axum::{Json, Router};
+use axum::{Extension, Form, Json, Router};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -36,45 +38,80 @@ use smartlic_store::{
     Account, Instance, InstanceFilter, InstanceMove, RegistrationToken, Removal, Removed, Reservation, TokenRef,
     Transfer, VirtualAccount,
 };
+use std::net::SocketAddr;
 
 /// Where the original API lives.
 pub const PREFIX: &str = "/services/api/smart-accounts-and-licensing";
 
+/// Where a satellite serves the original API (§1.5); its `/api/v1` twin is [`satellite_alias`].
+pub const SATELLITE_BASE: &str = "/backend/api/v1";
+
+/// The original API of a manager: the cloud's, or a satellite's variant; each refuses the other's paths.
+pub fn routes(satellite: bool) -> Router<AppState> {
+    if satellite {
+        satellite_router()
+    } else {
+        router().merge(satellite_paths_refused())
+    }
+}
+
+/// The cloud's original API (§1.2).
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/as/token.oauth2", post(crate::auth::token))
         .route("/oauth2/default/v1/token", post(crate::auth::token))
         .route(&format!("{PREFIX}/v2/accounts"), get(accounts))
         .route(&format!("{PREFIX}/v1/accounts/{{domain}}/{{kind}}/virtual-accounts"), get(virtual_accounts))
-        .route(&format!("{PREFIX}/v1/accounts/{{domain}}/licenses"), post(licenses))
-        .route(&format!("{PREFIX}/v1/accounts/{{domain}}/virtual-accounts"), post(create_virtual_account))
-        .route(
-            &format!("{PREFIX}/v1/accounts/{{domain}}/virtual-accounts/{{va}}/tokens"),
-            get(tokens).post(create_token),
-        )
-        .route(&format!("{PREFIX}/v1/accounts/{{domain}}/virtual-accounts/{{va}}/tokens/revoke"), post(revoke_tokens))
-        .route(&format!("{PREFIX}/v1/accounts/{{domain}}/virtual-accounts/{{va}}/devices"), get(pool_devices))
-        .route(&format!("{PREFIX}/v1/accounts/{{domain}}/devices"), post(devices))
-        .route(&format!("{PREFIX}/v1/accounts/{{domain}}/virtual-accounts/{{va}}/licenses/transfer"), post(transfer))
-        .route(&format!("{PREFIX}/v1/accounts/{{domain}}/license-subscriptions"), post(license_subscriptions))
         .route(&format!("{PREFIX}/v1/accounts/search"), get(search_accounts))
         .route(&format!("{PREFIX}/v2/accounts/search"), get(search_accounts_v2))
-        .route(
-            &format!("{PREFIX}/v1/accounts/{{domain}}/virtual-accounts/{{va}}/devices/transfer"),
-            post(transfer_devices),
-        )
-        .route(&format!("{PREFIX}/v1/accounts/{{domain}}/virtual-accounts/{{va}}/delete"), post(delete_virtual_account))
-        .route(
-            &format!("{PREFIX}/v1/accounts/{{domain}}/virtual-accounts/{{va}}/reserve-licenses"),
-            post(reserve_licenses),
-        )
         .route(
             &format!("{PREFIX}/v2/accounts/{{domain}}/virtual-accounts/{{va}}/reserve-licenses"),
             post(reserve_licenses),
         )
         .route(&format!("{PREFIX}/v2/accounts/{{domain}}/virtual-accounts/{{va}}/devices/remove"), post(remove_devices))
+        .merge(resources(&format!("{PREFIX}/v1")))
         // Clients read `status` even on a path smartlic does not serve.
         .route(&format!("{PREFIX}/{{*rest}}"), any(unknown_endpoint))
+}
+
+/// The v1 resources of one account under `base`: the cloud's, and a satellite's (§1.5 lists
+/// the same paths). The path parameter `domain` holds what [`account`] looks up.
+fn resources(base: &str) -> Router<AppState> {
+    let at = |path: &str| format!("{base}/accounts/{{domain}}{path}");
+    Router::new()
+        .route(&at("/licenses"), post(licenses))
+        .route(&at("/virtual-accounts"), post(create_virtual_account))
+        .route(&at("/virtual-accounts/{va}/tokens"), get(tokens).post(create_token))
+        .route(&at("/virtual-accounts/{va}/tokens/revoke"), post(revoke_tokens))
+        .route(&at("/virtual-accounts/{va}/devices"), get(pool_devices))
+        .route(&at("/devices"), post(devices))
+        .route(&at("/virtual-accounts/{va}/licenses/transfer"), post(transfer))
+        .route(&at("/license-subscriptions"), post(license_subscriptions))
+        .route(&at("/virtual-accounts/{va}/devices/transfer"), post(transfer_devices))
+        .route(&at("/virtual-accounts/{va}/delete"), post(delete_virtual_account))
+        .route(&at("/virtual-accounts/{va}/reserve-licenses"), post(reserve_licenses))
+}
+
+/// A satellite's original API (§1.5): the resources with accounts named by local account name,
+/// the list of those names, the JSON token endpoint; the cloud's paths refused.
+fn satellite_router() -> Router<AppState> {
+    let at = |path: &str| format!("{SATELLITE_BASE}/accounts/{{domain}}{path}");
+    resources(SATELLITE_BASE)
+        .route(&at("/virtual-accounts"), get(local_virtual_accounts))
+        .layer(Extension(ByLocalAccountName))
+        .route(&format!("{SATELLITE_BASE}/upstream_satellites/accounts"), post(local_accounts))
+        .route("/backend/oauth/token", post(backend_token))
+        .route(&format!("{SATELLITE_BASE}/{{*rest}}"), any(unknown_endpoint))
+        .route(&format!("{PREFIX}/{{*rest}}"), any(cloud_path))
+        .route("/as/token.oauth2", any(cloud_path))
+        .route("/oauth2/default/v1/token", any(cloud_path))
+}
+
+/// The satellite's paths on the cloud: a refusal saying where the cloud serves the same.
+fn satellite_paths_refused() -> Router<AppState> {
+    Router::new()
+        .route("/backend/{*rest}", any(satellite_path))
+        .route("/api/v1/upstream_satellites/{*rest}", any(satellite_path))
 }
 
 async fn unknown_endpoint(uri: Uri) -> LegacyError {
@@ -82,6 +119,46 @@ async fn unknown_endpoint(uri: Uri) -> LegacyError {
         "{} is not an endpoint of the Smart Accounts and Licensing API",
         uri.path()
     )))
+}
+
+async fn cloud_path(uri: Uri) -> LegacyError {
+    LegacyError(ApiError::not_found(format!(
+        "{} is a path of the cloud's API; this manager is a satellite: its original API is at \
+         {SATELLITE_BASE}/accounts/{{local account name}}/... (or /api/v1/...), its token endpoint \
+         /backend/oauth/token or /oauth/token",
+        uri.path()
+    )))
+}
+
+async fn satellite_path(uri: Uri) -> LegacyError {
+    LegacyError(ApiError::not_found(format!(
+        "{} is a path of a satellite's API; this manager is the cloud: its original API is at \
+         {PREFIX}/v1/accounts/{{domain}}/..., its token endpoint /oauth/token",
+        uri.path()
+    )))
+}
+
+/// On a satellite, the `/api/v1` twin of a path of [`SATELLITE_BASE`] (§1.5: scripts use both
+/// bases), for the router to route as that one: `upstream_satellites/...`, and the paths of an
+/// account segment that is no domain (a local account's name; smartlic's own `/api/v1` names
+/// accounts by domain, so nothing of it is taken). Applied before routing.
+pub fn satellite_alias(uri: &Uri) -> Option<Uri> {
+    let rest = uri.path().strip_prefix("/api/v1/")?;
+    let original = match rest.split_once('/') {
+        Some(("upstream_satellites", _)) => true,
+        Some(("accounts", tail)) => tail.split_once('/').is_some_and(|(name, _)| validate::domain(name).is_err()),
+        _ => false,
+    };
+    if !original {
+        return None;
+    }
+    let query = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
+    format!("{SATELLITE_BASE}/{rest}{query}").parse().ok()
+}
+
+/// Whether errors of `path` take the original API's envelope (those of `/api/v1` its own).
+pub fn is_original_path(path: &str) -> bool {
+    path.starts_with(PREFIX) || path.starts_with("/backend/")
 }
 
 /// Clients write `//services/...` or `/services/api/services/api/...`; the original gateway
@@ -154,14 +231,34 @@ impl<T: DeserializeOwned> FromRequestParts<AppState> for Query<T> {
     }
 }
 
+/// Marks a satellite's requests: their path names the account by local account name, not domain.
+#[derive(Clone, Copy)]
+struct ByLocalAccountName;
+
+/// The caller of a request, and how its path names the account ([`account`] looks it up so).
+pub struct Client {
+    caller: Caller,
+    by_local_name: bool,
+}
+
+impl std::ops::Deref for Client {
+    type Target = Caller;
+
+    fn deref(&self) -> &Caller {
+        &self.caller
+    }
+}
+
 /// The bearer-token check of `/api/v1`, answering in the original shape.
-pub struct LegacyCaller(Caller);
+pub struct LegacyCaller(Client);
 
 impl FromRequestParts<AppState> for LegacyCaller {
     type Rejection = LegacyError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, LegacyError> {
-        Ok(LegacyCaller(Caller::from_request_parts(parts, state).await?))
+        let by_local_name = parts.extensions.get::<ByLocalAccountName>().is_some();
+        let caller = Caller::from_request_parts(parts, state).await?;
+        Ok(LegacyCaller(Client { caller, by_local_name }))
     }
 }
 
@@ -171,16 +268,23 @@ fn success(mut body: Value) -> Json<Value> {
     Json(body)
 }
 
-/// The smart account of a request; "not found" too when the caller has no role in it, so an
-/// outsider cannot tell another tenant's domain from an unknown one.
-async fn account(state: &AppState, caller: &Caller, domain: &str) -> LegacyResult<Account> {
-    let domain = domain.to_ascii_lowercase();
-    let account = state
-        .store
-        .account(&domain)
-        .await?
-        .filter(|a| caller.has_role_in(a))
-        .ok_or_else(|| ApiError::not_found(format!("Smart Account {domain} not found")))?;
+/// The smart account a path names (its domain, or on a satellite its approved local account's
+/// name); "not found" too when the caller has no role in it, so an outsider cannot tell another
+/// tenant's account from an unknown one.
+async fn account(state: &AppState, caller: &Client, key: &str) -> LegacyResult<Account> {
+    let (found, what) = if caller.by_local_name {
+        let local = state.store.local_account(key).await?.filter(|l| l.approved_at.is_some());
+        let found = match local {
+            Some(l) => state.store.account(&l.domain).await?,
+            None => None,
+        };
+        (found, format!("Local Account {key}"))
+    } else {
+        let domain = key.to_ascii_lowercase();
+        (state.store.account(&domain).await?, format!("Smart Account {domain}"))
+    };
+    let account =
+        found.filter(|a| caller.has_role_in(a)).ok_or_else(|| ApiError::not_found(format!("{what} not found")))?;
     Ok(account)
 }
 
@@ -219,19 +323,70 @@ async fn virtual_accounts(
     LegacyCaller(caller): LegacyCaller,
     Path((domain, _kind)): Path<(String, String)>,
 ) -> LegacyResult<Json<Value>> {
-    let account = account(&state, &caller, &domain).await?;
+    list_virtual_accounts(&state, &caller, &domain).await
+}
+
+/// A satellite's listing (§1.5) has no account type in its path.
+async fn local_virtual_accounts(
+    State(state): State<AppState>,
+    LegacyCaller(caller): LegacyCaller,
+    Path(name): Path<String>,
+) -> LegacyResult<Json<Value>> {
+    list_virtual_accounts(&state, &caller, &name).await
+}
+
+async fn list_virtual_accounts(state: &AppState, caller: &Client, key: &str) -> LegacyResult<Json<Value>> {
+    let account = account(state, caller, key).await?;
     let vas: Vec<Value> = state
         .store
         .virtual_accounts(account.id)
         .await?
         .iter()
         .filter(|v| caller.sees(&account, v.id))
-        .map(|v| {
-            json!({"isDefault": if v.is_default { "true" } else { "false" }, "name": v.name,
-                   "description": v.description, "commerceAccessLevel": "FULL"})
-        })
+        .map(va_json)
         .collect();
     Ok(success(json!({ "virtualAccounts": vas })))
+}
+
+// ---- the satellite's own endpoints (§1.5) -------------------------------------------------
+
+/// The token endpoint of `/oauth/token` with the JSON body satellite scripts send
+/// (`{"grant_type": "client_credentials", "client_id": ..., "client_secret": ...}`).
+async fn backend_token(
+    state: State<AppState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    body: Result<Json<crate::auth::TokenRequest>, JsonRejection>,
+) -> Response {
+    match body {
+        Ok(Json(request)) => crate::auth::token(state, peer, headers, Ok(Form(request))).await,
+        Err(e) => crate::auth::oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            &format!("send a JSON body with grant_type, client_id and client_secret: {}", e.body_text()),
+        ),
+    }
+}
+
+/// `POST /upstream_satellites/accounts`: the local accounts whose smart account the caller
+/// holds a role in (the operator sees all, approved or not), by the names paths use.
+async fn local_accounts(
+    State(state): State<AppState>,
+    LegacyCaller(caller): LegacyCaller,
+) -> LegacyResult<Json<Value>> {
+    let mut out = Vec::new();
+    for local in state.store.local_accounts().await? {
+        let account = state.store.account(&local.domain).await?;
+        let visible = match &account {
+            Some(a) => caller.has_role_in(a),
+            None => caller.role() == Role::Operator,
+        };
+        if visible {
+            out.push(json!({"name": local.name, "accountDomain": local.domain,
+                            "accountName": account.map(|a| a.name), "status": local.status()}));
+        }
+    }
+    Ok(success(json!({ "accounts": out })))
 }
 
 #[derive(Deserialize, Default)]
@@ -336,7 +491,7 @@ fn parsed<T>(body: Result<Json<T>, JsonRejection>) -> LegacyResult<T> {
 /// Account and pool of a request, with the caller's right to `action` in that pool checked.
 async fn pool(
     state: &AppState,
-    caller: &Caller,
+    caller: &Client,
     domain: &str,
     name: &str,
     action: Action,
@@ -1012,5 +1167,21 @@ mod tests {
         assert_eq!(fix("//services/api/x"), Some("/services/api/x".into()));
         assert_eq!(fix("/services/api/services/api/x?limit=1"), Some("/services/api/x?limit=1".into()));
         assert_eq!(fix("/services/api/x"), None);
+    }
+
+    #[test]
+    fn a_satellite_takes_only_non_domain_accounts_of_api_v1() {
+        let alias = |p: &str| satellite_alias(&p.parse().unwrap()).map(|u| u.to_string());
+        assert_eq!(
+            alias("/api/v1/accounts/Plant%20A/licenses?x=1"),
+            Some("/backend/api/v1/accounts/Plant%20A/licenses?x=1".into())
+        );
+        assert_eq!(
+            alias("/api/v1/upstream_satellites/accounts"),
+            Some("/backend/api/v1/upstream_satellites/accounts".into())
+        );
+        assert_eq!(alias("/api/v1/accounts/example.com/virtual-accounts"), None);
+        assert_eq!(alias("/api/v1/accounts/Plant"), None);
+        assert_eq!(alias("/api/v1/local-accounts/Plant/registration"), None);
     }
 }

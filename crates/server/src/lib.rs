@@ -101,14 +101,15 @@ impl Running {
 }
 
 pub fn app(state: AppState) -> axum::Router {
-    axum::Router::new()
+    let on_satellite = state.satellite.enabled();
+    let routes = axum::Router::new()
         .merge(api::router())
         .merge(backup::router())
         .merge(device::router())
-        .merge(legacy::router())
+        .merge(legacy::routes(on_satellite))
         .merge(satellite::router())
         .route("/oauth/token", post(auth::token))
-        .route("/api/v1/openapi.json", get(|| async { axum::Json(openapi::document()) }))
+        .route("/api/v1/openapi.json", get(move || async move { axum::Json(openapi_of(on_satellite)) }))
         .route("/health", get(observe::health))
         .route("/ready", get(observe::ready))
         .route("/metrics", get(metrics::scrape))
@@ -116,7 +117,27 @@ pub fn app(state: AppState) -> axum::Router {
         .method_not_allowed_fallback(method_not_allowed)
         .route_layer(axum::middleware::from_fn(observe::matched_route))
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe::requests))
-        .with_state(state)
+        .with_state(state);
+    if !on_satellite {
+        return routes;
+    }
+    // The satellite's `/api/v1` paths of the original API are told apart before routing.
+    let aliased = tower::ServiceExt::map_request(routes, |mut req: axum::extract::Request| {
+        if let Some(uri) = legacy::satellite_alias(req.uri()) {
+            *req.uri_mut() = uri;
+        }
+        req
+    });
+    axum::Router::new().fallback_service(aliased)
+}
+
+/// The OpenAPI document of what this manager serves.
+fn openapi_of(satellite: bool) -> serde_json::Value {
+    if satellite {
+        openapi::satellite_document()
+    } else {
+        openapi::document()
+    }
 }
 
 /// axum's own 405 has an empty body: say what was refused, in the shape of the API the path
@@ -125,7 +146,7 @@ async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) ->
     use axum::response::IntoResponse;
     let message = format!("{method} is not allowed on {}; see /api/v1/openapi.json", uri.path());
     let refused = error::ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", message);
-    if uri.path().starts_with(legacy::PREFIX) {
+    if legacy::is_original_path(uri.path()) {
         legacy::LegacyError::from(refused).into_response()
     } else {
         refused.into_response()

@@ -123,7 +123,42 @@ const OPERATIONS: &[(&str, &str, &str)] = &[
         "/api/v1/local-accounts/{name}/approval",
         "Satellite: import the cloud's signed approval; the smart account and its granted pools then serve devices",
     ),
+    (
+        "post",
+        SATELLITE_SYNC,
+        "Cloud, network synchronisation: {request: YAML} signed by the satellite's certified key (no bearer token); answers {response: YAML}",
+    ),
+    (
+        "post",
+        "/api/v1/satellites/file-sync",
+        "Cloud, File Sync (operator): apply a satellite's request file {request: YAML}; answers the response file {response: YAML}",
+    ),
+    ("get", "/api/v1/satellites/{id}/instances", "Cloud: the satellite's instances and usage as of its last synchronisation (operator)"),
+    (
+        "post",
+        "/api/v1/satellites/{id}/instances/remove",
+        "Cloud: remove a satellite's instance {virtual_account, pid, sn} (operator); the satellite removes it at its next sync",
+    ),
+    (
+        "post",
+        "/api/v1/sync/now",
+        "Satellite: synchronise with the cloud over HTTPS {full, local_account, cloud} and apply its response",
+    ),
+    (
+        "post",
+        "/api/v1/sync/export",
+        "Satellite: the next signed request {request: YAML} (body {full, local_account}) to carry to the cloud",
+    ),
+    ("post", "/api/v1/sync/import", "Satellite: apply the cloud's response file {response: YAML} in one transaction"),
+    (
+        "get",
+        "/api/v1/sync/status",
+        "Satellite: each local account's last synchronisation, Synchronization Due (30 days on) and whether overdue",
+    ),
 ];
+
+/// Authenticated by the signed request it carries, not by a bearer token.
+const SATELLITE_SYNC: &str = "/api/v1/satellites/sync";
 
 /// The original manager's API (`crate::legacy`), listed under its own tag.
 const ORIGINAL_OPERATIONS: &[(&str, &str, &str)] = &[
@@ -217,6 +252,58 @@ const ORIGINAL_OPERATIONS: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// A satellite's document: its original API is §1.5's variant, served instead of the cloud's.
+pub fn satellite_document() -> Value {
+    let mut doc = document();
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        let satellite = satellite_original(paths);
+        let cloud_token = |p: &str| p == "/as/token.oauth2" || p == "/oauth2/default/v1/token";
+        paths.retain(|p, _| !p.starts_with(crate::legacy::PREFIX) && !cloud_token(p));
+        paths.extend(satellite);
+    }
+    if let Some(tags) = doc["tags"].as_array_mut() {
+        tags.push(json!({"name": "satellite-original-api", "description": "A satellite's variant of the original API (also under /api/v1)"}));
+    }
+    doc
+}
+
+/// A satellite's original API (§1.5, `crate::legacy`): the cloud's v1 account resources under
+/// `/backend/api/v1` (scripts use `/api/v1` too) with the account named by its local account's
+/// name, its virtual accounts listed without an account type, the list of local accounts and
+/// the token endpoint taking a JSON body.
+fn satellite_original(cloud: &Map<String, Value>) -> Map<String, Value> {
+    use crate::legacy::{PREFIX, SATELLITE_BASE};
+    let cloud_base = format!("{PREFIX}/v1/accounts/{{domain}}/");
+    let name = json!({"name": "name", "in": "path", "required": true, "description": "the local account's name",
+                      "schema": {"type": "string"}});
+    let mut paths = Map::new();
+    for (path, item) in cloud {
+        let Some(rest) = path.strip_prefix(&cloud_base) else { continue };
+        let mut item = item.clone();
+        for op in item.as_object_mut().into_iter().flat_map(|o| o.values_mut()) {
+            op["tags"] = json!(["satellite-original-api"]);
+            op["parameters"][0] = name.clone();
+        }
+        let rest = if rest == "{accountType}/virtual-accounts" { "virtual-accounts" } else { rest };
+        let entry = paths.entry(format!("{SATELLITE_BASE}/accounts/{{name}}/{rest}")).or_insert_with(|| json!({}));
+        for (method, op) in item.as_object().into_iter().flatten() {
+            let mut op = op.clone();
+            if let Some(params) = op["parameters"].as_array_mut() {
+                params.retain(|p| p["name"] != "accountType");
+            }
+            entry[method] = op;
+        }
+    }
+    let answer = json!({"200": {"description": "success"}});
+    let token = json!({"post": {"summary": "OAuth2 token (client credentials) with a JSON body {grant_type, client_id, client_secret}",
+        "tags": ["satellite-original-api"], "security": [], "responses": answer}});
+    let accounts = json!({"post": {"summary": "The local accounts the caller may see: {accounts: [{name, accountDomain, accountName, status}]}",
+        "tags": ["satellite-original-api"], "responses": answer}});
+    paths.insert("/backend/oauth/token".into(), token);
+    paths.insert(format!("{SATELLITE_BASE}/upstream_satellites/accounts"), accounts);
+    paths
+}
+
 /// Probes and metrics (`crate::observe`, `crate::metrics`), outside the versioned API.
 fn operating() -> Map<String, Value> {
     let check = json!({"type": "string", "description": "ok, or why the check failed"});
@@ -306,6 +393,9 @@ pub fn document() -> Value {
                 "description": "no usable bearer token (the scheme name is matched case-insensitively)",
                 "headers": challenge,
                 "content": op["responses"]["default"]["content"].clone()});
+        }
+        if *path == SATELLITE_SYNC {
+            op["security"] = json!([]);
         }
         let entry = paths.entry(path.to_string()).or_insert_with(|| json!({}));
         entry[*method] = op;

@@ -38,6 +38,9 @@ use smartlic_store::{NewLicense, Store};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::RwLock;
 
+mod sync;
+pub(crate) use sync::overdue_alerts;
+
 /// How long a satellite certificate is valid from its approval.
 pub const CERTIFICATE_DAYS: i64 = 365;
 
@@ -51,6 +54,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/local-accounts/{name}/registration", get(registration))
         .route("/api/v1/local-accounts/{name}/sent", post(registration_sent))
         .route("/api/v1/local-accounts/{name}/approval", post(import_approval))
+        .merge(sync::router())
 }
 
 /// What the satellite role adds to a manager: whether it is one, and the certificate its
@@ -73,6 +77,11 @@ impl SatelliteRole {
         };
         role.refresh(store).await?;
         Ok(role)
+    }
+
+    /// Whether this manager is a satellite (`--mode satellite`).
+    pub fn enabled(&self) -> bool {
+        self.enabled
     }
 
     /// The header value for device answers, once a local account is approved.
@@ -162,6 +171,9 @@ struct SatelliteView {
     approved_at: Option<String>,
     certificate_expires_at: Option<String>,
     virtual_accounts: Vec<String>,
+    /// The last synchronisation applied (S-3) and when the next scheduled one is due.
+    last_synchronization: Option<String>,
+    synchronization_due: Option<String>,
 }
 
 async fn view(state: &AppState, s: &Satellite) -> ApiResult<SatelliteView> {
@@ -182,6 +194,8 @@ async fn view(state: &AppState, s: &Satellite) -> ApiResult<SatelliteView> {
         approved_at: s.approved_at.map(Timestamp::to_rfc3339),
         certificate_expires_at: s.certificate_expires_at.map(Timestamp::to_rfc3339),
         virtual_accounts: s.pools.clone(),
+        last_synchronization: s.last_sync_at.map(Timestamp::to_rfc3339),
+        synchronization_due: sync::due_after(s.last_sync_at.or(s.approved_at)).map(Timestamp::to_rfc3339),
     })
 }
 
@@ -281,20 +295,7 @@ async fn approve_satellite(
         if ids.contains(&va.id) {
             return Err(ApiError::invalid("virtual_accounts", format!("'{name}' is named twice")));
         }
-        let licenses = state.store.licenses(va.id).await?.into_iter().map(|l| GrantedLicense {
-            tag: l.tag,
-            sku: l.sku,
-            quantity: l.quantity,
-            kind: l.term.kind.as_str().to_string(),
-            start: l.term.start.map(|t| t.0),
-            end: l.term.end.map(|t| t.0),
-            subscription_id: l.subscription_id,
-        });
-        granted.push(GrantedPool {
-            name: va.name.clone(),
-            description: va.description.clone(),
-            licenses: licenses.collect(),
-        });
+        granted.push(granted_pool(state, &va).await?);
         ids.push(va.id);
     }
     let now = state.clock.now();
@@ -326,6 +327,21 @@ async fn approve_satellite(
     let approved = state.store.approve_satellite(record, caller.login(), now).await?;
     state.satellite.serves_pools.store(true, Ordering::Release);
     Ok((approved, sealed))
+}
+
+/// A pool with its licenses as the cloud holds them now: what an approval grants and each
+/// synchronisation brings down.
+async fn granted_pool(state: &AppState, va: &smartlic_store::VirtualAccount) -> ApiResult<GrantedPool> {
+    let licenses = state.store.licenses(va.id).await?.into_iter().map(|l| GrantedLicense {
+        tag: l.tag,
+        sku: l.sku,
+        quantity: l.quantity,
+        kind: l.term.kind.as_str().to_string(),
+        start: l.term.start.map(|t| t.0),
+        end: l.term.end.map(|t| t.0),
+        subscription_id: l.subscription_id,
+    });
+    Ok(GrantedPool { name: va.name.clone(), description: va.description.clone(), licenses: licenses.collect() })
 }
 
 /// The request a pending satellite registered, for the CA to certify.

@@ -3,6 +3,7 @@
 
 use crate::{NewLicense, Result};
 use smartlic_core::Timestamp;
+use std::collections::BTreeMap;
 
 /// A satellite's registration as the cloud holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +26,9 @@ pub struct Satellite {
     pub answer: Option<String>,
     /// The virtual accounts it serves (names), once approved.
     pub pools: Vec<String>,
+    /// The sequence of the last synchronisation request applied (0: none) and when (S-3).
+    pub sync_sequence: i64,
+    pub last_sync_at: Option<Timestamp>,
 }
 
 impl Satellite {
@@ -74,6 +78,11 @@ pub struct LocalAccount {
     pub certificate: Option<String>,
     pub certificate_expires_at: Option<Timestamp>,
     pub cloud_ca: Option<String>,
+    /// The sequence of the last synchronisation request made, of the last response applied,
+    /// and when that was (S-3).
+    pub sync_sequence: i64,
+    pub acknowledged_sequence: i64,
+    pub last_sync_at: Option<Timestamp>,
 }
 
 impl LocalAccount {
@@ -105,6 +114,64 @@ pub struct LocalApproval {
     pub certificate_expires_at: Timestamp,
     pub cloud_ca: String,
     pub pools: Vec<MirroredPool>,
+}
+
+/// A product instance of a satellite pool as synchronised: read from the satellite's
+/// instances, mirrored in the cloud apart from its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MirroredInstance {
+    pub pid: String,
+    pub sn: String,
+    pub hostname: String,
+    pub last_contact_at: Timestamp,
+    /// In use per tag; empty when the satellite released its usage.
+    pub usage: BTreeMap<String, i64>,
+}
+
+/// The instances of one pool a synchronisation carries up.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PoolInstances {
+    pub pool: String,
+    pub instances: Vec<MirroredInstance>,
+    /// (PID, SN) of instances no longer in the pool (a standard synchronisation's).
+    pub removed: Vec<(String, String)>,
+}
+
+/// A request the satellite made: its sequence, the response it acknowledges, and what changed.
+#[derive(Debug, Clone)]
+pub struct SyncDraft {
+    pub local: LocalAccount,
+    pub sequence: i64,
+    pub acknowledges: i64,
+    pub pools: Vec<PoolInstances>,
+}
+
+/// A satellite's request as the cloud applies it.
+#[derive(Debug, Clone)]
+pub struct SatelliteSync {
+    pub satellite_id: i64,
+    pub sequence: i64,
+    /// A full request replaces the cloud's copy of the satellite's instances.
+    pub full: bool,
+    pub pools: Vec<PoolInstances>,
+}
+
+/// The cloud's response as a satellite applies it: the pools' licenses replace its copy, and
+/// the instances the cloud removed go.
+#[derive(Debug, Clone)]
+pub struct AppliedSync {
+    pub local_account: String,
+    pub sequence: i64,
+    pub pools: Vec<MirroredPool>,
+    pub removed: Vec<RemovedUdi>,
+}
+
+/// An instance of a satellite pool the cloud's operator removed: (pool, PID, SN).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemovedUdi {
+    pub pool: String,
+    pub pid: String,
+    pub sn: String,
 }
 
 #[async_trait::async_trait]
@@ -142,4 +209,30 @@ pub trait SatelliteStore: Send + Sync {
     /// their licenses are created and the local account is marked approved.
     async fn approve_local_account(&self, approval: LocalApproval, actor: &str, now: Timestamp)
         -> Result<LocalAccount>;
+
+    // Synchronisation (S-3).
+    /// In the cloud: applies a satellite's request in one transaction, or changes nothing: a
+    /// sequence applied already (replayed) or older (stale), or a pool the satellite does not
+    /// serve, is refused. Usage moves between the pools' counters so none is lost or counted twice.
+    /// Answers the satellite and the removals to carry down to it.
+    async fn apply_satellite_sync(&self, sync: SatelliteSync, now: Timestamp) -> Result<(Satellite, Vec<RemovedUdi>)>;
+    /// In the cloud: the operator removes a satellite's instance; its usage leaves the pool now
+    /// and the removal goes down with every response until the satellite reports it done.
+    async fn remove_satellite_instance(
+        &self,
+        satellite_id: i64,
+        udi: RemovedUdi,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<()>;
+    /// In the cloud: the instances a satellite reported, per pool, as of its last sync.
+    async fn satellite_instances(&self, satellite_id: i64) -> Result<Vec<PoolInstances>>;
+    /// On a satellite: records a new request of an approved local account and collects what it
+    /// carries: every instance of its pools when `full`, else those the change log names since
+    /// the request the last applied response answered (changed ones, and removed ones).
+    async fn begin_sync(&self, name: &str, full: bool, now: Timestamp) -> Result<SyncDraft>;
+    /// On a satellite: applies the cloud's response in one transaction, or changes nothing: a
+    /// response applied already (replayed), older than the last applied (stale), or answering
+    /// no request this satellite made, is refused.
+    async fn apply_sync_response(&self, applied: AppliedSync, actor: &str, now: Timestamp) -> Result<LocalAccount>;
 }

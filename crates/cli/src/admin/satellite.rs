@@ -90,6 +90,38 @@ pub enum SatelliteCmd {
         #[arg(long = "va", value_name = "NAME", required = true)]
         virtual_accounts: Vec<String>,
     },
+    /// Manual synchronisation (File Sync): apply a satellite's request file and write the
+    /// response file to carry back (`smartlic admin sync import` on the satellite).
+    FileSync {
+        /// The request file the satellite wrote (`sync export`).
+        #[arg(long = "in", value_name = "FILE")]
+        input: PathBuf,
+        /// Where to write the response file.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// The satellite's product instances and usage as of its last synchronisation.
+    Instances {
+        /// The satellite's id, as `satellite list` shows it.
+        #[arg(long)]
+        id: i64,
+    },
+    /// Remove a satellite's product instance: its usage leaves the pool now, and the satellite
+    /// removes it when it applies the next synchronisation response.
+    RemoveInstance {
+        /// The satellite's id, as `satellite list` shows it.
+        #[arg(long)]
+        id: i64,
+        /// The virtual account the instance is in.
+        #[arg(long, value_name = "NAME")]
+        va: String,
+        /// The instance's product ID.
+        #[arg(long)]
+        pid: String,
+        /// The instance's serial number.
+        #[arg(long)]
+        sn: String,
+    },
 }
 
 const LOCAL_ACCOUNTS: &[Col] = &[
@@ -108,6 +140,17 @@ const SATELLITES: &[Col] = &[
     ("STATUS", "status"),
     ("VIRTUAL ACCOUNTS", "virtual_accounts"),
     ("REQUESTED", "requested_at"),
+    ("LAST SYNCHRONIZATION", "last_synchronization"),
+    ("SYNCHRONIZATION DUE", "synchronization_due"),
+];
+
+const MIRRORED: &[Col] = &[
+    ("VIRTUAL ACCOUNT", "virtual_account"),
+    ("PID", "pid"),
+    ("SN", "sn"),
+    ("HOSTNAME", "hostname"),
+    ("LAST CONTACT", "last_contact_at"),
+    ("USAGE", "usage"),
 ];
 
 fn local_path(name: &str) -> Result<String> {
@@ -163,6 +206,19 @@ impl SatelliteCmd {
                 json!({ "registration": document(input)?, "virtual_accounts": virtual_accounts }),
                 Record,
             ),
+            SatelliteCmd::FileSync { input, .. } => Call::post(
+                "/api/v1/satellites/file-sync".into(),
+                json!({ "request": super::sync::read(input)? }),
+                Record,
+            ),
+            SatelliteCmd::RemoveInstance { id, va, pid, sn } => Call::post(
+                format!("/api/v1/satellites/{id}/instances/remove"),
+                json!({ "virtual_account": va, "pid": pid, "sn": sn }),
+                Record,
+            ),
+            SatelliteCmd::Instances { id } => {
+                Call::get(format!("/api/v1/satellites/{id}/instances"), Table("instances", MIRRORED))
+            }
         })
     }
 }
@@ -191,7 +247,7 @@ pub async fn finish(command: &Command, api: &Api, call: &Call) -> Result<Option<
             write(out, &api.send(call).await?)?;
             format!("answer written to {}: import it on the satellite (smartlic admin local-account register --name N --answer FILE)", out.display())
         }
-        _ => return Ok(None),
+        _ => return super::sync::finish(command, api, call).await,
     };
     Ok(Some(done))
 }

@@ -50,9 +50,12 @@ impl Drop for Manager {
     }
 }
 
+/// Variables the admin client reads: a test's commands must not take them from the developer's shell.
+pub const SMARTLIC_ENV: [&str; 4] = ["SMARTLIC_SERVER", "SMARTLIC_CA", "SMARTLIC_CLIENT_ID", "SMARTLIC_ADMIN_SECRET"];
+
 pub fn smartlic() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_smartlic"));
-    for var in ["SMARTLIC_SERVER", "SMARTLIC_CA", "SMARTLIC_CLIENT_ID", "SMARTLIC_ADMIN_SECRET"] {
+    for var in SMARTLIC_ENV {
         command.env_remove(var);
     }
     command

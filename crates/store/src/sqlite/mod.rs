@@ -21,6 +21,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0005_previous_device_key.sql"),
     include_str!("../../migrations/sqlite/0006_evaluation_used.sql"),
     include_str!("../../migrations/sqlite/0007_satellites.sql"),
+    include_str!("../../migrations/sqlite/0008_sync.sql"),
 ];
 
 pub struct SqliteStore {
@@ -545,8 +546,10 @@ fn counter_drift(db: &Connection, now: Timestamp) -> Result<Vec<CounterDrift>> {
             counts_by_pool(db, "SELECT virtual_account_id, tag, in_use FROM pool_usage WHERE in_use <> 0", [])?,
             counts_by_pool(
                 db,
-                "SELECT i.virtual_account_id, u.tag, SUM(u.count) FROM instance_usage u JOIN instances i ON i.id = u.instance_id
-                 WHERE i.usage_released = FALSE GROUP BY i.virtual_account_id, u.tag",
+                // The cloud's pools count the instances their satellite reported too (0008).
+                "SELECT va, tag, SUM(n) FROM (SELECT i.virtual_account_id AS va, u.tag AS tag, u.count AS n
+                 FROM instance_usage u JOIN instances i ON i.id = u.instance_id WHERE i.usage_released = FALSE
+                 UNION ALL SELECT virtual_account_id, tag, count FROM satellite_usage) GROUP BY va, tag",
                 [],
             )?,
         ),

@@ -1,13 +1,17 @@
 //! [`SatelliteStore`] on SQLite: satellites in the cloud, local accounts on a satellite.
 
-use super::{all, exec, log, one, ts, unique_or, SqliteStore, R};
+use super::{
+    all, delete_instance, exec, instance, log, one, opt_ts, shift_pool_usage, ts, unique_or, usage_of, SqliteStore,
+    INSTANCE, R,
+};
 use crate::satellite::*;
 use crate::{Result, StoreError, DEFAULT_VIRTUAL_ACCOUNT};
 use rusqlite::{params, Connection, Row};
 use smartlic_core::Timestamp;
+use std::collections::BTreeMap;
 
-const SATELLITE: &str = "SELECT id, account_id, name, local_account, manager_id, key_algorithm, public_key, csr, requested_at, requested_by, approved_at, certificate_expires_at, answer FROM satellites";
-const LOCAL_ACCOUNT: &str = "SELECT id, name, domain, created_at, cloud_satellite_id, cloud_url, approved_at, certificate, certificate_expires_at, cloud_ca FROM local_accounts";
+const SATELLITE: &str = "SELECT id, account_id, name, local_account, manager_id, key_algorithm, public_key, csr, requested_at, requested_by, approved_at, certificate_expires_at, answer, sync_sequence, last_sync_at FROM satellites";
+const LOCAL_ACCOUNT: &str = "SELECT id, name, domain, created_at, cloud_satellite_id, cloud_url, approved_at, certificate, certificate_expires_at, cloud_ca, sync_sequence, acknowledged_sequence, last_sync_at FROM local_accounts";
 
 fn satellite_row(row: &Row) -> R<Satellite> {
     Ok(Satellite {
@@ -25,6 +29,8 @@ fn satellite_row(row: &Row) -> R<Satellite> {
         certificate_expires_at: row.get::<_, Option<i64>>("certificate_expires_at")?.map(Timestamp),
         answer: row.get("answer")?,
         pools: Vec::new(),
+        sync_sequence: row.get("sync_sequence")?,
+        last_sync_at: opt_ts(row, "last_sync_at")?,
     })
 }
 
@@ -40,6 +46,9 @@ fn local_account_row(row: &Row) -> R<LocalAccount> {
         certificate: row.get("certificate")?,
         certificate_expires_at: row.get::<_, Option<i64>>("certificate_expires_at")?.map(Timestamp),
         cloud_ca: row.get("cloud_ca")?,
+        sync_sequence: row.get("sync_sequence")?,
+        acknowledged_sequence: row.get("acknowledged_sequence")?,
+        last_sync_at: opt_ts(row, "last_sync_at")?,
     })
 }
 
@@ -65,6 +74,131 @@ fn satellite_by_id(db: &Connection, id: i64) -> Result<Option<Satellite>> {
 fn local_account_named(db: &Connection, name: &str) -> Result<LocalAccount> {
     one(db, &format!("{LOCAL_ACCOUNT} WHERE name = $1"), [name], local_account_row)?
         .ok_or_else(|| StoreError::NotFound(format!("local account '{name}' does not exist")))
+}
+
+/// Refuses a synchronisation document whose sequence is not newer than the last one applied.
+fn refuse_old(what: &str, sequence: i64, last: i64) -> Result<()> {
+    if sequence == last {
+        return Err(StoreError::Conflict(format!(
+            "the synchronisation {what} {sequence} was applied already (replayed); nothing changed"
+        )));
+    }
+    if sequence < last {
+        return Err(StoreError::Conflict(format!(
+            "the synchronisation {what} {sequence} is stale: {what} {last} was applied after it; nothing changed"
+        )));
+    }
+    Ok(())
+}
+
+/// Takes a mirrored instance out of the cloud's copy, its usage out of the pool's counters.
+fn forget_mirrored(db: &Connection, virtual_account_id: i64, pid: &str, sn: &str) -> Result<()> {
+    let usage: BTreeMap<String, i64> = all(
+        db,
+        "SELECT tag, count FROM satellite_usage WHERE virtual_account_id = $1 AND udi_pid = $2 AND udi_sn = $3",
+        params![virtual_account_id, pid, sn],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?
+    .into_iter()
+    .collect();
+    shift_pool_usage(db, virtual_account_id, &usage, -1)?;
+    exec(
+        db,
+        "DELETE FROM satellite_instances WHERE virtual_account_id = $1 AND udi_pid = $2 AND udi_sn = $3",
+        params![virtual_account_id, pid, sn],
+    )?;
+    Ok(())
+}
+
+fn mirror(db: &Connection, satellite_id: i64, virtual_account_id: i64, i: &MirroredInstance) -> Result<()> {
+    forget_mirrored(db, virtual_account_id, &i.pid, &i.sn)?;
+    exec(
+        db,
+        "INSERT INTO satellite_instances (satellite_id, virtual_account_id, udi_pid, udi_sn, hostname, last_contact_at)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        params![satellite_id, virtual_account_id, i.pid, i.sn, i.hostname, i.last_contact_at.0],
+    )?;
+    for (tag, count) in &i.usage {
+        exec(
+            db,
+            "INSERT INTO satellite_usage (virtual_account_id, udi_pid, udi_sn, tag, count) VALUES ($1, $2, $3, $4, $5)",
+            params![virtual_account_id, i.pid, i.sn, tag, count],
+        )?;
+    }
+    shift_pool_usage(db, virtual_account_id, &i.usage, 1)
+}
+
+fn mirrored_instance(row: &Row) -> R<(String, MirroredInstance)> {
+    Ok((
+        row.get("pool")?,
+        MirroredInstance {
+            pid: row.get("udi_pid")?,
+            sn: row.get("udi_sn")?,
+            hostname: row.get("hostname")?,
+            last_contact_at: ts(row, "last_contact_at")?,
+            usage: BTreeMap::new(),
+        },
+    ))
+}
+
+/// Groups instances by pool, in the order the pools come.
+fn by_pool(rows: Vec<(String, MirroredInstance)>) -> Vec<PoolInstances> {
+    let mut pools: Vec<PoolInstances> = Vec::new();
+    for (pool, instance) in rows {
+        match pools.last_mut() {
+            Some(last) if last.pool == pool => last.instances.push(instance),
+            _ => pools.push(PoolInstances { pool, instances: vec![instance], removed: Vec::new() }),
+        }
+    }
+    pools
+}
+
+fn account_id_of(db: &Connection, domain: &str) -> Result<i64> {
+    one(db, "SELECT id FROM smart_accounts WHERE domain = $1", [domain], |r| r.get(0))?
+        .ok_or_else(|| StoreError::NotFound(format!("smart account {domain} does not exist on this satellite")))
+}
+
+/// Makes the pool's purchase records those of `licenses`: records that match stay, the
+/// others go, the missing ones are added.
+fn replace_licenses(
+    db: &Connection,
+    virtual_account_id: i64,
+    licenses: &[crate::NewLicense],
+    now: Timestamp,
+) -> Result<()> {
+    type Key = (String, String, i64, String, Option<i64>, Option<i64>, Option<String>);
+    let existing: Vec<(i64, Key)> = all(
+        db,
+        "SELECT id, tag, sku, quantity, kind, start_at, end_at, subscription_id FROM licenses WHERE virtual_account_id = $1",
+        [virtual_account_id],
+        |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))),
+    )?;
+    let mut unmatched = existing;
+    for l in licenses {
+        let key: Key = (
+            l.tag.clone(),
+            l.sku.clone(),
+            l.quantity,
+            l.term.kind.as_str().to_string(),
+            l.term.start.map(|t| t.0),
+            l.term.end.map(|t| t.0),
+            l.subscription_id.clone(),
+        );
+        if let Some(at) = unmatched.iter().position(|(_, k)| *k == key) {
+            unmatched.swap_remove(at);
+            continue;
+        }
+        exec(
+            db,
+            "INSERT INTO licenses (virtual_account_id, tag, sku, quantity, kind, start_at, end_at, subscription_id, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            params![virtual_account_id, key.0, key.1, key.2, key.3, key.4, key.5, key.6, now.0],
+        )?;
+    }
+    for (id, _) in unmatched {
+        exec(db, "DELETE FROM licenses WHERE id = $1", [id])?;
+    }
+    Ok(())
 }
 
 #[async_trait::async_trait]
@@ -302,6 +436,293 @@ impl SatelliteStore for SqliteStore {
                 let pools: Vec<&str> = approval.pools.iter().map(|p| p.name.as_str()).collect();
                 let detail = format!("approved by the cloud: serves {}", pools.join(", "));
                 log(db, now, &actor, "local-account.approved", Some(account_id), None, &local.name, detail)?;
+                local_account_named(db, &local.name)
+            })
+            .await
+    }
+
+    async fn apply_satellite_sync(&self, sync: SatelliteSync, now: Timestamp) -> Result<(Satellite, Vec<RemovedUdi>)> {
+        self.db
+            .write(move |db| {
+                let id = sync.satellite_id;
+                let sat = satellite_by_id(db, id)?
+                    .ok_or_else(|| StoreError::NotFound(format!("satellite {id} does not exist in this cloud")))?;
+                if sat.approved_at.is_none() {
+                    return Err(StoreError::Conflict(format!("satellite {id} ({}) is not approved", sat.name)));
+                }
+                refuse_old("request", sync.sequence, sat.sync_sequence)?;
+                let served: BTreeMap<String, i64> = all(
+                    db,
+                    "SELECT v.name, v.id FROM satellite_pools p JOIN virtual_accounts v ON v.id = p.virtual_account_id
+                     WHERE p.satellite_id = $1",
+                    [id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?
+                .into_iter()
+                .collect();
+                if let Some(p) = sync.pools.iter().find(|p| !served.contains_key(&p.pool)) {
+                    return Err(StoreError::Conflict(format!(
+                        "satellite {id} ({}) does not serve virtual account '{}'; nothing changed",
+                        sat.name, p.pool
+                    )));
+                }
+                if sync.full {
+                    for va in served.values() {
+                        let udis: Vec<(String, String)> = all(
+                            db,
+                            "SELECT udi_pid, udi_sn FROM satellite_instances WHERE virtual_account_id = $1",
+                            [va],
+                            |r| Ok((r.get(0)?, r.get(1)?)),
+                        )?;
+                        for (pid, sn) in udis {
+                            forget_mirrored(db, *va, &pid, &sn)?;
+                        }
+                    }
+                }
+                let mut reported = 0;
+                let pending = |va: i64, pid: &str, sn: &str| -> Result<bool> {
+                    let sql = "SELECT 1 FROM satellite_removals WHERE virtual_account_id = $1 AND udi_pid = $2 AND udi_sn = $3";
+                    Ok(one(db, sql, params![va, pid, sn], |r| r.get::<_, i64>(0))?.is_some())
+                };
+                for p in &sync.pools {
+                    let va = served[&p.pool];
+                    for (pid, sn) in &p.removed {
+                        forget_mirrored(db, va, pid, sn)?;
+                        exec(
+                            db,
+                            "DELETE FROM satellite_removals WHERE virtual_account_id = $1 AND udi_pid = $2 AND udi_sn = $3",
+                            params![va, pid, sn],
+                        )?;
+                    }
+                    // One the operator removed stays removed: the satellite removes it on this response.
+                    for i in &p.instances {
+                        if !pending(va, &i.pid, &i.sn)? {
+                            mirror(db, id, va, i)?;
+                            reported += 1;
+                        }
+                    }
+                }
+                exec(
+                    db,
+                    "UPDATE satellites SET sync_sequence = $1, last_sync_at = $2 WHERE id = $3",
+                    params![sync.sequence, now.0, id],
+                )?;
+                let detail = format!(
+                    "{} synchronisation {}: {reported} instance(s) reported",
+                    if sync.full { "full" } else { "standard" },
+                    sync.sequence
+                );
+                log(db, now, "satellite", "satellite.synchronised", Some(sat.account_id), None, &sat.name, detail)?;
+                let removals = all(
+                    db,
+                    "SELECT v.name, r.udi_pid, r.udi_sn FROM satellite_removals r JOIN virtual_accounts v ON v.id = r.virtual_account_id
+                     WHERE r.satellite_id = $1 ORDER BY v.name, r.udi_pid, r.udi_sn",
+                    [id],
+                    |r| Ok(RemovedUdi { pool: r.get(0)?, pid: r.get(1)?, sn: r.get(2)? }),
+                )?;
+                let sat = satellite_by_id(db, id)?.ok_or_else(|| StoreError::Database("satellite vanished".into()))?;
+                Ok((sat, removals))
+            })
+            .await
+    }
+
+    async fn remove_satellite_instance(
+        &self,
+        satellite_id: i64,
+        udi: RemovedUdi,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<()> {
+        let actor = actor.to_string();
+        self.db
+            .write(move |db| {
+                let found: Option<(i64, i64)> = one(
+                    db,
+                    "SELECT i.virtual_account_id, v.account_id FROM satellite_instances i JOIN virtual_accounts v
+                     ON v.id = i.virtual_account_id WHERE i.satellite_id = $1 AND v.name = $2 AND i.udi_pid = $3 AND i.udi_sn = $4",
+                    params![satellite_id, udi.pool, udi.pid, udi.sn],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?;
+                let (va, account_id) = found.ok_or_else(|| {
+                    StoreError::NotFound(format!(
+                        "satellite {satellite_id} reported no instance PID:{},SN:{} in virtual account '{}'",
+                        udi.pid, udi.sn, udi.pool
+                    ))
+                })?;
+                forget_mirrored(db, va, &udi.pid, &udi.sn)?;
+                exec(
+                    db,
+                    "INSERT INTO satellite_removals (satellite_id, virtual_account_id, udi_pid, udi_sn) VALUES ($1, $2, $3, $4)",
+                    params![satellite_id, va, udi.pid, udi.sn],
+                )?;
+                let object = format!("PID:{},SN:{}", udi.pid, udi.sn);
+                let detail = format!("removed at satellite {satellite_id} with its next synchronisation");
+                log(db, now, &actor, "satellite.instance-removed", Some(account_id), Some(va), &object, detail)
+            })
+            .await
+    }
+
+    async fn satellite_instances(&self, satellite_id: i64) -> Result<Vec<PoolInstances>> {
+        self.db
+            .read(move |db| {
+                let rows = all(
+                    db,
+                    "SELECT v.name AS pool, i.virtual_account_id, i.udi_pid, i.udi_sn, i.hostname, i.last_contact_at
+                     FROM satellite_instances i JOIN virtual_accounts v ON v.id = i.virtual_account_id
+                     WHERE i.satellite_id = $1 ORDER BY v.name, i.udi_pid, i.udi_sn",
+                    [satellite_id],
+                    |r| Ok((r.get::<_, i64>("virtual_account_id")?, mirrored_instance(r)?)),
+                )?;
+                let mut found = Vec::new();
+                for (va, (pool, mut instance)) in rows {
+                    instance.usage = all(
+                        db,
+                        "SELECT tag, count FROM satellite_usage WHERE virtual_account_id = $1 AND udi_pid = $2 AND udi_sn = $3",
+                        params![va, instance.pid, instance.sn],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )?
+                    .into_iter()
+                    .collect();
+                    found.push((pool, instance));
+                }
+                Ok(by_pool(found))
+            })
+            .await
+    }
+
+    async fn begin_sync(&self, name: &str, full: bool, now: Timestamp) -> Result<SyncDraft> {
+        let name = name.to_string();
+        self.db
+            .write(move |db| {
+                let local = local_account_named(db, &name)?;
+                if local.approved_at.is_none() {
+                    return Err(StoreError::Conflict(format!(
+                        "local account '{name}' is not approved by the cloud yet: register it first"
+                    )));
+                }
+                let account_id = account_id_of(db, &local.domain)?;
+                let last_change: i64 =
+                    one(db, "SELECT COALESCE(MAX(id), 0) FROM sync_changes", [], |r| r.get(0))?.unwrap_or(0);
+                let select = "SELECT v.name AS pool, i.id, i.udi_pid, i.udi_sn, i.hostname, i.last_contact_at, i.usage_released
+                     FROM instances i JOIN virtual_accounts v ON v.id = i.virtual_account_id WHERE v.account_id = $1";
+                let read = |r: &Row| Ok((r.get::<_, String>("id")?, r.get::<_, bool>("usage_released")?, mirrored_instance(r)?));
+                let mut rows = Vec::new();
+                let mut removed: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+                if full {
+                    rows = all(db, &format!("{select} ORDER BY v.name, i.udi_pid, i.udi_sn"), [account_id], read)?;
+                } else {
+                    let since: i64 =
+                        one(db, "SELECT synced_change FROM local_accounts WHERE id = $1", [local.id], |r| r.get(0))?
+                            .unwrap_or(0);
+                    let changed: Vec<(i64, String, String, String)> = all(
+                        db,
+                        "SELECT DISTINCT c.virtual_account_id, c.udi_pid, c.udi_sn, v.name FROM sync_changes c
+                         JOIN virtual_accounts v ON v.id = c.virtual_account_id WHERE v.account_id = $1 AND c.id > $2
+                         ORDER BY v.name, c.udi_pid, c.udi_sn",
+                        params![account_id, since],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                    )?;
+                    let one_instance =
+                        format!("{select} AND i.virtual_account_id = $2 AND i.udi_pid = $3 AND i.udi_sn = $4");
+                    for (va, pid, sn, pool) in changed {
+                        match one(db, &one_instance, params![account_id, va, pid, sn], read)? {
+                            Some(row) => rows.push(row),
+                            None => removed.entry(pool).or_default().push((pid, sn)),
+                        }
+                    }
+                }
+                let mut reported = Vec::new();
+                for (id, released, (pool, mut instance)) in rows {
+                    if !released {
+                        instance.usage = usage_of(db, &id)?;
+                    }
+                    reported.push((pool, instance));
+                }
+                let mut pools = by_pool(reported);
+                for (pool, gone) in removed {
+                    match pools.iter_mut().find(|p| p.pool == pool) {
+                        Some(p) => p.removed = gone,
+                        None => pools.push(PoolInstances { pool, instances: Vec::new(), removed: gone }),
+                    }
+                }
+                let sequence = local.sync_sequence + 1;
+                exec(
+                    db,
+                    "INSERT INTO sync_requests (local_account_id, sequence, full, created_at, last_change) VALUES ($1, $2, $3, $4, $5)",
+                    params![local.id, sequence, full, now.0, last_change],
+                )?;
+                exec(db, "UPDATE local_accounts SET sync_sequence = $1 WHERE id = $2", params![sequence, local.id])?;
+                let acknowledges = local.acknowledged_sequence;
+                let local = local_account_named(db, &name)?;
+                Ok(SyncDraft { local, sequence, acknowledges, pools })
+            })
+            .await
+    }
+
+    async fn apply_sync_response(&self, applied: AppliedSync, actor: &str, now: Timestamp) -> Result<LocalAccount> {
+        let actor = actor.to_string();
+        self.db
+            .write(move |db| {
+                let local = local_account_named(db, &applied.local_account)?;
+                refuse_old("response", applied.sequence, local.acknowledged_sequence)?;
+                let covered: i64 = one(
+                    db,
+                    "SELECT last_change FROM sync_requests WHERE local_account_id = $1 AND sequence = $2",
+                    params![local.id, applied.sequence],
+                    |r| r.get(0),
+                )?
+                .ok_or_else(|| {
+                    StoreError::Conflict(format!(
+                        "the synchronisation response answers request {}, which local account '{}' never made; nothing changed",
+                        applied.sequence, local.name
+                    ))
+                })?;
+                let account_id = account_id_of(db, &local.domain)?;
+                for pool in &applied.pools {
+                    let found: Option<i64> = one(
+                        db,
+                        "SELECT id FROM virtual_accounts WHERE account_id = $1 AND name = $2",
+                        params![account_id, pool.name],
+                        |r| r.get(0),
+                    )?;
+                    let va = match found {
+                        Some(va) => va,
+                        None => {
+                            exec(
+                                db,
+                                "INSERT INTO virtual_accounts (account_id, name, description, is_default, created_at) VALUES ($1, $2, $3, FALSE, $4)",
+                                params![account_id, pool.name, pool.description, now.0],
+                            )?;
+                            db.last_insert_rowid()
+                        }
+                    };
+                    replace_licenses(db, va, &pool.licenses, now)?;
+                }
+                for gone in &applied.removed {
+                    let sql = format!(
+                        "{INSTANCE} WHERE udi_pid = $1 AND udi_sn = $2 AND virtual_account_id =
+                         (SELECT id FROM virtual_accounts WHERE account_id = $3 AND name = $4)"
+                    );
+                    if let Some(found) = one(db, &sql, params![gone.pid, gone.sn, account_id, gone.pool], instance)? {
+                        delete_instance(db, &found)?;
+                    }
+                }
+                exec(
+                    db,
+                    "UPDATE local_accounts SET acknowledged_sequence = $1, last_sync_at = $2, synced_change = $3 WHERE id = $4",
+                    params![applied.sequence, now.0, covered, local.id],
+                )?;
+                exec(
+                    db,
+                    "DELETE FROM sync_changes WHERE id <= (SELECT MIN(synced_change) FROM local_accounts WHERE approved_at IS NOT NULL)",
+                    [],
+                )?;
+                let detail = format!(
+                    "synchronisation response {} applied; {} instance(s) removed by the cloud",
+                    applied.sequence,
+                    applied.removed.len()
+                );
+                log(db, now, &actor, "local-account.synchronised", Some(account_id), None, &local.name, detail)?;
                 local_account_named(db, &local.name)
             })
             .await
