@@ -4,6 +4,8 @@
 
 use smartlic_core::{Role, Timestamp};
 use smartlic_store::*;
+
+mod common;
 use std::os::unix::fs::PermissionsExt;
 
 const T0: Timestamp = Timestamp(1_800_000_000_000);
@@ -106,26 +108,17 @@ async fn disabling_rotating_and_deleting_end_access_tokens_at_once() {
 async fn a_database_of_schema_two_is_migrated_keeping_logins_and_dropping_token_texts() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("v2.db");
-    {
-        let db = rusqlite::Connection::open(&path).unwrap();
-        db.execute_batch(include_str!("../migrations/sqlite/0001_init.sql")).unwrap();
-        db.execute_batch(include_str!("../migrations/sqlite/0002_reservations.sql")).unwrap();
-        db.execute_batch(
-            "INSERT INTO smart_accounts (id, domain, name, created_at) VALUES (1, 'old.com', 'Old', 0);
-             INSERT INTO virtual_accounts (id, account_id, name, description, is_default, created_at)
-                 VALUES (1, 1, 'Default', '', TRUE, 0);
-             INSERT INTO principals (id, kind, name, secret_hash, role, account_id, virtual_account_id, created_at)
+    common::database_of_schema_two(
+        &path,
+        "INSERT INTO principals (id, kind, name, secret_hash, role, account_id, virtual_account_id, created_at)
                  VALUES (1, 'api-client', 'admin', 'h', 'operator', NULL, NULL, 0),
                         (2, 'api-client', 'ci-bot', 'h', 'smart-account-admin', 1, NULL, 0),
                         (3, 'user', 'bob', 'h', 'smart-account-user', 1, NULL, 0);
              INSERT INTO access_tokens (token_hash, principal_id, expires_at) VALUES ('live', 2, 1900000000000);
              INSERT INTO registration_tokens (id, virtual_account_id, token, token_hash, description, created_at,
                  expires_at, max_uses, uses, export_controlled, revoked_at, created_by)
-                 VALUES (1, 1, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'reg-hash', '', 0, 1900000000000, NULL, 0, FALSE, NULL, 'op');
-             PRAGMA user_version = 2;",
-        )
-        .unwrap();
-    }
+                 VALUES (1, 1, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'reg-hash', '', 0, 1900000000000, NULL, 0, FALSE, NULL, 'op');",
+    );
     let store = SqliteStore::open(&path).await.unwrap();
     // Clients keep their name as client ID, the operator its name; users log in as name@domain.
     assert_eq!(store.principal("admin").await.unwrap().unwrap().role, Role::Operator);

@@ -5,6 +5,8 @@ use smartlic_core::compliance::Ledger;
 use smartlic_core::time::DAY_MS;
 use smartlic_core::{Catalog, LicenseKind, LicenseTerm, Timestamp};
 use smartlic_store::*;
+
+mod common;
 use std::collections::BTreeMap;
 
 const T0: Timestamp = Timestamp(1_800_000_000_000);
@@ -719,26 +721,17 @@ async fn instance_moves_and_removals_are_all_or_nothing() {
 async fn reservations_of_the_second_schema_get_their_records_on_migration() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("v2.db");
-    {
-        let db = rusqlite::Connection::open(&path).unwrap();
-        db.execute_batch(include_str!("../migrations/sqlite/0001_init.sql")).unwrap();
-        db.execute_batch(include_str!("../migrations/sqlite/0002_reservations.sql")).unwrap();
-        db.execute_batch(
-            "INSERT INTO smart_accounts (id, domain, name, created_at) VALUES (1, 'old.com', 'Old', 0);
-             INSERT INTO virtual_accounts (id, account_id, name, description, is_default, created_at)
-                 VALUES (1, 1, 'Default', '', TRUE, 0);
-             INSERT INTO licenses (id, virtual_account_id, tag, sku, quantity, kind, created_at)
+    common::database_of_schema_two(
+        &path,
+        "INSERT INTO licenses (id, virtual_account_id, tag, sku, quantity, kind, created_at)
                  VALUES (7, 1, 'ACI Premier', '', 5, 'perpetual', 0), (8, 1, 'ACI Advantage', '', 5, 'perpetual', 0);
              INSERT INTO pool_usage (virtual_account_id, tag, in_use, reserved) VALUES (1, 'ACI Advantage', 0, 3);
              INSERT INTO reservations (id, virtual_account_id, request_code, kind, udi_pid, udi_sn, piid,
                  authorization_code, authorization_digest, confirmation_code, status, created_at, created_by)
                  VALUES (1, 1, 'CB-X', 'specific', 'P', 'S', 'piid', 'code', 'digest', 'c0de', 'reserved', 0, 'op');
              INSERT INTO reservation_licenses (reservation_id, tag, quantity, license_type)
-                 VALUES (1, 'ACI Advantage', 3, 'perpetual');
-             PRAGMA user_version = 2;",
-        )
-        .unwrap();
-    }
+                 VALUES (1, 'ACI Advantage', 3, 'perpetual');",
+    );
     let store = SqliteStore::open(&path).await.unwrap();
     assert_eq!(store.pool_counts(1, T0).await.unwrap().reserved, BTreeMap::from([("ACI Advantage".into(), 3)]));
     let found = store.reservations(ReservationFilter::VirtualAccount(1)).await.unwrap();
