@@ -639,8 +639,9 @@ fn failed(action: &Action, f: Failure) -> Event {
     }
 }
 
-/// How a client error reads on the device, and what the agent does about it.
-fn failure(e: ClientError) -> Failure {
+/// How a client error reads on the device, and what the agent does about it (the fleet
+/// simulator classifies its exchanges with it too).
+pub fn failure(e: ClientError) -> Failure {
     match e {
         ClientError::Refused { code, message, field, .. } => {
             let kind = match code.as_str() {

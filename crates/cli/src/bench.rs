@@ -6,6 +6,9 @@
 //! the same load against `GET /health` as the ceiling of the HTTPS stack alone. With `--flood`,
 //! the last authorization phase is run again during a flood of wrong logins. The server's
 //! memory is read after each phase. All device tasks share one HTTPS client (keep-alive).
+//! With `--satellite`, a satellite approved by a cloud is measured instead (see [`satellite`]).
+
+mod satellite;
 
 use anyhow::{bail, Context};
 use rand::Rng;
@@ -43,6 +46,11 @@ pub struct BenchArgs {
     /// Wrong logins per second of the flood, all addresses together; 0: as fast as they go.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     flood_rate: u32,
+    /// Measure a satellite (`server --mode satellite`) approved by a cloud, both started here:
+    /// registrations and authorizations at the satellite, then full and standard
+    /// synchronisations (over the network and by files) at each pool size.
+    #[arg(long, conflicts_with_all = ["flood", "flood_rate"])]
+    satellite: bool,
 }
 
 const DOMAIN: &str = "bench.example.com";
@@ -69,7 +77,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         flood: args.flood as usize,
         flood_rate: args.flood_rate,
     };
-    let mut server = Server::spawn()?;
+    if args.satellite {
+        return satellite::run(plan).await;
+    }
+    let mut server = Server::spawn(&[])?;
     // On Ctrl-C too the server is dropped, hence killed, before the process ends.
     tokio::select! {
         result = measure(&mut server, &plan) => result,
@@ -155,7 +166,8 @@ impl Drop for Server {
 }
 
 impl Server {
-    fn spawn() -> anyhow::Result<Self> {
+    /// This binary's `server` with `extra` options (`--mode satellite`).
+    fn spawn(extra: &[&str]) -> anyhow::Result<Self> {
         let dir =
             tempfile::Builder::new().prefix("smartlic-bench-").tempdir().context("cannot create a data directory")?;
         std::fs::create_dir(dir.path().join("data"))?;
@@ -168,6 +180,7 @@ impl Server {
             .arg("--data")
             .arg(dir.path().join("data"))
             .args(["--listen", &format!("127.0.0.1:{port}"), "--clock", "system"])
+            .args(extra)
             .env("SMARTLIC_ADMIN_SECRET", &secret)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -202,25 +215,22 @@ impl Server {
 
     /// An account with `licenses` of the pool tag and a token good for as many devices.
     async fn setup(&self, client: &ManagerClient, licenses: usize) -> anyhow::Result<String> {
-        let http = client.http();
+        let api = self.api(client.http().clone()).await?;
+        let va = format!("/api/v1/accounts/{DOMAIN}/virtual-accounts/Default");
+        api.post("/api/v1/accounts", serde_json::json!({"domain": DOMAIN, "name": "Bench"})).await?;
+        api.post(&format!("{va}/licenses"), serde_json::json!({"tag": POOL_TAG, "count": licenses})).await?;
+        api.token(&va, licenses).await
+    }
+
+    /// The REST API as this server's operator (logged in with its admin secret), over `http`.
+    async fn api(&self, http: reqwest::Client) -> anyhow::Result<Api> {
         let answer = http
-            .post(client.url("/oauth/token"))
+            .post(format!("{}/oauth/token", self.base))
             .form(&[("grant_type", "client_credentials"), ("client_id", "admin"), ("client_secret", &self.secret)])
             .send()
             .await;
         let bearer = text_field(&json_of(answer, "POST /oauth/token").await?, "access_token")?;
-        let va = format!("/api/v1/accounts/{DOMAIN}/virtual-accounts/Default");
-        let calls = [
-            ("/api/v1/accounts".to_string(), serde_json::json!({"domain": DOMAIN, "name": "Bench"})),
-            (format!("{va}/licenses"), serde_json::json!({"tag": POOL_TAG, "count": licenses})),
-            (format!("{va}/tokens"), serde_json::json!({"description": "bench", "max_uses": licenses})),
-        ];
-        let mut last = serde_json::Value::Null;
-        for (path, body) in calls {
-            let answer = http.post(client.url(&path)).bearer_auth(&bearer).json(&body).send().await;
-            last = json_of(answer, &format!("POST {path}")).await?;
-        }
-        text_field(&last, "token")
+        Ok(Api { http, base: self.base.clone(), bearer })
     }
 
     /// `e` with the end of the server's log, which usually says why.
@@ -246,25 +256,56 @@ impl Server {
     /// `n` HTTPS clients, each connecting from its own loopback address (127.1.x.y), so that
     /// the server sees `n` sources.
     fn clients_from_addresses(&self, n: usize) -> anyhow::Result<Arc<Vec<reqwest::Client>>> {
-        let ca = std::fs::read_to_string(self.dir.path().join("data").join("ca.pem"))?;
-        let roots = smartlic_agent::tls::root_store(&ca)?;
+        let ca = self.ca_pem()?;
         let clients = (1..=n)
             .map(|i| {
-                let provider = Arc::new(rustls::crypto::ring::default_provider());
-                let tls = rustls::ClientConfig::builder_with_provider(provider)
-                    .with_safe_default_protocol_versions()?
-                    .with_root_certificates(roots.clone())
-                    .with_no_client_auth();
                 let source = std::net::Ipv4Addr::new(127, 1, (i / 256) as u8, (i % 256) as u8);
-                let client = reqwest::Client::builder()
-                    .use_preconfigured_tls(tls)
-                    .local_address(std::net::IpAddr::V4(source))
-                    .timeout(Duration::from_secs(60))
-                    .build()?;
-                Ok(client)
+                let builder = client_trusting(&ca)?.local_address(std::net::IpAddr::V4(source));
+                Ok(builder.timeout(Duration::from_secs(60)).build()?)
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Arc::new(clients))
+    }
+
+    /// The server's CA certificate (PEM), which its TLS listener presents a certificate of.
+    fn ca_pem(&self) -> anyhow::Result<String> {
+        let path = self.dir.path().join("data").join("ca.pem");
+        std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))
+    }
+}
+
+/// An HTTPS client builder (rustls, ring) trusting the CA certificates of `ca` only.
+fn client_trusting(ca: &str) -> anyhow::Result<reqwest::ClientBuilder> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(smartlic_agent::tls::root_store(ca)?)
+        .with_no_client_auth();
+    Ok(reqwest::Client::builder().use_preconfigured_tls(tls))
+}
+
+/// A manager's REST API, logged in as its operator.
+struct Api {
+    http: reqwest::Client,
+    base: String,
+    bearer: String,
+}
+
+impl Api {
+    async fn post(&self, path: &str, body: serde_json::Value) -> anyhow::Result<serde_json::Value> {
+        let answer = self.http.post(format!("{}{path}", self.base)).bearer_auth(&self.bearer).json(&body).send().await;
+        json_of(answer, &format!("POST {path}")).await
+    }
+
+    async fn get(&self, path: &str) -> anyhow::Result<serde_json::Value> {
+        let answer = self.http.get(format!("{}{path}", self.base)).bearer_auth(&self.bearer).send().await;
+        json_of(answer, &format!("GET {path}")).await
+    }
+
+    /// A registration token of the pool at `va` (its API path), good for `uses` devices.
+    async fn token(&self, va: &str, uses: usize) -> anyhow::Result<String> {
+        let body = serde_json::json!({"description": "bench", "max_uses": uses});
+        text_field(&self.post(&format!("{va}/tokens"), body).await?, "token")
     }
 }
 

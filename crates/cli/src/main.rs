@@ -8,6 +8,7 @@ mod bench;
 mod device;
 mod prompt;
 mod server_cmd;
+mod simulate;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use std::process::ExitCode;
@@ -31,6 +32,8 @@ enum Command {
     Device(device::DeviceArgs),
     /// Load generator: many simulated devices against a manager over HTTPS on loopback.
     Bench(bench::BenchArgs),
+    /// Simulate a fleet of devices against a manager for months or years of simulated time.
+    Simulate(simulate::SimulateArgs),
     /// Print a shell completion script, e.g. `smartlic completions bash > /etc/bash_completion.d/smartlic`.
     Completions {
         /// The shell the script is for.
@@ -59,6 +62,7 @@ fn main() -> ExitCode {
             Command::Agent(args) => agent_cmd::run(args).await,
             Command::Device(args) => device::run(args).await,
             Command::Bench(args) => bench::run(args).await,
+            Command::Simulate(args) => simulate::run(args).await,
             Command::Completions { .. } => unreachable!("answered before the runtime starts"),
         }
     });

@@ -1,7 +1,8 @@
 //! The satellite's synchronisation commands (issue 12, S-3) against a real `smartlic server`
 //! and a real `smartlic server --mode satellite`, as the README shows them: a device at the
 //! satellite, a license taken away in the cloud, a manual synchronisation by YAML files (with
-//! an altered and a replayed file refused), then one over the network.
+//! an altered and a replayed file refused), then one over the network; the schedule, and a pool
+//! reassigned to the cloud.
 
 mod common;
 
@@ -80,4 +81,20 @@ fn sync_by_files_and_over_the_network() {
     ok(&sat, &["sync", "now", "--full", "--cloud", &cloud.url]);
     let status = ok(&sat, &["sync", "status"]);
     assert!(status.contains("SYNCHRONIZATION DUE") && status.contains("Plant"), "{status}");
+
+    // The schedule: every 14 days, as the status shows; the cloud's URL a sync named is kept.
+    assert!(fails(&sat, &sat.ca, &["sync", "schedule", "--days", "400"]).contains("between 1 and 365"));
+    ok(&sat, &["sync", "schedule", "--days", "14"]);
+    let status = ok(&sat, &["sync", "status"]);
+    assert!(status.contains("INTERVAL (DAYS)") && status.contains("14"), "{status}");
+
+    // The cloud's operator gives Lab back to the cloud: it moves with the satellite's next sync,
+    // after which the cloud issues Lab's tokens again.
+    let reassign = ["satellite", "reassign", "--smart-account", DOMAIN, "--va", "Lab"];
+    assert!(fails(&cloud, &cloud.ca, &[&reassign[..], &["--to", "one"]].concat()).contains("--to takes"));
+    let token_of_lab = ["token", "create", "--account", DOMAIN, "--va", "Lab"];
+    assert!(fails(&cloud, &cloud.ca, &token_of_lab).contains("created and revoked at the satellite"));
+    assert!(ok(&cloud, &[&reassign[..], &["--to", "cloud"]].concat()).contains("the cloud"));
+    ok(&sat, &["sync", "now"]);
+    ok(&cloud, &token_of_lab);
 }

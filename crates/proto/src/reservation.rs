@@ -96,6 +96,18 @@ impl ReservationKind {
     }
 }
 
+/// Takes back exactly [`ReservationKind::as_str`], as the manager stores it.
+impl std::str::FromStr for ReservationKind {
+    type Err = String;
+
+    fn from_str(text: &str) -> std::result::Result<Self, String> {
+        [ReservationKind::Specific, ReservationKind::Universal]
+            .into_iter()
+            .find(|k| k.as_str() == text)
+            .ok_or_else(|| format!("unknown reservation kind '{text}'"))
+    }
+}
+
 const KEY_FINGERPRINT_LEN: usize = 9;
 const BASE58: &[u8] = b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
 

@@ -7,26 +7,58 @@
 //! key (the one the cloud certified at approval), the cloud signs responses with its CA key.
 //! Each document names the satellite, the local account and a sequence number: the cloud and
 //! the satellite refuse a sequence they have applied already (replayed) or an older one (stale).
+//! Each document also names the key that signed it (`signed_by`): a file whose signature matches
+//! the key it names but not the one the receiver expects is another sender's (foreign), one whose
+//! signature matches neither was altered (tampered).
 
-use crate::keys::{PublicKey, SigningKey};
+use crate::keys::{KeyAlgorithm, PublicKey, SigningKey};
 use crate::satellite::GrantedPool;
+use base64::{engine::general_purpose::STANDARD as B64, Engine};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 pub const KIND_SYNC_REQUEST: &str = "smartlic-sync-request";
 pub const KIND_SYNC_RESPONSE: &str = "smartlic-sync-response";
+pub const KIND_SYNC_AUTH: &str = "smartlic-sync-auth";
+/// The header that authenticates a network synchronisation request ([`SyncAuth`]).
+pub const SYNC_AUTH_HEADER: &str = "x-smartlic-satellite-auth";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
     #[error("the file is truncated or not a synchronisation file (YAML with kind, signature and payload): {0}")]
     Truncated(String),
-    #[error("the file is a {found}, not a {expected}")]
+    #[error("the file is a {found}, not a {expected} (a foreign file)")]
     WrongKind { expected: &'static str, found: String },
-    #[error("the {0} was altered after it was signed (its signature does not match)")]
+    #[error("the {0} is tampered: it was altered after it was signed (its signature does not match)")]
     Tampered(&'static str),
+    #[error("the {what} is foreign: it was signed by another manager (manager {signer}), not the one it names")]
+    Foreign { what: &'static str, signer: String },
     #[error("cannot sign: {0}")]
     Signing(String),
+    #[error("the header is not a signed satellite authentication (base64 of a synchronisation file): {0}")]
+    BadHeader(String),
+}
+
+/// The public key that signed a document, named inside it so that a receiver can tell another
+/// sender's genuine file (foreign) from an altered one (tampered).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignedBy {
+    pub algorithm: KeyAlgorithm,
+    /// The raw public key, base64.
+    pub key: String,
+}
+
+impl SignedBy {
+    pub fn of(key: &SigningKey) -> SignedBy {
+        let public = key.public_key();
+        SignedBy { algorithm: public.algorithm, key: B64.encode(&public.raw) }
+    }
+
+    fn public_key(&self) -> Option<PublicKey> {
+        Some(PublicKey { algorithm: self.algorithm, raw: B64.decode(&self.key).ok()? })
+    }
 }
 
 /// A product instance of a satellite pool as the satellite reports it.
@@ -75,9 +107,13 @@ pub struct SyncRequest {
     pub acknowledges: i64,
     /// Full: the pools' whole state, which replaces the cloud's copy; standard: the changes.
     pub full: bool,
+    /// Days until the satellite's next scheduled synchronisation (the cloud shows when it is due).
+    pub interval_days: i64,
     /// Satellite time, Unix milliseconds.
     pub created_at: i64,
     pub pools: Vec<PoolReport>,
+    /// The satellite's key, which signed the request.
+    pub signed_by: SignedBy,
 }
 
 /// Cloud → satellite: the answer to the request of the same sequence.
@@ -97,6 +133,35 @@ pub struct SyncResponse {
     /// Instances the cloud's operator removed, until a request reports them gone.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub removed: Vec<RemovedFromPool>,
+    /// Pools the satellite no longer serves (the cloud's operator reassigned them), until a
+    /// request acknowledges a response that carried them: the satellite stops serving them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub released: Vec<String>,
+    /// The cloud CA's key, which signed the response.
+    pub signed_by: SignedBy,
+}
+
+/// Who sends a network synchronisation request, signed by the satellite's key and sent as the
+/// [`SYNC_AUTH_HEADER`] header: the cloud authenticates the sender before it reads a body that
+/// may be hundreds of megabytes (a full request of a million instances). The timestamp and the
+/// nonce make a header good once, within the cloud's clock tolerance.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncAuth {
+    pub satellite_id: i64,
+    pub local_account: String,
+    /// Satellite time, Unix milliseconds.
+    pub timestamp: i64,
+    pub nonce: String,
+    /// The satellite's key, which signed it.
+    pub signed_by: SignedBy,
+}
+
+impl SyncAuth {
+    /// The header's value: the sealed document (as a synchronisation file), base64.
+    pub fn to_header(&self, key: &SigningKey) -> Result<String, SyncError> {
+        Ok(B64.encode(SyncFile::seal(KIND_SYNC_AUTH, self, key)?.to_yaml()))
+    }
 }
 
 /// An instance of a pool the cloud removed.
@@ -154,10 +219,24 @@ impl SyncFile {
         if self.kind != kind {
             return Err(SyncError::WrongKind { expected: kind, found: self.kind.clone() });
         }
-        if !key.verify_b64(&signing_input(&self.kind, &self.payload), &self.signature) {
-            return Err(SyncError::Tampered(what));
+        let signed = signing_input(&self.kind, &self.payload);
+        if !key.verify_b64(&signed, &self.signature) {
+            return Err(self.misdirected(what, &signed).unwrap_or(SyncError::Tampered(what)));
         }
         serde_norway::from_str(&self.payload).map_err(|e| SyncError::Truncated(e.to_string()))
+    }
+
+    /// A file whose signature the receiver's key does not match but the key it names does: a
+    /// genuine file of another sender (foreign) rather than an altered one.
+    fn misdirected(&self, what: &'static str, signed: &[u8]) -> Option<SyncError> {
+        #[derive(Deserialize)]
+        struct Signer {
+            signed_by: SignedBy,
+        }
+        let named = serde_norway::from_str::<Signer>(&self.payload).ok()?.signed_by.public_key()?;
+        named
+            .verify_b64(signed, &self.signature)
+            .then(|| SyncError::Foreign { what, signer: crate::satellite::manager_id(&named) })
     }
 
     /// The satellite and local account a document names, before its signature is checked: the
@@ -177,6 +256,19 @@ impl SyncFile {
         self.open(KIND_SYNC_REQUEST, "synchronisation request", key)
     }
 
+    /// The sealed [`SyncAuth`] a header carries, not yet checked: [`SyncFile::claim`] names the
+    /// satellite whose key must have signed it, [`SyncFile::open_auth`] checks it.
+    pub fn from_header(value: &str) -> Result<SyncFile, SyncError> {
+        let bytes = B64.decode(value.trim()).map_err(|e| SyncError::BadHeader(e.to_string()))?;
+        let text = String::from_utf8(bytes).map_err(|e| SyncError::BadHeader(e.to_string()))?;
+        SyncFile::parse(&text).map_err(|e| SyncError::BadHeader(e.to_string()))
+    }
+
+    /// A satellite authentication signed by the satellite's `key`.
+    pub fn open_auth(&self, key: &PublicKey) -> Result<SyncAuth, SyncError> {
+        self.open(KIND_SYNC_AUTH, "satellite authentication", key)
+    }
+
     /// A response signed by the cloud CA's `key`.
     pub fn open_response(&self, key: &PublicKey) -> Result<SyncResponse, SyncError> {
         self.open(KIND_SYNC_RESPONSE, "synchronisation response", key)
@@ -188,7 +280,7 @@ mod tests {
     use super::*;
     use crate::keys::KeyAlgorithm;
 
-    fn request() -> SyncRequest {
+    fn request(key: &SigningKey) -> SyncRequest {
         SyncRequest {
             satellite_id: 1,
             local_account: "Plant".into(),
@@ -196,6 +288,7 @@ mod tests {
             sequence: 3,
             acknowledges: 2,
             full: false,
+            interval_days: 30,
             created_at: 1_800_000_000_000,
             pools: vec![PoolReport {
                 name: "Lab".into(),
@@ -208,22 +301,50 @@ mod tests {
                 }],
                 removed: vec![RemovedInstance { pid: "C9300".into(), sn: "FCW2".into() }],
             }],
+            signed_by: SignedBy::of(key),
         }
     }
 
-    /// A file opens only unaltered, whole, as its kind, with its sender's key.
+    /// A file opens only unaltered, whole, as its kind, with its sender's key; another
+    /// sender's genuine file is told apart from an altered one.
     #[test]
     fn files_are_checked_for_truncation_kind_and_signature() {
         let key = SigningKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
-        let text = SyncFile::seal(KIND_SYNC_REQUEST, &request(), &key).unwrap().to_yaml();
+        let text = SyncFile::seal(KIND_SYNC_REQUEST, &request(&key), &key).unwrap().to_yaml();
         let file = SyncFile::parse(&text).unwrap();
         assert_eq!(file.claim().unwrap(), (1, "Plant".to_string()));
-        assert_eq!(file.open_request(&key.public_key()).unwrap(), request());
+        assert_eq!(file.open_request(&key.public_key()).unwrap(), request(&key));
         assert!(matches!(SyncFile::parse(&text[..text.len() / 2]), Err(SyncError::Truncated(_))));
         let altered = SyncFile::parse(&text.replace("10", "1")).unwrap();
         assert!(matches!(altered.open_request(&key.public_key()), Err(SyncError::Tampered(_))));
         assert!(matches!(file.open_response(&key.public_key()), Err(SyncError::WrongKind { .. })));
         let other = SigningKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
-        assert!(matches!(file.open_request(&other.public_key()), Err(SyncError::Tampered(_))));
+        let foreign = file.open_request(&other.public_key()).unwrap_err();
+        assert!(matches!(foreign, SyncError::Foreign { .. }), "{foreign:?}");
+        assert!(foreign.to_string().contains("foreign"), "{foreign}");
+        // An altered file naming its own key is still tampered, not foreign.
+        let forged = SyncFile::parse(&text.replace("10", "1")).unwrap();
+        assert!(matches!(forged.open_request(&other.public_key()), Err(SyncError::Tampered(_))));
+    }
+
+    /// A header opens with its satellite's key only; another key's is foreign, garbage is named.
+    #[test]
+    fn auth_headers_are_checked_like_files() {
+        let key = SigningKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+        let auth = SyncAuth {
+            satellite_id: 4,
+            local_account: "Plant".into(),
+            timestamp: 1_800_000_000_000,
+            nonce: "n-1".into(),
+            signed_by: SignedBy::of(&key),
+        };
+        let file = SyncFile::from_header(&auth.to_header(&key).unwrap()).unwrap();
+        assert_eq!(file.claim().unwrap(), (4, "Plant".to_string()));
+        assert_eq!(file.open_auth(&key.public_key()).unwrap(), auth);
+        assert!(matches!(file.open_request(&key.public_key()), Err(SyncError::WrongKind { .. })));
+        let other = SigningKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+        assert!(matches!(file.open_auth(&other.public_key()), Err(SyncError::Foreign { .. })));
+        let bad = SyncFile::from_header("not base64!").unwrap_err();
+        assert!(bad.to_string().contains("not a signed satellite authentication"), "{bad}");
     }
 }

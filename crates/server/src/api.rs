@@ -67,7 +67,7 @@ pub(crate) async fn load_account(state: &AppState, caller: &Caller, domain: &str
     })
 }
 
-async fn load_va(state: &AppState, account: &Account, name: &str) -> ApiResult<VirtualAccount> {
+pub(crate) async fn load_va(state: &AppState, account: &Account, name: &str) -> ApiResult<VirtualAccount> {
     state.store.virtual_account(account.id, name).await?.ok_or_else(|| {
         ApiError::not_found(format!("virtual account '{name}' does not exist in {}", account.domain))
             .with_field("virtual_account")
@@ -75,7 +75,7 @@ async fn load_va(state: &AppState, account: &Account, name: &str) -> ApiResult<V
 }
 
 /// Account and pool of a request, with the caller's right to `action` in that pool checked.
-async fn pool_for(
+pub(crate) async fn pool_for(
     state: &AppState,
     caller: &Caller,
     domain: &str,
@@ -125,6 +125,17 @@ pub(crate) fn created<T: serde::Serialize>(value: T) -> Response {
 
 // ---- accounts and virtual accounts -------------------------------------------------------
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/accounts",
+    operation_id = "list_accounts",
+    tag = "smartlic",
+    summary = "List smart accounts (all for the operator, else the caller's own)",
+    params(crate::openapi::PageParams),
+    responses(
+        (status = 200, description = "a page of smart accounts", body = crate::openapi::AccountPage),
+    )
+)]
 async fn list_accounts(
     State(state): State<AppState>,
     caller: Caller,
@@ -141,13 +152,34 @@ async fn list_accounts(
     page.answer("accounts", accounts)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewAccountBody {
+    /// The smart account's domain name, like example.com (stored in lower case).
+    #[schema(
+        min_length = 1,
+        max_length = 253,
+        pattern = r"^\s*[A-Za-z0-9-][A-Za-z0-9.-]*\.[A-Za-z0-9.-]*[A-Za-z0-9-]\s*$"
+    )]
     domain: String,
+    /// A name shown to people (the domain when absent).
+    #[schema(max_length = 128)]
     name: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/accounts",
+    operation_id = "create_account",
+    tag = "smartlic",
+    summary = "Create a smart account (operator)",
+    request_body = NewAccountBody,
+    responses(
+        (status = 201, description = "created", body = crate::views::AccountView),
+        (status = 403, description = "FORBIDDEN: only the operator creates smart accounts"),
+        (status = 409, description = "CONFLICT: the domain is taken, or this manager is a satellite"),
+    )
+)]
 async fn create_account(
     State(state): State<AppState>,
     caller: Caller,
@@ -162,6 +194,19 @@ async fn create_account(
     Ok(created(AccountView::from(&account)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/accounts/{domain}",
+    operation_id = "show_account",
+    tag = "smartlic",
+    summary = "Show a smart account",
+    params(crate::openapi::AccountPath),
+    responses(
+        (status = 200, description = "the smart account", body = crate::views::AccountView),
+        (status = 403, description = "FORBIDDEN: the caller's role may not view the whole account"),
+        (status = 404, description = "NOT_FOUND: the smart account does not exist or the caller has no role in it"),
+    )
+)]
 async fn show_account(
     State(state): State<AppState>,
     caller: Caller,
@@ -172,7 +217,7 @@ async fn show_account(
     Ok(Json(AccountView::from(&account)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AccountChange {
     #[serde(alias = "universalReservation")]
@@ -180,6 +225,20 @@ struct AccountChange {
 }
 
 /// Allows or forbids universal reservations for the account's devices (operator only).
+#[utoipa::path(
+    patch,
+    path = "/api/v1/accounts/{domain}",
+    operation_id = "update_account",
+    tag = "smartlic",
+    summary = "Allow or forbid universal reservations (operator)",
+    params(crate::openapi::AccountPath),
+    request_body = AccountChange,
+    responses(
+        (status = 200, description = "the smart account changed", body = crate::views::AccountView),
+        (status = 403, description = "FORBIDDEN: only the operator"),
+        (status = 404, description = "NOT_FOUND: the smart account does not exist or the caller has no role in it"),
+    )
+)]
 async fn update_account(
     State(state): State<AppState>,
     caller: Caller,
@@ -195,6 +254,19 @@ async fn update_account(
     Ok(Json(AccountView::from(&changed)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/accounts/{domain}/virtual-accounts",
+    operation_id = "list_virtual_accounts",
+    tag = "smartlic",
+    summary = "List virtual accounts",
+    params(crate::openapi::AccountPath, crate::openapi::PageParams),
+    responses(
+        (status = 200, description = "a page of virtual accounts", body = crate::openapi::VirtualAccountPage),
+        (status = 403, description = "FORBIDDEN: the caller's role may not view the whole account"),
+        (status = 404, description = "NOT_FOUND: the smart account does not exist or the caller has no role in it"),
+    )
+)]
 async fn list_vas(
     State(state): State<AppState>,
     caller: Caller,
@@ -214,14 +286,31 @@ async fn list_vas(
     page.answer("virtual_accounts", vas)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewVaBody {
-    name: String,
-    description: Option<String>,
+pub(crate) struct NewVaBody {
+    #[schema(min_length = 1, max_length = 128)]
+    pub(crate) name: String,
+    #[schema(max_length = 512)]
+    pub(crate) description: Option<String>,
 }
 
-async fn create_va(
+#[utoipa::path(
+    post,
+    path = "/api/v1/accounts/{domain}/virtual-accounts",
+    operation_id = "create_virtual_account",
+    tag = "smartlic",
+    summary = "Create a virtual account",
+    params(crate::openapi::AccountPath),
+    request_body = NewVaBody,
+    responses(
+        (status = 201, description = "created", body = crate::views::VirtualAccountView),
+        (status = 403, description = "FORBIDDEN: the caller may not manage virtual accounts"),
+        (status = 404, description = "NOT_FOUND: the smart account does not exist or the caller has no role in it"),
+        (status = 409, description = "CONFLICT: the name is taken in the account"),
+    )
+)]
+pub(crate) async fn create_va(
     State(state): State<AppState>,
     caller: Caller,
     Path(domain): Path<String>,
@@ -238,12 +327,27 @@ async fn create_va(
 }
 
 /// Deletes an empty virtual account; the store refuses one that still holds anything, naming what.
-async fn delete_va(
+#[utoipa::path(
+    delete,
+    path = "/api/v1/accounts/{domain}/virtual-accounts/{va}",
+    operation_id = "delete_virtual_account",
+    tag = "smartlic",
+    summary = "Delete an empty virtual account",
+    params(crate::openapi::PoolPath),
+    responses(
+        (status = 200, description = "deleted", body = crate::openapi::DeletedPool),
+        (status = 403, description = "FORBIDDEN: the caller may not manage virtual accounts"),
+        (status = 404, description = "NOT_FOUND: the smart account or the virtual account does not exist, or the caller has no role in it"),
+        (status = 409, description = "CONFLICT: the virtual account still holds licenses, instances, tokens or reservations (named), or is the default one"),
+    )
+)]
+pub(crate) async fn delete_va(
     State(state): State<AppState>,
     caller: Caller,
     Path((domain, va)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     let (_, pool) = pool_for(&state, &caller, &domain, &va, Action::ManageVirtualAccounts).await?;
+    crate::satellite::refuse_deleting_served(&state, &pool).await?;
     let gone = state.store.delete_virtual_account(pool.id, caller.login(), state.clock.now()).await?;
     Ok(Json(json!({ "deleted": gone.name })))
 }
@@ -270,6 +374,19 @@ async fn principals_of(
         .collect())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/accounts/{domain}/users",
+    operation_id = "list_users",
+    tag = "smartlic",
+    summary = "List users (login name@domain, status)",
+    params(crate::openapi::AccountPath, crate::openapi::PageParams),
+    responses(
+        (status = 200, description = "a page of users", body = crate::openapi::UserPage),
+        (status = 403, description = "FORBIDDEN: the caller's role may not view the whole account"),
+        (status = 404, description = "NOT_FOUND: the smart account does not exist or the caller has no role in it"),
+    )
+)]
 async fn list_users(
     State(state): State<AppState>,
     caller: Caller,
@@ -280,6 +397,19 @@ async fn list_users(
     page.answer("users", users)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/accounts/{domain}/api-clients",
+    operation_id = "list_api_clients",
+    tag = "smartlic",
+    summary = "List API clients (generated client ID, status)",
+    params(crate::openapi::AccountPath, crate::openapi::PageParams),
+    responses(
+        (status = 200, description = "a page of API clients", body = crate::openapi::ApiClientPage),
+        (status = 403, description = "FORBIDDEN: the caller's role may not view the whole account"),
+        (status = 404, description = "NOT_FOUND: the smart account does not exist or the caller has no role in it"),
+    )
+)]
 async fn list_clients(
     State(state): State<AppState>,
     caller: Caller,
@@ -290,14 +420,21 @@ async fn list_clients(
     page.answer("api_clients", clients)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewPrincipalBody {
+pub(crate) struct NewPrincipalBody {
+    /// A user's name (required, no '@': the login is name@domain); an API client's (its client ID when absent).
     #[serde(alias = "username")]
-    name: Option<String>,
-    role: String,
-    virtual_account: Option<String>,
-    password: Option<String>,
+    #[schema(max_length = 128)]
+    pub(crate) name: Option<String>,
+    /// A role other than operator (see docs/API.md).
+    #[schema(pattern = r"^\s*(smart-account-admin|smart-account-user|virtual-account-admin|virtual-account-user)\s*$")]
+    pub(crate) role: String,
+    /// The virtual account a virtual-account role is bound to.
+    pub(crate) virtual_account: Option<String>,
+    /// A user's password (API clients get a generated secret).
+    #[schema(min_length = 12)]
+    pub(crate) password: Option<String>,
 }
 
 /// A password or secret long enough to keep, as its Argon2 hash (off the async workers).
@@ -309,7 +446,7 @@ async fn secret_hash(state: &AppState, secret: String) -> ApiResult<String> {
 }
 
 /// Creates a user or API client after checking the caller may grant that role in that scope.
-async fn grant(
+pub(crate) async fn grant(
     state: &AppState,
     caller: &Caller,
     domain: &str,
@@ -381,6 +518,21 @@ async fn grant(
     Ok((p, account, va))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/accounts/{domain}/users",
+    operation_id = "create_user",
+    tag = "smartlic",
+    summary = "Create a user with a role (name unique in the account)",
+    params(crate::openapi::AccountPath),
+    request_body = NewPrincipalBody,
+    responses(
+        (status = 201, description = "created", body = crate::views::PrincipalView),
+        (status = 403, description = "FORBIDDEN: the caller may not grant this role in this scope"),
+        (status = 404, description = "NOT_FOUND: the smart account does not exist or the caller has no role in it, or the named virtual account does not exist"),
+        (status = 409, description = "CONFLICT: the name is taken in the account"),
+    )
+)]
 async fn create_user(
     State(state): State<AppState>,
     caller: Caller,
@@ -392,13 +544,34 @@ async fn create_user(
 }
 
 /// An API client's view with its client ID and its secret, shown this once.
-fn client_with_secret(p: &Principal, account: &Account, va: Option<&VirtualAccount>, secret: &str) -> ApiResult<Value> {
-    let mut view = serde_json::to_value(PrincipalView::new(p, Some(account), va)).map_err(ApiError::internal)?;
-    view["client_id"] = json!(p.login);
-    view["client_secret"] = json!(secret);
-    Ok(view)
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct ClientWithSecret {
+    #[serde(flatten)]
+    view: PrincipalView,
+    client_id: String,
+    pub(crate) client_secret: String,
 }
 
+fn client_with_secret(p: &Principal, account: &Account, va: Option<&VirtualAccount>, secret: &str) -> ClientWithSecret {
+    let view = PrincipalView::new(p, Some(account), va);
+    ClientWithSecret { view, client_id: p.login.clone(), client_secret: secret.to_string() }
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/accounts/{domain}/api-clients",
+    operation_id = "create_api_client",
+    tag = "smartlic",
+    summary = "Create an API client (client ID generated, secret shown once)",
+    params(crate::openapi::AccountPath),
+    request_body = NewPrincipalBody,
+    responses(
+        (status = 201, description = "created, with its secret shown this once", body = ClientWithSecret),
+        (status = 403, description = "FORBIDDEN: the caller may not grant this role in this scope"),
+        (status = 404, description = "NOT_FOUND: the smart account does not exist or the caller has no role in it, or the named virtual account does not exist"),
+        (status = 409, description = "CONFLICT: the name is taken in the account"),
+    )
+)]
 async fn create_client(
     State(state): State<AppState>,
     caller: Caller,
@@ -410,7 +583,7 @@ async fn create_client(
     }
     let secret = random_text(32);
     let (p, account, va) = grant(&state, &caller, &domain, PrincipalKind::ApiClient, b, Some(secret.clone())).await?;
-    Ok(created(client_with_secret(&p, &account, va.as_ref(), &secret)?))
+    Ok(created(client_with_secret(&p, &account, va.as_ref(), &secret)))
 }
 
 /// A user or API client of the account, named as listed, that the caller may manage: the right
@@ -444,12 +617,13 @@ async fn pool_of(state: &AppState, p: &Principal) -> ApiResult<Option<VirtualAcc
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct PrincipalChange {
-    disabled: Option<bool>,
+pub(crate) struct PrincipalChange {
+    pub(crate) disabled: Option<bool>,
     /// A user's new password (users may change their own).
-    password: Option<String>,
+    #[schema(min_length = 12)]
+    pub(crate) password: Option<String>,
 }
 
 /// Disables or enables a principal, or sets a user's new password; either revokes its live
@@ -480,7 +654,21 @@ async fn change_principal(
     Ok(Json(PrincipalView::new(&changed, Some(&account), va.as_ref())))
 }
 
-async fn change_user(
+#[utoipa::path(
+    patch,
+    path = "/api/v1/accounts/{domain}/users/{name}",
+    operation_id = "change_user",
+    tag = "smartlic",
+    summary = "Disable or enable a user, or set its password (a user may set its own); revokes its access tokens",
+    params(crate::openapi::PrincipalPath),
+    request_body = PrincipalChange,
+    responses(
+        (status = 200, description = "the user changed", body = crate::views::PrincipalView),
+        (status = 403, description = "FORBIDDEN: the caller may not manage this user"),
+        (status = 404, description = "NOT_FOUND: no such user in the account"),
+    )
+)]
+pub(crate) async fn change_user(
     State(state): State<AppState>,
     caller: Caller,
     Path((domain, name)): Path<(String, String)>,
@@ -489,7 +677,21 @@ async fn change_user(
     change_principal(&state, &caller, &domain, PrincipalKind::User, &name, b).await
 }
 
-async fn change_client(
+#[utoipa::path(
+    patch,
+    path = "/api/v1/accounts/{domain}/api-clients/{name}",
+    operation_id = "change_api_client",
+    tag = "smartlic",
+    summary = "Disable or enable an API client; disabling revokes its access tokens",
+    params(crate::openapi::PrincipalPath),
+    request_body = PrincipalChange,
+    responses(
+        (status = 200, description = "the API client changed", body = crate::views::PrincipalView),
+        (status = 403, description = "FORBIDDEN: the caller may not manage this API client"),
+        (status = 404, description = "NOT_FOUND: no such API client in the account"),
+    )
+)]
+pub(crate) async fn change_client(
     State(state): State<AppState>,
     caller: Caller,
     Path((domain, name)): Path<(String, String)>,
@@ -510,7 +712,21 @@ async fn delete_principal(
     Ok(Json(json!({ "deleted": gone.name, "login": gone.login })))
 }
 
-async fn delete_user(
+#[utoipa::path(
+    delete,
+    path = "/api/v1/accounts/{domain}/users/{name}",
+    operation_id = "delete_user",
+    tag = "smartlic",
+    summary = "Delete a user; its access tokens end at once",
+    params(crate::openapi::PrincipalPath),
+    responses(
+        (status = 200, description = "deleted", body = crate::openapi::DeletedPrincipal),
+        (status = 403, description = "FORBIDDEN: the caller may not manage this user"),
+        (status = 404, description = "NOT_FOUND: no such user in the account"),
+        (status = 409, description = "CONFLICT: the user may not be deleted (named why)"),
+    )
+)]
+pub(crate) async fn delete_user(
     State(state): State<AppState>,
     caller: Caller,
     Path((domain, name)): Path<(String, String)>,
@@ -518,7 +734,21 @@ async fn delete_user(
     delete_principal(&state, &caller, &domain, PrincipalKind::User, &name).await
 }
 
-async fn delete_client(
+#[utoipa::path(
+    delete,
+    path = "/api/v1/accounts/{domain}/api-clients/{name}",
+    operation_id = "delete_api_client",
+    tag = "smartlic",
+    summary = "Delete an API client; its access tokens end at once",
+    params(crate::openapi::PrincipalPath),
+    responses(
+        (status = 200, description = "deleted", body = crate::openapi::DeletedPrincipal),
+        (status = 403, description = "FORBIDDEN: the caller may not manage this API client"),
+        (status = 404, description = "NOT_FOUND: no such API client in the account"),
+        (status = 409, description = "CONFLICT: the API client may not be deleted (named why)"),
+    )
+)]
+pub(crate) async fn delete_client(
     State(state): State<AppState>,
     caller: Caller,
     Path((domain, name)): Path<(String, String)>,
@@ -528,21 +758,47 @@ async fn delete_client(
 
 /// Gives an API client a new generated secret, shown this once; the old one and every live
 /// access token of the client stop working at once.
-async fn rotate_client_secret(
+#[utoipa::path(
+    post,
+    path = "/api/v1/accounts/{domain}/api-clients/{name}/rotate-secret",
+    operation_id = "rotate_api_client_secret",
+    tag = "smartlic",
+    summary = "Give an API client a new secret (shown once); the old one and its access tokens end at once",
+    params(crate::openapi::PrincipalPath),
+    responses(
+        (status = 200, description = "the new secret, shown this once", body = ClientWithSecret),
+        (status = 403, description = "FORBIDDEN: the caller may not manage this API client"),
+        (status = 404, description = "NOT_FOUND: no such API client in the account"),
+    )
+)]
+pub(crate) async fn rotate_client_secret(
     State(state): State<AppState>,
     caller: Caller,
     Path((domain, name)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ClientWithSecret>> {
     let (account, va, p) = managed(&state, &caller, &domain, PrincipalKind::ApiClient, &name, false).await?;
     let secret = random_text(32);
     let hash = state.hashing.hash(secret.clone()).await?;
     let rotated = state.store.set_principal_secret(p.id, &hash, caller.login(), state.clock.now()).await?;
-    Ok(Json(client_with_secret(&rotated, &account, va.as_ref(), &secret)?))
+    Ok(Json(client_with_secret(&rotated, &account, va.as_ref(), &secret)))
 }
 
 // ---- access tokens -----------------------------------------------------------------------
 
 /// Live access tokens of the account's users and API clients (smart-account admins).
+#[utoipa::path(
+    get,
+    path = "/api/v1/accounts/{domain}/access-tokens",
+    operation_id = "list_account_access_tokens",
+    tag = "smartlic",
+    summary = "Live access tokens of the account (id and prefix only)",
+    params(crate::openapi::AccountPath, crate::openapi::PageParams),
+    responses(
+        (status = 200, description = "a page of access tokens", body = crate::openapi::AccessTokenPage),
+        (status = 403, description = "FORBIDDEN: the caller may not manage access in the account"),
+        (status = 404, description = "NOT_FOUND: the smart account does not exist or the caller has no role in it"),
+    )
+)]
 async fn list_access_tokens(
     State(state): State<AppState>,
     caller: Caller,
@@ -555,6 +811,18 @@ async fn list_access_tokens(
 }
 
 /// Live access tokens of the operators (operator only).
+#[utoipa::path(
+    get,
+    path = "/api/v1/access-tokens",
+    operation_id = "list_operator_access_tokens",
+    tag = "smartlic",
+    summary = "Live access tokens of the operators (operator)",
+    params(crate::openapi::PageParams),
+    responses(
+        (status = 200, description = "a page of access tokens", body = crate::openapi::AccessTokenPage),
+        (status = 403, description = "FORBIDDEN: only the operator"),
+    )
+)]
 async fn list_operator_tokens(
     State(state): State<AppState>,
     caller: Caller,
@@ -583,7 +851,7 @@ async fn access_tokens_json(
     page.answer("access_tokens", tokens)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AccessTokenRevoke {
     /// The token itself.
@@ -594,6 +862,18 @@ struct AccessTokenRevoke {
 
 /// Ends a live access token at once: one's own (logging out), or one of a principal the caller
 /// manages. Any other token is answered as unknown.
+#[utoipa::path(
+    post,
+    path = "/api/v1/access-tokens/revoke",
+    operation_id = "revoke_access_token",
+    tag = "smartlic",
+    summary = "End an access token at once, by value or id: one's own, or one of a principal one manages",
+    request_body = AccessTokenRevoke,
+    responses(
+        (status = 200, description = "the token ended", body = crate::openapi::RevokedAccessToken),
+        (status = 404, description = "NOT_FOUND: no live access token of the caller or of whom it manages matches"),
+    )
+)]
 async fn revoke_access_token(
     State(state): State<AppState>,
     caller: Caller,
@@ -628,16 +908,25 @@ async fn revoke_access_token(
 
 // ---- licenses ----------------------------------------------------------------------------
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewLicenseBody {
+    /// An entitlement tag of the catalogue (GET /api/v1/catalog).
+    #[schema(min_length = 1, max_length = 128)]
     tag: String,
+    #[schema(minimum = 1, maximum = 1_000_000)]
     count: i64,
+    #[schema(max_length = 128)]
     sku: Option<String>,
+    /// perpetual (the default), term or subscription.
     #[serde(rename = "type")]
+    #[schema(pattern = r"^\s*(?i:perpetual|term|subscription)\s*$")]
     kind: Option<String>,
+    /// YYYY-MM-DD or RFC 3339.
     start: Option<String>,
+    /// YYYY-MM-DD or RFC 3339.
     end: Option<String>,
+    #[schema(min_length = 1, max_length = 128)]
     subscription_id: Option<String>,
 }
 
@@ -660,6 +949,21 @@ fn known_tag(state: &AppState, tag: &str) -> ApiResult<String> {
     Ok(tag)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/accounts/{domain}/virtual-accounts/{va}/licenses",
+    operation_id = "add_license",
+    tag = "smartlic",
+    summary = "Deposit licenses (operator)",
+    params(crate::openapi::PoolPath),
+    request_body = NewLicenseBody,
+    responses(
+        (status = 201, description = "deposited", body = crate::views::LicenseRecordView),
+        (status = 403, description = "FORBIDDEN: only the operator"),
+        (status = 404, description = "NOT_FOUND: the smart account or the virtual account does not exist, or the caller has no role in it"),
+        (status = 409, description = "CONFLICT: the deposit conflicts with the pool (named why)"),
+    )
+)]
 async fn add_license(
     State(state): State<AppState>,
     caller: Caller,
@@ -681,10 +985,23 @@ async fn add_license(
     Ok(created(LicenseRecordView::new(&record, now)))
 }
 
-async fn ledger_of(state: &AppState, pool: &VirtualAccount, now: Timestamp) -> ApiResult<Ledger> {
+pub(crate) async fn ledger_of(state: &AppState, pool: &VirtualAccount, now: Timestamp) -> ApiResult<Ledger> {
     Ok(state.store.pool_counts(pool.id, now).await?.ledger(&state.catalog))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/accounts/{domain}/virtual-accounts/{va}/licenses",
+    operation_id = "list_licenses",
+    tag = "smartlic",
+    summary = "Licenses of a pool with tier lending",
+    params(crate::openapi::PoolPath),
+    responses(
+        (status = 200, description = "the pool's licenses", body = crate::views::PoolLicenses),
+        (status = 403, description = "FORBIDDEN: the caller may not view the pool"),
+        (status = 404, description = "NOT_FOUND: the smart account or the virtual account does not exist, or the caller has no role in it"),
+    )
+)]
 async fn list_licenses(
     State(state): State<AppState>,
     caller: Caller,
@@ -697,17 +1014,37 @@ async fn list_licenses(
     Ok(Json(PoolLicenses::new(&state.catalog, &account, &pool, ledger, &records, now)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct TransferBody {
-    tag: String,
-    count: i64,
-    to: String,
+pub(crate) struct TransferBody {
+    #[schema(min_length = 1, max_length = 128)]
+    pub(crate) tag: String,
+    #[schema(minimum = 1, maximum = 1_000_000)]
+    pub(crate) count: i64,
+    /// The target virtual account.
+    pub(crate) to: String,
+    /// Only licenses of this kind: perpetual, term or subscription.
     #[serde(rename = "type")]
-    kind: Option<String>,
+    #[schema(pattern = r"^\s*(?i:perpetual|term|subscription)\s*$")]
+    pub(crate) kind: Option<String>,
 }
 
-async fn transfer_licenses(
+#[utoipa::path(
+    post,
+    path = "/api/v1/accounts/{domain}/virtual-accounts/{va}/licenses/transfer",
+    operation_id = "transfer_licenses",
+    tag = "smartlic",
+    summary = "Transfer available licenses (not in use, reserved or lent to lower tiers) to another pool",
+    params(crate::openapi::PoolPath),
+    request_body = TransferBody,
+    responses(
+        (status = 200, description = "transferred", body = crate::openapi::Transferred),
+        (status = 403, description = "FORBIDDEN: the caller may not transfer licenses from or to these pools"),
+        (status = 404, description = "NOT_FOUND: the smart account or the virtual account does not exist, or the caller has no role in it, or the target pool does not exist"),
+        (status = 409, description = "CONFLICT: not that many licenses are available (nothing was transferred)"),
+    )
+)]
+pub(crate) async fn transfer_licenses(
     State(state): State<AppState>,
     caller: Caller,
     Path((domain, va)): Path<(String, String)>,
@@ -751,7 +1088,7 @@ pub(crate) async fn transfer(
 
 // ---- offline reservations (R-1) ----------------------------------------------------------
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewReservationBody {
     #[serde(alias = "requestCode")]
@@ -762,7 +1099,7 @@ struct NewReservationBody {
     licenses: Vec<ReserveLine>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ReserveLine {
     tag: String,
@@ -770,6 +1107,21 @@ struct ReserveLine {
     count: i64,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/accounts/{domain}/virtual-accounts/{va}/reservations",
+    operation_id = "create_reservation",
+    tag = "smartlic",
+    summary = "Reserve licenses for an offline device: request code in, signed authorization code out",
+    params(crate::openapi::PoolPath),
+    request_body = NewReservationBody,
+    responses(
+        (status = 201, description = "reserved, with the authorization code", body = crate::views::ReservationView),
+        (status = 403, description = "FORBIDDEN: the caller may not reserve licenses in the pool, or universal reservations are not allowed"),
+        (status = 404, description = "NOT_FOUND: the smart account or the virtual account does not exist, or the caller has no role in it"),
+        (status = 409, description = "CONFLICT: not enough licenses, or the device already holds a reservation"),
+    )
+)]
 async fn create_reservation(
     State(state): State<AppState>,
     caller: Caller,
@@ -786,13 +1138,28 @@ async fn create_reservation(
     Ok(created(ReservationView::new(&made[0], &pool.name, &state.catalog)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ReturnBody {
     #[serde(alias = "returnCode")]
     return_code: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/accounts/{domain}/virtual-accounts/{va}/reservations/return",
+    operation_id = "return_reservation",
+    tag = "smartlic",
+    summary = "Take back reserved licenses with the device's return code",
+    params(crate::openapi::PoolPath),
+    request_body = ReturnBody,
+    responses(
+        (status = 200, description = "returned", body = crate::views::ReservationView),
+        (status = 403, description = "FORBIDDEN: the caller may not reserve licenses in the pool"),
+        (status = 404, description = "NOT_FOUND: the smart account or the virtual account does not exist, or the caller has no role in it, or no reservation matches the code"),
+        (status = 409, description = "CONFLICT: the reservation was already returned"),
+    )
+)]
 async fn return_reservation(
     State(state): State<AppState>,
     caller: Caller,
@@ -804,6 +1171,19 @@ async fn return_reservation(
     Ok(Json(ReservationView::new(&back, &pool.name, &state.catalog)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/accounts/{domain}/virtual-accounts/{va}/reservations",
+    operation_id = "list_pool_reservations",
+    tag = "smartlic",
+    summary = "Offline reservations of a pool",
+    params(crate::openapi::PoolPath, crate::openapi::PageParams),
+    responses(
+        (status = 200, description = "a page of reservations", body = crate::openapi::ReservationPage),
+        (status = 403, description = "FORBIDDEN: the caller may not view the pool"),
+        (status = 404, description = "NOT_FOUND: the smart account or the virtual account does not exist, or the caller has no role in it"),
+    )
+)]
 async fn list_pool_reservations(
     State(state): State<AppState>,
     caller: Caller,
@@ -817,6 +1197,19 @@ async fn list_pool_reservations(
     page.answer("reservations", views)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/accounts/{domain}/reservations",
+    operation_id = "list_account_reservations",
+    tag = "smartlic",
+    summary = "Offline reservations of an account",
+    params(crate::openapi::AccountPath, crate::openapi::PageParams),
+    responses(
+        (status = 200, description = "a page of reservations", body = crate::openapi::ReservationPage),
+        (status = 403, description = "FORBIDDEN: the caller's role may not view the whole account"),
+        (status = 404, description = "NOT_FOUND: the smart account does not exist or the caller has no role in it"),
+    )
+)]
 async fn list_account_reservations(
     State(state): State<AppState>,
     caller: Caller,
@@ -842,6 +1235,19 @@ async fn list_account_reservations(
 
 // ---- registration tokens -----------------------------------------------------------------
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/accounts/{domain}/virtual-accounts/{va}/tokens",
+    operation_id = "list_registration_tokens",
+    tag = "smartlic",
+    summary = "List registration tokens (by prefix)",
+    params(crate::openapi::PoolPath, crate::openapi::PageParams),
+    responses(
+        (status = 200, description = "a page of registration tokens", body = crate::openapi::TokenPage),
+        (status = 403, description = "FORBIDDEN: the caller may not view the pool"),
+        (status = 404, description = "NOT_FOUND: the smart account or the virtual account does not exist, or the caller has no role in it"),
+    )
+)]
 async fn list_tokens(
     State(state): State<AppState>,
     caller: Caller,
@@ -855,11 +1261,16 @@ async fn list_tokens(
     page.answer("tokens", tokens)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewTokenBody {
+    #[schema(max_length = 512)]
     description: Option<String>,
+    /// Days until it expires (30 when absent).
+    #[schema(minimum = 1, maximum = 365)]
     expires_days: Option<i64>,
+    /// Registrations it allows (unlimited when absent).
+    #[schema(minimum = 1, maximum = 1_000_000)]
     max_uses: Option<i64>,
     #[serde(default)]
     export_controlled: bool,
@@ -873,6 +1284,20 @@ fn new_token_text(state: &AppState, now: Timestamp) -> String {
     base64::engine::general_purpose::STANDARD.encode(raw)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/accounts/{domain}/virtual-accounts/{va}/tokens",
+    operation_id = "create_registration_token",
+    tag = "smartlic",
+    summary = "Create a registration token (shown once: only its hash is kept)",
+    params(crate::openapi::PoolPath),
+    request_body = NewTokenBody,
+    responses(
+        (status = 201, description = "created, with its text shown this once", body = crate::views::TokenView),
+        (status = 403, description = "FORBIDDEN: the caller may not manage registration tokens"),
+        (status = 404, description = "NOT_FOUND: the smart account or the virtual account does not exist, or the caller has no role in it"),
+    )
+)]
 async fn create_token(
     State(state): State<AppState>,
     caller: Caller,
@@ -905,6 +1330,7 @@ pub(crate) async fn issue_token(
     max_uses: Option<i64>,
     export_controlled: bool,
 ) -> ApiResult<(RegistrationToken, String)> {
+    crate::satellite::refuse_token_of_served_pool(state, pool).await?;
     let now = state.clock.now();
     let text = new_token_text(state, now);
     let new = NewToken {
@@ -927,17 +1353,33 @@ pub(crate) async fn revoke_registration_token(
     text: &str,
 ) -> ApiResult<RegistrationToken> {
     let text = text.trim();
+    crate::satellite::refuse_foreign_revocation(state, pool, text).await?;
     let prefix = text.trim_end_matches('…');
     let now = state.clock.now();
     Ok(state.store.revoke_token(pool.id, &sha256_hex(text), prefix, caller.login(), now).await?)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RevokeBody {
     token: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/accounts/{domain}/virtual-accounts/{va}/tokens/revoke",
+    operation_id = "revoke_registration_token",
+    tag = "smartlic",
+    summary = "Revoke a registration token given whole or by its listed prefix",
+    params(crate::openapi::PoolPath),
+    request_body = RevokeBody,
+    responses(
+        (status = 200, description = "revoked", body = crate::views::TokenView),
+        (status = 403, description = "FORBIDDEN: the caller may not manage registration tokens"),
+        (status = 404, description = "NOT_FOUND: the smart account or the virtual account does not exist, or the caller has no role in it, or no token matches"),
+        (status = 409, description = "CONFLICT: the token is already revoked, or the prefix matches several"),
+    )
+)]
 async fn revoke_token(
     State(state): State<AppState>,
     caller: Caller,
@@ -952,13 +1394,14 @@ async fn revoke_token(
 // ---- product instances -------------------------------------------------------------------
 
 /// Renders instances with their usage and compliance, computing each pool's ledger once.
-async fn instance_views(
+pub(crate) async fn instance_views(
     state: &AppState,
     instances: &[Instance],
     vas: &[VirtualAccount],
 ) -> ApiResult<Vec<InstanceView>> {
     let now = state.clock.now();
     let mut ledgers = std::collections::BTreeMap::new();
+    let mut usage = state.store.instances_usage(instances.iter().map(|i| i.id.clone()).collect()).await?;
     let mut out = Vec::with_capacity(instances.len());
     for i in instances {
         let va = vas
@@ -968,12 +1411,25 @@ async fn instance_views(
         if let std::collections::btree_map::Entry::Vacant(slot) = ledgers.entry(va.id) {
             slot.insert(ledger_of(state, va, now).await?);
         }
-        let usage = state.store.instance_usage(&i.id).await?;
+        let usage = usage.remove(&i.id).unwrap_or_default();
         out.push(InstanceView::new(i, &va.name, &usage, &ledgers[&va.id]));
     }
     Ok(out)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/accounts/{domain}/virtual-accounts/{va}/instances",
+    operation_id = "list_pool_instances",
+    tag = "smartlic",
+    summary = "Product instances of a pool",
+    params(crate::openapi::PoolPath, crate::openapi::PageParams),
+    responses(
+        (status = 200, description = "a page of product instances", body = crate::openapi::InstancePage),
+        (status = 403, description = "FORBIDDEN: the caller may not view the pool"),
+        (status = 404, description = "NOT_FOUND: the smart account or the virtual account does not exist, or the caller has no role in it"),
+    )
+)]
 async fn list_pool_instances(
     State(state): State<AppState>,
     caller: Caller,
@@ -981,13 +1437,25 @@ async fn list_pool_instances(
     Query(page): Query<Page>,
 ) -> ApiResult<Json<Value>> {
     let (_, pool) = pool_for(&state, &caller, &domain, &va, Action::View).await?;
-    let instances = state.store.instances(InstanceFilter::VirtualAccount(pool.id)).await?;
-    let views = instance_views(&state, &instances, std::slice::from_ref(&pool)).await?;
-    page.answer("instances", views)
+    instance_page(&state, &page, std::slice::from_ref(&pool)).await
+}
+
+/// One page of the instances of `pools`, read as a page (its instances, then their usage), so
+/// a listing costs the same on every page of a pool of any size.
+async fn instance_page(state: &AppState, page: &Page, pools: &[VirtualAccount]) -> ApiResult<Json<Value>> {
+    let (offset, limit) = page.bounds()?;
+    let ids = pools.iter().map(|v| v.id).collect();
+    let at = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+    // One more than the page tells whether another follows.
+    let mut shown = state.store.instances_page(ids, at(offset), at(limit).saturating_add(1)).await?;
+    let next = (shown.len() > limit).then(|| offset.saturating_add(limit));
+    shown.truncate(limit);
+    let views = instance_views(state, &shown, pools).await?;
+    Ok(Json(json!({ "instances": views, "next_offset": next })))
 }
 
 /// Instances of an account the caller may see.
-async fn visible_instances(
+pub(crate) async fn visible_instances(
     state: &AppState,
     caller: &Caller,
     account: &Account,
@@ -1004,6 +1472,19 @@ async fn visible_instances(
     Ok((instances, vas))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/accounts/{domain}/instances",
+    operation_id = "list_account_instances",
+    tag = "smartlic",
+    summary = "Product instances of an account",
+    params(crate::openapi::AccountPath, crate::openapi::PageParams),
+    responses(
+        (status = 200, description = "a page of product instances", body = crate::openapi::InstancePage),
+        (status = 403, description = "FORBIDDEN: the caller's role may not view the whole account"),
+        (status = 404, description = "NOT_FOUND: the smart account does not exist or the caller has no role in it"),
+    )
+)]
 async fn list_account_instances(
     State(state): State<AppState>,
     caller: Caller,
@@ -1011,13 +1492,14 @@ async fn list_account_instances(
     Query(page): Query<Page>,
 ) -> ApiResult<Json<Value>> {
     let account = load_account(&state, &caller, &domain).await?;
-    let (instances, vas) = visible_instances(&state, &caller, &account).await?;
-    let views = instance_views(&state, &instances, &vas).await?;
-    page.answer("instances", views)
+    caller.require_account_view(&account)?;
+    let mut pools = state.store.virtual_accounts(account.id).await?;
+    pools.retain(|v| caller.sees(&account, v.id));
+    instance_page(&state, &page, &pools).await
 }
 
 /// An instance of the account with the caller's right to `action` on its pool.
-async fn instance_for(
+pub(crate) async fn instance_for(
     state: &AppState,
     caller: &Caller,
     domain: &str,
@@ -1035,6 +1517,19 @@ async fn instance_for(
     Ok((account, pool, inst))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/accounts/{domain}/instances/{id}",
+    operation_id = "show_instance",
+    tag = "smartlic",
+    summary = "Show a product instance, with the evaluation use it reported at registration",
+    params(crate::openapi::InstancePath),
+    responses(
+        (status = 200, description = "the product instance", body = crate::views::InstanceView),
+        (status = 403, description = "FORBIDDEN: the caller may not view its pool"),
+        (status = 404, description = "NOT_FOUND: no such product instance in the account"),
+    )
+)]
 async fn show_instance(
     State(state): State<AppState>,
     caller: Caller,
@@ -1045,12 +1540,27 @@ async fn show_instance(
     Ok(Json(views.remove(0)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct MoveBody {
     to: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/accounts/{domain}/instances/{id}/move",
+    operation_id = "move_instance",
+    tag = "smartlic",
+    summary = "Move a product instance to another pool",
+    params(crate::openapi::InstancePath),
+    request_body = MoveBody,
+    responses(
+        (status = 200, description = "moved", body = crate::views::InstanceView),
+        (status = 403, description = "FORBIDDEN: the caller may not manage instances of these pools"),
+        (status = 404, description = "NOT_FOUND: no such product instance, or no such target pool, in the account"),
+        (status = 409, description = "CONFLICT: the instance is already there, or the target cannot take it"),
+    )
+)]
 async fn move_instance(
     State(state): State<AppState>,
     caller: Caller,
@@ -1065,6 +1575,19 @@ async fn move_instance(
     Ok(Json(views.remove(0)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/accounts/{domain}/instances/{id}",
+    operation_id = "remove_instance",
+    tag = "smartlic",
+    summary = "Remove a product instance",
+    params(crate::openapi::InstancePath),
+    responses(
+        (status = 200, description = "removed", body = crate::openapi::RemovedInstance),
+        (status = 403, description = "FORBIDDEN: the caller may not manage instances of its pool"),
+        (status = 404, description = "NOT_FOUND: no such product instance in the account"),
+    )
+)]
 async fn remove_instance(
     State(state): State<AppState>,
     caller: Caller,
@@ -1078,12 +1601,15 @@ async fn remove_instance(
 // ---- events, alerts, reports -------------------------------------------------------------
 
 /// `?format=csv` of a report.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct Listing {
+    /// `json` (the default) or `csv`.
+    #[param(pattern = "^(json|csv)$")]
     format: Option<String>,
 }
 
-async fn names(state: &AppState) -> ApiResult<Names> {
+pub(crate) async fn names(state: &AppState) -> ApiResult<Names> {
     let mut n = Names::default();
     for a in state.store.accounts().await? {
         n.accounts.insert(a.id, a.domain);
@@ -1118,6 +1644,19 @@ async fn events_json(
     page.answer("events", events)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/accounts/{domain}/events",
+    operation_id = "list_account_events",
+    tag = "smartlic",
+    summary = "Event log of an account (most recent first)",
+    params(crate::openapi::AccountPath, crate::openapi::PageParams),
+    responses(
+        (status = 200, description = "a page of events", body = crate::openapi::EventPage),
+        (status = 403, description = "FORBIDDEN: the caller's role may not view the whole account"),
+        (status = 404, description = "NOT_FOUND: the smart account does not exist or the caller has no role in it"),
+    )
+)]
 async fn account_events(
     State(state): State<AppState>,
     caller: Caller,
@@ -1129,11 +1668,36 @@ async fn account_events(
     events_json(&state, &caller, Some(&account), page).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/events",
+    operation_id = "list_events",
+    tag = "smartlic",
+    summary = "Event log of the manager (operator; most recent first)",
+    params(crate::openapi::PageParams),
+    responses(
+        (status = 200, description = "a page of events", body = crate::openapi::EventPage),
+        (status = 403, description = "FORBIDDEN: only the operator"),
+    )
+)]
 async fn all_events(State(state): State<AppState>, caller: Caller, Query(page): Query<Page>) -> ApiResult<Json<Value>> {
     caller.require_operator("read the events of every account")?;
     events_json(&state, &caller, None, page).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/accounts/{domain}/alerts",
+    operation_id = "list_alerts",
+    tag = "smartlic",
+    summary = "Current alerts",
+    params(crate::openapi::AccountPath, crate::openapi::PageParams),
+    responses(
+        (status = 200, description = "a page of alerts", body = crate::openapi::AlertPage),
+        (status = 403, description = "FORBIDDEN: the caller's role may not view the whole account"),
+        (status = 404, description = "NOT_FOUND: the smart account does not exist or the caller has no role in it"),
+    )
+)]
 async fn list_alerts(
     State(state): State<AppState>,
     caller: Caller,
@@ -1171,6 +1735,19 @@ fn report<T: serde::Serialize>(
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/accounts/{domain}/reports/usage",
+    operation_id = "usage_report",
+    tag = "smartlic",
+    summary = "Usage report (format=json|csv)",
+    params(crate::openapi::AccountPath, Listing),
+    responses(
+        (status = 200, description = "the report: JSON rows, or CSV with format=csv", content((crate::openapi::UsageReport = "application/json"), (String = "text/csv"))),
+        (status = 403, description = "FORBIDDEN: the caller's role may not view the whole account"),
+        (status = 404, description = "NOT_FOUND: the smart account does not exist or the caller has no role in it"),
+    )
+)]
 async fn usage_report(
     State(state): State<AppState>,
     caller: Caller,
@@ -1229,6 +1806,19 @@ async fn usage_report(
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/accounts/{domain}/reports/instances",
+    operation_id = "instances_report",
+    tag = "smartlic",
+    summary = "Product instance report (format=json|csv)",
+    params(crate::openapi::AccountPath, Listing),
+    responses(
+        (status = 200, description = "the report: JSON rows, or CSV with format=csv", content((crate::openapi::InstanceReport = "application/json"), (String = "text/csv"))),
+        (status = 403, description = "FORBIDDEN: the caller's role may not view the whole account"),
+        (status = 404, description = "NOT_FOUND: the smart account does not exist or the caller has no role in it"),
+    )
+)]
 async fn instances_report(
     State(state): State<AppState>,
     caller: Caller,
@@ -1275,6 +1865,17 @@ fn clock_json(state: &AppState) -> Json<Value> {
 
 /// Recomputes the pools' in-use and reserved counts from the records and lists every stored
 /// counter that differs (issue 10: counters never hide drift).
+#[utoipa::path(
+    get,
+    path = "/api/v1/check",
+    operation_id = "check_counters",
+    tag = "smartlic",
+    summary = "Counters recomputed from the records: every difference (operator)",
+    responses(
+        (status = 200, description = "the check", body = crate::openapi::CounterCheck),
+        (status = 403, description = "FORBIDDEN: only the operator"),
+    )
+)]
 async fn check_counters(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
     caller.require_operator("check the counters of every pool")?;
     let drift = state.store.check_counters(state.clock.now()).await?;
@@ -1290,16 +1891,39 @@ async fn check_counters(State(state): State<AppState>, caller: Caller) -> ApiRes
     Ok(Json(json!({ "consistent": differences.is_empty(), "differences": differences })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/clock",
+    operation_id = "show_clock",
+    tag = "smartlic",
+    summary = "The manager's time",
+    responses(
+        (status = 200, description = "the time", body = crate::openapi::ClockView),
+    )
+)]
 async fn show_clock(State(state): State<AppState>, _caller: Caller) -> Json<Value> {
     clock_json(&state)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ClockBody {
     time: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/clock",
+    operation_id = "set_clock",
+    tag = "smartlic",
+    summary = "Set the simulated clock (operator, --clock simulated); the jobs run at once on the new time",
+    request_body = ClockBody,
+    responses(
+        (status = 200, description = "the new time", body = crate::openapi::ClockView),
+        (status = 403, description = "FORBIDDEN: only the operator"),
+        (status = 409, description = "CONFLICT: the server does not run with --clock simulated"),
+    )
+)]
 async fn set_clock(State(state): State<AppState>, caller: Caller, Body(b): Body<ClockBody>) -> ApiResult<Json<Value>> {
     caller.require_operator("set the clock")?;
     let Some(sim) = &state.simulated else {
@@ -1326,6 +1950,16 @@ async fn set_clock(State(state): State<AppState>, caller: Caller, Body(b): Body<
     Ok(clock_json(&state))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/catalog",
+    operation_id = "show_catalog",
+    tag = "smartlic",
+    summary = "Entitlement tags and tiers",
+    responses(
+        (status = 200, description = "the catalogue", body = crate::openapi::CatalogView),
+    )
+)]
 async fn catalog(State(state): State<AppState>, _caller: Caller) -> Json<Value> {
     let tags: Vec<Value> = state
         .catalog

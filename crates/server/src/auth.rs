@@ -3,7 +3,7 @@
 //! and registration tokens as SHA-256 digests: the database never holds a usable secret.
 
 use crate::error::{ApiError, ApiResult};
-use crate::login::RetryAfter;
+use crate::login::{Refused, RetryAfter};
 use crate::state::AppState;
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
@@ -45,8 +45,12 @@ pub fn random_text(bytes: usize) -> String {
     URL_SAFE_NO_PAD.encode(buf)
 }
 
-#[derive(Deserialize)]
+/// RFC 6749 §4.4 (client credentials; the client may authenticate with HTTP Basic instead)
+/// or §4.3 (a user's password).
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct TokenRequest {
+    /// client_credentials or password.
+    #[schema(pattern = "^(client_credentials|password)$")]
     grant_type: Option<String>,
     client_id: Option<String>,
     client_secret: Option<String>,
@@ -54,7 +58,7 @@ pub struct TokenRequest {
     password: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct TokenAnswer {
     access_token: String,
     token_type: &'static str,
@@ -99,6 +103,26 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     Some((id.to_string(), secret.to_string()))
 }
 
+#[utoipa::path(
+    post,
+    path = "/oauth/token",
+    operation_id = "get_token",
+    tag = "smartlic",
+    summary = "OAuth2 token (client_credentials or password grant, form-encoded)",
+    security(()),
+    request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "an access token", body = TokenAnswer),
+        (status = 400, description = "invalid_request, unsupported_grant_type, or invalid_grant (a user's wrong or disabled login)",
+         body = crate::openapi::OAuthErrorBody),
+        (status = 401, description = "invalid_client: wrong or disabled client", body = crate::openapi::OAuthErrorBody,
+         headers(("WWW-Authenticate" = String, description = "Basic realm=\"smartlic\""))),
+        (status = 429, description = "too many failed logins for this client ID or from this address",
+         body = crate::openapi::OAuthErrorBody, headers(("Retry-After" = i64, description = "seconds"))),
+        (status = 503, description = "too many logins being checked at once", body = crate::openapi::OAuthErrorBody,
+         headers(("Retry-After" = i64, description = "seconds"))),
+    )
+)]
 pub async fn token(
     State(state): State<AppState>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
@@ -132,29 +156,21 @@ pub async fn token(
         None => return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "grant_type is required"),
     };
     let address = peer.map(|Extension(ConnectInfo(a))| a.ip());
-    // Checked before any hashing: a spent budget costs the attacker's requests nothing here.
-    if let Err(RetryAfter(secs)) = state.logins.check(&name, address, state.clock.now()) {
-        let msg = format!("too many failed logins for this client ID or from this address; retry in {secs} s");
-        return try_later(StatusCode::TOO_MANY_REQUESTS, secs, &msg);
-    }
-    let busy = || try_later(StatusCode::SERVICE_UNAVAILABLE, 1, &crate::login::busy_error().message);
-    let Ok(place) = state.hashing.place() else { return busy() };
-    let principal = match state.store.principal(&name).await {
+    let principal = match crate::login::verify_login(&state, &name, secret, address).await {
         Ok(p) => p,
-        Err(e) => return ApiError::internal(e).into_response(),
+        Err(Refused::Throttled(RetryAfter(secs))) => {
+            let msg = format!("too many failed logins for this client ID or from this address; retry in {secs} s");
+            return try_later(StatusCode::TOO_MANY_REQUESTS, secs, &msg);
+        }
+        Err(Refused::Busy) => {
+            return try_later(StatusCode::SERVICE_UNAVAILABLE, 1, &crate::login::busy_error().message)
+        }
+        Err(Refused::Store(e)) => return ApiError::internal(e).into_response(),
+        Err(Refused::Wrong) if password_grant => {
+            return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "wrong username or password")
+        }
+        Err(Refused::Wrong) => return wrong_client("wrong client ID or secret"),
     };
-    let hash = principal.as_ref().and_then(|p| p.secret_hash.clone());
-    let Ok(ok) = state.hashing.verify_in(place, secret, hash).await else { return busy() };
-    let Some(principal) = principal.filter(|_| ok) else {
-        tracing::info!(client = %name, "token refused: wrong credentials");
-        crate::login::record_failure(&state, &name, address).await;
-        return if password_grant {
-            oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "wrong username or password")
-        } else {
-            wrong_client("wrong client ID or secret")
-        };
-    };
-    state.logins.succeeded(&name);
     // Said only to whoever proved the secret.
     if principal.disabled_at.is_some() {
         let what = format!("the {} '{name}' is disabled", principal.kind.as_str());

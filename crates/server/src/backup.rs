@@ -37,6 +37,17 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/backup", post(take_backup))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/backup",
+    operation_id = "take_backup",
+    tag = "smartlic",
+    summary = "A consistent copy of the database taken online (operator; without the CA key)",
+    responses(
+        (status = 200, description = "the SQLite database file", content_type = "application/vnd.sqlite3", body = Vec<u8>),
+        (status = 403, description = "FORBIDDEN: only the operator"),
+    )
+)]
 async fn take_backup(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
     caller.require_operator("take a backup")?;
     let file = state.store.backup().await?;

@@ -1,11 +1,13 @@
 //! Background jobs, evaluated on the manager's clock (simulated or not): usage of silent
 //! instances goes back to the pool, instances whose ID certificate expired are removed
-//! (C-12), stale nonces and access tokens are purged, and alerts are recomputed (C-14).
+//! (C-12), stale nonces, access tokens and portal sessions are purged, each pool's usage of
+//! the day is recorded (the portal's chart over time), a satellite runs its scheduled
+//! synchronisations (S-3), and alerts are recomputed (C-14).
 
 use crate::metrics::Outcome;
 use crate::state::AppState;
 use smartlic_core::time::DAY_MS;
-use smartlic_store::{InstanceFilter, NewAlert, StoreError};
+use smartlic_store::{AlertKind, AlertSeverity, InstanceFilter, NewAlert, StoreError};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -26,6 +28,11 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<()> {
         tracing::info!(instance = %id, "instance removed: ID certificate expired");
     }
     state.store.purge_expired(now).await?;
+    state.store.purge_portal_sessions(now).await?;
+    crate::portal::record_usage_day(state, now).await?;
+    // A satellite's scheduled synchronisation, before the alerts: one that succeeds clears its
+    // Synchronization Due alert in this run, one that fails is recorded and retried later.
+    crate::satellite::scheduled_syncs(state, now).await?;
     let mut alerts = Vec::new();
     for account in state.store.accounts().await? {
         for va in state.store.virtual_accounts(account.id).await? {
@@ -33,8 +40,8 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<()> {
                 Err(StoreError::Corrupt(message)) => {
                     // Drifted counters are reported, never computed with.
                     alerts.push(NewAlert {
-                        kind: "counters-drifted".into(),
-                        severity: "critical".into(),
+                        kind: AlertKind::CountersDrifted,
+                        severity: AlertSeverity::Critical,
                         account_id: account.id,
                         virtual_account_id: Some(va.id),
                         object: format!("{}/{}", account.domain, va.name),
@@ -51,8 +58,8 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<()> {
                     n => format!(" and reserves {n}"),
                 };
                 alerts.push(NewAlert {
-                    kind: "pool-out-of-compliance".into(),
-                    severity: "major".into(),
+                    kind: AlertKind::PoolOutOfCompliance,
+                    severity: AlertSeverity::Major,
                     account_id: account.id,
                     virtual_account_id: Some(va.id),
                     object: format!("{}/{}/{}", account.domain, va.name, t.tag),
@@ -69,8 +76,8 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<()> {
             for r in state.store.licenses(va.id).await? {
                 if let Some(end) = r.term.end.filter(|e| *e > now && e.0 - now.0 <= EXPIRY_WARNING_DAYS * DAY_MS) {
                     alerts.push(NewAlert {
-                        kind: "licenses-expiring".into(),
-                        severity: "minor".into(),
+                        kind: AlertKind::LicensesExpiring,
+                        severity: AlertSeverity::Minor,
                         account_id: account.id,
                         virtual_account_id: Some(va.id),
                         object: format!("license/{}", r.id),
@@ -92,8 +99,8 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<()> {
     for i in state.store.instances(InstanceFilter::SilentSince(silent_since)).await? {
         let Some(&account_id) = account_of.get(&i.virtual_account_id) else { continue };
         alerts.push(NewAlert {
-            kind: "instance-silent".into(),
-            severity: "minor".into(),
+            kind: AlertKind::InstanceSilent,
+            severity: AlertSeverity::Minor,
             account_id,
             virtual_account_id: Some(i.virtual_account_id),
             object: format!("instance/{}", i.id),

@@ -298,6 +298,16 @@ fn role_name(role: Role) -> &'static str {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/services/api/smart-accounts-and-licensing/v2/accounts",
+    operation_id = "original_accounts",
+    tag = "original-api",
+    summary = "Smart accounts of the caller",
+    responses(
+        (status = 200, description = "SUCCESS: the original API's answer (public facts §1)", body = Object),
+    )
+)]
 async fn accounts(State(state): State<AppState>, LegacyCaller(caller): LegacyCaller) -> LegacyResult<Json<Value>> {
     let mut out = Vec::new();
     for a in state.store.accounts().await? {
@@ -318,6 +328,19 @@ async fn accounts(State(state): State<AppState>, LegacyCaller(caller): LegacyCal
     Ok(success(json!({ "accounts": out })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/services/api/smart-accounts-and-licensing/v1/accounts/{domain}/{accountType}/virtual-accounts",
+    operation_id = "original_virtual_accounts",
+    tag = "original-api",
+    summary = "Virtual accounts",
+    params(("domain" = String, Path, description = "the smart account's domain", example = "example.com"), ("accountType" = String, Path, description = "the account type (any value; CUSTOMER)")),
+    responses(
+        (status = 200, description = "SUCCESS: the original API's answer (public facts §1)", body = Object),
+        (status = 403, description = "the caller's role may not do this"),
+        (status = 404, description = "the smart account or virtual account does not exist, or the caller has no role in it"),
+    )
+)]
 async fn virtual_accounts(
     State(state): State<AppState>,
     LegacyCaller(caller): LegacyCaller,
@@ -389,7 +412,7 @@ async fn local_accounts(
     Ok(success(json!({ "accounts": out })))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct ListRequest {
     #[serde(default)]
@@ -425,6 +448,20 @@ fn iso(t: Option<Timestamp>) -> Value {
     t.map_or(Value::Null, |t| json!(t.to_rfc3339()))
 }
 
+#[utoipa::path(
+    post,
+    path = "/services/api/smart-accounts-and-licensing/v1/accounts/{domain}/licenses",
+    operation_id = "original_licenses",
+    tag = "original-api",
+    summary = "Licenses with substitutions and details",
+    params(("domain" = String, Path, description = "the smart account's domain", example = "example.com")),
+    request_body = ListRequest,
+    responses(
+        (status = 200, description = "SUCCESS: the original API's answer (public facts §1)", body = Object),
+        (status = 403, description = "the caller's role may not do this"),
+        (status = 404, description = "the smart account or virtual account does not exist, or the caller has no role in it"),
+    )
+)]
 async fn licenses(
     State(state): State<AppState>,
     LegacyCaller(caller): LegacyCaller,
@@ -508,7 +545,7 @@ async fn pool(
 
 // ---- virtual accounts --------------------------------------------------------------------
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct NewVirtualAccount {
     name: String,
     #[serde(default)]
@@ -520,6 +557,21 @@ fn va_json(v: &VirtualAccount) -> Value {
            "description": v.description, "commerceAccessLevel": "FULL"})
 }
 
+#[utoipa::path(
+    post,
+    path = "/services/api/smart-accounts-and-licensing/v1/accounts/{domain}/virtual-accounts",
+    operation_id = "original_create_virtual_account",
+    tag = "original-api",
+    summary = "Create a virtual account",
+    params(("domain" = String, Path, description = "the smart account's domain", example = "example.com")),
+    request_body = NewVirtualAccount,
+    responses(
+        (status = 200, description = "SUCCESS: the original API's answer (public facts §1)", body = Object),
+        (status = 403, description = "the caller's role may not do this"),
+        (status = 404, description = "the smart account or virtual account does not exist, or the caller has no role in it"),
+        (status = 409, description = "refused: nothing changed (the message says why)"),
+    )
+)]
 async fn create_virtual_account(
     State(state): State<AppState>,
     LegacyCaller(caller): LegacyCaller,
@@ -559,6 +611,19 @@ fn token_json(t: &RegistrationToken, text: Option<&str>, va: &VirtualAccount, no
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/services/api/smart-accounts-and-licensing/v1/accounts/{domain}/virtual-accounts/{va}/tokens",
+    operation_id = "original_tokens",
+    tag = "original-api",
+    summary = "Registration tokens of a virtual account",
+    params(("domain" = String, Path, description = "the smart account's domain", example = "example.com"), ("va" = String, Path, description = "the virtual account's name", example = "Default")),
+    responses(
+        (status = 200, description = "SUCCESS: the original API's answer (public facts §1)", body = Object),
+        (status = 403, description = "the caller's role may not do this"),
+        (status = 404, description = "the smart account or virtual account does not exist, or the caller has no role in it"),
+    )
+)]
 async fn tokens(
     State(state): State<AppState>,
     LegacyCaller(caller): LegacyCaller,
@@ -570,7 +635,7 @@ async fn tokens(
     Ok(success(json!({ "tokens": tokens })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct NewTokenRequest {
     #[serde(default)]
@@ -582,6 +647,20 @@ struct NewTokenRequest {
     number_of_uses: Option<i64>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/services/api/smart-accounts-and-licensing/v1/accounts/{domain}/virtual-accounts/{va}/tokens",
+    operation_id = "original_create_token",
+    tag = "original-api",
+    summary = "Create a registration token",
+    params(("domain" = String, Path, description = "the smart account's domain", example = "example.com"), ("va" = String, Path, description = "the virtual account's name", example = "Default")),
+    request_body = NewTokenRequest,
+    responses(
+        (status = 200, description = "SUCCESS: the original API's answer (public facts §1)", body = Object),
+        (status = 403, description = "the caller's role may not do this"),
+        (status = 404, description = "the smart account or virtual account does not exist, or the caller has no role in it"),
+    )
+)]
 async fn create_token(
     State(state): State<AppState>,
     LegacyCaller(caller): LegacyCaller,
@@ -620,13 +699,28 @@ async fn create_token(
     Ok(success(json!({ "tokenInfo": token_json(&t, Some(&text), &va, state.clock.now()) })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct RevokeRequest {
     tokens: Vec<String>,
 }
 
 /// Revokes every listed token, or none when one of them is unknown, revoked already or listed
 /// twice: one store transaction.
+#[utoipa::path(
+    post,
+    path = "/services/api/smart-accounts-and-licensing/v1/accounts/{domain}/virtual-accounts/{va}/tokens/revoke",
+    operation_id = "original_revoke_tokens",
+    tag = "original-api",
+    summary = "Revoke registration tokens (all or none)",
+    params(("domain" = String, Path, description = "the smart account's domain", example = "example.com"), ("va" = String, Path, description = "the virtual account's name", example = "Default")),
+    request_body = RevokeRequest,
+    responses(
+        (status = 200, description = "SUCCESS: the original API's answer (public facts §1)", body = Object),
+        (status = 403, description = "the caller's role may not do this"),
+        (status = 404, description = "the smart account or virtual account does not exist, or the caller has no role in it"),
+        (status = 409, description = "refused: nothing changed (the message says why)"),
+    )
+)]
 async fn revoke_tokens(
     State(state): State<AppState>,
     LegacyCaller(caller): LegacyCaller,
@@ -643,6 +737,9 @@ async fn revoke_tokens(
         if let Some(first) = texts[..i].iter().position(|t| t == text) {
             return Err(ApiError::invalid("tokens", format!("tokens[{i}] repeats tokens[{first}]")).into());
         }
+    }
+    for text in &texts {
+        crate::satellite::refuse_foreign_revocation(&state, &va, text).await?;
     }
     let refs = texts.iter().map(|text| TokenRef::new(text, crate::auth::sha256_hex(text))).collect();
     let now = state.clock.now();
@@ -663,8 +760,10 @@ async fn device_rows(state: &AppState, vas: &[VirtualAccount]) -> LegacyResult<V
     let mut rows = Vec::new();
     for va in vas {
         let ledger = state.store.pool_counts(va.id, now).await?.ledger(&state.catalog);
-        for i in state.store.instances(InstanceFilter::VirtualAccount(va.id)).await? {
-            let usage = state.store.instance_usage(&i.id).await?;
+        let instances = state.store.instances(InstanceFilter::VirtualAccount(va.id)).await?;
+        let mut usage_of = state.store.instances_usage(instances.iter().map(|i| i.id.clone()).collect()).await?;
+        for i in instances {
+            let usage = usage_of.remove(&i.id).unwrap_or_default();
             let view = InstanceView::new(&i, &va.name, &usage, &ledger);
             let license_usage: Vec<Value> = usage
                 .iter()
@@ -688,6 +787,19 @@ async fn device_rows(state: &AppState, vas: &[VirtualAccount]) -> LegacyResult<V
     Ok(rows)
 }
 
+#[utoipa::path(
+    get,
+    path = "/services/api/smart-accounts-and-licensing/v1/accounts/{domain}/virtual-accounts/{va}/devices",
+    operation_id = "original_pool_devices",
+    tag = "original-api",
+    summary = "Product instances of a virtual account",
+    params(("domain" = String, Path, description = "the smart account's domain", example = "example.com"), ("va" = String, Path, description = "the virtual account's name", example = "Default")),
+    responses(
+        (status = 200, description = "SUCCESS: the original API's answer (public facts §1)", body = Object),
+        (status = 403, description = "the caller's role may not do this"),
+        (status = 404, description = "the smart account or virtual account does not exist, or the caller has no role in it"),
+    )
+)]
 async fn pool_devices(
     State(state): State<AppState>,
     LegacyCaller(caller): LegacyCaller,
@@ -698,6 +810,20 @@ async fn pool_devices(
     Ok(success(json!({ "totalRecords": rows.len(), "devices": rows })))
 }
 
+#[utoipa::path(
+    post,
+    path = "/services/api/smart-accounts-and-licensing/v1/accounts/{domain}/devices",
+    operation_id = "original_devices",
+    tag = "original-api",
+    summary = "Product instances of virtual accounts, paged",
+    params(("domain" = String, Path, description = "the smart account's domain", example = "example.com")),
+    request_body = ListRequest,
+    responses(
+        (status = 200, description = "SUCCESS: the original API's answer (public facts §1)", body = Object),
+        (status = 403, description = "the caller's role may not do this"),
+        (status = 404, description = "the smart account or virtual account does not exist, or the caller has no role in it"),
+    )
+)]
 async fn devices(
     State(state): State<AppState>,
     LegacyCaller(caller): LegacyCaller,
@@ -713,13 +839,13 @@ async fn devices(
 
 // ---- license transfer --------------------------------------------------------------------
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct TransferRequest {
     licenses: Vec<TransferItem>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct TransferItem {
     license: String,
@@ -746,6 +872,21 @@ fn tag_of(state: &AppState, license: &str) -> LegacyResult<String> {
 
 /// Moves every listed quantity or nothing, in one store transaction; only available licenses go
 /// (the rule of `/api/v1`, [`crate::api::transfer`]).
+#[utoipa::path(
+    post,
+    path = "/services/api/smart-accounts-and-licensing/v1/accounts/{domain}/virtual-accounts/{va}/licenses/transfer",
+    operation_id = "original_transfer_licenses",
+    tag = "original-api",
+    summary = "Transfer available licenses to other virtual accounts (all or none)",
+    params(("domain" = String, Path, description = "the smart account's domain", example = "example.com"), ("va" = String, Path, description = "the virtual account's name", example = "Default")),
+    request_body = TransferRequest,
+    responses(
+        (status = 200, description = "SUCCESS: the original API's answer (public facts §1)", body = Object),
+        (status = 403, description = "the caller's role may not do this"),
+        (status = 404, description = "the smart account or virtual account does not exist, or the caller has no role in it"),
+        (status = 409, description = "refused: nothing changed (the message says why)"),
+    )
+)]
 async fn transfer(
     State(state): State<AppState>,
     LegacyCaller(caller): LegacyCaller,
@@ -791,13 +932,13 @@ async fn transfer(
 
 // ---- device transfer --------------------------------------------------------------------
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct DeviceTransferRequest {
     product_instances: Vec<DeviceTransferItem>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct DeviceTransferItem {
     sudi: Sudi,
@@ -806,7 +947,7 @@ struct DeviceTransferItem {
     target_virtual_account: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct Sudi {
     udi_pid: Option<String>,
@@ -838,6 +979,21 @@ impl Sudi {
 
 /// Moves every listed product instance or none: all are found and checked, then moved in one
 /// store transaction (which refuses all when one was moved out of the pool meanwhile).
+#[utoipa::path(
+    post,
+    path = "/services/api/smart-accounts-and-licensing/v1/accounts/{domain}/virtual-accounts/{va}/devices/transfer",
+    operation_id = "original_transfer_devices",
+    tag = "original-api",
+    summary = "Move product instances to other virtual accounts (all or none)",
+    params(("domain" = String, Path, description = "the smart account's domain", example = "example.com"), ("va" = String, Path, description = "the virtual account's name", example = "Default")),
+    request_body = DeviceTransferRequest,
+    responses(
+        (status = 200, description = "SUCCESS: the original API's answer (public facts §1)", body = Object),
+        (status = 403, description = "the caller's role may not do this"),
+        (status = 404, description = "the smart account or virtual account does not exist, or the caller has no role in it"),
+        (status = 409, description = "refused: nothing changed (the message says why)"),
+    )
+)]
 async fn transfer_devices(
     State(state): State<AppState>,
     LegacyCaller(caller): LegacyCaller,
@@ -890,12 +1046,27 @@ async fn transfer_devices(
 
 // ---- virtual account deletion ------------------------------------------------------------
 
+#[utoipa::path(
+    post,
+    path = "/services/api/smart-accounts-and-licensing/v1/accounts/{domain}/virtual-accounts/{va}/delete",
+    operation_id = "original_delete_virtual_account",
+    tag = "original-api",
+    summary = "Delete an empty virtual account",
+    params(("domain" = String, Path, description = "the smart account's domain", example = "example.com"), ("va" = String, Path, description = "the virtual account's name", example = "Default")),
+    responses(
+        (status = 200, description = "SUCCESS: the original API's answer (public facts §1)", body = Object),
+        (status = 403, description = "the caller's role may not do this"),
+        (status = 404, description = "the smart account or virtual account does not exist, or the caller has no role in it"),
+        (status = 409, description = "refused: nothing changed (the message says why)"),
+    )
+)]
 async fn delete_virtual_account(
     State(state): State<AppState>,
     LegacyCaller(caller): LegacyCaller,
     Path((domain, va)): Path<(String, String)>,
 ) -> LegacyResult<Json<Value>> {
     let (_, va) = pool(&state, &caller, &domain, &va, Action::ManageVirtualAccounts).await?;
+    crate::satellite::refuse_deleting_served(&state, &va).await?;
     let gone = state.store.delete_virtual_account(va.id, caller.login(), state.clock.now()).await?;
     let mut answer = success(json!({ "virtualAccount": va_json(&gone) }));
     answer.0["statusMessage"] = json!(format!("Virtual Account {} deleted", gone.name));
@@ -904,13 +1075,13 @@ async fn delete_virtual_account(
 
 // ---- reservation (R-1) -------------------------------------------------------------------
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct ReserveRequest {
     reservation_requests: Vec<ReserveItem>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct ReserveItem {
     reservation_code: String,
@@ -919,7 +1090,7 @@ struct ReserveItem {
     licenses: Vec<ReserveLicense>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct ReserveLicense {
     entitlement_tag: String,
@@ -967,13 +1138,27 @@ fn reservation_json(state: &AppState, r: &Reservation) -> Value {
                    "endDate": iso(l.term.end), "subscriptionId": l.subscription_id})
         })
         .collect();
-    // The stored kind is `ReservationKind::as_str`; the original API spells it in capitals.
     json!({"authorizationCode": r.authorization_code, "reservationCode": r.request_code,
-           "reservationType": r.kind.to_ascii_uppercase(), "confirmationCode": r.confirmation_code, "piid": r.piid,
+           "reservationType": r.kind.api_name(), "confirmationCode": r.confirmation_code, "piid": r.piid,
            "sudi": {"udiPid": r.udi_pid, "udiSerialNumber": r.udi_sn}, "licenses": licenses})
 }
 
 /// Reserves for every listed request or none (all checked, then stored in one transaction).
+#[utoipa::path(
+    post,
+    path = "/services/api/smart-accounts-and-licensing/v1/accounts/{domain}/virtual-accounts/{va}/reserve-licenses",
+    operation_id = "original_reserve_licenses",
+    tag = "original-api",
+    summary = "Reserve licenses for offline devices (all requests or none)",
+    params(("domain" = String, Path, description = "the smart account's domain", example = "example.com"), ("va" = String, Path, description = "the virtual account's name", example = "Default")),
+    request_body = ReserveRequest,
+    responses(
+        (status = 200, description = "SUCCESS: the original API's answer (public facts §1)", body = Object),
+        (status = 403, description = "the caller's role may not do this"),
+        (status = 404, description = "the smart account or virtual account does not exist, or the caller has no role in it"),
+        (status = 409, description = "refused: nothing changed (the message says why)"),
+    )
+)]
 async fn reserve_licenses(
     State(state): State<AppState>,
     LegacyCaller(caller): LegacyCaller,
@@ -996,7 +1181,7 @@ async fn reserve_licenses(
     Ok(answer)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct RemoveRequest {
     /// Spelled as the public script sends it; the correct spelling is accepted too.
@@ -1004,7 +1189,7 @@ struct RemoveRequest {
     product_instaces_remove_requests: Vec<RemoveItem>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct RemoveItem {
     sudi: Sudi,
@@ -1018,6 +1203,21 @@ struct RemoveItem {
 /// Removes every listed device or none, in one store transaction: with a return code, its
 /// reservation is returned (the code must be that device's); without, the registered product
 /// instance of that UDI is removed.
+#[utoipa::path(
+    post,
+    path = "/services/api/smart-accounts-and-licensing/v2/accounts/{domain}/virtual-accounts/{va}/devices/remove",
+    operation_id = "original_remove_devices",
+    tag = "original-api",
+    summary = "Remove product instances, or return their reservations with return codes (all or none)",
+    params(("domain" = String, Path, description = "the smart account's domain", example = "example.com"), ("va" = String, Path, description = "the virtual account's name", example = "Default")),
+    request_body = RemoveRequest,
+    responses(
+        (status = 200, description = "SUCCESS: the original API's answer (public facts §1)", body = Object),
+        (status = 403, description = "the caller's role may not do this"),
+        (status = 404, description = "the smart account or virtual account does not exist, or the caller has no role in it"),
+        (status = 409, description = "refused: nothing changed (the message says why)"),
+    )
+)]
 async fn remove_devices(
     State(state): State<AppState>,
     LegacyCaller(caller): LegacyCaller,
@@ -1074,7 +1274,8 @@ async fn remove_devices(
 
 // ---- account search ----------------------------------------------------------------------
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct SearchQuery {
     #[serde(default)]
     domain: String,
@@ -1085,6 +1286,17 @@ struct SearchQuery {
 }
 
 /// Accounts the caller sees whose domain contains `domain` (a substring match, as the original).
+#[utoipa::path(
+    get,
+    path = "/services/api/smart-accounts-and-licensing/v1/accounts/search",
+    operation_id = "original_search_accounts",
+    tag = "original-api",
+    summary = "Search smart accounts by domain substring",
+    params(SearchQuery),
+    responses(
+        (status = 200, description = "SUCCESS: the original API's answer (public facts §1)", body = Object),
+    )
+)]
 async fn search_accounts(
     State(state): State<AppState>,
     LegacyCaller(caller): LegacyCaller,
@@ -1105,6 +1317,16 @@ async fn search_accounts(
 }
 
 /// The snake_case search giving numeric account and pool ids (public facts §1.2).
+#[utoipa::path(
+    get,
+    path = "/services/api/smart-accounts-and-licensing/v2/accounts/search",
+    operation_id = "original_search_accounts_v2",
+    tag = "original-api",
+    summary = "Smart accounts with numeric account and virtual account ids (snake_case)",
+    responses(
+        (status = 200, description = "SUCCESS: the original API's answer (public facts §1)", body = Object),
+    )
+)]
 async fn search_accounts_v2(
     State(state): State<AppState>,
     LegacyCaller(caller): LegacyCaller,
@@ -1130,6 +1352,20 @@ async fn search_accounts_v2(
 // ---- license subscriptions ---------------------------------------------------------------
 
 /// Term and subscription licenses, one row per record.
+#[utoipa::path(
+    post,
+    path = "/services/api/smart-accounts-and-licensing/v1/accounts/{domain}/license-subscriptions",
+    operation_id = "original_license_subscriptions",
+    tag = "original-api",
+    summary = "Term and subscription licenses, paged",
+    params(("domain" = String, Path, description = "the smart account's domain", example = "example.com")),
+    request_body = ListRequest,
+    responses(
+        (status = 200, description = "SUCCESS: the original API's answer (public facts §1)", body = Object),
+        (status = 403, description = "the caller's role may not do this"),
+        (status = 404, description = "the smart account or virtual account does not exist, or the caller has no role in it"),
+    )
+)]
 async fn license_subscriptions(
     State(state): State<AppState>,
     LegacyCaller(caller): LegacyCaller,

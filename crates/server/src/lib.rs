@@ -14,6 +14,7 @@ pub mod login;
 pub mod metrics;
 pub mod observe;
 pub mod openapi;
+pub mod portal;
 pub mod reservation;
 pub mod satellite;
 pub mod state;
@@ -108,8 +109,9 @@ pub fn app(state: AppState) -> axum::Router {
         .merge(device::router())
         .merge(legacy::routes(on_satellite))
         .merge(satellite::router())
+        .merge(portal::router())
         .route("/oauth/token", post(auth::token))
-        .route("/api/v1/openapi.json", get(move || async move { axum::Json(openapi_of(on_satellite)) }))
+        .route("/api/v1/openapi.json", get(openapi::serve))
         .route("/health", get(observe::health))
         .route("/ready", get(observe::ready))
         .route("/metrics", get(metrics::scrape))
@@ -129,15 +131,6 @@ pub fn app(state: AppState) -> axum::Router {
         req
     });
     axum::Router::new().fallback_service(aliased)
-}
-
-/// The OpenAPI document of what this manager serves.
-fn openapi_of(satellite: bool) -> serde_json::Value {
-    if satellite {
-        openapi::satellite_document()
-    } else {
-        openapi::document()
-    }
 }
 
 /// axum's own 405 has an empty body: say what was refused, in the shape of the API the path

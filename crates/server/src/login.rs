@@ -295,6 +295,44 @@ impl LoginLimiter {
     }
 }
 
+/// Why a login was refused.
+#[derive(Debug)]
+pub enum Refused {
+    /// The failure budget of the login or of the address is spent: retry after this.
+    Throttled(RetryAfter),
+    /// The hashing pool is full.
+    Busy,
+    /// An unknown login or a wrong secret (the same to the caller), counted in the budgets.
+    Wrong,
+    /// The store could not be read.
+    Store(smartlic_store::StoreError),
+}
+
+/// The principal whose login and secret these are: the one sequence of every sign-in (token
+/// endpoint, portal). The budgets are checked before any work, a hashing place is taken before
+/// the lookup, an unknown login costs a dummy hash, a failure is counted (and recorded when it
+/// spends a budget), a success clears the login's count. Whether the principal may sign in
+/// (disabled, its kind) is the caller's to say, to whoever proved the secret.
+pub async fn verify_login(
+    state: &crate::state::AppState,
+    login: &str,
+    secret: String,
+    address: Option<IpAddr>,
+) -> Result<smartlic_store::Principal, Refused> {
+    state.logins.check(login, address, state.clock.now()).map_err(Refused::Throttled)?;
+    let place = state.hashing.place().map_err(|Busy| Refused::Busy)?;
+    let principal = state.store.principal(login).await.map_err(Refused::Store)?;
+    let hash = principal.as_ref().and_then(|p| p.secret_hash.clone());
+    let ok = state.hashing.verify_in(place, secret, hash).await.map_err(|Busy| Refused::Busy)?;
+    let Some(principal) = principal.filter(|_| ok) else {
+        tracing::info!(login = %login, "login refused: wrong login or secret");
+        record_failure(state, login, address).await;
+        return Err(Refused::Wrong);
+    };
+    state.logins.succeeded(login);
+    Ok(principal)
+}
+
 /// Counts a failed login; a budget it used up is logged and recorded as an event
 /// (`login.throttled`), once per lockout.
 pub async fn record_failure(state: &crate::state::AppState, client: &str, address: Option<IpAddr>) {

@@ -174,6 +174,18 @@ impl Metrics {
 }
 
 /// `GET /metrics`: for operators only (bearer token), as it names accounts and pools.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "operating",
+    summary = "Metrics in the Prometheus text format (operator)",
+    responses(
+        (status = 200, description = "OpenMetrics text", body = String,
+         content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        (status = 403, description = "FORBIDDEN: the caller is not the operator"),
+    )
+)]
 pub async fn scrape(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
     caller.require_operator("read the metrics")?;
     let text = state.metrics.render(&state).await?;

@@ -79,6 +79,15 @@ pub async fn requests(State(state): State<AppState>, request: Request, next: Nex
 }
 
 /// `GET /health`: the process answers.
+#[utoipa::path(
+    get,
+    path = "/health",
+    operation_id = "health",
+    tag = "operating",
+    summary = "Liveness: the process answers",
+    security(()),
+    responses((status = 200, description = "alive", body = String, content_type = "text/plain", example = "ok"))
+)]
 pub async fn health() -> &'static str {
     "ok"
 }
@@ -86,6 +95,18 @@ pub async fn health() -> &'static str {
 /// `GET /ready`: 200 when the manager can serve: the database takes a write, the CA key
 /// signs, and the background jobs ran within the last few intervals; else 503 naming each
 /// failed check. No credentials: it tells nothing about the data.
+#[utoipa::path(
+    get,
+    path = "/ready",
+    operation_id = "ready",
+    tag = "operating",
+    summary = "Readiness: the database takes a write, the CA key signs, the background jobs ran within three intervals",
+    security(()),
+    responses(
+        (status = 200, description = "ready", body = crate::openapi::Readiness),
+        (status = 503, description = "not ready; each failed check says why", body = crate::openapi::Readiness),
+    )
+)]
 pub async fn ready(State(state): State<AppState>) -> Response {
     use axum::response::IntoResponse;
     let database = state.store.probe_writable().await.map_err(|e| e.to_string());

@@ -277,7 +277,7 @@ fn sign(
     let identity = CodeIdentity::of(&text).map_err(ApiError::internal)?;
     Ok(NewReservation {
         request_code: authorization.request_code,
-        kind: code.kind.as_str().to_string(),
+        kind: code.kind,
         udi_pid: code.pid.clone(),
         udi_sn: code.sn.clone(),
         piid: authorization.piid,

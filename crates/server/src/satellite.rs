@@ -38,11 +38,17 @@ use smartlic_store::{NewLicense, Store};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::RwLock;
 
-mod sync;
-pub(crate) use sync::overdue_alerts;
+pub(crate) mod reassign;
+pub(crate) mod sync;
+pub(crate) use sync::{overdue_alerts, scheduled_syncs};
 
 /// How long a satellite certificate is valid from its approval.
 pub const CERTIFICATE_DAYS: i64 = 365;
+
+crate::openapi::pages! {
+    SatellitePage { satellites: SatelliteView },
+    LocalAccountPage { local_accounts: LocalAccountView },
+}
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -55,6 +61,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/local-accounts/{name}/sent", post(registration_sent))
         .route("/api/v1/local-accounts/{name}/approval", post(import_approval))
         .merge(sync::router())
+        .merge(reassign::router())
 }
 
 /// What the satellite role adds to a manager: whether it is one, and the certificate its
@@ -134,8 +141,23 @@ fn served_elsewhere(satellite: &Satellite) -> ApiError {
     ApiError::new(StatusCode::CONFLICT, wire::code::SERVED_BY_SATELLITE, message)
 }
 
-/// One manager per pool: the cloud refuses a device whose token is of a pool a satellite serves.
+/// A satellite refuses the devices of a pool the cloud reassigned to another manager.
+fn released(pool: &str) -> ApiError {
+    let message = format!(
+        "virtual account '{pool}' is no longer served by this satellite: the cloud reassigned it; register the product with the manager that serves it now, using a token from that manager"
+    );
+    ApiError::new(StatusCode::CONFLICT, wire::code::SERVED_BY_SATELLITE, message)
+}
+
+/// One manager per pool: the cloud refuses a device whose token is of a pool a satellite serves,
+/// a satellite one whose token is of a pool the cloud took from it.
 pub async fn refuse_served_token(state: &AppState, token_hash: &str) -> ApiResult<()> {
+    if state.satellite.enabled {
+        return match state.store.released_pool_of_token(token_hash).await? {
+            Some(pool) => Err(released(&pool)),
+            None => Ok(()),
+        };
+    }
     if !state.satellite.serves_pools.load(Ordering::Acquire) {
         return Ok(());
     }
@@ -145,8 +167,15 @@ pub async fn refuse_served_token(state: &AppState, token_hash: &str) -> ApiResul
     }
 }
 
-/// One manager per pool: the cloud refuses requests of instances of a pool a satellite serves.
+/// One manager per pool: the cloud refuses requests of instances of a pool a satellite serves,
+/// a satellite those of a pool the cloud took from it.
 pub async fn refuse_served_pool(state: &AppState, virtual_account_id: i64) -> ApiResult<()> {
+    if state.satellite.enabled {
+        return match state.store.released_pool(virtual_account_id).await? {
+            Some(pool) => Err(released(&pool)),
+            None => Ok(()),
+        };
+    }
     if !state.satellite.serves_pools.load(Ordering::Acquire) {
         return Ok(());
     }
@@ -156,10 +185,70 @@ pub async fn refuse_served_pool(state: &AppState, virtual_account_id: i64) -> Ap
     }
 }
 
+/// Tokens are per manager (S-4): a pool's registration tokens come from the manager serving
+/// it, so the cloud issues none for a pool a satellite serves and a satellite none for a pool
+/// the cloud took from it.
+pub async fn refuse_token_of_served_pool(state: &AppState, pool: &smartlic_store::VirtualAccount) -> ApiResult<()> {
+    if state.satellite.enabled {
+        return match state.store.released_pool(pool.id).await? {
+            Some(name) => Err(released(&name).with_field("virtual_account")),
+            None => Ok(()),
+        };
+    }
+    if !state.satellite.serves_pools.load(Ordering::Acquire) {
+        return Ok(());
+    }
+    match state.store.satellite_serving_pool(pool.id).await? {
+        Some(s) => Err(ApiError::conflict(format!(
+            "virtual account '{}' is served by the satellite '{}' (local account '{}'): its registration tokens are created and revoked at the satellite",
+            pool.name, s.name, s.local_account
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Tokens are per manager (S-4): a satellite's tokens never reach the cloud (nor the cloud's a
+/// satellite), so a manager cannot revoke another's token; it says where to revoke it instead
+/// of answering that the token is unknown.
+pub async fn refuse_foreign_revocation(
+    state: &AppState,
+    pool: &smartlic_store::VirtualAccount,
+    token: &str,
+) -> ApiResult<()> {
+    if !issued_elsewhere(state, token) {
+        return Ok(());
+    }
+    let served = if state.satellite.enabled { None } else { state.store.satellite_serving_pool(pool.id).await? };
+    let at = served.map_or("the manager that issued it".to_string(), |s| {
+        format!("the satellite '{}' (local account '{}')", s.name, s.local_account)
+    });
+    Err(ApiError::conflict(format!(
+        "this token of virtual account '{}' was issued by another manager: tokens are per manager, revoke it at {at}",
+        pool.name
+    ))
+    .with_field("token"))
+}
+
+/// One manager per pool: the cloud deletes no pool a satellite serves (the satellite would keep
+/// serving it); reassigning it to the cloud first takes it from the satellite at its next sync.
+pub async fn refuse_deleting_served(state: &AppState, pool: &smartlic_store::VirtualAccount) -> ApiResult<()> {
+    if state.satellite.enabled || !state.satellite.serves_pools.load(Ordering::Acquire) {
+        return Ok(());
+    }
+    let moving = state.store.satellite_serving_pool(pool.id).await?;
+    match moving {
+        Some(s) => Err(ApiError::conflict(format!(
+            "virtual account '{}' is served by the satellite '{}': reassign it to the cloud first (POST /api/v1/satellites/reassign); it leaves the satellite with its next synchronisation",
+            pool.name, s.name
+        ))),
+        None => Ok(()),
+    }
+}
+
 // ---- the cloud ---------------------------------------------------------------------------
 
-#[derive(Serialize)]
-struct SatelliteView {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct SatelliteView {
     id: i64,
     name: String,
     local_account: String,
@@ -195,7 +284,7 @@ async fn view(state: &AppState, s: &Satellite) -> ApiResult<SatelliteView> {
         certificate_expires_at: s.certificate_expires_at.map(Timestamp::to_rfc3339),
         virtual_accounts: s.pools.clone(),
         last_synchronization: s.last_sync_at.map(Timestamp::to_rfc3339),
-        synchronization_due: sync::due_after(s.last_sync_at.or(s.approved_at)).map(Timestamp::to_rfc3339),
+        synchronization_due: s.last_sync_at.or(s.approved_at).map(|t| t.plus_days(s.sync_interval_days).to_rfc3339()),
     })
 }
 
@@ -239,6 +328,20 @@ async fn record_registration(
     Ok((state.store.create_satellite(new, caller.login(), state.clock.now()).await?, request))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/satellites",
+    operation_id = "register_satellite",
+    tag = "smartlic",
+    summary = "Cloud: record a satellite's signed registration (operator or a role in its smart account); pending until approved",
+    request_body = crate::openapi::SealedDocument,
+    responses(
+        (status = 201, description = "recorded, pending approval", body = SatelliteView),
+        (status = 403, description = "FORBIDDEN: the caller has no role in the satellite's smart account"),
+        (status = 404, description = "NOT_FOUND: the smart account does not exist or the caller has no role in it"),
+        (status = 409, description = "CONFLICT: this manager is a satellite, or the satellite is recorded already"),
+    )
+)]
 async fn register_satellite(
     State(state): State<AppState>,
     caller: Caller,
@@ -248,6 +351,18 @@ async fn register_satellite(
     Ok(created(view(&state, &s).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/satellites",
+    operation_id = "list_satellites",
+    tag = "smartlic",
+    summary = "Cloud: satellites, pending and approved, with the pools they serve (operator)",
+    params(crate::openapi::PageParams),
+    responses(
+        (status = 200, description = "a page of satellites", body = SatellitePage),
+        (status = 403, description = "FORBIDDEN: only the operator"),
+    )
+)]
 async fn list_satellites(
     State(state): State<AppState>,
     caller: Caller,
@@ -261,7 +376,7 @@ async fn list_satellites(
     page.answer("satellites", views)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ApproveBody {
     virtual_accounts: Vec<String>,
@@ -357,6 +472,21 @@ async fn load_satellite(state: &AppState, id: i64) -> ApiResult<Satellite> {
         .ok_or_else(|| ApiError::not_found(format!("satellite {id} does not exist")).with_field("id"))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/satellites/{id}/approve",
+    operation_id = "approve_satellite",
+    tag = "smartlic",
+    summary = "Cloud: approve a satellite: certificate from the cloud CA (1 year), the named virtual accounts served by it alone",
+    params(crate::openapi::SatellitePath),
+    request_body = ApproveBody,
+    responses(
+        (status = 200, description = "approved", body = SatelliteView),
+        (status = 403, description = "FORBIDDEN: only the operator"),
+        (status = 404, description = "NOT_FOUND: no such satellite, or no such virtual account"),
+        (status = 409, description = "CONFLICT: the satellite is approved already, or a pool is served by another"),
+    )
+)]
 async fn approve(
     State(state): State<AppState>,
     caller: Caller,
@@ -371,6 +501,20 @@ async fn approve(
 }
 
 /// The sealed answer, once approved, for whoever may see the satellite's smart account.
+#[utoipa::path(
+    get,
+    path = "/api/v1/satellites/{id}/answer",
+    operation_id = "satellite_answer",
+    tag = "smartlic",
+    summary = "Cloud: the signed approval for the satellite to import (409 NOT_APPROVED before)",
+    params(crate::openapi::SatellitePath),
+    responses(
+        (status = 200, description = "the signed approval", body = crate::openapi::SealedDocument),
+        (status = 403, description = "FORBIDDEN: the caller has no role in the satellite's smart account"),
+        (status = 404, description = "NOT_FOUND: no such satellite"),
+        (status = 409, description = "NOT_APPROVED: the satellite waits for the operator's approval"),
+    )
+)]
 async fn fetch_answer(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> ApiResult<Json<Sealed>> {
     let s = load_satellite(&state, id).await?;
     let account = state
@@ -389,15 +533,30 @@ async fn fetch_answer(State(state): State<AppState>, caller: Caller, Path(id): P
     Ok(Json(Sealed::parse(&answer).map_err(ApiError::internal)?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct OfflineBody {
+    #[schema(value_type = crate::openapi::SealedDocument)]
     registration: Sealed,
     virtual_accounts: Vec<String>,
 }
 
 /// Offline registration: the file's registration is recorded and approved in one step, with
 /// the pools the operator names, and the sealed answer comes back to be carried to the satellite.
+#[utoipa::path(
+    post,
+    path = "/api/v1/satellites/answer",
+    operation_id = "answer_satellite_offline",
+    tag = "smartlic",
+    summary = "Cloud, offline registration: record and approve a registration file with the named pools; answers the approval file",
+    request_body = OfflineBody,
+    responses(
+        (status = 200, description = "the signed approval", body = crate::openapi::SealedDocument),
+        (status = 403, description = "FORBIDDEN: only the operator"),
+        (status = 404, description = "NOT_FOUND: the smart account or a virtual account does not exist"),
+        (status = 409, description = "CONFLICT: this manager is a satellite, or the satellite is recorded already, or a pool is served by another"),
+    )
+)]
 async fn answer_offline(
     State(state): State<AppState>,
     caller: Caller,
@@ -415,8 +574,8 @@ async fn answer_offline(
 
 // ---- the satellite -----------------------------------------------------------------------
 
-#[derive(Serialize)]
-struct LocalAccountView {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct LocalAccountView {
     name: String,
     smart_account: String,
     status: &'static str,
@@ -460,13 +619,29 @@ async fn load_local(state: &AppState, name: &str) -> ApiResult<LocalAccount> {
         .ok_or_else(|| ApiError::not_found(format!("local account '{name}' does not exist")).with_field("name"))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewLocalAccount {
+    #[schema(min_length = 1, max_length = 128)]
     name: String,
+    /// The domain of the smart account in the cloud.
+    #[schema(min_length = 1, max_length = 253)]
     smart_account: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/local-accounts",
+    operation_id = "create_local_account",
+    tag = "smartlic",
+    summary = "Satellite: create a local account mirroring a smart account of the cloud (operator)",
+    request_body = NewLocalAccount,
+    responses(
+        (status = 201, description = "created", body = LocalAccountView),
+        (status = 403, description = "FORBIDDEN: only the operator"),
+        (status = 409, description = "CONFLICT: this manager is not a satellite (start it with --mode satellite), or the name is taken"),
+    )
+)]
 async fn create_local_account(
     State(state): State<AppState>,
     caller: Caller,
@@ -479,6 +654,19 @@ async fn create_local_account(
     Ok(created(local_view(&state, &a)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/local-accounts",
+    operation_id = "list_local_accounts",
+    tag = "smartlic",
+    summary = "Satellite: local accounts and their registration status (operator)",
+    params(crate::openapi::PageParams),
+    responses(
+        (status = 200, description = "a page of local accounts", body = LocalAccountPage),
+        (status = 403, description = "FORBIDDEN: only the operator"),
+        (status = 409, description = "CONFLICT: this manager is not a satellite (start it with --mode satellite)"),
+    )
+)]
 async fn list_local_accounts(
     State(state): State<AppState>,
     caller: Caller,
@@ -489,13 +677,30 @@ async fn list_local_accounts(
     page.answer("local_accounts", accounts)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct RegistrationQuery {
+    /// The satellite's name in the cloud (smartlic-satellite when absent).
+    #[param(min_length = 1, max_length = 128)]
     satellite: Option<String>,
 }
 
 /// The local account's registration, signed with this satellite's key, to send or carry.
+#[utoipa::path(
+    get,
+    path = "/api/v1/local-accounts/{name}/registration",
+    operation_id = "local_account_registration",
+    tag = "smartlic",
+    summary = "Satellite: the local account's registration signed with the satellite's key",
+    params(crate::openapi::LocalAccountPath, RegistrationQuery),
+    responses(
+        (status = 200, description = "the signed registration", body = crate::openapi::SealedDocument),
+        (status = 403, description = "FORBIDDEN: only the operator"),
+        (status = 404, description = "NOT_FOUND: no such local account"),
+        (status = 409, description = "CONFLICT: this manager is not a satellite (start it with --mode satellite), or the local account is approved already"),
+    )
+)]
 async fn registration(
     State(state): State<AppState>,
     caller: Caller,
@@ -521,13 +726,29 @@ async fn registration(
     Ok(Json(Sealed::seal(doc::KIND_REGISTRATION, &r, key).map_err(ApiError::internal)?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SentBody {
     cloud_satellite_id: i64,
+    #[schema(min_length = 1, max_length = 512)]
     cloud_url: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/local-accounts/{name}/sent",
+    operation_id = "local_account_sent",
+    tag = "smartlic",
+    summary = "Satellite: note the cloud's identifier of a registration sent online",
+    params(crate::openapi::LocalAccountPath),
+    request_body = SentBody,
+    responses(
+        (status = 200, description = "the local account", body = LocalAccountView),
+        (status = 403, description = "FORBIDDEN: only the operator"),
+        (status = 404, description = "NOT_FOUND: no such local account"),
+        (status = 409, description = "CONFLICT: this manager is not a satellite (start it with --mode satellite)"),
+    )
+)]
 async fn registration_sent(
     State(state): State<AppState>,
     caller: Caller,
@@ -557,6 +778,21 @@ fn mirrored_license(l: GrantedLicense) -> ApiResult<NewLicense> {
 
 /// Imports the cloud's answer: it must be signed by the cloud CA it names, certify this
 /// satellite's key, and answer this local account; then the account serves devices.
+#[utoipa::path(
+    post,
+    path = "/api/v1/local-accounts/{name}/approval",
+    operation_id = "import_approval",
+    tag = "smartlic",
+    summary = "Satellite: import the cloud's signed approval; the smart account and its granted pools then serve devices",
+    params(crate::openapi::LocalAccountPath),
+    request_body = crate::openapi::SealedDocument,
+    responses(
+        (status = 200, description = "the local account, approved", body = LocalAccountView),
+        (status = 403, description = "FORBIDDEN: only the operator"),
+        (status = 404, description = "NOT_FOUND: no such local account"),
+        (status = 409, description = "CONFLICT: this manager is not a satellite (start it with --mode satellite), or it is approved already"),
+    )
+)]
 async fn import_approval(
     State(state): State<AppState>,
     caller: Caller,

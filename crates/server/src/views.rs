@@ -9,7 +9,7 @@ use smartlic_store::{
 };
 use std::collections::BTreeMap;
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct AccountView {
     pub domain: String,
     pub name: String,
@@ -28,7 +28,7 @@ impl From<&Account> for AccountView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct VirtualAccountView {
     pub name: String,
     pub description: String,
@@ -47,7 +47,7 @@ impl From<&VirtualAccount> for VirtualAccountView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct PrincipalView {
     pub kind: &'static str,
     pub name: String,
@@ -77,7 +77,7 @@ impl PrincipalView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct LicenseRecordView {
     pub id: i64,
     pub tag: String,
@@ -122,7 +122,7 @@ pub fn compliance_words(ok: bool) -> &'static str {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct TagLine {
     pub tag: String,
     pub display_name: String,
@@ -140,12 +140,13 @@ pub struct TagLine {
     pub records: Vec<LicenseRecordView>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct PoolLicenses {
     pub smart_account: String,
     pub virtual_account: String,
     pub status: &'static str,
     pub licenses: Vec<TagLine>,
+    #[schema(value_type = Vec<Object>)]
     pub substitutions: Vec<smartlic_core::compliance::Substitution>,
 }
 
@@ -204,7 +205,7 @@ impl PoolLicenses {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct TokenView {
     /// The whole token: only in the answer that creates it (it is stored as a hash).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -241,7 +242,7 @@ impl TokenView {
 }
 
 /// A live OAuth2 access token: its id and prefix name it for revocation, never its value.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct AccessTokenView {
     pub id: i64,
     pub prefix: String,
@@ -263,13 +264,13 @@ impl AccessTokenView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct UsageView {
     pub tag: String,
     pub count: i64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct InstanceView {
     pub id: String,
     pub udi_pid: String,
@@ -316,7 +317,7 @@ impl InstanceView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct EventView {
     pub id: i64,
     pub at: String,
@@ -343,7 +344,7 @@ impl EventView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct AlertView {
     pub kind: String,
     pub severity: String,
@@ -357,8 +358,8 @@ pub struct AlertView {
 impl AlertView {
     pub fn new(a: &Alert, names: &Names) -> Self {
         AlertView {
-            kind: a.kind.clone(),
-            severity: a.severity.clone(),
+            kind: a.kind.as_str().into(),
+            severity: a.severity.as_str().into(),
             smart_account: names.accounts.get(&a.account_id).cloned(),
             virtual_account: a.virtual_account_id.and_then(|v| names.pools.get(&v).cloned()),
             object: a.object.clone(),
@@ -375,7 +376,7 @@ pub struct Names {
     pub pools: BTreeMap<i64, String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct UsageRow {
     pub smart_account: String,
     pub virtual_account: String,
@@ -390,7 +391,7 @@ pub struct UsageRow {
     pub reserved: i64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ReservedLicenseView {
     pub tag: String,
     pub display_name: String,
@@ -402,7 +403,7 @@ pub struct ReservedLicenseView {
     pub subscription_id: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ReservationView {
     pub id: i64,
     pub virtual_account: String,
@@ -426,7 +427,7 @@ impl ReservationView {
         ReservationView {
             id: r.id,
             virtual_account: va_name.to_string(),
-            kind: r.kind.clone(),
+            kind: r.kind.as_str().into(),
             udi: r.udi(),
             udi_pid: r.udi_pid.clone(),
             udi_serial_number: r.udi_sn.clone(),

@@ -174,7 +174,7 @@ async fn bearer_tokens_and_client_credentials_are_checked() {
     h.set_clock(&smartlic_core::Timestamp(h.now_ms()).plus_days(1).to_rfc3339()).await;
     assert_eq!(h.call(&token, "GET", "/api/v1/accounts", None).await.status, 401);
     let openapi = h.call("", "GET", "/api/v1/openapi.json", None).await;
-    assert_eq!(openapi.body["openapi"], "3.0.3");
+    assert_eq!(openapi.body["openapi"], "3.1.0");
     assert!(openapi.body["paths"]["/api/v1/accounts/{domain}/virtual-accounts/{va}/tokens"]["post"].is_object());
 }
 

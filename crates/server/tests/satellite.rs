@@ -5,34 +5,12 @@
 
 mod common;
 
-use common::{server_config, usage, Answer, Harness};
+use common::satellite::{cloud, device_at, refusal_text, refused, satellite, try_register_at as register, DOMAIN};
+use common::{usage, Harness};
 use serde_json::{json, Value};
 use smartlic_agent::client::{ClientError, ManagerClient};
-use smartlic_agent::identity::DeviceIdentity;
 use smartlic_core::Timestamp;
-use smartlic_proto::wire::{self, AuthorizationStatus, Udi};
-use smartlic_proto::KeyAlgorithm;
-
-const DOMAIN: &str = "example.com";
-
-async fn satellite() -> Harness {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = server_config(dir.path());
-    config.mode = smartlic_server::Mode::Satellite;
-    Harness::start(dir, config).await
-}
-
-/// A cloud with `example.com`: 12 ACI Advantage in Default, 5 in `Lab`.
-async fn cloud() -> Harness {
-    let cloud = Harness::new().await;
-    cloud.account_with(DOMAIN, &[("ACI Advantage", 12)]).await;
-    let va =
-        cloud.admin("POST", &format!("/api/v1/accounts/{DOMAIN}/virtual-accounts"), Some(json!({"name": "Lab"}))).await;
-    assert_eq!(va.status, 201, "{:?}", va.body);
-    let path = format!("/api/v1/accounts/{DOMAIN}/virtual-accounts/Lab/licenses");
-    assert_eq!(cloud.admin("POST", &path, Some(json!({"tag": "ACI Advantage", "count": 5}))).await.status, 201);
-    cloud
-}
+use smartlic_proto::wire::{self, AuthorizationStatus};
 
 async fn local_account(sat: &Harness, name: &str) -> Value {
     let body = json!({"name": name, "smart_account": DOMAIN});
@@ -41,39 +19,6 @@ async fn local_account(sat: &Harness, name: &str) -> Value {
     let r = sat.admin("GET", &format!("/api/v1/local-accounts/{name}/registration?satellite=plant-1"), None).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     r.body
-}
-
-fn refused(a: &Answer, status: u16, words: &str) {
-    assert_eq!(a.status, status, "{:?}", a.body);
-    let message = a.body["error"]["message"].as_str().unwrap_or_default();
-    assert!(message.contains(words), "{message}");
-}
-
-/// A device that trusts the satellite's TLS certificate and the cloud's CA for answers alone.
-fn device_at(sat: &Harness, cloud: &Harness) -> ManagerClient {
-    let tls = format!("{}\n{}", sat.server.ca_pem, cloud.server.ca_pem);
-    ManagerClient::new(&sat.base, &tls).unwrap().answers_signed_by(&cloud.server.ca_pem).unwrap()
-}
-
-async fn register(
-    client: &ManagerClient,
-    sn: &str,
-    token: &str,
-    now_ms: i64,
-) -> Result<(DeviceIdentity, String), ClientError> {
-    let udi = Udi { pid: "APIC-SERVER-M3".into(), sn: sn.into() };
-    let key = smartlic_proto::SigningKey::generate(KeyAlgorithm::Ed25519).unwrap();
-    let (answer, ca) = client.register_learning_ca(&key, &udi, None, token, false, now_ms).await?;
-    let mut identity = DeviceIdentity::from_registration(udi, None, key, answer);
-    identity.manager_ca = Some(ca.clone());
-    Ok((identity, ca))
-}
-
-fn refusal_text(e: &ClientError) -> String {
-    match e {
-        ClientError::Refused { message, .. } => message.clone(),
-        other => panic!("expected a signed refusal, got {other:?}"),
-    }
 }
 
 #[tokio::test]
@@ -100,6 +45,9 @@ async fn online_approval_then_devices_at_the_satellite_trust_it_through_the_clou
     let waiting = cloud.call(&client, "GET", &format!("/api/v1/satellites/{id}/answer"), None).await;
     assert_eq!((waiting.status, waiting.code()), (409, "NOT_APPROVED"));
     refused(&cloud.call(&client, "GET", "/api/v1/satellites", None).await, 403, "only the operator");
+
+    // A token of Lab the cloud issued while it still served Lab.
+    let lab_at_cloud = cloud.token(DOMAIN, "Lab", json!({})).await;
 
     // Approval: unknown pools are refused naming them, then Lab goes to the satellite.
     let approve = format!("/api/v1/satellites/{id}/approve");
@@ -150,8 +98,15 @@ async fn online_approval_then_devices_at_the_satellite_trust_it_through_the_clou
     let e = register(&device, "FCH0003", "bm9wZQ==", sat.now_ms()).await.unwrap_err();
     assert_eq!(refusal_text(&e), wire::text::INVALID_TOKEN);
 
+    // Tokens come from the manager serving the pool: the cloud issues none for Lab now, and
+    // cannot revoke the satellite's (it never learns of them), saying where to revoke it.
+    let lab_tokens = format!("/api/v1/accounts/{DOMAIN}/virtual-accounts/Lab/tokens");
+    refused(&cloud.admin("POST", &lab_tokens, Some(json!({}))).await, 409, "created and revoked at the satellite");
+    let revoke = cloud.admin("POST", &format!("{lab_tokens}/revoke"), Some(json!({"token": sat_token}))).await;
+    refused(&revoke, 409, "revoke it at the satellite 'plant-1'");
+    assert_eq!(revoke.body["error"]["field"], "token", "{:?}", revoke.body);
+
     // One manager per pool: the cloud refuses Lab's devices, its other pools still serve.
-    let lab_at_cloud = cloud.token(DOMAIN, "Lab", json!({})).await;
     let e = register(&cloud.devices, "FCH0004", &lab_at_cloud, cloud.now_ms()).await.unwrap_err();
     assert!(matches!(&e, ClientError::Refused { code, .. } if code == wire::code::SERVED_BY_SATELLITE), "{e:?}");
     assert!(refusal_text(&e).contains("served by the satellite 'plant-1'"), "{e}");

@@ -5,12 +5,11 @@
 
 mod common;
 
-use common::satellite::{approve, device_at, register_at, satellite};
+use common::satellite::{approve, cloud, device_at, register_at, satellite, DOMAIN};
 use common::{usage, Answer, Harness};
 use serde_json::{json, Value};
 use smartlic_proto::wire::AuthorizationStatus;
 
-const DOMAIN: &str = "example.com";
 const OTHER: &str = "other.com";
 const PREFIX: &str = "/services/api/smart-accounts-and-licensing";
 const PLANT: &str = "/accounts/Plant%20Floor";
@@ -19,12 +18,7 @@ const PLANT: &str = "/accounts/Plant%20Floor";
 /// Lab as local account "Plant Floor", other.com's Default as "Other Plant", and a local
 /// account "Waiting" the cloud has not approved.
 async fn managers() -> (Harness, Harness) {
-    let cloud = Harness::new().await;
-    cloud.account_with(DOMAIN, &[("ACI Advantage", 12)]).await;
-    let vas = format!("/api/v1/accounts/{DOMAIN}/virtual-accounts");
-    assert_eq!(cloud.admin("POST", &vas, Some(json!({"name": "Lab"}))).await.status, 201);
-    let path = format!("/api/v1/accounts/{DOMAIN}/virtual-accounts/Lab/licenses");
-    assert_eq!(cloud.admin("POST", &path, Some(json!({"tag": "ACI Advantage", "count": 5}))).await.status, 201);
+    let cloud = cloud().await;
     cloud.account_with(OTHER, &[("ACI Advantage", 1)]).await;
     let sat = satellite().await;
     approve(&cloud, &sat, "Plant Floor", DOMAIN, &["Lab"]).await;

@@ -1,85 +1,18 @@
 //! A real cloud and a real satellite on loopback synchronising (issue 12, S-3): usage and
 //! instances go up, licenses come down, online and by YAML files; every bad file is refused
 //! naming why with nothing changed; a standard sync carries only the changes; the scheduled
-//! sync falls due after 30 days.
+//! sync runs by itself when due and retries one that failed; foreign files are refused as such.
 
 mod common;
 
-use common::satellite::{approve, device_at, register_at, satellite};
-use common::{usage, Answer, Harness};
-use serde_json::{json, Value};
-use smartlic_agent::client::ManagerClient;
-use smartlic_agent::identity::DeviceIdentity;
+use common::satellite::{
+    approved, cloud, consistent, device, export, file_sync, import, in_use, line, refused, satellite, sync_now, DOMAIN,
+    TAG,
+};
+use common::usage;
+use serde_json::json;
 use smartlic_core::Timestamp;
 use smartlic_proto::wire::AuthorizationStatus;
-
-const DOMAIN: &str = "example.com";
-const TAG: &str = "ACI Advantage";
-
-/// A cloud with `example.com`: 12 ACI Advantage in Default, 5 in `Lab`.
-async fn cloud() -> Harness {
-    let cloud = Harness::new().await;
-    cloud.account_with(DOMAIN, &[(TAG, 12)]).await;
-    let va =
-        cloud.admin("POST", &format!("/api/v1/accounts/{DOMAIN}/virtual-accounts"), Some(json!({"name": "Lab"}))).await;
-    assert_eq!(va.status, 201, "{:?}", va.body);
-    let path = format!("/api/v1/accounts/{DOMAIN}/virtual-accounts/Lab/licenses");
-    assert_eq!(cloud.admin("POST", &path, Some(json!({"tag": TAG, "count": 5}))).await.status, 201);
-    cloud
-}
-
-/// A satellite whose local account `Plant` the cloud approved by files, serving `pool`;
-/// answers the satellite's id in the cloud.
-async fn approved(cloud: &Harness, sat: &Harness, pool: &str) -> i64 {
-    approve(cloud, sat, "Plant", DOMAIN, &[pool]).await;
-    let listed = sat.admin("GET", "/api/v1/local-accounts", None).await.body;
-    listed["local_accounts"][0]["cloud_satellite_id"].as_i64().unwrap()
-}
-
-fn refused(a: &Answer, status: u16, words: &str) {
-    assert_eq!(a.status, status, "{:?}", a.body);
-    let message = a.body["error"]["message"].as_str().unwrap_or_default();
-    assert!(message.contains(words), "{message}");
-}
-
-/// A device at the satellite, registered in `Lab`, using `count` ACI Advantage.
-async fn device(sat: &Harness, cloud: &Harness, sn: &str, count: i64) -> (ManagerClient, DeviceIdentity) {
-    let token = sat.token(DOMAIN, "Lab", json!({})).await;
-    let client = device_at(sat, cloud);
-    let identity = register_at(&client, sn, &token, sat.now_ms()).await;
-    let auth = client.authorize(&identity, &usage(&[(TAG, count)]), sat.now_ms()).await.unwrap();
-    assert_eq!(auth.status, AuthorizationStatus::Authorized);
-    (client, identity)
-}
-
-/// The pool's `tag` line in a license listing.
-fn line(licenses: &Value, tag: &str) -> Value {
-    licenses["licenses"].as_array().unwrap().iter().find(|l| l["tag"] == tag).cloned().unwrap_or(Value::Null)
-}
-
-/// ACI Advantage in use in a pool (a tag with nothing purchased or used is not listed).
-async fn in_use(h: &Harness, pool: &str) -> i64 {
-    line(&h.licenses(DOMAIN, pool).await, TAG)["in_use"].as_i64().unwrap_or(0)
-}
-
-async fn export(sat: &Harness, full: bool) -> String {
-    let a = sat.admin("POST", "/api/v1/sync/export", Some(json!({"full": full}))).await;
-    assert_eq!(a.status, 200, "{:?}", a.body);
-    a.body["request"].as_str().unwrap().to_string()
-}
-
-async fn file_sync(cloud: &Harness, request: &str) -> Answer {
-    cloud.admin("POST", "/api/v1/satellites/file-sync", Some(json!({"request": request}))).await
-}
-
-async fn import(sat: &Harness, response: &str) -> Answer {
-    sat.admin("POST", "/api/v1/sync/import", Some(json!({"response": response}))).await
-}
-
-async fn consistent(h: &Harness) {
-    let check = h.admin("GET", "/api/v1/check", None).await.body;
-    assert_eq!(check["consistent"], true, "{check}");
-}
 
 #[tokio::test]
 async fn network_sync_brings_usage_up_and_a_license_removed_in_the_cloud_down() {
@@ -255,7 +188,10 @@ async fn the_scheduled_sync_falls_due_after_30_days() {
     let shown = account["synchronization_due"].as_str().unwrap_or_default();
     assert_eq!((&shown[..10], account["overdue"].as_bool()), (&due[..10], Some(false)), "{status}");
 
-    sat.set_clock(&Timestamp(sat.now_ms()).plus_days(31).to_rfc3339()).await;
+    // The cloud's clock too: it accepts a network request within its clock tolerance only.
+    let later = Timestamp(sat.now_ms()).plus_days(31).to_rfc3339();
+    cloud.set_clock(&later).await;
+    sat.set_clock(&later).await;
     let status = sat.admin("GET", "/api/v1/sync/status", None).await.body;
     assert_eq!(status["local_accounts"][0]["overdue"], true, "{status}");
     let alerts = sat.admin("GET", &format!("/api/v1/accounts/{DOMAIN}/alerts"), None).await.body;
@@ -277,4 +213,141 @@ async fn the_scheduled_sync_falls_due_after_30_days() {
     // A sync makes the next one due 30 days from it.
     let synced = sat.admin("POST", "/api/v1/sync/now", Some(json!({"cloud": cloud.base}))).await;
     assert_eq!((synced.status, synced.body["overdue"].as_bool()), (200, Some(false)), "{:?}", synced.body);
+}
+
+/// A request carried to another cloud, or a response to another satellite, is a genuine file
+/// of another sender: refused as foreign (not as altered), with nothing changed on either side.
+#[tokio::test]
+async fn files_of_another_cloud_or_satellite_are_refused_as_foreign_both_ways() {
+    let (cloud, other_cloud) = (cloud().await, cloud().await);
+    let (sat, other_sat) = (satellite().await, satellite().await);
+    let id = approved(&cloud, &sat, "Lab").await;
+    assert_eq!(approved(&other_cloud, &other_sat, "Lab").await, id, "each cloud knows its satellite by the same id");
+    device(&sat, &cloud, "FCH0001", 3).await;
+
+    let request = export(&sat, true).await;
+    refused(&file_sync(&other_cloud, &request).await, 400, "foreign");
+    assert_eq!(in_use(&other_cloud, "Lab").await, 0);
+    let mirrored = other_cloud.admin("GET", &format!("/api/v1/satellites/{id}/instances"), None).await.body;
+    assert_eq!(mirrored["instances"].as_array().map(Vec::len), Some(0), "{mirrored}");
+
+    let other_response = file_sync(&other_cloud, &export(&other_sat, false).await).await;
+    assert_eq!(other_response.status, 200, "{:?}", other_response.body);
+    let other_response = other_response.body["response"].as_str().unwrap().to_string();
+    let before = sat.admin("GET", "/api/v1/sync/status", None).await.body;
+    refused(&import(&sat, &other_response).await, 400, "foreign");
+    // A response brought to the cloud as a request is another kind of file: foreign too.
+    refused(&file_sync(&cloud, &other_response).await, 400, "foreign");
+    assert_eq!(sat.admin("GET", "/api/v1/sync/status", None).await.body, before);
+
+    // The right files still go through.
+    let response = file_sync(&cloud, &request).await;
+    assert_eq!(response.status, 200, "{:?}", response.body);
+    assert_eq!(import(&sat, response.body["response"].as_str().unwrap()).await.status, 200);
+    assert_eq!(in_use(&cloud, "Lab").await, 3);
+}
+
+/// The satellite synchronises by itself when due, from its jobs on its clock; one that fails
+/// (the cloud unreachable) is recorded, raises the alert, and is retried until it succeeds.
+#[tokio::test]
+async fn the_scheduled_sync_runs_by_itself_and_a_failed_one_is_retried() {
+    let cloud = cloud().await;
+    let sat = satellite().await;
+    approved(&cloud, &sat, "Lab").await;
+    device(&sat, &cloud, "FCH0001", 2).await;
+    let schedule = |body| sat.admin("POST", "/api/v1/sync/schedule", Some(body));
+    refused(&schedule(json!({"interval_days": 0})).await, 400, "between 1 and 365");
+    refused(&schedule(json!({"cloud": "http://cloud"})).await, 400, "not an https:// URL");
+    // Registered by files, the local account has no cloud URL: the operator gives one, of a
+    // cloud that is down.
+    let down = format!("https://127.0.0.1:{}", common::free_port());
+    let set = schedule(json!({"interval_days": 7, "cloud": down})).await;
+    assert_eq!((set.status, set.body["interval_days"].as_i64()), (200, Some(7)), "{:?}", set.body);
+    let status = || async { sat.admin("GET", "/api/v1/sync/status", None).await.body["local_accounts"][0].clone() };
+
+    // Six days on nothing is due.
+    let start = Timestamp(sat.now_ms());
+    sat.set_clock(&start.plus_days(6).to_rfc3339()).await;
+    assert_eq!(status().await["requests_made"], 0);
+
+    // Eight days on the scheduled sync ran, failed, and says so: status, event and alert.
+    let failed_at = start.plus_days(8);
+    sat.set_clock(&failed_at.to_rfc3339()).await;
+    let s = status().await;
+    assert_eq!((s["requests_made"].as_i64(), s["responses_applied"].as_i64()), (Some(1), Some(0)), "{s}");
+    assert!(s["last_error"].as_str().unwrap_or_default().contains("cannot reach the cloud"), "{s}");
+    assert_eq!((s["overdue"].as_bool(), s["last_failed_attempt"].is_string()), (Some(true), true), "{s}");
+    let events = sat.admin("GET", "/api/v1/events", None).await.body.to_string();
+    assert!(events.contains("local-account.sync-failed"), "{events}");
+    let alerts = sat.admin("GET", &format!("/api/v1/accounts/{DOMAIN}/alerts"), None).await.body.to_string();
+    assert!(alerts.contains("Synchronization Due") && alerts.contains("the last attempt failed"), "{alerts}");
+    assert_eq!(in_use(&cloud, "Lab").await, 0);
+
+    // The cloud is back; within the retry pause nothing is tried, after it the sync succeeds.
+    assert_eq!(schedule(json!({"cloud": cloud.base})).await.status, 200);
+    sat.set_clock(&Timestamp(failed_at.0 + 30 * 60_000).to_rfc3339()).await;
+    assert_eq!(status().await["requests_made"], 1);
+    // The cloud's clock agrees with the satellite's (it accepts network requests within its
+    // clock tolerance only).
+    let retried_at = Timestamp(failed_at.0 + 61 * 60_000).to_rfc3339();
+    cloud.set_clock(&retried_at).await;
+    sat.set_clock(&retried_at).await;
+    let s = status().await;
+    assert_eq!((s["requests_made"].as_i64(), s["responses_applied"].as_i64()), (Some(2), Some(2)), "{s}");
+    assert_eq!((s["last_error"].is_null(), s["overdue"].as_bool()), (true, Some(false)), "{s}");
+    assert_eq!(in_use(&cloud, "Lab").await, 2, "the usage went up with the scheduled sync");
+    let alerts = sat.admin("GET", &format!("/api/v1/accounts/{DOMAIN}/alerts"), None).await.body.to_string();
+    assert!(!alerts.contains("Synchronization Due"), "{alerts}");
+    // The next one is due a week after this one.
+    let due = s["synchronization_due"].as_str().unwrap_or_default().to_string();
+    assert_eq!(&due[..10], &failed_at.plus_days(7).to_rfc3339()[..10], "{s}");
+    // The cloud knows the interval from the request: it expects the next sync a week on too.
+    let listed = cloud.admin("GET", "/api/v1/satellites", None).await.body;
+    let expected = listed["satellites"][0]["synchronization_due"].as_str().unwrap_or_default().to_string();
+    let synced = listed["satellites"][0]["last_synchronization"].as_str().unwrap_or_default().to_string();
+    assert_eq!(expected, Timestamp::parse(&synced).unwrap().plus_days(7).to_rfc3339(), "{listed}");
+}
+
+/// A license removed in the cloud while devices use it at the satellite puts the pool out of
+/// compliance at the satellite after the next sync, and both managers count the same usage
+/// from their records, sync after sync (nothing lost or counted twice).
+#[tokio::test]
+async fn a_license_removed_in_the_cloud_puts_the_pool_out_of_compliance_with_equal_counts() {
+    let cloud = cloud().await;
+    let sat = satellite().await;
+    approved(&cloud, &sat, "Lab").await;
+    let (client, identity) = device(&sat, &cloud, "FCH0001", 3).await;
+    device(&sat, &cloud, "FCH0002", 2).await;
+    let transfer = format!("/api/v1/accounts/{DOMAIN}/virtual-accounts/Lab/licenses/transfer");
+    let moved = cloud.admin("POST", &transfer, Some(json!({"tag": TAG, "count": 3, "to": "Default"}))).await;
+    assert_eq!(moved.status, 200, "{:?}", moved.body);
+
+    let both = || async {
+        let (c, s) = (line(&cloud.licenses(DOMAIN, "Lab").await, TAG), line(&sat.licenses(DOMAIN, "Lab").await, TAG));
+        consistent(&cloud).await;
+        consistent(&sat).await;
+        (c, s)
+    };
+    for full in [false, false, true] {
+        sync_now(&sat, &cloud, full).await;
+        let (c, s) = both().await;
+        for (pool, manager) in [(&c, "cloud"), (&s, "satellite")] {
+            assert_eq!(
+                (pool["purchased"].as_i64(), pool["in_use"].as_i64(), pool["status"].as_str()),
+                (Some(2), Some(5), Some("Out Of Compliance")),
+                "{manager}: {pool}"
+            );
+        }
+    }
+    let heard = client.authorize(&identity, &usage(&[(TAG, 3)]), sat.now_ms()).await.unwrap();
+    assert_eq!(heard.status, AuthorizationStatus::OutOfCompliance);
+
+    // Given back in the cloud, the pool is in compliance in both after the next sync.
+    let back = json!({"tag": TAG, "count": 3, "to": "Lab"});
+    let default = format!("/api/v1/accounts/{DOMAIN}/virtual-accounts/Default/licenses/transfer");
+    assert_eq!(cloud.admin("POST", &default, Some(back)).await.status, 200);
+    sync_now(&sat, &cloud, false).await;
+    let (c, s) = both().await;
+    assert_eq!((c["in_use"].as_i64(), s["in_use"].as_i64()), (Some(5), Some(5)));
+    assert_eq!((c["status"].as_str(), s["status"].as_str()), (Some("In Compliance"), Some("In Compliance")));
 }

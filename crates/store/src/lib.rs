@@ -6,10 +6,12 @@
 //! is lost and nothing happens without a trace.
 
 mod model;
+mod portal;
 pub mod satellite;
 mod sqlite;
 
 pub use model::*;
+pub use portal::{EventQuery, PortalSession, UsageDay};
 pub use sqlite::{check_backup, SqliteStore};
 
 use smartlic_core::compliance::{Ledger, Shortfall, TagBalance};
@@ -193,7 +195,23 @@ pub trait Store: satellite::SatelliteStore + Send + Sync {
     ) -> std::result::Result<Registered, RegisterRefusal>;
     async fn instance(&self, id: &str) -> Result<Option<Instance>>;
     async fn instances(&self, filter: InstanceFilter) -> Result<Vec<Instance>>;
-    async fn instance_usage(&self, id: &str) -> Result<BTreeMap<String, i64>>;
+    /// The usage of each of `ids` that reports any, by instance id: a listing reads the usage
+    /// of a whole page at once, not one query per instance.
+    async fn instances_usage(&self, ids: Vec<String>) -> Result<BTreeMap<String, BTreeMap<String, i64>>>;
+    /// One page (from `offset`, at most `limit`) of the instances of the pools
+    /// `virtual_account_ids`, in listing order (PID, serial number): a listing reads the page
+    /// it shows, not every instance of the account.
+    async fn instances_page(&self, virtual_account_ids: Vec<i64>, offset: i64, limit: i64) -> Result<Vec<Instance>>;
+    /// One page (`offset`, `limit`) of a pool's instances whose hostname, PID, serial number or
+    /// id holds `text` (ASCII case ignored; every instance when empty), in listing order, with
+    /// how many match in all: the portal's search, which must not read a large pool whole.
+    async fn search_instances(
+        &self,
+        virtual_account_id: i64,
+        text: &str,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(Vec<Instance>, i64)>;
     /// Moves an instance to a new ID certificate and key. The key that is replaced stays
     /// accepted as the previous one, unless a previous key is still pending (the renewal was
     /// signed by it after a lost answer): that one stays, the key never used is forgotten.
@@ -252,6 +270,26 @@ pub trait Store: satellite::SatelliteStore + Send + Sync {
     /// Replaces the current alerts with `current`, keeping the time an alert was first raised.
     async fn sync_alerts(&self, current: Vec<NewAlert>, now: Timestamp) -> Result<()>;
     async fn alerts(&self, account_id: i64) -> Result<Vec<Alert>>;
+
+    // Web portal: sessions and usage history.
+    /// Stores a new session.
+    async fn start_portal_session(&self, session: PortalSession) -> Result<()>;
+    /// The session whose id has digest `id_hash`, if it ends after `now`.
+    async fn portal_session(&self, id_hash: &str, now: Timestamp) -> Result<Option<PortalSession>>;
+    /// Moves a session's end to `expires_at` (a request came).
+    async fn extend_portal_session(&self, id_hash: &str, expires_at: Timestamp) -> Result<()>;
+    /// Ends a session (signed out or no longer valid).
+    async fn end_portal_session(&self, id_hash: &str) -> Result<()>;
+    /// Drops the sessions that ended by `now`; answers how many.
+    async fn purge_portal_sessions(&self, now: Timestamp) -> Result<usize>;
+    /// Records usage days, replacing the values already recorded for the same pool, tag and day.
+    async fn record_usage_days(&self, days: Vec<UsageDay>) -> Result<()>;
+    /// A pool's usage days from `since` on, by tag then day.
+    async fn usage_history(&self, virtual_account_id: i64, since: Timestamp) -> Result<Vec<UsageDay>>;
+    /// The events a query selects, newest first, read through an index rather than the whole log.
+    async fn search_events(&self, query: EventQuery) -> Result<Vec<Event>>;
+    /// The kinds of event an account's log holds.
+    async fn event_kinds(&self, account_id: i64) -> Result<Vec<String>>;
 
     // Operation (readiness, metrics, shutdown).
     /// Proves the database takes a write now: a transaction through the writer, committed.

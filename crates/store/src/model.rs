@@ -1,6 +1,47 @@
 //! Records as stored and read back.
 
 use smartlic_core::{LicenseTerm, Role, Timestamp, TokenFacts};
+pub use smartlic_proto::reservation::ReservationKind;
+
+/// Text a closed set of values was asked to parse and does not hold: a stored value no
+/// version of smartlic wrote, reported as corrupt data rather than read as some default.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} '{value}'")]
+pub struct UnknownValue {
+    pub what: &'static str,
+    pub value: String,
+}
+
+/// An enum of a closed set of values kept as text: `as_str` gives the text (stored, shown in
+/// listings and events) and `FromStr` takes exactly that text back, refusing any other.
+macro_rules! text_enum {
+    ($(#[$meta:meta])* $name:ident, $what:literal { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant),+
+        }
+
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = UnknownValue;
+
+            fn from_str(text: &str) -> Result<Self, UnknownValue> {
+                match text {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err(UnknownValue { what: $what, value: text.into() }),
+                }
+            }
+        }
+    };
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
@@ -25,18 +66,11 @@ pub struct VirtualAccount {
 /// The name of the virtual account every smart account starts with (C-1).
 pub const DEFAULT_VIRTUAL_ACCOUNT: &str = "Default";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PrincipalKind {
-    User,
-    ApiClient,
-}
-
-impl PrincipalKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PrincipalKind::User => "user",
-            PrincipalKind::ApiClient => "api-client",
-        }
+text_enum! {
+    /// What a principal is: a person logging in or a program holding a client secret.
+    PrincipalKind, "principal kind" {
+        User = "user",
+        ApiClient = "api-client",
     }
 }
 
@@ -248,11 +282,36 @@ pub struct NewEvent {
     pub detail: String,
 }
 
+text_enum! {
+    /// What an alert is about; one alert per kind and object at a time.
+    AlertKind, "alert kind" {
+        /// Stored pool counters differ from the counts recomputed from the records.
+        CountersDrifted = "counters-drifted",
+        /// A pool uses or reserves more licenses than it holds.
+        PoolOutOfCompliance = "pool-out-of-compliance",
+        /// Licenses of a pool end soon.
+        LicensesExpiring = "licenses-expiring",
+        /// A product instance has not been heard from for too long.
+        InstanceSilent = "instance-silent",
+        /// A satellite has not synchronized within its period.
+        SynchronizationOverdue = "synchronization-overdue",
+    }
+}
+
+text_enum! {
+    /// How urgently an alert asks for an operator.
+    AlertSeverity, "alert severity" {
+        Critical = "critical",
+        Major = "major",
+        Minor = "minor",
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Alert {
     pub id: i64,
-    pub kind: String,
-    pub severity: String,
+    pub kind: AlertKind,
+    pub severity: AlertSeverity,
     pub account_id: i64,
     pub virtual_account_id: Option<i64>,
     pub object: String,
@@ -262,28 +321,21 @@ pub struct Alert {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewAlert {
-    pub kind: String,
-    pub severity: String,
+    pub kind: AlertKind,
+    pub severity: AlertSeverity,
     pub account_id: i64,
     pub virtual_account_id: Option<i64>,
     pub object: String,
     pub message: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReservationStatus {
-    /// The licenses are out of the pool, on an offline device.
-    Reserved,
-    /// The device's return code gave them back.
-    Returned,
-}
-
-impl ReservationStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReservationStatus::Reserved => "reserved",
-            ReservationStatus::Returned => "returned",
-        }
+text_enum! {
+    /// Where a reservation's licenses are.
+    ReservationStatus, "reservation status" {
+        /// The licenses are out of the pool, on an offline device.
+        Reserved = "reserved",
+        /// The device's return code gave them back.
+        Returned = "returned",
     }
 }
 
@@ -307,8 +359,7 @@ pub struct Reservation {
     pub virtual_account_id: i64,
     /// The device's request code, canonical form.
     pub request_code: String,
-    /// `specific` or `universal`.
-    pub kind: String,
+    pub kind: ReservationKind,
     pub udi_pid: String,
     pub udi_sn: String,
     pub piid: String,
@@ -333,7 +384,7 @@ impl Reservation {
 #[derive(Debug, Clone)]
 pub struct NewReservation {
     pub request_code: String,
-    pub kind: String,
+    pub kind: ReservationKind,
     pub udi_pid: String,
     pub udi_sn: String,
     pub piid: String,

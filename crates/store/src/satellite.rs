@@ -29,6 +29,8 @@ pub struct Satellite {
     /// The sequence of the last synchronisation request applied (0: none) and when (S-3).
     pub sync_sequence: i64,
     pub last_sync_at: Option<Timestamp>,
+    /// Days between its scheduled synchronisations, as its last request said (30 by default).
+    pub sync_interval_days: i64,
 }
 
 impl Satellite {
@@ -83,6 +85,11 @@ pub struct LocalAccount {
     pub sync_sequence: i64,
     pub acknowledged_sequence: i64,
     pub last_sync_at: Option<Timestamp>,
+    /// The scheduled synchronisation runs this many days after the last (30 by default).
+    pub sync_interval_days: i64,
+    /// The last synchronisation attempt that failed, and why (cleared by the next success).
+    pub last_attempt_at: Option<Timestamp>,
+    pub last_sync_error: Option<String>,
 }
 
 impl LocalAccount {
@@ -151,8 +158,12 @@ pub struct SyncDraft {
 pub struct SatelliteSync {
     pub satellite_id: i64,
     pub sequence: i64,
+    /// The last response the satellite applied: releases it carried are done with.
+    pub acknowledges: i64,
     /// A full request replaces the cloud's copy of the satellite's instances.
     pub full: bool,
+    /// Days until the satellite's next scheduled synchronisation.
+    pub interval_days: i64,
     pub pools: Vec<PoolInstances>,
 }
 
@@ -164,6 +175,37 @@ pub struct AppliedSync {
     pub sequence: i64,
     pub pools: Vec<MirroredPool>,
     pub removed: Vec<RemovedUdi>,
+    /// Pools the cloud reassigned away: their instances go and the satellite serves them no more.
+    pub released: Vec<String>,
+}
+
+/// What the cloud answers a satellite's applied request with, besides the pools' licenses.
+#[derive(Debug, Clone)]
+pub struct SyncOutcome {
+    pub satellite: Satellite,
+    /// Instances the cloud's operator removed, until a request reports them gone.
+    pub removed: Vec<RemovedUdi>,
+    /// Pools taken from the satellite, until a request acknowledges a response that carried them.
+    pub released: Vec<String>,
+}
+
+/// A pool's manager after a reassignment: `to` serves it (None: the cloud) now, or, when
+/// `pending`, from the next synchronisation of `from`, the satellite serving it until then.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reassignment {
+    pub pool: String,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub pending: bool,
+}
+
+/// A local account's synchronisation settings; None leaves one as it is.
+#[derive(Debug, Clone, Default)]
+pub struct SyncSettings {
+    pub interval_days: Option<i64>,
+    /// The cloud's base URL for network synchronisation (a local account registered by files
+    /// has none until one is set).
+    pub cloud_url: Option<String>,
 }
 
 /// An instance of a satellite pool the cloud's operator removed: (pool, PID, SN).
@@ -215,7 +257,21 @@ pub trait SatelliteStore: Send + Sync {
     /// sequence applied already (replayed) or older (stale), or a pool the satellite does not
     /// serve, is refused. Usage moves between the pools' counters so none is lost or counted twice.
     /// Answers the satellite and the removals to carry down to it.
-    async fn apply_satellite_sync(&self, sync: SatelliteSync, now: Timestamp) -> Result<(Satellite, Vec<RemovedUdi>)>;
+    /// A pool reassigned away from this satellite moves here, after the request's usage: its
+    /// mirrored instances leave the pool and it is released to the satellite.
+    async fn apply_satellite_sync(&self, sync: SatelliteSync, now: Timestamp) -> Result<SyncOutcome>;
+    /// In the cloud: the operator gives a pool to satellite `to` or, with None, to the cloud.
+    /// A pool the cloud serves moves at once if no instance is registered in it with the cloud;
+    /// one a satellite serves moves with that satellite's next request (see above). Refused,
+    /// changing nothing: a move already pending, the manager it has, a satellite not approved or
+    /// of another smart account.
+    async fn reassign_pool(
+        &self,
+        virtual_account_id: i64,
+        to: Option<i64>,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<Reassignment>;
     /// In the cloud: the operator removes a satellite's instance; its usage leaves the pool now
     /// and the removal goes down with every response until the satellite reports it done.
     async fn remove_satellite_instance(
@@ -235,4 +291,19 @@ pub trait SatelliteStore: Send + Sync {
     /// response applied already (replayed), older than the last applied (stale), or answering
     /// no request this satellite made, is refused.
     async fn apply_sync_response(&self, applied: AppliedSync, actor: &str, now: Timestamp) -> Result<LocalAccount>;
+    /// On a satellite: changes a local account's synchronisation settings.
+    async fn set_sync_settings(
+        &self,
+        name: &str,
+        settings: SyncSettings,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<LocalAccount>;
+    /// On a satellite: records a synchronisation that failed (the cloud unreachable or
+    /// refusing), as an event and on the local account, to be retried.
+    async fn record_sync_failure(&self, name: &str, error: &str, actor: &str, now: Timestamp) -> Result<LocalAccount>;
+    /// On a satellite: the name of the pool if the cloud reassigned it away (it serves no device).
+    async fn released_pool(&self, virtual_account_id: i64) -> Result<Option<String>>;
+    /// On a satellite: the name of the released pool the registration token with this hash is of.
+    async fn released_pool_of_token(&self, token_hash: &str) -> Result<Option<String>>;
 }

@@ -122,6 +122,21 @@ pub enum SatelliteCmd {
         #[arg(long)]
         sn: String,
     },
+    /// Change which manager serves a virtual account (one manager per pool): a satellite (--to
+    /// ID) or the cloud (--to cloud). A pool a satellite serves moves with that satellite's next
+    /// synchronisation, after its usage; one the cloud serves moves at once if no instance is
+    /// registered in it with the cloud.
+    Reassign {
+        /// The smart account of the virtual account.
+        #[arg(long, value_name = "DOMAIN")]
+        smart_account: String,
+        /// The virtual account.
+        #[arg(long, value_name = "NAME")]
+        va: String,
+        /// The satellite's id (as `satellite list` shows it), or `cloud`.
+        #[arg(long, value_name = "ID|cloud")]
+        to: String,
+    },
 }
 
 const LOCAL_ACCOUNTS: &[Col] = &[
@@ -218,6 +233,21 @@ impl SatelliteCmd {
             ),
             SatelliteCmd::Instances { id } => {
                 Call::get(format!("/api/v1/satellites/{id}/instances"), Table("instances", MIRRORED))
+            }
+            SatelliteCmd::Reassign { smart_account, va, to } => {
+                let to = match to.as_str() {
+                    "cloud" => None,
+                    id => Some(id.parse::<i64>().map_err(|_| {
+                        anyhow::anyhow!(
+                            "--to takes a satellite's id (as `satellite list` shows it) or `cloud`, not '{id}'"
+                        )
+                    })?),
+                };
+                Call::post(
+                    "/api/v1/satellites/reassign".into(),
+                    json!({ "smart_account": smart_account, "virtual_account": va, "to_satellite": to }),
+                    Record,
+                )
             }
         })
     }

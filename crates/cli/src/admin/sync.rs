@@ -44,8 +44,22 @@ pub enum SyncCmd {
         #[arg(long = "in", value_name = "FILE")]
         input: PathBuf,
     },
-    /// Each local account's last synchronisation and when the next is due.
+    /// Each local account's last synchronisation, when the next is due, its interval and the
+    /// last failed attempt.
     Status,
+    /// The scheduled synchronisation: every how many days, with which cloud (the satellite
+    /// synchronises by itself when due and retries one that failed).
+    Schedule {
+        /// Days between scheduled synchronisations (1 to 365; 30 by default).
+        #[arg(long, value_name = "DAYS")]
+        days: Option<i64>,
+        /// The cloud's base URL, for a local account registered by files.
+        #[arg(long, value_name = "URL")]
+        cloud: Option<String>,
+        /// The local account (needed when the satellite has several).
+        #[arg(long, value_name = "NAME")]
+        local_account: Option<String>,
+    },
 }
 
 const STATUS: &[Col] = &[
@@ -54,6 +68,8 @@ const STATUS: &[Col] = &[
     ("LAST SYNCHRONIZATION", "last_synchronization"),
     ("SYNCHRONIZATION DUE", "synchronization_due"),
     ("OVERDUE", "overdue"),
+    ("INTERVAL (DAYS)", "interval_days"),
+    ("LAST ERROR", "last_error"),
 ];
 
 /// A synchronisation file's text, read before any request.
@@ -82,6 +98,11 @@ impl SyncCmd {
                 Call::post("/api/v1/sync/import".into(), json!({ "response": read(input)? }), Record)
             }
             SyncCmd::Status => Call::get("/api/v1/sync/status".into(), Table("local_accounts", STATUS)),
+            SyncCmd::Schedule { days, cloud, local_account } => Call::post(
+                "/api/v1/sync/schedule".into(),
+                json!({ "interval_days": days, "cloud": cloud, "local_account": local_account }),
+                Record,
+            ),
         })
     }
 }

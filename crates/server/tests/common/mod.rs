@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod device_cli;
+pub mod portal;
 pub mod satellite;
 
 use serde_json::{json, Value};

@@ -32,7 +32,11 @@ pub struct Engine {
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        StoreError::Database(e.to_string())
+        match e {
+            // A stored value that does not read as its type: the data, not the database, is wrong.
+            rusqlite::Error::FromSqlConversionFailure(_, _, why) => StoreError::Corrupt(why.to_string()),
+            e => StoreError::Database(e.to_string()),
+        }
     }
 }
 

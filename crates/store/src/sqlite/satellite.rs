@@ -10,8 +10,8 @@ use rusqlite::{params, Connection, Row};
 use smartlic_core::Timestamp;
 use std::collections::BTreeMap;
 
-const SATELLITE: &str = "SELECT id, account_id, name, local_account, manager_id, key_algorithm, public_key, csr, requested_at, requested_by, approved_at, certificate_expires_at, answer, sync_sequence, last_sync_at FROM satellites";
-const LOCAL_ACCOUNT: &str = "SELECT id, name, domain, created_at, cloud_satellite_id, cloud_url, approved_at, certificate, certificate_expires_at, cloud_ca, sync_sequence, acknowledged_sequence, last_sync_at FROM local_accounts";
+const SATELLITE: &str = "SELECT id, account_id, name, local_account, manager_id, key_algorithm, public_key, csr, requested_at, requested_by, approved_at, certificate_expires_at, answer, sync_sequence, last_sync_at, sync_interval_days FROM satellites";
+const LOCAL_ACCOUNT: &str = "SELECT id, name, domain, created_at, cloud_satellite_id, cloud_url, approved_at, certificate, certificate_expires_at, cloud_ca, sync_sequence, acknowledged_sequence, last_sync_at, sync_interval_days, last_attempt_at, last_sync_error FROM local_accounts";
 
 fn satellite_row(row: &Row) -> R<Satellite> {
     Ok(Satellite {
@@ -31,6 +31,7 @@ fn satellite_row(row: &Row) -> R<Satellite> {
         pools: Vec::new(),
         sync_sequence: row.get("sync_sequence")?,
         last_sync_at: opt_ts(row, "last_sync_at")?,
+        sync_interval_days: row.get("sync_interval_days")?,
     })
 }
 
@@ -49,6 +50,9 @@ fn local_account_row(row: &Row) -> R<LocalAccount> {
         sync_sequence: row.get("sync_sequence")?,
         acknowledged_sequence: row.get("acknowledged_sequence")?,
         last_sync_at: opt_ts(row, "last_sync_at")?,
+        sync_interval_days: row.get("sync_interval_days")?,
+        last_attempt_at: opt_ts(row, "last_attempt_at")?,
+        last_sync_error: row.get("last_sync_error")?,
     })
 }
 
@@ -108,6 +112,135 @@ fn forget_mirrored(db: &Connection, virtual_account_id: i64, pid: &str, sn: &str
         params![virtual_account_id, pid, sn],
     )?;
     Ok(())
+}
+
+/// Takes every instance `satellite_id` reported in the pool out of the cloud's copy.
+fn forget_pool(db: &Connection, satellite_id: i64, virtual_account_id: i64) -> Result<()> {
+    let udis: Vec<(String, String)> = all(
+        db,
+        "SELECT udi_pid, udi_sn FROM satellite_instances WHERE satellite_id = $1 AND virtual_account_id = $2",
+        [satellite_id, virtual_account_id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    for (pid, sn) in udis {
+        forget_mirrored(db, virtual_account_id, &pid, &sn)?;
+    }
+    Ok(())
+}
+
+fn satellite_name(db: &Connection, id: Option<i64>) -> Result<String> {
+    Ok(match id {
+        Some(id) => format!(
+            "satellite {}",
+            one(db, "SELECT name FROM satellites WHERE id = $1", [id], |r| r.get::<_, String>(0))?.unwrap_or_default()
+        ),
+        None => "the cloud".to_string(),
+    })
+}
+
+/// Moves the pools reassigned away from `sat`, now that the usage of its request `sequence`
+/// is in: its mirrored instances leave them (their devices register again with the new
+/// manager, so nothing is counted twice), the new manager serves them, and the responses carry
+/// the release down until the satellite acknowledges one.
+fn complete_moves(db: &Connection, sat: &Satellite, sequence: i64, now: Timestamp) -> Result<()> {
+    let moves: Vec<(i64, Option<i64>, String)> = all(
+        db,
+        "SELECT m.virtual_account_id, m.to_satellite_id, v.name FROM pool_moves m
+         JOIN virtual_accounts v ON v.id = m.virtual_account_id WHERE m.from_satellite_id = $1",
+        [sat.id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    for (va, to, pool) in moves {
+        forget_pool(db, sat.id, va)?;
+        exec(db, "DELETE FROM satellite_removals WHERE satellite_id = $1 AND virtual_account_id = $2", [sat.id, va])?;
+        exec(db, "DELETE FROM satellite_pools WHERE virtual_account_id = $1", [va])?;
+        if let Some(to) = to {
+            exec(db, "INSERT INTO satellite_pools (virtual_account_id, satellite_id) VALUES ($1, $2)", [va, to])?;
+            exec(db, "DELETE FROM satellite_releases WHERE satellite_id = $1 AND virtual_account_id = $2", [to, va])?;
+        }
+        exec(db, "DELETE FROM pool_moves WHERE virtual_account_id = $1", [va])?;
+        exec(
+            db,
+            "INSERT OR REPLACE INTO satellite_releases (satellite_id, virtual_account_id, pool, sequence) VALUES ($1, $2, $3, $4)",
+            params![sat.id, va, pool, sequence],
+        )?;
+        let detail = format!("'{pool}' served by {} from synchronisation {sequence} on", satellite_name(db, to)?);
+        log(db, now, "satellite", "satellite.pool-released", Some(sat.account_id), Some(va), &sat.name, detail)?;
+    }
+    Ok(())
+}
+
+/// See [`SatelliteStore::reassign_pool`].
+fn reassign(db: &Connection, va: i64, to: Option<i64>, actor: &str, now: Timestamp) -> Result<Reassignment> {
+    let (pool, account_id): (String, i64) =
+        one(db, "SELECT name, account_id FROM virtual_accounts WHERE id = $1", [va], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .ok_or_else(|| StoreError::NotFound(format!("virtual account {va} does not exist")))?;
+    let waiting: Option<String> = one(
+        db,
+        "SELECT s.name FROM pool_moves m JOIN satellites s ON s.id = m.from_satellite_id WHERE m.virtual_account_id = $1",
+        [va],
+        |r| r.get(0),
+    )?;
+    if let Some(from) = waiting {
+        return Err(StoreError::Conflict(format!(
+            "the reassignment of '{pool}' away from satellite {from} waits for that satellite's next synchronisation; nothing changed"
+        )));
+    }
+    if let Some(t) = to {
+        let s = satellite_by_id(db, t)?.ok_or_else(|| StoreError::NotFound(format!("satellite {t} does not exist")))?;
+        if s.approved_at.is_none() || s.account_id != account_id {
+            return Err(StoreError::Conflict(format!(
+                "satellite {t} ({}) is not an approved satellite of the smart account of '{pool}'; nothing changed",
+                s.name
+            )));
+        }
+    }
+    let serving: Option<i64> =
+        one(db, "SELECT satellite_id FROM satellite_pools WHERE virtual_account_id = $1", [va], |r| r.get(0))?;
+    let (from_name, to_name) = (satellite_name(db, serving)?, satellite_name(db, to)?);
+    if serving == to {
+        return Err(StoreError::Conflict(format!("'{pool}' is served by {to_name} already; nothing changed")));
+    }
+    let reassignment = |pending| Reassignment {
+        pool: pool.clone(),
+        from: serving.map(|_| from_name.clone()),
+        to: to.map(|_| to_name.clone()),
+        pending,
+    };
+    let Some(from) = serving else {
+        let instances: i64 =
+            one(db, "SELECT COUNT(*) FROM instances WHERE virtual_account_id = $1", [va], |r| r.get(0))?.unwrap_or(0);
+        if instances > 0 {
+            return Err(StoreError::Conflict(format!(
+                "'{pool}' has {instances} product instance(s) registered with the cloud: remove them or move them to another virtual account first (a pool has one manager); nothing changed"
+            )));
+        }
+        exec(db, "INSERT INTO satellite_pools (virtual_account_id, satellite_id) VALUES ($1, $2)", params![va, to])?;
+        exec(
+            db,
+            "DELETE FROM satellite_releases WHERE satellite_id = $1 AND virtual_account_id = $2",
+            params![to, va],
+        )?;
+        log(
+            db,
+            now,
+            actor,
+            "satellite.pool-assigned",
+            Some(account_id),
+            Some(va),
+            &pool,
+            format!("served by {to_name} from now on"),
+        )?;
+        return Ok(reassignment(false));
+    };
+    exec(
+        db,
+        "INSERT INTO pool_moves (virtual_account_id, from_satellite_id, to_satellite_id, requested_at, requested_by) VALUES ($1, $2, $3, $4, $5)",
+        params![va, from, to, now.0, actor],
+    )?;
+    let detail = format!("moves from {from_name} to {to_name} with {from_name}'s next synchronisation");
+    log(db, now, actor, "satellite.pool-reassigned", Some(account_id), Some(va), &pool, detail)?;
+    Ok(reassignment(true))
 }
 
 fn mirror(db: &Connection, satellite_id: i64, virtual_account_id: i64, i: &MirroredInstance) -> Result<()> {
@@ -198,6 +331,19 @@ fn replace_licenses(
     for (id, _) in unmatched {
         exec(db, "DELETE FROM licenses WHERE id = $1", [id])?;
     }
+    Ok(())
+}
+
+/// On a satellite: the cloud reassigned the pool to another manager. Its instances go, their
+/// usage with them (the devices register again with the manager serving it now), and it serves
+/// no device until the cloud gives it back (a response naming it among the served pools).
+fn release_pool(db: &Connection, account_id: i64, pool: &str, now: Timestamp) -> Result<()> {
+    let sql = "SELECT id FROM virtual_accounts WHERE account_id = $1 AND name = $2";
+    let Some(va) = one(db, sql, params![account_id, pool], |r| r.get::<_, i64>(0))? else { return Ok(()) };
+    for found in all(db, &format!("{INSTANCE} WHERE virtual_account_id = $1"), [va], instance)? {
+        delete_instance(db, &found)?;
+    }
+    exec(db, "INSERT OR IGNORE INTO released_pools (virtual_account_id, released_at) VALUES ($1, $2)", [va, now.0])?;
     Ok(())
 }
 
@@ -441,7 +587,7 @@ impl SatelliteStore for SqliteStore {
             .await
     }
 
-    async fn apply_satellite_sync(&self, sync: SatelliteSync, now: Timestamp) -> Result<(Satellite, Vec<RemovedUdi>)> {
+    async fn apply_satellite_sync(&self, sync: SatelliteSync, now: Timestamp) -> Result<SyncOutcome> {
         self.db
             .write(move |db| {
                 let id = sync.satellite_id;
@@ -451,16 +597,16 @@ impl SatelliteStore for SqliteStore {
                     return Err(StoreError::Conflict(format!("satellite {id} ({}) is not approved", sat.name)));
                 }
                 refuse_old("request", sync.sequence, sat.sync_sequence)?;
-                let served: BTreeMap<String, i64> = all(
-                    db,
+                let pools_of = |sql: &str| -> Result<BTreeMap<String, i64>> {
+                    Ok(all(db, sql, [id], |r| Ok((r.get(0)?, r.get(1)?)))?.into_iter().collect())
+                };
+                let served = pools_of(
                     "SELECT v.name, v.id FROM satellite_pools p JOIN virtual_accounts v ON v.id = p.virtual_account_id
                      WHERE p.satellite_id = $1",
-                    [id],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )?
-                .into_iter()
-                .collect();
-                if let Some(p) = sync.pools.iter().find(|p| !served.contains_key(&p.pool)) {
+                )?;
+                // Pools taken from it whose release it has not applied yet: it may still report them.
+                let released = pools_of("SELECT pool, virtual_account_id FROM satellite_releases WHERE satellite_id = $1")?;
+                if let Some(p) = sync.pools.iter().find(|p| !served.contains_key(&p.pool) && !released.contains_key(&p.pool)) {
                     return Err(StoreError::Conflict(format!(
                         "satellite {id} ({}) does not serve virtual account '{}'; nothing changed",
                         sat.name, p.pool
@@ -468,15 +614,7 @@ impl SatelliteStore for SqliteStore {
                 }
                 if sync.full {
                     for va in served.values() {
-                        let udis: Vec<(String, String)> = all(
-                            db,
-                            "SELECT udi_pid, udi_sn FROM satellite_instances WHERE virtual_account_id = $1",
-                            [va],
-                            |r| Ok((r.get(0)?, r.get(1)?)),
-                        )?;
-                        for (pid, sn) in udis {
-                            forget_mirrored(db, *va, &pid, &sn)?;
-                        }
+                        forget_pool(db, id, *va)?;
                     }
                 }
                 let mut reported = 0;
@@ -484,7 +622,7 @@ impl SatelliteStore for SqliteStore {
                     let sql = "SELECT 1 FROM satellite_removals WHERE virtual_account_id = $1 AND udi_pid = $2 AND udi_sn = $3";
                     Ok(one(db, sql, params![va, pid, sn], |r| r.get::<_, i64>(0))?.is_some())
                 };
-                for p in &sync.pools {
+                for p in sync.pools.iter().filter(|p| served.contains_key(&p.pool)) {
                     let va = served[&p.pool];
                     for (pid, sn) in &p.removed {
                         forget_mirrored(db, va, pid, sn)?;
@@ -504,8 +642,8 @@ impl SatelliteStore for SqliteStore {
                 }
                 exec(
                     db,
-                    "UPDATE satellites SET sync_sequence = $1, last_sync_at = $2 WHERE id = $3",
-                    params![sync.sequence, now.0, id],
+                    "UPDATE satellites SET sync_sequence = $1, last_sync_at = $2, sync_interval_days = $3 WHERE id = $4",
+                    params![sync.sequence, now.0, sync.interval_days, id],
                 )?;
                 let detail = format!(
                     "{} synchronisation {}: {reported} instance(s) reported",
@@ -513,17 +651,36 @@ impl SatelliteStore for SqliteStore {
                     sync.sequence
                 );
                 log(db, now, "satellite", "satellite.synchronised", Some(sat.account_id), None, &sat.name, detail)?;
-                let removals = all(
+                complete_moves(db, &sat, sync.sequence, now)?;
+                exec(
+                    db,
+                    "DELETE FROM satellite_releases WHERE satellite_id = $1 AND sequence <= $2",
+                    params![id, sync.acknowledges],
+                )?;
+                let removed = all(
                     db,
                     "SELECT v.name, r.udi_pid, r.udi_sn FROM satellite_removals r JOIN virtual_accounts v ON v.id = r.virtual_account_id
                      WHERE r.satellite_id = $1 ORDER BY v.name, r.udi_pid, r.udi_sn",
                     [id],
                     |r| Ok(RemovedUdi { pool: r.get(0)?, pid: r.get(1)?, sn: r.get(2)? }),
                 )?;
-                let sat = satellite_by_id(db, id)?.ok_or_else(|| StoreError::Database("satellite vanished".into()))?;
-                Ok((sat, removals))
+                let released =
+                    all(db, "SELECT pool FROM satellite_releases WHERE satellite_id = $1 ORDER BY pool", [id], |r| r.get(0))?;
+                let satellite = satellite_by_id(db, id)?.ok_or_else(|| StoreError::Database("satellite vanished".into()))?;
+                Ok(SyncOutcome { satellite, removed, released })
             })
             .await
+    }
+
+    async fn reassign_pool(
+        &self,
+        virtual_account_id: i64,
+        to: Option<i64>,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<Reassignment> {
+        let actor = actor.to_string();
+        self.db.write(move |db| reassign(db, virtual_account_id, to, &actor, now)).await
     }
 
     async fn remove_satellite_instance(
@@ -604,7 +761,8 @@ impl SatelliteStore for SqliteStore {
                 let last_change: i64 =
                     one(db, "SELECT COALESCE(MAX(id), 0) FROM sync_changes", [], |r| r.get(0))?.unwrap_or(0);
                 let select = "SELECT v.name AS pool, i.id, i.udi_pid, i.udi_sn, i.hostname, i.last_contact_at, i.usage_released
-                     FROM instances i JOIN virtual_accounts v ON v.id = i.virtual_account_id WHERE v.account_id = $1";
+                     FROM instances i JOIN virtual_accounts v ON v.id = i.virtual_account_id WHERE v.account_id = $1
+                     AND v.id NOT IN (SELECT virtual_account_id FROM released_pools)";
                 let read = |r: &Row| Ok((r.get::<_, String>("id")?, r.get::<_, bool>("usage_released")?, mirrored_instance(r)?));
                 let mut rows = Vec::new();
                 let mut removed: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
@@ -618,7 +776,7 @@ impl SatelliteStore for SqliteStore {
                         db,
                         "SELECT DISTINCT c.virtual_account_id, c.udi_pid, c.udi_sn, v.name FROM sync_changes c
                          JOIN virtual_accounts v ON v.id = c.virtual_account_id WHERE v.account_id = $1 AND c.id > $2
-                         ORDER BY v.name, c.udi_pid, c.udi_sn",
+                         AND v.id NOT IN (SELECT virtual_account_id FROM released_pools) ORDER BY v.name, c.udi_pid, c.udi_sn",
                         params![account_id, since],
                         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
                     )?;
@@ -697,6 +855,10 @@ impl SatelliteStore for SqliteStore {
                         }
                     };
                     replace_licenses(db, va, &pool.licenses, now)?;
+                    exec(db, "DELETE FROM released_pools WHERE virtual_account_id = $1", [va])?;
+                }
+                for pool in &applied.released {
+                    release_pool(db, account_id, pool, now)?;
                 }
                 for gone in &applied.removed {
                     let sql = format!(
@@ -709,7 +871,8 @@ impl SatelliteStore for SqliteStore {
                 }
                 exec(
                     db,
-                    "UPDATE local_accounts SET acknowledged_sequence = $1, last_sync_at = $2, synced_change = $3 WHERE id = $4",
+                    "UPDATE local_accounts SET acknowledged_sequence = $1, last_sync_at = $2, synced_change = $3,
+                     last_attempt_at = NULL, last_sync_error = NULL WHERE id = $4",
                     params![applied.sequence, now.0, covered, local.id],
                 )?;
                 exec(
@@ -717,13 +880,87 @@ impl SatelliteStore for SqliteStore {
                     "DELETE FROM sync_changes WHERE id <= (SELECT MIN(synced_change) FROM local_accounts WHERE approved_at IS NOT NULL)",
                     [],
                 )?;
-                let detail = format!(
+                let mut detail = format!(
                     "synchronisation response {} applied; {} instance(s) removed by the cloud",
                     applied.sequence,
                     applied.removed.len()
                 );
+                if !applied.released.is_empty() {
+                    detail.push_str(&format!("; no longer serves {}", applied.released.join(", ")));
+                }
                 log(db, now, &actor, "local-account.synchronised", Some(account_id), None, &local.name, detail)?;
                 local_account_named(db, &local.name)
+            })
+            .await
+    }
+
+    async fn set_sync_settings(
+        &self,
+        name: &str,
+        settings: SyncSettings,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<LocalAccount> {
+        let (name, actor) = (name.to_string(), actor.to_string());
+        self.db
+            .write(move |db| {
+                let local = local_account_named(db, &name)?;
+                let mut changed = Vec::new();
+                if let Some(days) = settings.interval_days {
+                    exec(db, "UPDATE local_accounts SET sync_interval_days = $1 WHERE id = $2", [days, local.id])?;
+                    changed.push(format!("scheduled every {days} day(s)"));
+                }
+                if let Some(url) = &settings.cloud_url {
+                    exec(db, "UPDATE local_accounts SET cloud_url = $1 WHERE id = $2", params![url, local.id])?;
+                    changed.push(format!("cloud {url}"));
+                }
+                log(db, now, &actor, "local-account.sync-settings", None, None, &name, changed.join("; "))?;
+                local_account_named(db, &name)
+            })
+            .await
+    }
+
+    async fn record_sync_failure(&self, name: &str, error: &str, actor: &str, now: Timestamp) -> Result<LocalAccount> {
+        let (name, error, actor) = (name.to_string(), error.to_string(), actor.to_string());
+        self.db
+            .write(move |db| {
+                let local = local_account_named(db, &name)?;
+                exec(
+                    db,
+                    "UPDATE local_accounts SET last_attempt_at = $1, last_sync_error = $2 WHERE id = $3",
+                    params![now.0, error, local.id],
+                )?;
+                log(db, now, &actor, "local-account.sync-failed", None, None, &name, error)?;
+                local_account_named(db, &name)
+            })
+            .await
+    }
+
+    async fn released_pool(&self, virtual_account_id: i64) -> Result<Option<String>> {
+        self.db
+            .read(move |db| {
+                one(
+                    db,
+                    "SELECT v.name FROM released_pools r JOIN virtual_accounts v ON v.id = r.virtual_account_id
+                     WHERE r.virtual_account_id = $1",
+                    [virtual_account_id],
+                    |r| r.get(0),
+                )
+            })
+            .await
+    }
+
+    async fn released_pool_of_token(&self, token_hash: &str) -> Result<Option<String>> {
+        let token_hash = token_hash.to_string();
+        self.db
+            .read(move |db| {
+                one(
+                    db,
+                    "SELECT v.name FROM registration_tokens t JOIN released_pools r ON r.virtual_account_id = t.virtual_account_id
+                     JOIN virtual_accounts v ON v.id = t.virtual_account_id WHERE t.token_hash = $1",
+                    [token_hash],
+                    |r| r.get(0),
+                )
             })
             .await
     }

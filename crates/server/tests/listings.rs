@@ -1,0 +1,84 @@
+//! Instance listings over real HTTPS read one page at a time (its instances, then their usage
+//! together): each page holds the instances the caller may see, in order, each with its own usage.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+
+/// Every page of `path` with `limit` items, followed by `next_offset`: (serial, usage) of
+/// each instance, page by page.
+async fn pages(h: &Harness, path: &str, limit: usize) -> Vec<Vec<(String, Vec<(String, i64)>)>> {
+    let mut offset = Some(0);
+    let mut found = Vec::new();
+    while let Some(at) = offset {
+        let page = h.admin("GET", &format!("{path}?limit={limit}&offset={at}"), None).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        let rows = page.body["instances"].as_array().unwrap().iter().map(|i| {
+            let usage = i["usage"].as_array().unwrap();
+            let usage = usage.iter().map(|u| (u["tag"].as_str().unwrap().to_string(), u["count"].as_i64().unwrap()));
+            (i["udi_serial_number"].as_str().unwrap().to_string(), usage.collect())
+        });
+        found.push(rows.collect());
+        offset = page.body["next_offset"].as_u64().map(|n| n as usize);
+    }
+    found
+}
+
+#[tokio::test]
+async fn each_page_of_instances_shows_each_ones_own_usage() {
+    let h = Harness::new().await;
+    let token = h.account_with("example.com", &[("ACI Advantage", 20), ("ACI Essentials", 20)]).await;
+    let reported: [(&str, &[(&str, i64)]); 5] = [
+        ("FOC0001", &[("ACI Advantage", 1)]),
+        ("FOC0002", &[("ACI Essentials", 2)]),
+        ("FOC0003", &[]),
+        ("FOC0004", &[("ACI Advantage", 3), ("ACI Essentials", 4)]),
+        ("FOC0005", &[("ACI Essentials", 5)]),
+    ];
+    for (sn, used) in reported {
+        let device = h.register(sn, &token).await;
+        h.devices.authorize(&device, &usage(used), h.now_ms()).await.unwrap();
+    }
+    let expected: Vec<(String, Vec<(String, i64)>)> = reported
+        .iter()
+        .map(|(sn, used)| (sn.to_string(), used.iter().map(|(t, c)| (t.to_string(), *c)).collect()))
+        .collect();
+    for path in
+        ["/api/v1/accounts/example.com/instances", "/api/v1/accounts/example.com/virtual-accounts/Default/instances"]
+    {
+        let by_two = pages(&h, path, 2).await;
+        assert_eq!(by_two.iter().map(Vec::len).collect::<Vec<_>>(), [2, 2, 1], "{path}");
+        assert_eq!(by_two.concat(), expected, "{path}");
+        assert_eq!(pages(&h, path, 1000).await, std::slice::from_ref(&expected), "{path}");
+    }
+    // Past the end: an empty page, no next one.
+    let beyond = h.admin("GET", "/api/v1/accounts/example.com/instances?offset=5", None).await;
+    assert_eq!((&beyond.body["instances"], &beyond.body["next_offset"]), (&Value::Array(vec![]), &Value::Null));
+
+    // A caller bound to one pool pages through that pool's instances only.
+    let lab = h.admin("POST", "/api/v1/accounts/example.com/virtual-accounts", Some(json!({"name": "Lab"}))).await;
+    assert_eq!(lab.status, 201, "{}", lab.body);
+    let listed = h.admin("GET", "/api/v1/accounts/example.com/instances", None).await.body;
+    for sn in ["FOC0002", "FOC0004"] {
+        let id = listed["instances"].as_array().unwrap().iter().find(|i| i["udi_serial_number"] == sn).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let path = format!("/api/v1/accounts/example.com/instances/{id}/move");
+        assert_eq!(h.admin("POST", &path, Some(json!({"to": "Lab"}))).await.status, 200);
+    }
+    let (_, _, lab_user) =
+        h.client("example.com", json!({"name": "lab", "role": "virtual-account-user", "virtual_account": "Lab"})).await;
+    let first = h.call(&lab_user, "GET", "/api/v1/accounts/example.com/instances?limit=1", None).await;
+    let second = h.call(&lab_user, "GET", "/api/v1/accounts/example.com/instances?limit=1&offset=1", None).await;
+    let serials = |page: &Value| {
+        page["instances"].as_array().unwrap().iter().map(|i| i["udi_serial_number"].clone()).collect::<Vec<_>>()
+    };
+    assert_eq!((serials(&first.body), &first.body["next_offset"]), (vec![json!("FOC0002")], &json!(1)));
+    assert_eq!((serials(&second.body), &second.body["next_offset"]), (vec![json!("FOC0004")], &Value::Null));
+    assert_eq!(
+        second.body["instances"][0]["usage"],
+        json!([{"tag": "ACI Advantage", "count": 3}, {"tag": "ACI Essentials", "count": 4}])
+    );
+}
