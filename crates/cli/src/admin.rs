@@ -860,6 +860,34 @@ async fn all_pages(api: &Api, call: &Call) -> Result<String> {
     Ok(answer.to_string())
 }
 
+/// Awaits a call, and on a terminal shows the seconds it has been waiting once it takes longer
+/// than a second: a full synchronisation of a large satellite or a long listing takes minutes.
+async fn waiting<T>(call: impl std::future::Future<Output = T>) -> T {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return call.await;
+    }
+    tokio::pin!(call);
+    let started = tokio::time::Instant::now();
+    let mut ticks =
+        tokio::time::interval_at(started + std::time::Duration::from_secs(1), std::time::Duration::from_secs(1));
+    let mut shown = false;
+    loop {
+        tokio::select! {
+            done = &mut call => {
+                if shown {
+                    eprint!("\r\x1b[K");
+                }
+                return done;
+            }
+            _ = ticks.tick() => {
+                shown = true;
+                eprint!("\rwaiting for the manager's answer: {} s", started.elapsed().as_secs());
+            }
+        }
+    }
+}
+
 /// Chooses the login before any network traffic, so a missing secret fails fast.
 fn login(args: &AdminArgs, input: &mut dyn BufRead) -> Result<Login> {
     if let Some(name) = &args.user {
@@ -884,11 +912,11 @@ pub async fn run(args: AdminArgs) -> Result<()> {
     if let Command::Backup { out } = &args.command {
         return backup::save(api.stream(&call).await?, out).await;
     }
-    if let Some(done) = satellite::finish(&args.command, &api, &call).await? {
+    if let Some(done) = waiting(satellite::finish(&args.command, &api, &call)).await? {
         println!("{done}");
         return Ok(());
     }
-    let answer = all_pages(&api, &call).await?;
+    let answer = waiting(all_pages(&api, &call)).await?;
     let text = view::render(&call.show, &answer, args.json)?;
     if !args.json {
         if let Some(note) = view::note(&call.show, &answer)? {
