@@ -617,7 +617,8 @@ fn next_action(queue: &mut VecDeque<Action>) -> Option<Action> {
     }
 }
 
-fn auth_answer(status: AuthorizationStatus) -> AuthAnswer {
+/// The manager's authorization status as the state machine's event reads it.
+pub fn auth_answer(status: AuthorizationStatus) -> AuthAnswer {
     match status {
         AuthorizationStatus::Authorized => AuthAnswer::Authorized,
         AuthorizationStatus::OutOfCompliance => AuthAnswer::OutOfCompliance,
@@ -625,7 +626,8 @@ fn auth_answer(status: AuthorizationStatus) -> AuthAnswer {
     }
 }
 
-fn intervals(i: &wire::Intervals) -> Intervals {
+/// The renewal intervals a manager's answer carries, as the state machine keeps them.
+pub fn intervals(i: &wire::Intervals) -> Intervals {
     Intervals::from_secs(i.id_renew_secs, i.auth_renew_secs, i.auth_validity_secs)
 }
 

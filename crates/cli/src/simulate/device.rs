@@ -6,14 +6,12 @@
 
 use super::check::{Kind, Outcome, Timeline};
 use super::manager::Manager;
-use smartlic_agent::device::SEND_FAILED;
-use smartlic_core::agent::{
-    step, Action, Agent, AuthAnswer, AuthFacts, Event, Failure, FailureKind, Intervals, RegisterFacts, RenewFacts,
-};
+use smartlic_agent::device::{auth_answer, intervals, SEND_FAILED};
+use smartlic_core::agent::{step, Action, Agent, AuthFacts, Event, Failure, FailureKind, RegisterFacts, RenewFacts};
 use smartlic_core::Timestamp;
 use smartlic_proto::wire::{
-    self, AuthorizationStatus, AuthorizeRequest, AuthorizeResponse, DeregisterRequest, DeregisterResponse,
-    RegisterRequest, RegisterResponse, RenewIdRequest, RenewIdResponse, Udi, Usage,
+    self, AuthorizeRequest, AuthorizeResponse, DeregisterRequest, DeregisterResponse, RegisterRequest,
+    RegisterResponse, RenewIdRequest, RenewIdResponse, Udi, Usage,
 };
 use smartlic_proto::{cert, KeyAlgorithm, SigningKey};
 use std::collections::VecDeque;
@@ -277,16 +275,4 @@ fn certified(key: &SigningKey, certificate: &str) -> Result<(), Failure> {
         Ok(k) if k == key.public_key() => Ok(()),
         _ => Err(Failure::new(FailureKind::Communication, "the certificate issued is not for the device's key")),
     }
-}
-
-fn auth_answer(status: AuthorizationStatus) -> AuthAnswer {
-    match status {
-        AuthorizationStatus::Authorized => AuthAnswer::Authorized,
-        AuthorizationStatus::OutOfCompliance => AuthAnswer::OutOfCompliance,
-        AuthorizationStatus::NoLicensesInUse => AuthAnswer::NoLicensesInUse,
-    }
-}
-
-fn intervals(i: &wire::Intervals) -> Intervals {
-    Intervals::from_secs(i.id_renew_secs, i.auth_renew_secs, i.auth_validity_secs)
 }
