@@ -337,8 +337,6 @@ async fn accounts(State(state): State<AppState>, LegacyCaller(caller): LegacyCal
     params(("domain" = String, Path, description = "the smart account's domain", example = "example.com"), ("accountType" = String, Path, description = "the account type (any value; CUSTOMER)")),
     responses(
         (status = 200, description = "SUCCESS: the original API's answer (public facts §1)", body = Object),
-        (status = 403, description = "the caller's role may not do this"),
-        (status = 404, description = "the smart account or virtual account does not exist, or the caller has no role in it"),
     )
 )]
 async fn virtual_accounts(
@@ -458,8 +456,6 @@ fn iso(t: Option<Timestamp>) -> Value {
     request_body = ListRequest,
     responses(
         (status = 200, description = "SUCCESS: the original API's answer (public facts §1)", body = Object),
-        (status = 403, description = "the caller's role may not do this"),
-        (status = 404, description = "the smart account or virtual account does not exist, or the caller has no role in it"),
     )
 )]
 async fn licenses(
@@ -567,8 +563,6 @@ fn va_json(v: &VirtualAccount) -> Value {
     request_body = NewVirtualAccount,
     responses(
         (status = 200, description = "SUCCESS: the original API's answer (public facts §1)", body = Object),
-        (status = 403, description = "the caller's role may not do this"),
-        (status = 404, description = "the smart account or virtual account does not exist, or the caller has no role in it"),
         (status = 409, description = "refused: nothing changed (the message says why)"),
     )
 )]
@@ -620,8 +614,6 @@ fn token_json(t: &RegistrationToken, text: Option<&str>, va: &VirtualAccount, no
     params(("domain" = String, Path, description = "the smart account's domain", example = "example.com"), ("va" = String, Path, description = "the virtual account's name", example = "Default")),
     responses(
         (status = 200, description = "SUCCESS: the original API's answer (public facts §1)", body = Object),
-        (status = 403, description = "the caller's role may not do this"),
-        (status = 404, description = "the smart account or virtual account does not exist, or the caller has no role in it"),
     )
 )]
 async fn tokens(
@@ -657,8 +649,6 @@ struct NewTokenRequest {
     request_body = NewTokenRequest,
     responses(
         (status = 200, description = "SUCCESS: the original API's answer (public facts §1)", body = Object),
-        (status = 403, description = "the caller's role may not do this"),
-        (status = 404, description = "the smart account or virtual account does not exist, or the caller has no role in it"),
     )
 )]
 async fn create_token(
@@ -716,8 +706,6 @@ struct RevokeRequest {
     request_body = RevokeRequest,
     responses(
         (status = 200, description = "SUCCESS: the original API's answer (public facts §1)", body = Object),
-        (status = 403, description = "the caller's role may not do this"),
-        (status = 404, description = "the smart account or virtual account does not exist, or the caller has no role in it"),
         (status = 409, description = "refused: nothing changed (the message says why)"),
     )
 )]
@@ -796,8 +784,6 @@ async fn device_rows(state: &AppState, vas: &[VirtualAccount]) -> LegacyResult<V
     params(("domain" = String, Path, description = "the smart account's domain", example = "example.com"), ("va" = String, Path, description = "the virtual account's name", example = "Default")),
     responses(
         (status = 200, description = "SUCCESS: the original API's answer (public facts §1)", body = Object),
-        (status = 403, description = "the caller's role may not do this"),
-        (status = 404, description = "the smart account or virtual account does not exist, or the caller has no role in it"),
     )
 )]
 async fn pool_devices(
@@ -820,8 +806,6 @@ async fn pool_devices(
     request_body = ListRequest,
     responses(
         (status = 200, description = "SUCCESS: the original API's answer (public facts §1)", body = Object),
-        (status = 403, description = "the caller's role may not do this"),
-        (status = 404, description = "the smart account or virtual account does not exist, or the caller has no role in it"),
     )
 )]
 async fn devices(
@@ -882,8 +866,6 @@ fn tag_of(state: &AppState, license: &str) -> LegacyResult<String> {
     request_body = TransferRequest,
     responses(
         (status = 200, description = "SUCCESS: the original API's answer (public facts §1)", body = Object),
-        (status = 403, description = "the caller's role may not do this"),
-        (status = 404, description = "the smart account or virtual account does not exist, or the caller has no role in it"),
         (status = 409, description = "refused: nothing changed (the message says why)"),
     )
 )]
@@ -989,8 +971,6 @@ impl Sudi {
     request_body = DeviceTransferRequest,
     responses(
         (status = 200, description = "SUCCESS: the original API's answer (public facts §1)", body = Object),
-        (status = 403, description = "the caller's role may not do this"),
-        (status = 404, description = "the smart account or virtual account does not exist, or the caller has no role in it"),
         (status = 409, description = "refused: nothing changed (the message says why)"),
     )
 )]
@@ -1055,8 +1035,6 @@ async fn transfer_devices(
     params(("domain" = String, Path, description = "the smart account's domain", example = "example.com"), ("va" = String, Path, description = "the virtual account's name", example = "Default")),
     responses(
         (status = 200, description = "SUCCESS: the original API's answer (public facts §1)", body = Object),
-        (status = 403, description = "the caller's role may not do this"),
-        (status = 404, description = "the smart account or virtual account does not exist, or the caller has no role in it"),
         (status = 409, description = "refused: nothing changed (the message says why)"),
     )
 )]
@@ -1154,8 +1132,6 @@ fn reservation_json(state: &AppState, r: &Reservation) -> Value {
     request_body = ReserveRequest,
     responses(
         (status = 200, description = "SUCCESS: the original API's answer (public facts §1)", body = Object),
-        (status = 403, description = "the caller's role may not do this"),
-        (status = 404, description = "the smart account or virtual account does not exist, or the caller has no role in it"),
         (status = 409, description = "refused: nothing changed (the message says why)"),
     )
 )]
@@ -1213,8 +1189,6 @@ struct RemoveItem {
     request_body = RemoveRequest,
     responses(
         (status = 200, description = "SUCCESS: the original API's answer (public facts §1)", body = Object),
-        (status = 403, description = "the caller's role may not do this"),
-        (status = 404, description = "the smart account or virtual account does not exist, or the caller has no role in it"),
         (status = 409, description = "refused: nothing changed (the message says why)"),
     )
 )]
@@ -1362,8 +1336,6 @@ async fn search_accounts_v2(
     request_body = ListRequest,
     responses(
         (status = 200, description = "SUCCESS: the original API's answer (public facts §1)", body = Object),
-        (status = 403, description = "the caller's role may not do this"),
-        (status = 404, description = "the smart account or virtual account does not exist, or the caller has no role in it"),
     )
 )]
 async fn license_subscriptions(

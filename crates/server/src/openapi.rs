@@ -245,7 +245,7 @@ impl utoipa::Modify for Security {
 
 /// The refusals every handler shares through its extractors, added from what each operation
 /// takes: a bearer token (401 with its challenge), a JSON body (400, 413, 415, 422), a query
-/// string or path parameters (400). Each answer with an error status and no content of its own
+/// string or path parameters (400; in the original API also 403 and 404 of the account lookup). Each answer with an error status and no content of its own
 /// gets the error schema.
 struct Refusals;
 
@@ -310,6 +310,15 @@ fn refusals_of(op: &mut Operation) {
     }
     if takes(ParameterIn::Path) {
         add("400", error_response("INVALID_PATH or INVALID_INPUT: a path parameter is wrong (named)"));
+        // The original API addresses every resource through its account, looked up with the
+        // caller's roles before anything else.
+        if original {
+            add("403", error_response("the caller's role may not do this"));
+            add(
+                "404",
+                error_response("the smart account or virtual account does not exist, or the caller has no role in it"),
+            );
+        }
     }
     for (status, answer) in op.responses.responses.iter_mut() {
         let error = status.starts_with('4') || status.starts_with('5');
