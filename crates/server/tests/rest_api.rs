@@ -4,6 +4,8 @@ mod common;
 
 use common::*;
 use serde_json::{json, Value};
+use smartlic_proto::wire::Udi;
+use smartlic_proto::KeyAlgorithm;
 
 const POOL: &str = "/api/v1/accounts/example.com/virtual-accounts/Default";
 
@@ -337,4 +339,21 @@ async fn reports_come_as_json_and_csv() {
     assert!(csv.contains("example.com,Default,ACI Essentials,ACI Essentials,0,10,0,10,0,In Compliance"), "{csv}");
     let instances = h.admin("GET", "/api/v1/accounts/example.com/reports/instances?format=csv", None).await;
     assert!(instances.body.as_str().unwrap().contains("ACI Essentials=10"));
+}
+
+/// A device names itself with a spreadsheet formula: the API's CSV report neutralises it (the
+/// portal's downloads share the same writer).
+#[tokio::test]
+async fn a_formula_a_device_reports_as_its_hostname_is_neutralised_in_csv() {
+    let h = Harness::new().await;
+    let token = h.account_with("example.com", &[("ACI Advantage", 1)]).await;
+    let udi = Udi { pid: "C9500-32C".into(), sn: "CSV1".into() };
+    h.devices
+        .register(&udi, Some("=HYPERLINK(\"http://x\")"), &token, false, KeyAlgorithm::Ed25519, h.now_ms())
+        .await
+        .expect("registration");
+    let instances = h.admin("GET", "/api/v1/accounts/example.com/reports/instances?format=csv", None).await;
+    let csv = instances.body.as_str().unwrap();
+    assert!(csv.contains(r#""'=HYPERLINK(""http://x"")""#), "{csv}");
+    assert!(!csv.contains(",=HYPERLINK"), "{csv}");
 }

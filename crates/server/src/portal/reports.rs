@@ -145,19 +145,8 @@ fn chart(state: &AppState, tags: &[&TagBalance]) -> Markup {
     }
 }
 
-/// A field a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab, carriage return
-/// first) gets a leading `'`, so a device's hostname cannot inject one; numbers stay numbers.
-fn neutral(field: String) -> String {
-    let risky = field.starts_with(['=', '+', '-', '@', '\t', '\r']);
-    if risky && field.parse::<f64>().is_err() {
-        format!("'{field}")
-    } else {
-        field
-    }
-}
-
 fn csv(name: &str, header: &[&str], rows: Vec<Vec<String>>) -> Response {
-    let body = to_csv(header, rows.into_iter().map(|r| r.into_iter().map(neutral).collect()));
+    let body = to_csv(header, rows.into_iter());
     let disposition = format!("attachment; filename=\"{name}\"");
     let headers = [
         (header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8")),
@@ -244,19 +233,4 @@ pub async fn instances_csv(State(state): State<AppState>, v: Viewer, Path((domai
         "status",
     ];
     Ok(csv("instances.csv", &header, rows))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::neutral;
-
-    #[test]
-    fn formula_starts_are_neutralised_and_numbers_kept() {
-        for risky in ["=1+1", "+cmd", "-2+3", "@SUM(A1)", "\tx", "\rx"] {
-            assert_eq!(neutral(risky.into()), format!("'{risky}"));
-        }
-        for kept in ["-10", "+5", "sw1", "", "C9500-32C"] {
-            assert_eq!(neutral(kept.into()), kept);
-        }
-    }
 }
