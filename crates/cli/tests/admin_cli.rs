@@ -1,7 +1,7 @@
 //! `smartlic admin` against a real `smartlic server` (simulated clock, temporary data
 //! directory, a port chosen by the OS): what an operator types and what a script captures.
 
-mod common;
+use crate::common;
 
 use common::*;
 

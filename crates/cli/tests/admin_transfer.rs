@@ -1,7 +1,7 @@
 //! `smartlic admin license transfer` against a real `smartlic server`: reserved licenses
 //! cannot be transferred away (issue 10), and the refusal says how many are available.
 
-mod common;
+use crate::common;
 
 use common::*;
 use smartlic_proto::reservation::{RequestCode, ReservationKind};

@@ -4,7 +4,7 @@
 //! device with no transport; `show running-config` and the call-home and trust point views print
 //! what was entered; registration raises `%SMART_LIC-4-CONFIG_NOT_SAVED` until `write memory`.
 
-mod common;
+use crate::common;
 
 use common::*;
 use smartlic_core::{Clock, SystemClock};

@@ -4,7 +4,7 @@
 //! before the integrity check is sealed without an alarm, and the manager's instance view
 //! shows the evaluation the device used when it registered.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::Value;

@@ -2,7 +2,7 @@
 //! `show license summary|usage|all` carries its own tag's status, and the hostname the manager
 //! knows follows the device's at every contact (C-8).
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::path::Path;

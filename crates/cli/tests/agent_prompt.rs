@@ -6,7 +6,7 @@
 //! test says it is skipped when tmux is missing, unless `SMARTLIC_REQUIRE_TMUX` (set by
 //! `.ci/run`, which installs it) makes that a failure.
 
-mod common;
+use crate::common;
 
 use common::*;
 use smartlic_core::{Clock, SystemClock};

@@ -7,7 +7,7 @@
 //! Waits on the binary are hang guards (a generous bound, then a failure saying what hung),
 //! never timed assertions.
 
-mod common;
+use crate::common;
 
 use common::*;
 use smartlic_core::{Clock, SystemClock};

@@ -2,7 +2,7 @@
 //! created, trusting the manager's CA, registered and using licenses, through 31 days, 91
 //! days of an unreachable manager and a year.
 
-mod common;
+use crate::common;
 
 use chrono::{DateTime, Utc};
 use common::*;

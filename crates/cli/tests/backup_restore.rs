@@ -2,7 +2,7 @@
 //! server --restore` into a fresh data directory: every change acknowledged before the backup
 //! started is there, and the restored manager serves the devices registered before.
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::path::Path;

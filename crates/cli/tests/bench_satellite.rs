@@ -2,7 +2,7 @@
 //! connects them, registers devices at the satellite and synchronises; every step succeeds and
 //! a standard synchronisation after 1 % changed carries a small part of what a full one does.
 
-mod common;
+use crate::common;
 
 /// The size (bytes) of the request file of the export row of a `kind` synchronisation.
 fn export_size(report: &str, kind: &str) -> usize {

@@ -3,7 +3,7 @@
 //! flag's help text is checked over the clap tree by the binary's unit test
 //! `every_command_and_flag_has_help_of_its_own`.)
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::path::Path;

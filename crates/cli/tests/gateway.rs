@@ -2,7 +2,7 @@
 //! relaying to it (`smartlic server --mode gateway`), and a device registering through the
 //! gateway with the seeds' satellite URL; the gateway's options are checked at start.
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::process::Stdio;

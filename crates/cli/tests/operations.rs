@@ -3,7 +3,7 @@
 //! cleanly (WAL checkpointed), the exit status is 0; its JSON log has one access line per
 //! request, with the id the response carried, and no secret.
 
-mod common;
+use crate::common;
 
 use common::{start_with, SECRET};
 use serde_json::Value;

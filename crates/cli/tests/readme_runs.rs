@@ -12,7 +12,7 @@
 //! The commands run in a network namespace of their own when `unshare` allows it, so the
 //! README's fixed address (127.0.0.1:8443) is free whatever else runs on the machine.
 
-mod common;
+use crate::common;
 
 use std::os::unix::process::CommandExt;
 use std::path::Path;

@@ -4,7 +4,7 @@
 //! shows it, returns it, and the licenses are back in the pool. A registered device answers
 //! "Already registered".
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::{json, Value};

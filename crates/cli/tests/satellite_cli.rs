@@ -2,7 +2,7 @@
 //! a real `smartlic server --mode satellite`: online registration (sent, approved, fetched by
 //! running the command again) and offline registration by files, as the README shows them.
 
-mod common;
+use crate::common;
 
 use common::{admin, agent, fails, ok, smartlic, start, start_with, Manager, SECRET};
 use std::process::Stdio;

@@ -1,7 +1,7 @@
 //! `smartlic simulate`: small fleets against the real manager (in the process, real SQLite
 //! file, simulated clock), read back from the per-day CSV it writes.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -4,7 +4,7 @@
 //! an altered and a replayed file refused), then one over the network; the schedule, and a pool
 //! reassigned to the cloud.
 
-mod common;
+use crate::common;
 
 use common::{agent, fails, ok, start, start_with, Manager};
 use std::process::Stdio;

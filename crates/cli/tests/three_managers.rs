@@ -3,7 +3,7 @@
 //! (`--mode gateway`) in front of each, and agents (`smartlic agent`) registering and
 //! authorizing at each of the four; a cloud token is refused at the satellite in seed 000's words.
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::path::Path;

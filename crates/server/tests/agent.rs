@@ -1,7 +1,7 @@
 //! The smart agent end to end: a device created in a state directory, configured and driven
 //! through its CLI session, talking to a real manager over HTTPS on loopback.
 
-mod common;
+use crate::common;
 
 use common::*;
 use smartlic_agent::device::Device;

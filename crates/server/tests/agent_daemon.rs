@@ -1,7 +1,7 @@
 //! The device daemon's product REST API against a real manager on loopback: register,
 //! renewals, refusals and deregistration, each answered from the state the exchange left.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::{json, Value};

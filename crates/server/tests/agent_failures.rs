@@ -4,7 +4,7 @@
 //! Each device runs on a frozen clock (set from the manager's), so the dates `show license
 //! status` prints are known to the second; `clock set` moves it as on a real device.
 
-mod common;
+use crate::common;
 
 use common::device_cli::*;
 use common::*;

@@ -2,7 +2,7 @@
 //! term, reservations draw named purchase records once, tier lending finds an allocation
 //! whenever one exists, and drifted counters are reported, never hidden.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::{json, Value};

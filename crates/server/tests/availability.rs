@@ -2,7 +2,7 @@
 //! a connection cap, connection timeouts, failed-login budgets on the manager's clock, and a
 //! first start on a taken port.
 
-mod common;
+use crate::common;
 
 use common::{server_config, usage, Harness, SECRET};
 use serde_json::Value;

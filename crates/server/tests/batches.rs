@@ -2,7 +2,7 @@
 //! they race; and a transfer moves only available licenses (not in use, not reserved, not lent
 //! to lower tiers), the same in `/api/v1` and in the original API. Real HTTPS, real SQLite.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::{json, Value};

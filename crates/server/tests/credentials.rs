@@ -3,7 +3,7 @@
 //! every change an event; registration tokens kept as hashes (shown once, listed by prefix);
 //! the database and the CA key readable by their owner only.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::{json, Value};

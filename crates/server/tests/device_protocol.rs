@@ -1,6 +1,6 @@
 //! The device protocol over real HTTPS on loopback against a real SQLite file.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::json;

@@ -1,7 +1,7 @@
 //! Every error on every route is the documented JSON error (issue 13): the routes are read
 //! from the served OpenAPI document, so a new route is covered without touching this test.
 
-mod common;
+use crate::common;
 
 use common::*;
 use reqwest::header::{HeaderMap, ALLOW, AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};

@@ -1,7 +1,7 @@
 //! Inputs the fuzz targets (`fuzz/`, FUZZING.md) found mishandled, kept as plain tests over
 //! real HTTPS.
 
-mod common;
+use crate::common;
 
 use common::Harness;
 

@@ -3,7 +3,7 @@
 //! Every device trusts the manager's CA (`SLA-TrustPoint`, which signs answers) and, when it
 //! goes through a gateway, the gateway's CA (`GW-TrustPoint`, for TLS only).
 
-mod common;
+use crate::common;
 
 use common::device_cli::*;
 use common::*;

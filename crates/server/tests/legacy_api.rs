@@ -1,7 +1,7 @@
 //! The original manager's REST API (C-17): token endpoints and the first endpoints, with the
 //! field names and envelope existing scripts read, and the paths they send.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::{json, Value};

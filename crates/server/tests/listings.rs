@@ -1,7 +1,7 @@
 //! Instance listings over real HTTPS read one page at a time (its instances, then their usage
 //! together): each page holds the instances the caller may see, in order, each with its own usage.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::{json, Value};

@@ -2,7 +2,7 @@
 //! documented, every documented operation is routed (and no other method on its path), and
 //! each operation says what it takes and what it answers, errors included.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::Value;

@@ -1,7 +1,7 @@
 //! Operating the manager: `/metrics` after real requests, request ids in headers and error
 //! bodies, refused registrations and authorizations recorded as events, `/ready` and `/health`.
 
-mod common;
+use crate::common;
 
 use common::{usage, Harness};
 use serde_json::Value;

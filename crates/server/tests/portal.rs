@@ -1,7 +1,7 @@
 //! The web portal over real HTTPS (issue 14): sign-in and sessions, CSRF, the API's role
 //! checks, escaping of what devices send, the pages' security headers and CSV downloads.
 
-mod common;
+use crate::common;
 
 use common::portal::{portal_user, signed_in, Browser, GENERAL, PASSWORD};
 use common::Harness;

@@ -2,7 +2,7 @@
 //! disabled, enabled, deleted, a client's new secret, a user's password, virtual accounts
 //! added and deleted, licenses transferred; each with the API's checks and messages.
 
-mod common;
+use crate::common;
 
 use common::portal::{portal_user, signed_in, Browser, PASSWORD};
 use common::{shown, Harness};

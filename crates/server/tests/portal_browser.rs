@@ -9,7 +9,7 @@
 //! Needs `chromium` and `chromium-driver` (apt); without them the test says so and passes,
 //! unless `SMARTLIC_REQUIRE_BROWSER` (set by `.ci/run`) makes that a failure.
 
-mod common;
+use crate::common;
 
 use common::portal::{portal_user, PASSWORD};
 use common::{free_port, usage, Harness};

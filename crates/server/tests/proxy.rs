@@ -2,7 +2,7 @@
 //! CONNECT and basic authentication (G-2). Without tinyproxy the test says so and passes,
 //! unless `SMARTLIC_REQUIRE_PROXY=1` (set by `.ci/run`, which installs it) makes that a failure.
 
-mod common;
+use crate::common;
 
 use common::*;
 use smartlic_agent::client::{ClientError, ManagerClient};

@@ -3,7 +3,7 @@
 //! loopback manager inside the Python process only, and TLS checks those names against a
 //! certificate issued for them, as a deployment pointing existing scripts at smartlic would.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::{json, Value};

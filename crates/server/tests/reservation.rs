@@ -2,7 +2,7 @@
 //! request codes made with a device key, authorization codes checked against the manager's CA
 //! key, return codes signed by the device, and every refusal leaving the pool as it was.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::{json, Value};

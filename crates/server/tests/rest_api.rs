@@ -1,6 +1,6 @@
 //! The REST API over real HTTPS: OAuth2, roles, and every bad input refused without change.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::{json, Value};

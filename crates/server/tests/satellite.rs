@@ -3,7 +3,7 @@
 //! satellite with its answers verified against the cloud CA, one manager per pool, tokens per
 //! manager, and a satellite certificate past its end refused by the device.
 
-mod common;
+use crate::common;
 
 use common::satellite::{cloud, device_at, refusal_text, refused, satellite, try_register_at as register, DOMAIN};
 use common::{usage, Harness};

@@ -3,7 +3,7 @@
 //! `/backend/api/v1` and `/api/v1` with accounts named by local account name, `POST
 //! /upstream_satellites/accounts`; every refusal, and each manager refusing the other's paths.
 
-mod common;
+use crate::common;
 
 use common::satellite::{approve, cloud, device_at, register_at, satellite, DOMAIN};
 use common::{usage, Answer, Harness};

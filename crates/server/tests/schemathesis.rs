@@ -3,7 +3,7 @@
 //! on loopback against a fresh data directory, as the operator. Zero server errors and zero
 //! answers outside the document (status, content type, headers, body schema) are required.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::json;

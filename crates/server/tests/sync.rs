@@ -3,7 +3,7 @@
 //! naming why with nothing changed; a standard sync carries only the changes; the scheduled
 //! sync runs by itself when due and retries one that failed; foreign files are refused as such.
 
-mod common;
+use crate::common;
 
 use common::satellite::{
     approved, cloud, consistent, device, export, file_sync, import, in_use, line, refused, satellite, sync_now, DOMAIN,

@@ -3,7 +3,7 @@
 //! header (its key, a timestamp near the cloud's clock, a new nonce); in File Sync, the operator's
 //! bearer token. Anyone else is refused before the body is read, naming why, with nothing changed.
 
-mod common;
+use crate::common;
 
 use base64::{engine::general_purpose::STANDARD as B64, Engine};
 use common::satellite::{approved, cloud, export, refused, satellite, DOMAIN};

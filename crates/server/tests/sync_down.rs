@@ -3,7 +3,7 @@
 //! satellite's next synchronisation so that no usage is lost or counted twice, and every
 //! refusal around it.
 
-mod common;
+use crate::common;
 
 use common::satellite::{
     approve, approved, cloud, consistent, device, device_at, export, file_sync, import, in_use, refusal_text, refused,

@@ -3,7 +3,7 @@
 //! front-ends), names of users and API clients are unique per smart account, and a device
 //! held in another smart account is not reserved, without naming that account's pools.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::json;

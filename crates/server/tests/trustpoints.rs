@@ -9,7 +9,7 @@
 //! keys); without it those tests say "ignored: openssl missing" and pass, unless
 //! `SMARTLIC_REQUIRE_OPENSSL=1` (set by `.ci/run`, which installs it) makes that a failure.
 
-mod common;
+use crate::common;
 
 use common::device_cli::*;
 use common::*;

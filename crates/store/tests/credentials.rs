@@ -5,7 +5,7 @@
 use smartlic_core::{Role, Timestamp};
 use smartlic_store::*;
 
-mod common;
+use crate::common;
 use std::os::unix::fs::PermissionsExt;
 
 const T0: Timestamp = Timestamp(1_800_000_000_000);

@@ -6,7 +6,7 @@ use smartlic_core::time::DAY_MS;
 use smartlic_core::{Catalog, LicenseKind, LicenseTerm, Timestamp};
 use smartlic_store::*;
 
-mod common;
+use crate::common;
 use std::collections::BTreeMap;
 
 const T0: Timestamp = Timestamp(1_800_000_000_000);

@@ -1,0 +1,24 @@
+//! Every integration test of this crate in one binary: one link instead of one per file, which
+//! keeps a clean build small enough for CI's disk and quicker on two cores.
+
+mod common;
+
+mod admin_cli;
+mod admin_transfer;
+mod agent_config;
+mod agent_evaluation;
+mod agent_license_status;
+mod agent_prompt;
+mod agent_registration;
+mod agent_walkthrough;
+mod backup_restore;
+mod bench_satellite;
+mod cli_help;
+mod gateway;
+mod operations;
+mod readme_runs;
+mod reservation_walkthrough;
+mod satellite_cli;
+mod simulate;
+mod sync_cli;
+mod three_managers;
