@@ -43,7 +43,7 @@ fn kill_during_writes_leaves_the_previous_or_the_next_state() {
     let mut last = 0;
     for round in 0..12u64 {
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "kill_during_writes_leaves_the_previous_or_the_next_state", "--test-threads", "1"])
+            .args(["--exact", "crash::kill_during_writes_leaves_the_previous_or_the_next_state", "--test-threads", "1"])
             .env(WRITER_ENV, &path)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
