@@ -123,3 +123,18 @@ fn a_malformed_scenario_is_refused_naming_the_field() {
         assert!(!dir.path().join("out").exists(), "nothing is written for a refused scenario");
     }
 }
+
+#[test]
+fn boots_beyond_the_pools_licenses_give_the_same_days_and_the_right_shortage() {
+    // 100 licenses, 130 devices booting within an hour, about 11 every 5 minutes: boots that fit
+    // the pool run together, the rest one at a time; the outcome is the same run after run.
+    let scenario =
+        format!("days = 3\nseed = 9\n{POOL}{}", group("a", 130, 0).replace("spread_hours = 6", "spread_hours = 1"));
+    let (_, first, text) = run(&scenario);
+    let (_, second, _) = run(&scenario);
+    assert_eq!(first, second);
+    assert_eq!(column(&first, "Default/C9500 Network Advantage/balance")[2], -30, "{first}");
+    assert_eq!(column(&first, "registered")[2], 130, "{text}");
+    // Those authorized before the pool ran short learn it at their next authorization, in 30 days.
+    assert_eq!(column(&first, "out_of_compliance")[2], 30, "{first}");
+}

@@ -8,11 +8,13 @@
 //! a communication failure during an outage), whose outcome is stepped into the machine at the
 //! same instant. At the end of each day the manager's jobs run and the day is counted.
 //!
-//! Most requests of a long run are renewals by devices the manager already counts; their
-//! answers do not depend on the order in which they are served, so those due within
-//! [`BATCH_MS`] run concurrently (in tasks, on both cores), which keeps the result the same for
-//! a seed. Registrations, retirements and anything that changes what the manager counts run one
-//! at a time, in order, with the manager's clock at their own instant.
+//! Events due within [`BATCH_MS`] of each other whose answers cannot depend on the order in
+//! which the manager serves them run concurrently (in tasks, on both cores, so the manager's
+//! group commit takes many at once) and are merged in device order, which keeps the result the
+//! same for a seed: renewals by devices the manager already counts, and boots while their
+//! group's token and their pool's licenses suffice for the whole batch (see [`Engine::joins`]).
+//! Retirements and anything else that changes what the manager counts run one at a time, in
+//! order, with the manager's clock at their own instant.
 
 use super::device::{Device, Link, Tally};
 use super::manager::{Manager, DOMAIN};
@@ -22,14 +24,14 @@ use anyhow::{bail, Context};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
-use smartlic_core::agent::{next_wakeup, step, Agent, Authorization, Event, Registration};
+use smartlic_core::agent::{next_wakeup, step, Action, Agent, Authorization, Event, Registration};
 use smartlic_core::time::{HOUR_MS, MINUTE_MS, SECOND_MS};
 use smartlic_core::{Catalog, Timestamp};
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 
-/// Renewals due within this long of each other are sent together, the manager's clock at the
+/// Events due within this long of each other may be sent together, the manager's clock at the
 /// first one's time: well within the 10 minutes of clock difference the manager tolerates.
 pub const BATCH_MS: i64 = 5 * MINUTE_MS;
 
@@ -57,6 +59,17 @@ pub struct Engine<'a> {
     account_id: i64,
     catalog: Catalog,
     today: DayRow,
+    /// Registrations each group's devices have sent (each may have used its token).
+    registrations: Vec<u64>,
+}
+
+/// What the boots gathered into a batch so far will take: registrations per group, licenses
+/// per pool and tag (the pool's balance when first needed, less the boots' usage).
+#[derive(Default)]
+struct Room {
+    registrations: HashMap<usize, u64>,
+    licenses: HashMap<(i64, String), i64>,
+    fetched: Vec<i64>,
 }
 
 impl<'a> Engine<'a> {
@@ -110,6 +123,7 @@ impl<'a> Engine<'a> {
             account_id: account.id,
             catalog: Catalog::builtin(),
             today: DayRow::default(),
+            registrations: vec![0; scenario.groups.len()],
         };
         engine.plan(seed);
         Ok(engine)
@@ -200,9 +214,9 @@ impl<'a> Engine<'a> {
         Ok(())
     }
 
-    /// Processes the events before `until` in time order. Wake-ups of devices that only renew
-    /// (see [`Device::only_renews`]) within [`BATCH_MS`] of each other run together; anything
-    /// else runs alone, in order.
+    /// Processes the events before `until` in time order. Events within [`BATCH_MS`] of the
+    /// first one that cannot change any other answer (see [`Engine::joins`]) run together;
+    /// anything else runs alone, in order.
     async fn process_until(&mut self, until: Timestamp, day: u32) -> anyhow::Result<()> {
         while let Some(&Reverse((first, _, _))) = self.queue.peek() {
             if first >= until {
@@ -210,44 +224,113 @@ impl<'a> Engine<'a> {
             }
             let window = first.plus_ms(BATCH_MS).min(until);
             let mut batch = Vec::new();
+            let mut room = Room::default();
             while let Some(&Reverse((at, what, n))) = self.queue.peek() {
-                let device = &self.devices[n as usize];
-                let renews = what == Happening::Wake && device.wake == Some(at) && device.only_renews(at);
-                if at >= window || !renews {
+                if at >= window || !self.joins(at, what, n as usize, first, &mut room).await? {
                     break;
                 }
                 self.queue.pop();
-                batch.push((at, n as usize));
+                batch.push((at, what, n as usize));
             }
             if batch.is_empty() {
-                // Alone: registrations and usage changes make answers depend on the order.
+                // Alone: its answer may depend on what was served before it.
                 let Some(Reverse((at, what, n))) = self.queue.pop() else { break };
                 self.manager.set_clock(at);
                 self.happen(at, what, n as usize).await.map_err(|m| self.violation(n as usize, day, m))?;
                 continue;
             }
-            self.renewals(batch, first).await.map_err(|(n, m)| self.violation(n, day, m))?;
+            self.together(batch, first).await.map_err(|(n, m)| self.violation(n, day, m))?;
         }
         Ok(())
     }
 
-    /// Wake-ups of devices that only renew, run at once with the manager's clock at `first`.
-    async fn renewals(&mut self, batch: Vec<(Timestamp, usize)>, first: Timestamp) -> Result<(), (usize, String)> {
+    /// Whether device `n`'s event at `at` may run in the batch that began at `first`: its
+    /// answers must not depend on the order in which the batch is served. A device that only
+    /// renews changes nothing the manager counts (a superseded wake-up does nothing at all); a
+    /// boot registers and then reports its group's usage, which is order-free while the
+    /// group's token cannot run out and the pool has licenses left for every boot in the
+    /// batch (then each is authorized, whoever comes first). Retirements run alone.
+    async fn joins(
+        &self,
+        at: Timestamp,
+        what: Happening,
+        n: usize,
+        first: Timestamp,
+        room: &mut Room,
+    ) -> anyhow::Result<bool> {
+        let device = &self.devices[n];
+        match what {
+            Happening::Retire => Ok(false),
+            Happening::Wake => Ok(device.wake != Some(at) || device.only_renews(at)),
+            Happening::Boot if device.retired => Ok(true),
+            Happening::Boot => self.boot_joins(device.group, first, room).await,
+        }
+    }
+
+    /// Whether one more boot of group `g` fits the batch's token uses and licenses; if so, counts
+    /// it in `room`.
+    async fn boot_joins(&self, g: usize, first: Timestamp, room: &mut Room) -> anyhow::Result<bool> {
+        let group = &self.scenario.groups[g];
+        // Every registration sent counts, whether or not it used the token: an upper bound.
+        let sent = *room.registrations.entry(g).or_insert(self.registrations[g]);
+        if sent >= u64::from(group.count) {
+            return Ok(false);
+        }
+        let Some((_, va, _)) = self.pools.iter().find(|(name, _, _)| *name == group.pool) else {
+            return Ok(false);
+        };
+        let va = *va;
+        if !room.fetched.contains(&va) {
+            let ledger = self.manager.state().store.pool_counts(va, first).await?.ledger(&self.catalog);
+            for t in &ledger.tags {
+                room.licenses.insert((va, t.tag.clone()), t.balance());
+            }
+            room.fetched.push(va);
+        }
+        let mut needs: Vec<(&str, i64)> = Vec::new();
+        for f in &group.features {
+            match needs.iter_mut().find(|(tag, _)| *tag == f.tag) {
+                Some((_, count)) => *count += i64::from(f.count),
+                None => needs.push((&f.tag, i64::from(f.count))),
+            }
+        }
+        let left = |tag: &str| room.licenses.get(&(va, tag.to_string())).copied().unwrap_or(0);
+        if needs.iter().any(|&(tag, count)| left(tag) < count) {
+            return Ok(false);
+        }
+        for (tag, count) in needs {
+            *room.licenses.entry((va, tag.to_string())).or_insert(0) -= count;
+        }
+        room.registrations.insert(g, sent + 1);
+        Ok(true)
+    }
+
+    /// A batch's events, run at once (in tasks, on both cores) with the manager's clock at
+    /// `first`; merged in device order.
+    async fn together(
+        &mut self,
+        batch: Vec<(Timestamp, Happening, usize)>,
+        first: Timestamp,
+    ) -> Result<(), (usize, String)> {
         self.manager.set_clock(first);
+        let mut started = Vec::with_capacity(batch.len());
+        for (at, what, n) in batch {
+            if let Some(actions) = self.begin(at, what, n).map_err(|m| (n, m))? {
+                started.push((at, n, actions));
+            }
+        }
         let mut running = tokio::task::JoinSet::new();
-        for (at, n) in batch {
+        for (at, n, actions) in started {
             let mut device = std::mem::take(&mut self.devices[n]);
             let manager = self.manager.clone();
             let outage = self.scenario.in_outage(at.0 - self.start.0);
             running.spawn(async move {
                 let mut tally = Tally::default();
-                let agent = device.agent.as_mut().expect("a registered device has booted");
-                let actions = step(agent, Event::Tick, at);
                 device.perform(Link { manager: &manager, outage }, &mut tally, actions, at).await;
                 (at, n, device, tally)
             });
         }
-        let mut done = Vec::new();
+        let mut done = Vec::with_capacity(running.len());
         while let Some(joined) = running.join_next().await {
             done.push(joined.map_err(|e| (0, format!("a device task failed: {e}")))?);
         }
@@ -256,7 +339,7 @@ impl<'a> Engine<'a> {
         let mut first_violation = None;
         for (at, n, device, tally) in done {
             self.devices[n] = device;
-            let found = self.merge(tally).or_else(|| self.settle(at, n).err());
+            let found = self.merge(n, tally).or_else(|| self.settle(at, n).err());
             if let Some(message) = found {
                 first_violation.get_or_insert((n, message));
             }
@@ -264,25 +347,27 @@ impl<'a> Engine<'a> {
         first_violation.map_or(Ok(()), Err)
     }
 
-    /// Adds a device's counts to the day; answers its violation, if any.
-    fn merge(&mut self, tally: Tally) -> Option<String> {
+    /// Adds device `n`'s counts to the day; answers its violation, if any.
+    fn merge(&mut self, n: usize, tally: Tally) -> Option<String> {
         for (sum, add) in self.today.requests.iter_mut().zip(tally.requests) {
             *sum += add;
         }
         for (sum, add) in self.today.failures.iter_mut().zip(tally.failures) {
             *sum += add;
         }
+        self.registrations[self.devices[n].group] += tally.requests[0];
         tally.violation
     }
 
-    /// A boot, retirement or wake-up of device `n` at `at`, on its own.
-    async fn happen(&mut self, at: Timestamp, what: Happening, n: usize) -> Result<(), String> {
+    /// The first step of device `n`'s event at `at`: the actions its agent asks for, or none
+    /// when there is nothing to do (retired, or a wake-up superseded by a later one).
+    fn begin(&mut self, at: Timestamp, what: Happening, n: usize) -> Result<Option<Vec<Action>>, String> {
         let device = &mut self.devices[n];
         if device.retired {
-            return Ok(());
+            return Ok(None);
         }
         let actions = match what {
-            Happening::Wake if device.wake != Some(at) => return Ok(()),
+            Happening::Wake if device.wake != Some(at) => return Ok(None),
             Happening::Wake => step(device.agent.as_mut().ok_or("woken before it booted")?, Event::Tick, at),
             Happening::Boot => {
                 let group = &self.scenario.groups[device.group];
@@ -300,10 +385,16 @@ impl<'a> Engine<'a> {
                 None => Vec::new(),
             },
         };
+        Ok(Some(actions))
+    }
+
+    /// A boot, retirement or wake-up of device `n` at `at`, on its own.
+    async fn happen(&mut self, at: Timestamp, what: Happening, n: usize) -> Result<(), String> {
+        let Some(actions) = self.begin(at, what, n)? else { return Ok(()) };
         let link = Link { manager: &self.manager, outage: self.scenario.in_outage(at.0 - self.start.0) };
         let mut tally = Tally::default();
         self.devices[n].perform(link, &mut tally, actions, at).await;
-        if let Some(message) = self.merge(tally) {
+        if let Some(message) = self.merge(n, tally) {
             return Err(message);
         }
         if what == Happening::Retire {
@@ -322,8 +413,9 @@ impl<'a> Engine<'a> {
     fn settle(&mut self, at: Timestamp, n: usize) -> Result<(), String> {
         let device = &mut self.devices[n];
         let Some(agent) = device.agent.as_mut() else { return Ok(()) };
-        // The event log is the device's display only; the simulation keeps the state small.
-        agent.event_log.clear();
+        // The event log is the device's display only; the simulation keeps the state small
+        // (its buffer too: a million devices each keeping one would cost hundreds of MB).
+        agent.event_log = Default::default();
         device.timeline.status(agent, at)?;
         device.wake = next_wakeup(agent);
         if let Some(next) = device.wake {

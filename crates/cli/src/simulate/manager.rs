@@ -8,7 +8,7 @@
 //! than everything else together and prove nothing the HTTPS tests do not.
 //!
 //! The manager's simulated clock is set to the device's time before its requests (see the
-//! engine for renewals sent together), so both sides live on one simulated clock.
+//! engine for events sent together), so both sides live on one simulated clock.
 
 use anyhow::{bail, Context};
 use axum::body::Body;
@@ -60,6 +60,7 @@ impl Manager {
             // timer of the real clock must not run them at another simulated time.
             job_interval: std::time::Duration::from_secs(365 * 86_400),
             limits: Default::default(),
+            database: Default::default(),
         };
         let running = smartlic_server::start(config).await.context("cannot start the manager")?;
         let clock = running.state.simulated.clone().context("the manager has no simulated clock")?;
