@@ -120,6 +120,7 @@ async fn main() {
         admin_secret: Some(SECRET.into()),
         job_interval: Duration::from_secs(3600),
         limits: Default::default(),
+        database: Default::default(),
     };
     let server = start(config).await.expect("the manager starts");
     let base = format!("https://{}", server.local_addr);
@@ -160,16 +161,28 @@ async fn main() {
 
     let cookie = sign_in(&http, &base, &login).await;
     let page = |rest: &str| format!("/portal/{DOMAIN}/Default/{rest}");
+    let today = server.state.clock.now().to_datetime().format("%Y-%m-%d").to_string();
     let last_page = instances.div_ceil(50);
     let pages = [
         ("General", page("general")),
         ("Licenses", page("licenses")),
         ("Product Instances (first page)", page("instances")),
         ("Product Instances (last page)", page(&format!("instances?page={last_page}"))),
-        ("Product Instances (search)", page("instances?q=switch-4242")),
+        ("Product Instances (search `switch-4242`)", page("instances?q=switch-4242")),
+        ("Product Instances (search `switch-`, every instance matches)", page("instances?q=switch-")),
+        ("Product Instances (search `switch-`, page 20)", page("instances?q=switch-&page=19")),
+        ("Product Instances (search `42`, 2 characters)", page("instances?q=42")),
+        ("Product Instances (search, no match)", page("instances?q=nothing-like-this")),
         ("Product instance", page(&format!("instances/{}", instance_id(instances / 2)))),
         ("Event Log", page("events")),
-        ("Event Log (search)", page("events?q=FCW00004242")),
+        ("Event Log (search `FCW00004242`)", page("events?q=FCW00004242")),
+        ("Event Log (search `registered`, every event matches)", page("events?q=registered")),
+        ("Event Log (search `zz`, 2 characters, no match)", page("events?q=zz")),
+        ("Event Log (type and today)", page(&format!("events?type=instance.registered&from={today}&to={today}"))),
+        (
+            "Event Log (type, a day without events)",
+            page("events?type=instance.registered&from=2001-01-01&to=2001-01-01"),
+        ),
         ("Reservations", page("reservations")),
         ("Alerts", page("alerts")),
         ("Reports", page("reports")),

@@ -282,7 +282,7 @@ async fn the_instance_list_pages_through_a_pool_and_searches_literally() {
 }
 
 #[tokio::test]
-async fn an_instance_opens_in_its_own_pool_only_and_is_removed_from_its_page() {
+async fn an_instance_opens_in_its_own_pool_only_and_is_moved_and_removed_from_its_page() {
     let (h, b, _) = signed_in().await;
     let token = h.token("acme.example", "Default", json!({})).await;
     register(&h, &token, "C9500-32C", "FCW0001", "core-sw1").await;
@@ -299,11 +299,30 @@ async fn an_instance_opens_in_its_own_pool_only_and_is_removed_from_its_page() {
     assert_eq!(elsewhere.status, 404);
     assert!(elsewhere.body.contains("is not in virtual account 'Lab'"), "{}", elsewhere.body);
 
-    let removed = b.submit(&page, &format!("{page}/remove"), &[]).await;
-    assert_eq!((removed.status, removed.location.as_deref()), (303, Some("/portal/acme.example/Default/instances")));
+    assert!(
+        details.body.contains(r#"<option value="Lab">Lab</option>"#),
+        "the other pool is offered: {}",
+        details.body
+    );
+    let nowhere = b.submit(&page, &format!("{page}/move"), &[("to", "Nowhere")]).await;
+    assert_eq!(nowhere.status, 404, "{}", nowhere.body);
+    assert!(nowhere.body.contains("Nowhere") && nowhere.body.contains("PID:C9500-32C"), "{}", nowhere.body);
+    let moved = b.submit(&page, &format!("{page}/move"), &[("to", "Lab")]).await;
+    let in_lab = format!("/portal/acme.example/Lab/instances/{id}");
+    assert_eq!((moved.status, moved.location.as_deref()), (303, Some(in_lab.as_str())), "{}", moved.body);
+    assert_eq!(b.get(&page).await.status, 404, "no longer in Default");
+    let details = b.get(&in_lab).await;
+    assert!(
+        details.body.contains("<dd>Lab</dd>") && details.body.contains("Move to virtual account"),
+        "{}",
+        details.body
+    );
+
+    let removed = b.submit(&in_lab, &format!("{in_lab}/remove"), &[]).await;
+    assert_eq!((removed.status, removed.location.as_deref()), (303, Some("/portal/acme.example/Lab/instances")));
     let listed = h.admin("GET", "/api/v1/accounts/acme.example/instances", None).await;
     assert_eq!(listed.body["instances"], json!([]), "the instance is gone");
-    assert_eq!(b.get(&page).await.status, 404);
+    assert_eq!(b.get(&in_lab).await.status, 404);
 }
 
 /// Portal sessions in the manager's database (an ended one stays until the jobs drop it).

@@ -13,7 +13,7 @@ use crate::common;
 
 use common::portal::{portal_user, PASSWORD};
 use common::{free_port, usage, Harness};
-use fantoccini::{elements::Element, Client, ClientBuilder, Locator};
+use fantoccini::{elements::Element, error::CmdError, Client, ClientBuilder, Locator};
 use serde_json::json;
 use smartlic_agent::identity::DeviceIdentity;
 use smartlic_proto::cert::public_key_of_certificate;
@@ -110,9 +110,30 @@ async fn screenshot(c: &Client, name: &str) {
 
 /// The element once it is on the page (htmx swaps pages in after the request).
 async fn find(c: &Client, css: &str) -> Element {
-    c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css(css)).await.unwrap_or_else(|e| {
-        panic!("no {css} on the page: {e}");
+    find_by(c, Locator::Css(css)).await
+}
+
+async fn find_by(c: &Client, at: Locator<'_>) -> Element {
+    c.wait().at_most(Duration::from_secs(10)).for_element(at).await.unwrap_or_else(|e| {
+        panic!("no {at:?} on the page: {e}");
     })
+}
+
+/// Does `act` on the element at `at`, found afresh whenever it went stale: htmx may swap the
+/// part of the page holding it between the find and the action (a boosted page whose heading
+/// is the one before, the live search's delayed request). Bounded: 50 tries.
+async fn on<T, F, Fut>(c: &Client, at: Locator<'_>, act: F) -> T
+where
+    F: Fn(Element) -> Fut,
+    Fut: std::future::Future<Output = Result<T, CmdError>>,
+{
+    for _ in 0..50 {
+        match act(find_by(c, at).await).await {
+            Err(e) if e.is_stale_element_reference() => continue,
+            done => return done.unwrap_or_else(|e| panic!("{at:?}: {e}")),
+        }
+    }
+    panic!("{at:?} went stale 50 times");
 }
 
 /// Waits until the page's main heading is `title`.
@@ -130,21 +151,39 @@ async fn heading(c: &Client, title: &str) {
 }
 
 async fn text_of(c: &Client, css: &str) -> String {
-    find(c, css).await.text().await.unwrap()
+    on(c, Locator::Css(css), |e| async move { e.text().await }).await
 }
 
 async fn fill(c: &Client, css: &str, text: &str) {
-    let field = find(c, css).await;
-    field.clear().await.unwrap();
-    field.send_keys(text).await.unwrap();
+    on(c, Locator::Css(css), |e| async move {
+        e.clear().await?;
+        e.send_keys(text).await
+    })
+    .await
 }
 
 async fn click(c: &Client, css: &str) {
-    find(c, css).await.click().await.unwrap();
+    on(c, Locator::Css(css), |e| async move { e.click().await }).await
 }
 
 async fn tab(c: &Client, label: &str) {
-    c.find(Locator::LinkText(label)).await.unwrap().click().await.unwrap();
+    on(c, Locator::LinkText(label), |e| async move { e.click().await }).await
+}
+
+/// Does `act`, a click that loads a new page (JavaScript off: no htmx swap), then waits, in a
+/// bounded loop, until the page it was on is gone (its root element is stale). Waiting for the
+/// new page's heading alone is not enough when it is the same as the old one's: the next find
+/// could return an element of the old page, which then goes stale under the test.
+async fn leave<F: std::future::Future<Output = ()>>(c: &Client, act: F) {
+    let old = c.find(Locator::Css("html")).await.unwrap();
+    act.await;
+    for _ in 0..200 {
+        if old.tag_name().await.is_err() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the page did not change: {}", c.source().await.unwrap_or_default());
 }
 
 async fn sign_in(c: &Client, base: &str, login: &str) {
@@ -289,16 +328,17 @@ async fn the_portal_works_with_javascript_off() {
     assert!(matches!(htmx.as_ref().and_then(|v| v.as_str()), None | Some("undefined")), "htmx is off: {htmx:?}");
 
     fill(&c, "#description", "no script").await;
-    click(&c, "form[action$='/general'] button[type=submit]").await;
+    leave(&c, click(&c, "form[action$='/general'] button[type=submit]")).await;
     let token = find(&c, "#shown-once").await.prop("value").await.unwrap().expect("the token");
     assert!(!token.is_empty());
-    tab(&c, "Licenses").await;
+    leave(&c, tab(&c, "Licenses")).await;
     heading(&c, "Inventory: Licenses").await;
     assert!(text_of(&c, "main table").await.contains("12"));
     find(&c, "#va").await.select_by_value("Default").await.unwrap();
-    click(&c, "header form[action='/portal/go'] button").await;
+    // The same page again, through the selector's form: its heading does not change.
+    leave(&c, click(&c, "header form[action='/portal/go'] button")).await;
     heading(&c, "Inventory: Licenses").await;
-    click(&c, "form[action='/signout'] button").await;
+    leave(&c, click(&c, "form[action='/signout'] button")).await;
     heading(&c, "Sign in").await;
     c.close().await.unwrap();
 }

@@ -1,12 +1,12 @@
 //! The administration actions of the portal's forms: disable, enable and delete users and API
 //! clients, a client's new secret (shown once), a user's password, virtual accounts added and
-//! deleted, licenses transferred. Each runs the REST API's own handler with the signed-in
+//! deleted, licenses transferred, a product instance moved to another virtual account. Each runs the REST API's own handler with the signed-in
 //! caller, so the same checks, messages and events apply; the page then shows the outcome.
 
-use super::layout::{place, Notice};
+use super::layout::{self, place, Notice};
 use super::session::Viewer;
 use super::{admin, inventory, respond, NoFields, PageResult, Posted};
-use crate::api::{self, NewVaBody, PrincipalChange, TransferBody};
+use crate::api::{self, MoveBody, NewVaBody, PrincipalChange, TransferBody};
 use crate::auth::Caller;
 use crate::body::{self, Body};
 use crate::error::{ApiError, ApiResult};
@@ -170,4 +170,31 @@ pub async fn transfer(
     .await;
     let (code, notice) = Notice::of(outcome);
     respond(code, inventory::licenses_page(&state, &v, &place, notice).await?)
+}
+
+#[derive(Deserialize)]
+pub struct MoveTo {
+    #[serde(default)]
+    to: String,
+}
+
+/// `instances/{id}/move`: the instance to another pool of the account; its page there follows.
+pub async fn move_instance(
+    State(state): State<AppState>,
+    Path((domain, va, id)): Path<(String, String, String)>,
+    Posted(v, f): Posted<MoveTo>,
+) -> PageResult {
+    let place = place(&state, &v, &domain, &va).await?;
+    let path = body::Path((place.account.domain.clone(), id.clone()));
+    let moved = api::move_instance(State(state.clone()), caller(&v), path, Body(MoveBody { to: f.to })).await;
+    match moved {
+        Ok(view) => {
+            let rest = format!("instances/{}", layout::path_part(&view.0.id));
+            Ok(Redirect::to(&layout::url(&place.account.domain, &view.0.virtual_account, &rest)).into_response())
+        }
+        Err(e) => {
+            let (code, notice) = Notice::of(Err(e));
+            respond(code, inventory::instance_page(&state, &v, &place, &id, notice).await?)
+        }
+    }
 }

@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use maud::html;
 use serde::Deserialize;
 use smartlic_core::Timestamp;
-use smartlic_store::EventQuery;
+use smartlic_store::{indexed_search, EventQuery, INDEXED_SEARCH_CHARS, SHORT_SEARCH_EVENTS};
 
 /// Events shown at most (the newest that match); older ones are for the REST API's paging.
 const SHOWN: i64 = 200;
@@ -83,6 +83,10 @@ pub async fn page(
                 div.field { label for="q" { "Search" } input #q name="q" type="search" value=(f.q); }
                 button type="submit" { "Filter" }
             }
+        }
+        @if !f.q.trim().is_empty() && !indexed_search(&f.q) {
+            p.muted { "A search of fewer than " (INDEXED_SEARCH_CHARS) " characters looks at the newest " (SHORT_SEARCH_EVENTS)
+                " events only: type " (INDEXED_SEARCH_CHARS) " characters or more to search the whole log." }
         }
         @if shown.is_empty() { (empty("No event matches.")) } @else {
             table {

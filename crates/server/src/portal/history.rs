@@ -1,6 +1,8 @@
 //! Usage over time (C-15): the jobs record, once a day (the day's last run wins), how many
 //! licenses of each tag every pool uses and holds; the Reports page draws the last
 //! [`DAYS_SHOWN`] days per tag as an SVG line chart, and offers the same numbers as CSV.
+//! Days older than [`DAYS_KEPT`] are dropped by the same job, so the table stays bounded (one
+//! row per pool, tag and day kept).
 
 use super::layout::{empty, Place};
 use crate::state::AppState;
@@ -13,6 +15,10 @@ use std::collections::BTreeMap;
 /// Days the chart covers, today included.
 pub const DAYS_SHOWN: i64 = 30;
 
+/// Days of usage history kept, today included (two years): a longer chart or report is for the
+/// usage report of the REST API, computed from the instances.
+pub const DAYS_KEPT: i64 = 730;
+
 /// The start (00:00 UTC) of the day holding `t`.
 fn day_of(t: Timestamp) -> Timestamp {
     Timestamp(t.0 - t.0.rem_euclid(DAY_MS))
@@ -23,8 +29,9 @@ pub fn date(day: Timestamp) -> String {
     day.to_datetime().format("%Y-%m-%d").to_string()
 }
 
-/// Records today's usage of every pool (a job). A pool whose counters drifted is skipped: the
-/// jobs raise its alert, and a wrong number is never recorded.
+/// Records today's usage of every pool (a job), and drops the days past [`DAYS_KEPT`]. A pool
+/// whose counters drifted is skipped: the jobs raise its alert, and a wrong number is never
+/// recorded.
 pub async fn record_today(state: &AppState, now: Timestamp) -> anyhow::Result<()> {
     let mut days = Vec::new();
     for pool in state.store.all_virtual_accounts().await? {
@@ -43,6 +50,10 @@ pub async fn record_today(state: &AppState, now: Timestamp) -> anyhow::Result<()
         }
     }
     state.store.record_usage_days(days).await?;
+    let pruned = state.store.prune_usage_history(day_of(now).plus_days(1 - DAYS_KEPT)).await?;
+    if pruned > 0 {
+        tracing::info!(days = pruned, "usage history older than {DAYS_KEPT} days dropped");
+    }
     Ok(())
 }
 

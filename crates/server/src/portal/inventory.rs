@@ -15,7 +15,10 @@ use maud::{html, Markup};
 use serde::Deserialize;
 use smartlic_core::role::Action;
 use smartlic_core::{token, validate};
-use smartlic_store::{Account, Instance, VirtualAccount};
+use smartlic_store::{
+    indexed_search, Account, Instance, VirtualAccount, INDEXED_SEARCH_CHARS, INSTANCE_MATCHES_LISTED,
+    SHORT_SEARCH_INSTANCES,
+};
 
 type PoolPath = Path<(String, String)>;
 
@@ -293,7 +296,10 @@ pub async fn instances(
     };
     let (mut shown, total) = search(s.page).await?;
     let total = usize::try_from(total).unwrap_or(0);
-    let pages = total.div_ceil(PAGE).max(1);
+    // Past the store's cap only the listed matches are paged through (and the page says so).
+    let listed = usize::try_from(INSTANCE_MATCHES_LISTED).unwrap_or(usize::MAX);
+    let more = !q.is_empty() && total > listed;
+    let pages = total.min(if q.is_empty() { usize::MAX } else { listed }).div_ceil(PAGE).max(1);
     // A page past the end (the list shrank, or a typed URL) shows the last one.
     let at = s.page.min(pages - 1);
     if at != s.page {
@@ -315,7 +321,15 @@ pub async fn instances(
             }
         }
         div #results {
-        p.muted { (total) " product instance" @if total != 1 { "s" } @if !q.is_empty() { " matching “" (q) "”" } }
+        @if more {
+            p.muted { "More than " (listed) " product instances matching “" (q) "”: " (listed) " of them are listed. Refine your search to see the others." }
+        } @else {
+            p.muted { (total) " product instance" @if total != 1 { "s" } @if !q.is_empty() { " matching “" (q) "”" } }
+        }
+        @if !q.is_empty() && !indexed_search(q) {
+            p.muted { "A search of fewer than " (INDEXED_SEARCH_CHARS) " characters looks at the first " (SHORT_SEARCH_INSTANCES)
+                " product instances only (by PID and serial number): type " (INDEXED_SEARCH_CHARS) " characters or more to search them all." }
+        }
         @if !views.is_empty() {
             table {
                 thead { tr {
@@ -371,9 +385,25 @@ pub async fn instance(
     Path((domain, va, id)): Path<(String, String, String)>,
 ) -> PageResult {
     let place = place(&state, &v, &domain, &va).await?;
-    let (_, pool, inst) = pooled_instance(&state, &v, &place, &id, Action::View).await?;
-    let view = instance_views(&state, std::slice::from_ref(&inst), std::slice::from_ref(&pool)).await?.remove(0);
+    respond(StatusCode::OK, instance_page(&state, &v, &place, &id, Notice::None).await?)
+}
+
+/// An instance's details, with the forms that remove it or move it to another pool of the
+/// account, each shown only to whom the API would let do it.
+pub async fn instance_page(state: &AppState, v: &Viewer, place: &Place, id: &str, notice: Notice) -> ApiResult<Markup> {
+    let (account, pool, inst) = pooled_instance(state, v, place, id, Action::View).await?;
+    let view = instance_views(state, std::slice::from_ref(&inst), std::slice::from_ref(&pool)).await?.remove(0);
     let may_remove = v.caller.require(Action::ManageInstances, &place.account, Some(&pool)).is_ok();
+    let targets: Vec<&VirtualAccount> = if may_remove {
+        place
+            .pools
+            .iter()
+            .filter(|p| p.id != pool.id && v.caller.require(Action::ManageInstances, &account, Some(p)).is_ok())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let here = |rest: &str| place.url(&format!("instances/{}/{rest}", layout::path_part(&inst.id)));
     let content = html! {
         dl.details {
             dt { "Hostname" } dd { (view.hostname) }
@@ -391,9 +421,22 @@ pub async fn instance(
             }
             @if let Some(e) = &view.evaluation_used { dt { "Evaluation used" } dd { (e) } }
         }
+        @if !targets.is_empty() {
+            form method="post" action=(here("move")) {
+                (csrf_field(v))
+                div.row {
+                    div.field {
+                        label for="to" { "Move to virtual account" }
+                        select #to name="to" { @for p in &targets { option value=(p.name) { (p.name) } } }
+                    }
+                    button type="submit" { "Move product instance" }
+                }
+                p.muted { "Its licenses in use move with it: the target virtual account must hold them." }
+            }
+        }
         @if may_remove {
-            form method="post" action=(place.url(&format!("instances/{}/remove", layout::path_part(&inst.id)))) {
-                (csrf_field(&v))
+            form method="post" action=(here("remove")) {
+                (csrf_field(v))
                 p { "Removing gives its licenses back; the device learns it is unregistered at its next contact." }
                 button.danger type="submit" { "Remove product instance" }
             }
@@ -401,7 +444,7 @@ pub async fn instance(
         p { a href=(place.url("instances")) { "Back to the product instances" } }
     };
     let title = format!("Product instance {}", inst.id);
-    respond(StatusCode::OK, shell(&v, &place, Tab::Instances, &title, Notice::None, content))
+    Ok(shell(v, place, Tab::Instances, &title, notice, content))
 }
 
 pub async fn remove_instance(

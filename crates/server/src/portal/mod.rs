@@ -47,6 +47,7 @@ pub fn router() -> Router<AppState> {
         .route("/portal/{domain}/{va}/instances", get(inventory::instances))
         .route("/portal/{domain}/{va}/instances/{id}", get(inventory::instance))
         .route("/portal/{domain}/{va}/instances/{id}/remove", post(inventory::remove_instance))
+        .route("/portal/{domain}/{va}/instances/{id}/move", post(actions::move_instance))
         .route("/portal/{domain}/{va}/events", get(events::page))
         .route("/portal/{domain}/{va}/reservations", get(reservations::page).post(reservations::reserve))
         .route("/portal/{domain}/{va}/reservations/return", post(reservations::give_back))

@@ -114,3 +114,7 @@ pub(super) async fn usage_history(
         })
         .await
 }
+
+pub(super) async fn prune_usage_history(store: &SqliteStore, before: Timestamp) -> Result<usize> {
+    store.db.write(move |db| exec(db, "DELETE FROM usage_history WHERE day < $1", [before.0])).await
+}
