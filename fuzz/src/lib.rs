@@ -113,6 +113,7 @@ impl Manager {
             admin_secret: Some(secret.into()),
             job_interval: Duration::from_secs(86_400 * 365),
             limits: Default::default(),
+            database: Default::default(),
         };
         let running = rt.block_on(smartlic_server::start(config)).expect("manager starts");
         let clock = running.state.simulated.clone().expect("simulated clock");

@@ -623,12 +623,15 @@ struct Call {
     /// Path and query, already percent-encoded.
     path: String,
     body: Option<Value>,
+    /// A YAML file sent as it is (`application/yaml`) instead of a JSON body: a full sync
+    /// request of a large satellite, which the manager reads without holding it whole.
+    upload: Option<std::path::PathBuf>,
     show: Show,
 }
 
 impl Call {
     fn get(path: String, show: Show) -> Call {
-        Call { method: Method::GET, path, body: None, show }
+        Call { method: Method::GET, path, body: None, upload: None, show }
     }
 
     fn post(path: String, body: Value, show: Show) -> Call {
@@ -641,11 +644,15 @@ impl Call {
         if let Value::Object(fields) = &mut body {
             fields.retain(|_, v| !v.is_null());
         }
-        Call { method, path, body: Some(body), show }
+        Call { method, path, body: Some(body), upload: None, show }
+    }
+
+    fn upload(path: String, file: &std::path::Path, show: Show) -> Call {
+        Call { method: Method::POST, path, body: None, upload: Some(file.to_path_buf()), show }
     }
 
     fn delete(path: String) -> Call {
-        Call { method: Method::DELETE, path, body: None, show: Show::Record }
+        Call { method: Method::DELETE, path, body: None, upload: None, show: Show::Record }
     }
 }
 
@@ -827,7 +834,7 @@ fn plan(command: &Command, input: &mut dyn BufRead) -> Result<Call> {
         Command::Catalog(CatalogCmd::List) => Call::get("/api/v1/catalog".into(), Table("tags", CATALOG)),
         Command::Check => Call::get("/api/v1/check".into(), Table("differences", DIFFERENCES)),
         Command::Backup { .. } => {
-            Call { method: Method::POST, path: "/api/v1/backup".into(), body: None, show: Record }
+            Call { method: Method::POST, path: "/api/v1/backup".into(), body: None, upload: None, show: Record }
         }
         Command::LocalAccount(cmd) => cmd.plan()?,
         Command::Satellite(cmd) => cmd.plan()?,

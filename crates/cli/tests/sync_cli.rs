@@ -95,6 +95,9 @@ fn sync_by_files_and_over_the_network() {
     let token_of_lab = ["token", "create", "--account", DOMAIN, "--va", "Lab"];
     assert!(fails(&cloud, &cloud.ca, &token_of_lab).contains("created and revoked at the satellite"));
     assert!(ok(&cloud, &[&reassign[..], &["--to", "cloud"]].concat()).contains("the cloud"));
+    let listed = ok(&cloud, &["satellite", "list"]);
+    assert!(listed.contains("PENDING MOVES") && listed.contains("'Lab' to the cloud"), "{listed}");
     ok(&sat, &["sync", "now"]);
+    assert!(!ok(&cloud, &["satellite", "list"]).contains("'Lab' to the cloud"));
     ok(&cloud, &token_of_lab);
 }

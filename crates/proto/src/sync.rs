@@ -10,6 +10,12 @@
 //! Each document also names the key that signed it (`signed_by`): a file whose signature matches
 //! the key it names but not the one the receiver expects is another sender's (foreign), one whose
 //! signature matches neither was altered (tampered).
+//!
+//! The request, which carries every instance in a full synchronisation, is written and read as
+//! a stream of such documents ([`stream`]); the response and the authentication header, small,
+//! are one document ([`SyncFile`]).
+
+pub mod stream;
 
 use crate::keys::{KeyAlgorithm, PublicKey, SigningKey};
 use crate::satellite::GrantedPool;
@@ -38,6 +44,14 @@ pub enum SyncError {
     Signing(String),
     #[error("the header is not a signed satellite authentication (base64 of a synchronisation file): {0}")]
     BadHeader(String),
+    #[error("cannot write the synchronisation file: {0}")]
+    Write(String),
+}
+
+impl SyncError {
+    fn write(e: std::io::Error) -> SyncError {
+        SyncError::Write(e.to_string())
+    }
 }
 
 /// The public key that signed a document, named inside it so that a receiver can tell another
@@ -80,40 +94,6 @@ pub struct ReportedInstance {
 pub struct RemovedInstance {
     pub pid: String,
     pub sn: String,
-}
-
-/// What changed in one pool: every instance in a full sync; in a standard one, those changed
-/// since the request the last applied response answered, and those removed since.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PoolReport {
-    pub name: String,
-    pub instances: Vec<ReportedInstance>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub removed: Vec<RemovedInstance>,
-}
-
-/// Satellite → cloud.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SyncRequest {
-    /// The satellite's identifier in the cloud (from the approval).
-    pub satellite_id: i64,
-    pub local_account: String,
-    pub smart_account: String,
-    /// 1, 2, ... per local account; each request has a new one.
-    pub sequence: i64,
-    /// The sequence of the last response the satellite applied (0: none yet).
-    pub acknowledges: i64,
-    /// Full: the pools' whole state, which replaces the cloud's copy; standard: the changes.
-    pub full: bool,
-    /// Days until the satellite's next scheduled synchronisation (the cloud shows when it is due).
-    pub interval_days: i64,
-    /// Satellite time, Unix milliseconds.
-    pub created_at: i64,
-    pub pools: Vec<PoolReport>,
-    /// The satellite's key, which signed the request.
-    pub signed_by: SignedBy,
 }
 
 /// Cloud → satellite: the answer to the request of the same sequence.
@@ -251,11 +231,6 @@ impl SyncFile {
         Ok((claim.satellite_id, claim.local_account))
     }
 
-    /// A request signed by the satellite's `key`.
-    pub fn open_request(&self, key: &PublicKey) -> Result<SyncRequest, SyncError> {
-        self.open(KIND_SYNC_REQUEST, "synchronisation request", key)
-    }
-
     /// The sealed [`SyncAuth`] a header carries, not yet checked: [`SyncFile::claim`] names the
     /// satellite whose key must have signed it, [`SyncFile::open_auth`] checks it.
     pub fn from_header(value: &str) -> Result<SyncFile, SyncError> {
@@ -280,27 +255,16 @@ mod tests {
     use super::*;
     use crate::keys::KeyAlgorithm;
 
-    fn request(key: &SigningKey) -> SyncRequest {
-        SyncRequest {
+    fn response(key: &SigningKey) -> SyncResponse {
+        SyncResponse {
             satellite_id: 1,
             local_account: "Plant".into(),
             smart_account: "example.com".into(),
             sequence: 3,
-            acknowledges: 2,
-            full: false,
-            interval_days: 30,
             created_at: 1_800_000_000_000,
-            pools: vec![PoolReport {
-                name: "Lab".into(),
-                instances: vec![ReportedInstance {
-                    pid: "C9300".into(),
-                    sn: "FCW1".into(),
-                    hostname: "sw1".into(),
-                    last_contact_at: 1_800_000_000_000,
-                    usage: [("ACI Essentials".to_string(), 10)].into(),
-                }],
-                removed: vec![RemovedInstance { pid: "C9300".into(), sn: "FCW2".into() }],
-            }],
+            pools: Vec::new(),
+            removed: vec![RemovedFromPool { pool: "Lab".into(), pid: "C9300".into(), sn: "FCW10".into() }],
+            released: vec!["Spare".into()],
             signed_by: SignedBy::of(key),
         }
     }
@@ -310,21 +274,21 @@ mod tests {
     #[test]
     fn files_are_checked_for_truncation_kind_and_signature() {
         let key = SigningKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
-        let text = SyncFile::seal(KIND_SYNC_REQUEST, &request(&key), &key).unwrap().to_yaml();
+        let text = SyncFile::seal(KIND_SYNC_RESPONSE, &response(&key), &key).unwrap().to_yaml();
         let file = SyncFile::parse(&text).unwrap();
         assert_eq!(file.claim().unwrap(), (1, "Plant".to_string()));
-        assert_eq!(file.open_request(&key.public_key()).unwrap(), request(&key));
+        assert_eq!(file.open_response(&key.public_key()).unwrap(), response(&key));
         assert!(matches!(SyncFile::parse(&text[..text.len() / 2]), Err(SyncError::Truncated(_))));
         let altered = SyncFile::parse(&text.replace("10", "1")).unwrap();
-        assert!(matches!(altered.open_request(&key.public_key()), Err(SyncError::Tampered(_))));
-        assert!(matches!(file.open_response(&key.public_key()), Err(SyncError::WrongKind { .. })));
+        assert!(matches!(altered.open_response(&key.public_key()), Err(SyncError::Tampered(_))));
+        assert!(matches!(file.open_auth(&key.public_key()), Err(SyncError::WrongKind { .. })));
         let other = SigningKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
-        let foreign = file.open_request(&other.public_key()).unwrap_err();
+        let foreign = file.open_response(&other.public_key()).unwrap_err();
         assert!(matches!(foreign, SyncError::Foreign { .. }), "{foreign:?}");
         assert!(foreign.to_string().contains("foreign"), "{foreign}");
         // An altered file naming its own key is still tampered, not foreign.
         let forged = SyncFile::parse(&text.replace("10", "1")).unwrap();
-        assert!(matches!(forged.open_request(&other.public_key()), Err(SyncError::Tampered(_))));
+        assert!(matches!(forged.open_response(&other.public_key()), Err(SyncError::Tampered(_))));
     }
 
     /// A header opens with its satellite's key only; another key's is foreign, garbage is named.
@@ -341,7 +305,7 @@ mod tests {
         let file = SyncFile::from_header(&auth.to_header(&key).unwrap()).unwrap();
         assert_eq!(file.claim().unwrap(), (4, "Plant".to_string()));
         assert_eq!(file.open_auth(&key.public_key()).unwrap(), auth);
-        assert!(matches!(file.open_request(&key.public_key()), Err(SyncError::WrongKind { .. })));
+        assert!(matches!(file.open_response(&key.public_key()), Err(SyncError::WrongKind { .. })));
         let other = SigningKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
         assert!(matches!(file.open_auth(&other.public_key()), Err(SyncError::Foreign { .. })));
         let bad = SyncFile::from_header("not base64!").unwrap_err();

@@ -39,6 +39,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::RwLock;
 
 pub(crate) mod reassign;
+mod spool;
 pub(crate) mod sync;
 pub(crate) use sync::{overdue_alerts, scheduled_syncs};
 
@@ -260,9 +261,17 @@ pub(crate) struct SatelliteView {
     approved_at: Option<String>,
     certificate_expires_at: Option<String>,
     virtual_accounts: Vec<String>,
+    /// Virtual accounts reassigned away from it, which move with its next synchronisation:
+    /// "'Lab' to satellite two" or "'Lab' to the cloud".
+    pending_moves: Vec<String>,
     /// The last synchronisation applied (S-3) and when the next scheduled one is due.
     last_synchronization: Option<String>,
     synchronization_due: Option<String>,
+}
+
+fn pending_move(m: &smartlic_store::satellite::PendingMove) -> String {
+    let to = m.to.as_ref().map_or("the cloud".to_string(), |t| format!("satellite {t}"));
+    format!("'{}' to {to} (asked by {} at {})", m.pool, m.requested_by, m.requested_at.to_rfc3339())
 }
 
 async fn view(state: &AppState, s: &Satellite) -> ApiResult<SatelliteView> {
@@ -283,6 +292,7 @@ async fn view(state: &AppState, s: &Satellite) -> ApiResult<SatelliteView> {
         approved_at: s.approved_at.map(Timestamp::to_rfc3339),
         certificate_expires_at: s.certificate_expires_at.map(Timestamp::to_rfc3339),
         virtual_accounts: s.pools.clone(),
+        pending_moves: s.pending_moves.iter().map(pending_move).collect(),
         last_synchronization: s.last_sync_at.map(Timestamp::to_rfc3339),
         synchronization_due: s.last_sync_at.or(s.approved_at).map(|t| t.plus_days(s.sync_interval_days).to_rfc3339()),
     })

@@ -6,7 +6,7 @@
 use crate::common;
 
 use base64::{engine::general_purpose::STANDARD as B64, Engine};
-use common::satellite::{approved, cloud, export, refused, satellite, DOMAIN};
+use common::satellite::{approved, cloud, export, key_of, refused, satellite, DOMAIN};
 use common::{Answer, Harness};
 use serde_json::{json, Value};
 use smartlic_proto::sync::{SignedBy, SyncAuth, SyncFile, SYNC_AUTH_HEADER};
@@ -15,12 +15,6 @@ use smartlic_proto::CertificateAuthority;
 /// A body past axum's 2 MB default, which only an authenticated sender may send.
 fn large_body() -> Value {
     json!({ "request": "x".repeat(3 * 1024 * 1024) })
-}
-
-/// The signing key of manager `h` (a satellite signs with its CA's key, the one the cloud
-/// certified at approval).
-fn key_of(h: &Harness) -> CertificateAuthority {
-    smartlic_server::tls::load_or_create_ca(h.dir.path(), 0).unwrap().0
 }
 
 /// A header of satellite `id`'s local account `Plant`, at `at_ms`, signed by `ca`.

@@ -47,6 +47,10 @@ async fn a_pool_reassigned_to_the_cloud_leaves_the_satellite_at_its_next_sync_an
         json!({"virtual_account": "Lab", "from": "satellite smartlic-satellite", "to": "the cloud", "pending": true})
     );
     refused(&reassign(&cloud, "Lab", Value::Null).await, 409, "waits for that satellite's next synchronisation");
+    // The satellites' list shows the move waiting, until the sync that completes it.
+    let listed = cloud.admin("GET", "/api/v1/satellites", None).await.body;
+    let waiting = listed["satellites"][0]["pending_moves"].to_string();
+    assert!(waiting.contains("'Lab' to the cloud (asked by"), "{listed}");
 
     // Until its next sync the satellite serves Lab alone: its device uses more there, and the
     // cloud still issues no token of Lab.
@@ -64,6 +68,7 @@ async fn a_pool_reassigned_to_the_cloud_leaves_the_satellite_at_its_next_sync_an
     assert_eq!((in_use(&cloud, "Lab").await, mirrored(&cloud, id).await), (0, 0));
     let listed = cloud.admin("GET", "/api/v1/satellites", None).await.body;
     assert_eq!(listed["satellites"][0]["virtual_accounts"], json!([]), "{listed}");
+    assert_eq!(listed["satellites"][0]["pending_moves"], json!([]), "{listed}");
     let events = cloud.admin("GET", "/api/v1/events", None).await.body.to_string();
     assert!(events.contains("satellite.pool-released"), "{events}");
     assert_eq!(in_use(&sat, "Lab").await, 0);

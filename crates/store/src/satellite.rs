@@ -26,6 +26,8 @@ pub struct Satellite {
     pub answer: Option<String>,
     /// The virtual accounts it serves (names), once approved.
     pub pools: Vec<String>,
+    /// Pools the operator reassigned away from it that move with its next synchronisation.
+    pub pending_moves: Vec<PendingMove>,
     /// The sequence of the last synchronisation request applied (0: none) and when (S-3).
     pub sync_sequence: i64,
     pub last_sync_at: Option<Timestamp>,
@@ -41,6 +43,16 @@ impl Satellite {
             "pending"
         }
     }
+}
+
+/// A reassignment waiting for the serving satellite's next synchronisation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingMove {
+    pub pool: String,
+    /// The satellite it goes to (its name), or None for the cloud.
+    pub to: Option<String>,
+    pub requested_at: Timestamp,
+    pub requested_by: String,
 }
 
 #[derive(Debug, Clone)]
@@ -144,17 +156,24 @@ pub struct PoolInstances {
     pub removed: Vec<(String, String)>,
 }
 
-/// A request the satellite made: its sequence, the response it acknowledges, and what changed.
+/// A request the satellite made: its sequence and the response it acknowledges (what changed
+/// comes apart, [`SatelliteStore::sync_instances`]).
 #[derive(Debug, Clone)]
 pub struct SyncDraft {
     pub local: LocalAccount,
     pub sequence: i64,
     pub acknowledges: i64,
-    pub pools: Vec<PoolInstances>,
 }
 
+/// Most instances (and removed ones) in one [`PoolInstances`] of a synchronisation read or
+/// applied a part at a time: a million instances are never in memory at once.
+pub const SYNC_PART: usize = 1000;
+
+/// The parts of a satellite's request, as the cloud reads them from its file: each at most
+/// [`SYNC_PART`] instances of one pool. An error ends the import, which then changes nothing.
+pub type SyncParts = Box<dyn Iterator<Item = Result<PoolInstances>> + Send>;
+
 /// A satellite's request as the cloud applies it.
-#[derive(Debug, Clone)]
 pub struct SatelliteSync {
     pub satellite_id: i64,
     pub sequence: i64,
@@ -164,7 +183,8 @@ pub struct SatelliteSync {
     pub full: bool,
     /// Days until the satellite's next scheduled synchronisation.
     pub interval_days: i64,
-    pub pools: Vec<PoolInstances>,
+    /// Read as they are applied, within the same transaction.
+    pub parts: SyncParts,
 }
 
 /// The cloud's response as a satellite applies it: the pools' licenses replace its copy, and
@@ -283,10 +303,21 @@ pub trait SatelliteStore: Send + Sync {
     ) -> Result<()>;
     /// In the cloud: the instances a satellite reported, per pool, as of its last sync.
     async fn satellite_instances(&self, satellite_id: i64) -> Result<Vec<PoolInstances>>;
-    /// On a satellite: records a new request of an approved local account and collects what it
-    /// carries: every instance of its pools when `full`, else those the change log names since
-    /// the request the last applied response answered (changed ones, and removed ones).
+    /// On a satellite: records a new request of an approved local account.
     async fn begin_sync(&self, name: &str, full: bool, now: Timestamp) -> Result<SyncDraft>;
+    /// On a satellite: sends to `parts` what the request [`begin_sync`](Self::begin_sync) made
+    /// carries, in parts of at most [`SYNC_PART`] instances in the order of pool, PID and SN:
+    /// every instance of its pools when `full`, else those the change log names since the
+    /// request the last applied response answered (changed ones, and removed ones). Read from
+    /// one snapshot, not on the writer, so that devices keep registering meanwhile; what changes
+    /// after `begin_sync` may come too, and comes again in the next request. Stops with an error
+    /// when the receiver is gone.
+    async fn sync_instances(
+        &self,
+        name: &str,
+        full: bool,
+        parts: std::sync::mpsc::SyncSender<PoolInstances>,
+    ) -> Result<()>;
     /// On a satellite: applies the cloud's response in one transaction, or changes nothing: a
     /// response applied already (replayed), older than the last applied (stale), or answering
     /// no request this satellite made, is refused.

@@ -56,6 +56,10 @@ impl Api {
         if let Some(body) = &call.body {
             request = request.json(body);
         }
+        if let Some(file) = &call.upload {
+            let yaml = tokio::fs::read(file).await.with_context(|| format!("cannot read {}", file.display()))?;
+            request = request.header(reqwest::header::CONTENT_TYPE, "application/yaml").body(yaml);
+        }
         answer(&self.base, request).await
     }
 

@@ -154,6 +154,7 @@ const SATELLITES: &[Col] = &[
     ("LOCAL ACCOUNT", "local_account"),
     ("STATUS", "status"),
     ("VIRTUAL ACCOUNTS", "virtual_accounts"),
+    ("PENDING MOVES", "pending_moves"),
     ("REQUESTED", "requested_at"),
     ("LAST SYNCHRONIZATION", "last_synchronization"),
     ("SYNCHRONIZATION DUE", "synchronization_due"),
@@ -221,11 +222,7 @@ impl SatelliteCmd {
                 json!({ "registration": document(input)?, "virtual_accounts": virtual_accounts }),
                 Record,
             ),
-            SatelliteCmd::FileSync { input, .. } => Call::post(
-                "/api/v1/satellites/file-sync".into(),
-                json!({ "request": super::sync::read(input)? }),
-                Record,
-            ),
+            SatelliteCmd::FileSync { input, .. } => Call::upload("/api/v1/satellites/file-sync".into(), input, Record),
             SatelliteCmd::RemoveInstance { id, va, pid, sn } => Call::post(
                 format!("/api/v1/satellites/{id}/instances/remove"),
                 json!({ "virtual_account": va, "pid": pid, "sn": sn }),
@@ -323,6 +320,7 @@ async fn register_online(
         method: Method::POST,
         path: format!("{}/approval", local_path(name)?),
         body: Some(serde_json::from_str(&answer)?),
+        upload: None,
         show: Record,
     };
     let approved = satellite.send(&call).await?;

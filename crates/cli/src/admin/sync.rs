@@ -73,7 +73,7 @@ const STATUS: &[Col] = &[
 ];
 
 /// A synchronisation file's text, read before any request.
-pub fn read(path: &Path) -> Result<String> {
+fn read(path: &Path) -> Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
 }
 

@@ -194,7 +194,12 @@ impl<'a> Pair<'a> {
         syncs.push(self.row(what, "files: export (request file)", began, size));
         let Ok(request) = request else { return };
         let began = Instant::now();
-        let answered = self.cloud_api.post("/api/v1/satellites/file-sync", json!({"request": request})).await;
+        // The file itself, as YAML: the cloud reads it as it comes rather than whole.
+        let path = "/api/v1/satellites/file-sync";
+        let api = &self.cloud_api;
+        let posted = api.http.post(format!("{}{path}", api.base)).bearer_auth(&api.bearer);
+        let posted = posted.header(reqwest::header::CONTENT_TYPE, "application/yaml").body(request).send().await;
+        let answered = super::json_of(posted, &format!("POST {path}")).await;
         let response = answered.and_then(|v| text_field(&v, "response"));
         let size = response.as_ref().map(|r| Some(r.len())).map_err(|e| anyhow::anyhow!("{e:#}"));
         syncs.push(self.row(what, "files: cloud File Sync (response file)", began, size));

@@ -23,6 +23,7 @@
 //! satellite's next request, after its usage: one manager per pool at every moment, and usage
 //! counted once (the released devices register again with the new manager's token).
 
+use super::spool::{self, Spool};
 use super::{granted_pool, LocalAccountView};
 use super::{load_local, local_view, mirrored_license, refuse_on_satellite, require_satellite};
 use crate::auth::{random_text, Caller};
@@ -30,8 +31,10 @@ use crate::body::{Body, Path};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request, State};
+use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::{engine::general_purpose::STANDARD as B64, Engine};
@@ -39,16 +42,20 @@ use serde::{Deserialize, Serialize};
 use smartlic_core::Timestamp;
 use smartlic_proto::cert;
 use smartlic_proto::keys::{KeyAlgorithm, PublicKey};
+use smartlic_proto::sync::stream::{self, RequestHead, RequestPart, RequestParts, RequestWriter};
 use smartlic_proto::sync::{
-    PoolReport, RemovedFromPool, RemovedInstance, ReportedInstance, SignedBy, SyncAuth, SyncError, SyncFile,
-    SyncRequest, SyncResponse, KIND_SYNC_REQUEST, KIND_SYNC_RESPONSE, SYNC_AUTH_HEADER,
+    RemovedFromPool, RemovedInstance, ReportedInstance, SignedBy, SyncAuth, SyncError, SyncFile, SyncResponse,
+    KIND_SYNC_RESPONSE, SYNC_AUTH_HEADER,
 };
 use smartlic_proto::wire;
 use smartlic_store::satellite::{
     AppliedSync, LocalAccount, MirroredInstance, MirroredPool, PoolInstances, RemovedUdi, Satellite, SatelliteSync,
     SyncSettings,
 };
+use smartlic_store::StoreError;
 use smartlic_store::{AlertKind, AlertSeverity, NewAlert};
+use std::sync::{Arc, Mutex};
+use tempfile::NamedTempFile;
 
 /// The longest interval between scheduled synchronisations an operator may set (the default,
 /// seed 001's 30 days, is the store's).
@@ -104,7 +111,11 @@ struct ResponseBody {
     response: String,
 }
 
-fn mirrored(pools: Vec<PoolReport>) -> Vec<PoolInstances> {
+/// A part of a request as the cloud mirrors it; one reporting a negative usage is refused.
+fn mirrored(part: RequestPart) -> ApiResult<PoolInstances> {
+    if let Some(i) = part.instances.iter().find(|i| i.usage.values().any(|n| *n < 0)) {
+        return Err(ApiError::invalid("request", format!("PID:{},SN:{} reports a negative usage count", i.pid, i.sn)));
+    }
     let instance = |i: ReportedInstance| MirroredInstance {
         pid: i.pid,
         sn: i.sn,
@@ -112,14 +123,22 @@ fn mirrored(pools: Vec<PoolReport>) -> Vec<PoolInstances> {
         last_contact_at: Timestamp(i.last_contact_at),
         usage: i.usage,
     };
-    pools
-        .into_iter()
-        .map(|p| PoolInstances {
-            pool: p.name,
-            instances: p.instances.into_iter().map(instance).collect(),
-            removed: p.removed.into_iter().map(|r| (r.pid, r.sn)).collect(),
-        })
-        .collect()
+    Ok(PoolInstances {
+        pool: part.pool,
+        instances: part.instances.into_iter().map(instance).collect(),
+        removed: part.removed.into_iter().map(|r| (r.pid, r.sn)).collect(),
+    })
+}
+
+/// A request file as a route receives it: the file itself (`application/yaml`, as the satellite
+/// sends it), received into a temporary file as it comes, or `{"request": "..."}` in JSON.
+async fn received(state: &AppState, request: Request) -> ApiResult<Spool> {
+    let yaml = request.headers().get(CONTENT_TYPE).is_some_and(|t| t.as_bytes().starts_with(b"application/yaml"));
+    if yaml {
+        return spool::receive(request.into_body(), MAX_SYNC_REQUEST).await;
+    }
+    let Body(b) = Body::<RequestBody>::from_request(request, state).await?;
+    Ok(Spool::text(b.request))
 }
 
 /// The approved satellite `id` and the key the cloud certified for it, or none.
@@ -193,52 +212,66 @@ impl FromRequestParts<AppState> for SatelliteSender {
 /// for the satellite it names (the one `sender` authenticated, over the network), for that
 /// satellite's local account, newer than the last applied.
 ///
-/// A full request of a million instances is about 130 MB of text, held twice (the file's text,
-/// its payload) before it is parsed into structures about twice as large: each form is dropped
-/// as soon as the next exists, so the cloud's peak does not hold all of them at once.
-async fn answer(state: &AppState, text: String, sender: Option<SatelliteSender>) -> ApiResult<String> {
+/// The file is read twice, a document at a time: once whole to check its signature, then
+/// again as the store applies its parts in one transaction; a part refused (or a file changed
+/// since the check) ends the transaction, which then changes nothing.
+async fn answer(state: &AppState, spool: Spool, sender: Option<SatelliteSender>) -> ApiResult<String> {
     let field = "request";
     refuse_on_satellite(state, "answering synchronisations")?;
-    let file = SyncFile::parse(&text).map_err(|e| refused(field, e))?;
-    drop(text);
-    let (id, local_account) = file.claim().map_err(|e| refused(field, e))?;
+    let claim = stream::request_head(spool.reader()?).map_err(|e| refused(field, e))?;
+    let id = claim.satellite_id;
     if let Some(SatelliteSender(sent_by)) = sender.filter(|s| s.0 != id) {
         return Err(foreign(field, format!("the request names satellite {id}, but satellite {sent_by} sent it")));
     }
     let (sat, key) = approved_satellite(state, id).await?.ok_or_else(|| {
         foreign(field, format!("the request names satellite {id}, which this cloud has not approved"))
     })?;
-    let request = file.open_request(&key).map_err(|e| refused(field, e))?;
-    drop(file);
-    if local_account != sat.local_account {
+    let input = spool.reader()?;
+    let checked = tokio::task::spawn_blocking(move || stream::check_request(input, &key))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| refused(field, e))?;
+    let head: RequestHead = checked.head.clone();
+    if head.local_account != sat.local_account {
         return Err(foreign(
             field,
             format!(
-                "the request is for local account '{local_account}'; satellite {id} registered '{}'",
-                sat.local_account
+                "the request is for local account '{}'; satellite {id} registered '{}'",
+                head.local_account, sat.local_account
             ),
         ));
     }
-    let negative = request.pools.iter().flat_map(|p| &p.instances).find(|i| i.usage.values().any(|n| *n < 0));
-    if let Some(i) = negative {
-        return Err(ApiError::invalid(field, format!("PID:{},SN:{} reports a negative usage count", i.pid, i.sn)));
-    }
-    if !(1..=MAX_INTERVAL_DAYS).contains(&request.interval_days) {
-        let days = request.interval_days;
+    if !(1..=MAX_INTERVAL_DAYS).contains(&head.interval_days) {
+        let days = head.interval_days;
         return Err(ApiError::invalid(
             field,
             format!("the scheduled synchronisation interval {days} is not 1 to {MAX_INTERVAL_DAYS} days"),
         ));
     }
+    // Why a part was refused, kept here: the store only learns that the import ends.
+    let refusal: Arc<Mutex<Option<ApiError>>> = Arc::default();
+    let kept = refusal.clone();
+    let parts = RequestParts::new(spool.reader()?, &checked).map(move |part| {
+        part.map_err(|e| refused(field, e)).and_then(mirrored).map_err(|e| {
+            let why = e.message.clone();
+            *kept.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+            StoreError::Conflict(why)
+        })
+    });
     let sync = SatelliteSync {
         satellite_id: id,
-        sequence: request.sequence,
-        acknowledges: request.acknowledges,
-        full: request.full,
-        interval_days: request.interval_days,
-        pools: mirrored(request.pools),
+        sequence: head.sequence,
+        acknowledges: head.acknowledges,
+        full: head.full,
+        interval_days: head.interval_days,
+        parts: Box::new(parts),
     };
-    let outcome = state.store.apply_satellite_sync(sync, state.clock.now()).await?;
+    let applied = state.store.apply_satellite_sync(sync, state.clock.now()).await;
+    let outcome = match applied {
+        Ok(outcome) => outcome,
+        Err(e) => return Err(refusal.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or_else(|| e.into())),
+    };
+    drop(spool);
     let synced = outcome.satellite;
     let account = state
         .store
@@ -255,7 +288,7 @@ async fn answer(state: &AppState, text: String, sender: Option<SatelliteSender>)
         satellite_id: id,
         local_account: synced.local_account,
         smart_account: account.domain,
-        sequence: request.sequence,
+        sequence: head.sequence,
         created_at: state.clock.now().0,
         pools,
         removed: outcome.removed.into_iter().map(|r| RemovedFromPool { pool: r.pool, pid: r.pid, sn: r.sn }).collect(),
@@ -278,7 +311,10 @@ async fn answer(state: &AppState, text: String, sender: Option<SatelliteSender>)
     params(
         ("x-smartlic-satellite-auth" = String, Header, description = "base64 of a synchronisation file of kind smartlic-sync-auth: the satellite id, local account, timestamp (within the clock tolerance) and a new nonce, signed by the satellite's certified key"),
     ),
-    request_body = RequestBody,
+    request_body(
+        description = "the request file: as JSON, or the YAML file itself (what the satellite sends, read as it comes)",
+        content((RequestBody = "application/json"), (String = "application/yaml"))
+    ),
     responses(
         (status = 200, description = "the signed response", body = ResponseBody),
         (status = 401, description = "UNAUTHENTICATED: the x-smartlic-satellite-auth header is missing, malformed, not signed by the approved satellite's key, stale or replayed (the body is not read)"),
@@ -289,9 +325,10 @@ async fn answer(state: &AppState, text: String, sender: Option<SatelliteSender>)
 async fn network_sync(
     State(state): State<AppState>,
     sender: SatelliteSender,
-    Body(b): Body<RequestBody>,
+    request: Request,
 ) -> ApiResult<Json<ResponseBody>> {
-    Ok(Json(ResponseBody { response: answer(&state, b.request, Some(sender)).await? }))
+    let spool = received(&state, request).await?;
+    Ok(Json(ResponseBody { response: answer(&state, spool, Some(sender)).await? }))
 }
 
 /// The cloud operator's File Sync: a request file carried from the satellite, answered. The
@@ -302,7 +339,10 @@ async fn network_sync(
     operation_id = "satellite_file_sync",
     tag = "smartlic",
     summary = "Cloud, File Sync (operator): apply a satellite's request file; answers the response file",
-    request_body = RequestBody,
+    request_body(
+        description = "the request file: as JSON, or the YAML file itself (read as it comes)",
+        content((RequestBody = "application/json"), (String = "application/yaml"))
+    ),
     responses(
         (status = 200, description = "the signed response", body = ResponseBody),
         (status = 403, description = "FORBIDDEN: only the operator, or the request is not signed by an approved satellite"),
@@ -311,8 +351,8 @@ async fn network_sync(
 )]
 async fn file_sync(State(state): State<AppState>, caller: Caller, request: Request) -> ApiResult<Json<ResponseBody>> {
     caller.require_operator("answer satellite synchronisations")?;
-    let Body(b) = Body::<RequestBody>::from_request(request, &state).await?;
-    Ok(Json(ResponseBody { response: answer(&state, b.request, None).await? }))
+    let spool = received(&state, request).await?;
+    Ok(Json(ResponseBody { response: answer(&state, spool, None).await? }))
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -444,15 +484,50 @@ async fn pick_local(state: &AppState, name: Option<&str>) -> ApiResult<LocalAcco
     }
 }
 
-/// Makes the next request of the local account, signed with this satellite's key (YAML).
-async fn make_request(state: &AppState, name: Option<&str>, full: bool) -> ApiResult<(LocalAccount, String)> {
+/// Makes the next request of the local account, signed with this satellite's key: the YAML
+/// file, in a temporary file. The instances go from a read snapshot (devices keep registering)
+/// to the file a part at a time, through a channel of a few parts: a full request of a million
+/// instances is never in memory.
+async fn make_request(state: &AppState, name: Option<&str>, full: bool) -> ApiResult<(LocalAccount, NamedTempFile)> {
     let local = pick_local(state, name).await?;
     let now = state.clock.now();
     let draft = state.store.begin_sync(&local.name, full, now).await?;
-    let satellite_id =
-        draft.local.cloud_satellite_id.ok_or_else(|| ApiError::internal("approved local account without cloud id"))?;
-    let pools = draft.pools.into_iter().map(|p| PoolReport {
-        name: p.pool,
+    let head = RequestHead {
+        satellite_id: draft
+            .local
+            .cloud_satellite_id
+            .ok_or_else(|| ApiError::internal("approved local account without cloud id"))?,
+        local_account: draft.local.name.clone(),
+        smart_account: draft.local.domain.clone(),
+        sequence: draft.sequence,
+        acknowledges: draft.acknowledges,
+        full,
+        interval_days: draft.local.sync_interval_days,
+        created_at: now.0,
+        signed_by: SignedBy::of(state.ca.signer()),
+    };
+    let (parts, each) = std::sync::mpsc::sync_channel::<PoolInstances>(2);
+    let signer = state.clone();
+    let writer = tokio::task::spawn_blocking(move || -> Result<NamedTempFile, String> {
+        let file = NamedTempFile::new().map_err(|e| e.to_string())?;
+        let mut out = RequestWriter::begin(std::io::BufWriter::new(file), &head).map_err(|e| e.to_string())?;
+        for p in each {
+            out.part(&reported(p)).map_err(|e| e.to_string())?;
+        }
+        let out = out.finish(signer.ca.signer()).map_err(|e| e.to_string())?;
+        out.into_inner().map_err(|e| e.to_string())
+    });
+    let read = state.store.sync_instances(&draft.local.name, full, parts).await;
+    let written = writer.await.map_err(ApiError::internal)?;
+    let file = written.map_err(|e| ApiError::internal(format!("cannot write the synchronisation request: {e}")))?;
+    read?;
+    Ok((draft.local, file))
+}
+
+/// A part of the satellite's instances as its request reports it.
+fn reported(p: PoolInstances) -> RequestPart {
+    RequestPart {
+        pool: p.pool,
         instances: p
             .instances
             .into_iter()
@@ -465,24 +540,7 @@ async fn make_request(state: &AppState, name: Option<&str>, full: bool) -> ApiRe
             })
             .collect(),
         removed: p.removed.into_iter().map(|(pid, sn)| RemovedInstance { pid, sn }).collect(),
-    });
-    let request = SyncRequest {
-        satellite_id,
-        local_account: draft.local.name.clone(),
-        smart_account: draft.local.domain.clone(),
-        sequence: draft.sequence,
-        acknowledges: draft.acknowledges,
-        full,
-        interval_days: draft.local.sync_interval_days,
-        created_at: now.0,
-        pools: pools.collect(),
-        signed_by: SignedBy::of(state.ca.signer()),
-    };
-    let sealed = SyncFile::seal(KIND_SYNC_REQUEST, &request, state.ca.signer()).map_err(ApiError::internal)?;
-    // A full request of a million instances is about 250 MB as structures: gone before the
-    // file's text is made, the satellite's peak memory is one of the two, not both.
-    drop(request);
-    Ok((draft.local, sealed.to_yaml()))
+    }
 }
 
 /// Checks and applies the cloud's response: signed by the cloud CA that approved the local
@@ -525,6 +583,8 @@ struct ExportBody {
     full: bool,
 }
 
+/// The export's answer. `request` comes last: the answer is sent as this view with an empty
+/// request, cut before its closing quote, then the file escaped as it is read.
 #[derive(Serialize, utoipa::ToSchema)]
 struct ExportView {
     local_account: String,
@@ -547,14 +607,14 @@ struct ExportView {
         (status = 409, description = "CONFLICT: this manager is not a satellite (start it with --mode satellite), or the local account is not approved"),
     )
 )]
-async fn export(
-    State(state): State<AppState>,
-    caller: Caller,
-    Body(b): Body<ExportBody>,
-) -> ApiResult<Json<ExportView>> {
+async fn export(State(state): State<AppState>, caller: Caller, Body(b): Body<ExportBody>) -> ApiResult<Response> {
     require_satellite(&state, &caller, "export synchronisation requests")?;
-    let (local, request) = make_request(&state, b.local_account.as_deref(), b.full).await?;
-    Ok(Json(ExportView { local_account: local.name, sequence: local.sync_sequence, request }))
+    let (local, file) = make_request(&state, b.local_account.as_deref(), b.full).await?;
+    let view = ExportView { local_account: local.name, sequence: local.sync_sequence, request: String::new() };
+    let whole = serde_json::to_string(&view).map_err(ApiError::internal)?;
+    let prefix = whole.strip_suffix("\"}").ok_or_else(|| ApiError::internal("the export view ends otherwise"))?;
+    let body = spool::send_file(file, prefix.to_string(), true, "\"}");
+    Ok(([(CONTENT_TYPE, "application/json")], axum::body::Body::new(body)).into_response())
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -664,7 +724,7 @@ async fn send_and_apply(
 ) -> ApiResult<LocalAccount> {
     let cloud_ca = local.cloud_ca.clone().ok_or_else(|| ApiError::internal("approved local account without CA"))?;
     let http = smartlic_agent::tls::https_client(&cloud_ca).map_err(ApiError::internal)?;
-    let (local, request) = make_request(state, Some(&local.name), full).await?;
+    let (local, file) = make_request(state, Some(&local.name), full).await?;
     let url = format!("{}/api/v1/satellites/sync", cloud.trim_end_matches('/'));
     let unreachable = |e: reqwest::Error| {
         ApiError::new(StatusCode::BAD_GATEWAY, "CLOUD_UNREACHABLE", format!("cannot reach the cloud at {url}: {e}"))
@@ -679,14 +739,13 @@ async fn send_and_apply(
         signed_by: SignedBy::of(state.ca.signer()),
     };
     let header = auth.to_header(state.ca.signer()).map_err(ApiError::internal)?;
-    // Serialised straight from the request text, which it consumes: a full request's text is
-    // not held a third time (as a JSON value) while its body is built.
-    let body = serde_json::to_vec(&RequestBody { request }).map_err(ApiError::internal)?;
+    // The file itself, sent as it is read.
+    let body = reqwest::Body::wrap(spool::send_file(file, String::new(), false, ""));
     let sent = http
         .post(&url)
         .timeout(CLOUD_SYNC_TIMEOUT)
         .header(SYNC_AUTH_HEADER, header)
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header(reqwest::header::CONTENT_TYPE, "application/yaml")
         .body(body);
     let answer = sent.send().await.map_err(unreachable)?;
     let code = answer.status();

@@ -147,3 +147,9 @@ pub async fn consistent(h: &Harness) {
     let check = h.admin("GET", "/api/v1/check", None).await.body;
     assert_eq!(check["consistent"], true, "{check}");
 }
+
+/// The signing key of manager `h` (a satellite signs with its CA's key, the one the cloud
+/// certified at approval).
+pub fn key_of(h: &Harness) -> smartlic_proto::CertificateAuthority {
+    smartlic_server::tls::load_or_create_ca(h.dir.path(), 0).unwrap().0
+}

@@ -29,6 +29,7 @@ fn satellite_row(row: &Row) -> R<Satellite> {
         certificate_expires_at: row.get::<_, Option<i64>>("certificate_expires_at")?.map(Timestamp),
         answer: row.get("answer")?,
         pools: Vec::new(),
+        pending_moves: Vec::new(),
         sync_sequence: row.get("sync_sequence")?,
         last_sync_at: opt_ts(row, "last_sync_at")?,
         sync_interval_days: row.get("sync_interval_days")?,
@@ -66,6 +67,21 @@ fn satellites_where(db: &Connection, filter: &str, args: impl rusqlite::Params) 
              WHERE p.satellite_id = $1 ORDER BY v.name",
             [s.id],
             |r| r.get(0),
+        )?;
+        s.pending_moves = all(
+            db,
+            "SELECT v.name, t.name, m.requested_at, m.requested_by FROM pool_moves m
+             JOIN virtual_accounts v ON v.id = m.virtual_account_id LEFT JOIN satellites t ON t.id = m.to_satellite_id
+             WHERE m.from_satellite_id = $1 ORDER BY v.name",
+            [s.id],
+            |r| {
+                Ok(PendingMove {
+                    pool: r.get(0)?,
+                    to: r.get(1)?,
+                    requested_at: Timestamp(r.get(2)?),
+                    requested_by: r.get(3)?,
+                })
+            },
         )?;
     }
     Ok(found)
@@ -347,6 +363,33 @@ fn release_pool(db: &Connection, account_id: i64, pool: &str, now: Timestamp) ->
     Ok(())
 }
 
+/// Sends a synchronisation's instances in parts of at most [`SYNC_PART`], one pool each.
+struct Parts {
+    out: std::sync::mpsc::SyncSender<PoolInstances>,
+    current: PoolInstances,
+}
+
+impl Parts {
+    /// The part the next instance of `pool` goes in: the current one, or a new one when the
+    /// pool changes or the current one is full.
+    fn slot(&mut self, pool: &str) -> Result<&mut PoolInstances> {
+        let held = self.current.instances.len() + self.current.removed.len();
+        if self.current.pool != pool || held >= SYNC_PART {
+            self.flush()?;
+            self.current.pool = pool.to_string();
+        }
+        Ok(&mut self.current)
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        let part = std::mem::take(&mut self.current);
+        if part.instances.is_empty() && part.removed.is_empty() {
+            return Ok(());
+        }
+        self.out.send(part).map_err(|_| StoreError::Database("the synchronisation request's writer stopped".into()))
+    }
+}
+
 #[async_trait::async_trait]
 impl SatelliteStore for SqliteStore {
     async fn create_satellite(&self, new: NewSatellite, actor: &str, now: Timestamp) -> Result<Satellite> {
@@ -604,14 +647,7 @@ impl SatelliteStore for SqliteStore {
                     "SELECT v.name, v.id FROM satellite_pools p JOIN virtual_accounts v ON v.id = p.virtual_account_id
                      WHERE p.satellite_id = $1",
                 )?;
-                // Pools taken from it whose release it has not applied yet: it may still report them.
                 let released = pools_of("SELECT pool, virtual_account_id FROM satellite_releases WHERE satellite_id = $1")?;
-                if let Some(p) = sync.pools.iter().find(|p| !served.contains_key(&p.pool) && !released.contains_key(&p.pool)) {
-                    return Err(StoreError::Conflict(format!(
-                        "satellite {id} ({}) does not serve virtual account '{}'; nothing changed",
-                        sat.name, p.pool
-                    )));
-                }
                 if sync.full {
                     for va in served.values() {
                         forget_pool(db, id, *va)?;
@@ -622,8 +658,19 @@ impl SatelliteStore for SqliteStore {
                     let sql = "SELECT 1 FROM satellite_removals WHERE virtual_account_id = $1 AND udi_pid = $2 AND udi_sn = $3";
                     Ok(one(db, sql, params![va, pid, sn], |r| r.get::<_, i64>(0))?.is_some())
                 };
-                for p in sync.pools.iter().filter(|p| served.contains_key(&p.pool)) {
-                    let va = served[&p.pool];
+                for part in sync.parts {
+                    let p = part?;
+                    // Pools taken from it whose release it has not applied yet: it may still
+                    // report them, and they are ignored.
+                    let Some(&va) = served.get(&p.pool) else {
+                        if released.contains_key(&p.pool) {
+                            continue;
+                        }
+                        return Err(StoreError::Conflict(format!(
+                            "satellite {id} ({}) does not serve virtual account '{}'; nothing changed",
+                            sat.name, p.pool
+                        )));
+                    };
                     for (pid, sn) in &p.removed {
                         forget_mirrored(db, va, pid, sn)?;
                         exec(
@@ -757,52 +804,8 @@ impl SatelliteStore for SqliteStore {
                         "local account '{name}' is not approved by the cloud yet: register it first"
                     )));
                 }
-                let account_id = account_id_of(db, &local.domain)?;
                 let last_change: i64 =
                     one(db, "SELECT COALESCE(MAX(id), 0) FROM sync_changes", [], |r| r.get(0))?.unwrap_or(0);
-                let select = "SELECT v.name AS pool, i.id, i.udi_pid, i.udi_sn, i.hostname, i.last_contact_at, i.usage_released
-                     FROM instances i JOIN virtual_accounts v ON v.id = i.virtual_account_id WHERE v.account_id = $1
-                     AND v.id NOT IN (SELECT virtual_account_id FROM released_pools)";
-                let read = |r: &Row| Ok((r.get::<_, String>("id")?, r.get::<_, bool>("usage_released")?, mirrored_instance(r)?));
-                let mut rows = Vec::new();
-                let mut removed: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
-                if full {
-                    rows = all(db, &format!("{select} ORDER BY v.name, i.udi_pid, i.udi_sn"), [account_id], read)?;
-                } else {
-                    let since: i64 =
-                        one(db, "SELECT synced_change FROM local_accounts WHERE id = $1", [local.id], |r| r.get(0))?
-                            .unwrap_or(0);
-                    let changed: Vec<(i64, String, String, String)> = all(
-                        db,
-                        "SELECT DISTINCT c.virtual_account_id, c.udi_pid, c.udi_sn, v.name FROM sync_changes c
-                         JOIN virtual_accounts v ON v.id = c.virtual_account_id WHERE v.account_id = $1 AND c.id > $2
-                         AND v.id NOT IN (SELECT virtual_account_id FROM released_pools) ORDER BY v.name, c.udi_pid, c.udi_sn",
-                        params![account_id, since],
-                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-                    )?;
-                    let one_instance =
-                        format!("{select} AND i.virtual_account_id = $2 AND i.udi_pid = $3 AND i.udi_sn = $4");
-                    for (va, pid, sn, pool) in changed {
-                        match one(db, &one_instance, params![account_id, va, pid, sn], read)? {
-                            Some(row) => rows.push(row),
-                            None => removed.entry(pool).or_default().push((pid, sn)),
-                        }
-                    }
-                }
-                let mut reported = Vec::new();
-                for (id, released, (pool, mut instance)) in rows {
-                    if !released {
-                        instance.usage = usage_of(db, &id)?;
-                    }
-                    reported.push((pool, instance));
-                }
-                let mut pools = by_pool(reported);
-                for (pool, gone) in removed {
-                    match pools.iter_mut().find(|p| p.pool == pool) {
-                        Some(p) => p.removed = gone,
-                        None => pools.push(PoolInstances { pool, instances: Vec::new(), removed: gone }),
-                    }
-                }
                 let sequence = local.sync_sequence + 1;
                 exec(
                     db,
@@ -812,7 +815,65 @@ impl SatelliteStore for SqliteStore {
                 exec(db, "UPDATE local_accounts SET sync_sequence = $1 WHERE id = $2", params![sequence, local.id])?;
                 let acknowledges = local.acknowledged_sequence;
                 let local = local_account_named(db, &name)?;
-                Ok(SyncDraft { local, sequence, acknowledges, pools })
+                Ok(SyncDraft { local, sequence, acknowledges })
+            })
+            .await
+    }
+
+    async fn sync_instances(
+        &self,
+        name: &str,
+        full: bool,
+        parts: std::sync::mpsc::SyncSender<PoolInstances>,
+    ) -> Result<()> {
+        let name = name.to_string();
+        self.db
+            .read(move |db| {
+                let local = local_account_named(db, &name)?;
+                let account_id = account_id_of(db, &local.domain)?;
+                let mut parts = Parts { out: parts, current: PoolInstances::default() };
+                let select = "SELECT v.name AS pool, i.id, i.udi_pid, i.udi_sn, i.hostname, i.last_contact_at, i.usage_released
+                     FROM instances i JOIN virtual_accounts v ON v.id = i.virtual_account_id WHERE v.account_id = $1
+                     AND v.id NOT IN (SELECT virtual_account_id FROM released_pools)";
+                let read = |r: &Row| -> Result<(String, MirroredInstance)> {
+                    let (pool, mut instance) = mirrored_instance(r)?;
+                    if !r.get::<_, bool>("usage_released")? {
+                        instance.usage = usage_of(db, &r.get::<_, String>("id")?)?;
+                    }
+                    Ok((pool, instance))
+                };
+                if full {
+                    let mut found = db.prepare(&format!("{select} ORDER BY v.name, i.udi_pid, i.udi_sn"))?;
+                    let mut rows = found.query([account_id])?;
+                    while let Some(row) = rows.next()? {
+                        let (pool, instance) = read(row)?;
+                        parts.slot(&pool)?.instances.push(instance);
+                    }
+                    return parts.flush();
+                }
+                let since: i64 =
+                    one(db, "SELECT synced_change FROM local_accounts WHERE id = $1", [local.id], |r| r.get(0))?.unwrap_or(0);
+                let mut changed = db.prepare(
+                    "SELECT DISTINCT c.virtual_account_id, c.udi_pid, c.udi_sn, v.name FROM sync_changes c
+                     JOIN virtual_accounts v ON v.id = c.virtual_account_id WHERE v.account_id = $1 AND c.id > $2
+                     AND v.id NOT IN (SELECT virtual_account_id FROM released_pools) ORDER BY v.name, c.udi_pid, c.udi_sn",
+                )?;
+                let mut rows = changed.query(params![account_id, since])?;
+                let mut one_instance =
+                    db.prepare(&format!("{select} AND i.virtual_account_id = $2 AND i.udi_pid = $3 AND i.udi_sn = $4"))?;
+                while let Some(row) = rows.next()? {
+                    let (va, pid, sn, pool): (i64, String, String, String) =
+                        (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?);
+                    let mut found = one_instance.query(params![account_id, va, pid, sn])?;
+                    match found.next()? {
+                        Some(r) => {
+                            let (pool, instance) = read(r)?;
+                            parts.slot(&pool)?.instances.push(instance);
+                        }
+                        None => parts.slot(&pool)?.removed.push((pid, sn)),
+                    }
+                }
+                parts.flush()
             })
             .await
     }
