@@ -1,7 +1,9 @@
 //! `smartlic server`: runs the license manager until interrupted.
 
+use smartlic_server::data_key::{DataKey, DATA_KEY_VARIABLE};
 use smartlic_server::state::Limits;
-use smartlic_server::{start, Mode, ServerConfig};
+use smartlic_server::{start, DatabaseConfig, Mode, ServerConfig};
+use smartlic_store::DatabaseUrl;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -39,6 +41,13 @@ pub struct ServerArgs {
     /// Directory for the database, the CA and its key.
     #[arg(long = "data", default_value = "./smartlic-data")]
     data: PathBuf,
+    /// The database: `sqlite:PATH` (or a bare path) or `postgres://USER@HOST:PORT/DB`.
+    /// Default: the SQLite file in --data. Replicas of
+    /// one manager name the same database and set the same SMARTLIC_DATA_KEY (at least 32
+    /// characters), which encrypts the CA key the database keeps for all of them; PostgreSQL
+    /// requires it.
+    #[arg(long, value_name = "URL")]
+    database: Option<String>,
     /// Address and port to listen on (HTTPS).
     #[arg(long, default_value = "127.0.0.1:8443")]
     listen: SocketAddr,
@@ -111,6 +120,21 @@ fn mode(mode: ModeArg, upstream: Option<String>, upstream_ca: Option<PathBuf>) -
     }
 }
 
+/// `--database`, parsed here rather than by clap, whose refusal would echo the value with its
+/// password: the URL's own message says what is wrong and hides the password.
+fn database_url(text: Option<&str>) -> anyhow::Result<Option<DatabaseUrl>> {
+    text.map(|t| t.parse::<DatabaseUrl>().map_err(|e| anyhow::anyhow!("--database: {e}"))).transpose()
+}
+
+/// `SMARTLIC_DATA_KEY`, when set (an empty value is refused as too short, not taken as unset).
+fn data_key() -> anyhow::Result<Option<DataKey>> {
+    match std::env::var(DATA_KEY_VARIABLE) {
+        Ok(secret) => Ok(Some(DataKey::from_secret(&secret)?)),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => anyhow::bail!("{DATA_KEY_VARIABLE} is not valid UTF-8"),
+    }
+}
+
 /// A timeout in whole seconds, one second to one hour.
 fn seconds() -> clap::builder::RangedU64ValueParser {
     clap::value_parser!(u64).range(1..=3600)
@@ -151,8 +175,12 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             login_failures_per_address: args.login_failures_per_address,
             shutdown_timeout: Duration::from_secs(args.shutdown_timeout),
         },
+        database: DatabaseConfig { url: database_url(args.database.as_deref())?, data_key: data_key()? },
     };
     if let Mode::Gateway { upstream, .. } = &config.mode {
+        if config.database.url.is_some() {
+            anyhow::bail!("--database is for the managers (--mode cloud or satellite): a gateway keeps no database");
+        }
         let mut banner = format!("smartlic transport gateway relaying device messages to {upstream}\n");
         let gateway = smartlic_server::gateway::start(config).await?;
         banner.push_str(&format!("listening on https://{}\n", gateway.local_addr));
@@ -164,6 +192,14 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             ));
         }
         return serve(&banner, gateway.wait()).await;
+    }
+    if matches!(config.mode, Mode::Satellite)
+        && matches!(config.database.url, Some(smartlic_store::DatabaseUrl::Postgres(_)))
+    {
+        // Its synchronisation with the cloud is not carried over to PostgreSQL yet.
+        anyhow::bail!(
+            "a satellite runs on its embedded SQLite database (--database sqlite:PATH); PostgreSQL serves the cloud"
+        );
     }
     let running = start(config).await?;
     let mut banner = String::new();

@@ -17,6 +17,7 @@ mod cli_help;
 mod gateway;
 mod operations;
 mod readme_runs;
+mod replicas_cli;
 mod reservation_walkthrough;
 mod satellite_cli;
 mod simulate;

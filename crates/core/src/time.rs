@@ -90,6 +90,11 @@ impl SimulatedClock {
         self.offset_ms.store(offset, Ordering::SeqCst);
     }
 
+    /// Makes `now()` wall time plus `ms` (an offset another replica stored).
+    pub fn set_offset_ms(&self, ms: i64) {
+        self.offset_ms.store(ms, Ordering::SeqCst);
+    }
+
     pub fn advance(&self, ms: i64) {
         self.offset_ms.fetch_add(ms, Ordering::SeqCst);
     }

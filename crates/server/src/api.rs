@@ -1542,8 +1542,8 @@ async fn show_instance(
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct MoveBody {
-    to: String,
+pub(crate) struct MoveBody {
+    pub(crate) to: String,
 }
 
 #[utoipa::path(
@@ -1561,7 +1561,7 @@ struct MoveBody {
         (status = 409, description = "CONFLICT: the instance is already there, or the target cannot take it"),
     )
 )]
-async fn move_instance(
+pub(crate) async fn move_instance(
     State(state): State<AppState>,
     caller: Caller,
     Path((domain, id)): Path<(String, String)>,
@@ -1926,12 +1926,12 @@ struct ClockBody {
 )]
 async fn set_clock(State(state): State<AppState>, caller: Caller, Body(b): Body<ClockBody>) -> ApiResult<Json<Value>> {
     caller.require_operator("set the clock")?;
-    let Some(sim) = &state.simulated else {
+    if state.simulated.is_none() {
         return Err(ApiError::conflict("the clock can be set only when the server runs with --clock simulated"));
-    };
+    }
     let to = parse_date("time", Some(&b.time))?.unwrap_or(Timestamp(0));
     let before = state.clock.now();
-    sim.set(to);
+    crate::clock::set(&state, to).await?;
     let detail = format!("from {before} to {to}");
     state
         .store
@@ -1945,8 +1945,9 @@ async fn set_clock(State(state): State<AppState>, caller: Caller, Body(b): Body<
             detail,
         })
         .await?;
-    // Jobs run at once on the new time, so the consequences show in the next answer.
-    crate::jobs::run_once(&state).await.map_err(ApiError::internal)?;
+    // Jobs run at once on the new time, so the consequences show in the next answer; among
+    // replicas, here when this one holds the jobs lease or the move expired it.
+    crate::jobs::run_leased(&state).await.map_err(ApiError::internal)?;
     Ok(clock_json(&state))
 }
 

@@ -3,6 +3,10 @@
 //! (C-12), stale nonces, access tokens and portal sessions are purged, each pool's usage of
 //! the day is recorded (the portal's chart over time), a satellite runs its scheduled
 //! synchronisations (S-3), and alerts are recomputed (C-14).
+//!
+//! Replicas over one database run them once, not once each: a run needs the lease
+//! [`JOBS_LEASE`] in the store. Its holder renews it at each run; when the holder stops, the
+//! lease expires (on the manager's clock) and the next replica whose loop comes round takes it.
 
 use crate::metrics::Outcome;
 use crate::state::AppState;
@@ -16,6 +20,53 @@ const EXPIRY_WARNING_DAYS: i64 = 30;
 /// Instances silent this long raise an alert (their usage is released at 90 days).
 const SILENT_WARNING_DAYS: i64 = 30;
 
+/// The lease whose holder runs the background jobs.
+pub const JOBS_LEASE: &str = "background-jobs";
+
+/// The file of the data directory that names its replica ([`Replica::load`]).
+pub const REPLICA_ID_FILE: &str = "replica-id";
+
+/// This replica as a holder of leases.
+pub struct Replica {
+    /// The host name and a random part, made at the first start on the data directory and
+    /// kept there: one server runs per directory, so it is unique, and a replica restarted on
+    /// its directory takes its lease back at once rather than waiting for it to expire.
+    pub id: String,
+    /// How long a lease taken lasts, on the manager's clock: three job intervals, so a holder
+    /// that misses a run or two keeps it, and a dead one is replaced within three.
+    pub lease_ttl_ms: i64,
+}
+
+impl Replica {
+    pub fn load(data_dir: &std::path::Path, job_interval: Duration) -> anyhow::Result<Replica> {
+        let file = data_dir.join(REPLICA_ID_FILE);
+        let id = match std::fs::read_to_string(&file) {
+            Ok(id) if !id.trim().is_empty() => id.trim().to_string(),
+            _ => {
+                let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+                let id = format!("{}/{:016x}", host.trim(), rand::random::<u64>());
+                crate::tls::write_private(&file, &id)?;
+                id
+            }
+        };
+        let ttl = job_interval.saturating_mul(MISSED_RUNS).as_millis();
+        Ok(Replica { id, lease_ttl_ms: i64::try_from(ttl).unwrap_or(i64::MAX) })
+    }
+}
+
+/// Runs the jobs when this replica holds (or can take) the jobs lease, on the latest shared
+/// clock; answers whether it ran them.
+pub async fn run_leased(state: &AppState) -> anyhow::Result<bool> {
+    crate::clock::follow(state).await?;
+    let now = state.clock.now();
+    if !state.store.try_lease(JOBS_LEASE, &state.replica.id, now, state.replica.lease_ttl_ms).await? {
+        return Ok(false);
+    }
+    run_once(state).await?;
+    Ok(true)
+}
+
+/// One run of the jobs, whoever holds the lease (callers driving the clock themselves).
 pub async fn run_once(state: &AppState) -> anyhow::Result<()> {
     let _running = state.jobs.lock().await;
     let now = state.clock.now();
@@ -132,21 +183,22 @@ impl Heartbeat {
     }
 }
 
-/// Runs the jobs every `every` of wall time until the process ends.
-pub fn spawn(state: AppState, every: Duration) {
+/// Every `every` of wall time until aborted, runs the jobs if this replica holds the lease
+/// (the heartbeat beats either way: the loop is alive and ready to take over).
+pub fn spawn(state: AppState, every: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         loop {
             tick.tick().await;
-            let outcome = match run_once(&state).await {
-                Ok(()) => Outcome::ok,
+            match run_leased(&state).await {
+                Ok(true) => state.metrics.job_run(Outcome::ok),
+                Ok(false) => {}
                 Err(e) => {
                     tracing::error!("background jobs failed: {e:#}");
-                    Outcome::failed
+                    state.metrics.job_run(Outcome::failed);
                 }
-            };
-            state.metrics.job_run(outcome);
+            }
             state.job_heartbeat.beat(every);
         }
-    });
+    })
 }

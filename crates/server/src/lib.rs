@@ -5,6 +5,9 @@ pub mod api;
 pub mod auth;
 pub mod backup;
 mod body;
+pub mod ca;
+pub mod clock;
+pub mod data_key;
 pub mod device;
 pub mod error;
 pub mod gateway;
@@ -24,7 +27,7 @@ pub mod views;
 use anyhow::Context;
 use axum::routing::{get, post};
 use smartlic_core::{Catalog, Clock, SimulatedClock, SystemClock};
-use smartlic_store::{NewPrincipal, PrincipalKind, SqliteStore, Store};
+use smartlic_store::{DatabaseUrl, NewPrincipal, PrincipalKind, Store};
 use state::{AppState, Inner, Limits, Policy};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -63,6 +66,18 @@ pub struct ServerConfig {
     pub job_interval: Duration,
     /// Connection limits and timeouts, failed-login budgets.
     pub limits: Limits,
+    /// Which database, and the key sealing what it keeps for every replica.
+    pub database: DatabaseConfig,
+}
+
+/// The database of a manager and the key of what it keeps sealed (issue 15: replicas).
+#[derive(Debug, Clone, Default)]
+pub struct DatabaseConfig {
+    /// `--database`; None: the SQLite file in the data directory.
+    pub url: Option<DatabaseUrl>,
+    /// From `SMARTLIC_DATA_KEY`: with it the CA is kept in the database, sealed ([`ca`]);
+    /// required on PostgreSQL.
+    pub data_key: Option<data_key::DataKey>,
 }
 
 pub struct Running {
@@ -72,6 +87,8 @@ pub struct Running {
     pub generated_admin_secret: Option<String>,
     pub state: AppState,
     task: tokio::task::JoinHandle<()>,
+    /// The background jobs' loop.
+    jobs: tokio::task::JoinHandle<()>,
     /// Turned true by [`Running::shutdown`].
     stop_serving: tokio::sync::watch::Sender<bool>,
     /// The data directory's lock ([`backup::lock_data_dir`]), released by [`Running::stop`].
@@ -89,14 +106,18 @@ impl Running {
     pub async fn shutdown(mut self) {
         self.stop_serving.send_replace(true);
         let _ = (&mut self.task).await;
+        self.jobs.abort();
         if let Err(e) = self.state.store.close().await {
             tracing::error!("closing the database: {e}");
         }
         self.stop();
     }
 
+    /// Stops at once, as a crash would: nothing is finished or released (the jobs lease
+    /// stays with this replica until it expires).
     pub fn stop(&self) {
         self.task.abort();
+        self.jobs.abort();
         drop(self.data_lock.lock().map(|mut lock| lock.take()));
     }
 }
@@ -169,7 +190,23 @@ fn connection_cap(mut limits: Limits) -> Limits {
 }
 
 /// Creates or updates the bootstrap operator; returns the secret when it was generated.
+/// Replicas starting together on an empty database may all find no operator: the one whose
+/// creation is refused (the name is taken) looks again and finds the other's.
 async fn bootstrap_admin(
+    store: &dyn Store,
+    hashing: &login::HashPool,
+    secret: Option<String>,
+    now: smartlic_core::Timestamp,
+) -> anyhow::Result<Option<String>> {
+    match bootstrap_admin_once(store, hashing, secret.clone(), now).await {
+        Err(e) if matches!(e.downcast_ref(), Some(smartlic_store::StoreError::Conflict(_))) => {
+            bootstrap_admin_once(store, hashing, secret, now).await
+        }
+        done => done,
+    }
+}
+
+async fn bootstrap_admin_once(
     store: &dyn Store,
     hashing: &login::HashPool,
     secret: Option<String>,
@@ -255,11 +292,17 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         }
         None => Catalog::builtin(),
     };
-    let store =
-        SqliteStore::open(&config.data_dir.join(backup::DATABASE_FILE)).await.context("opening the database")?;
-    let store: Arc<dyn Store> = Arc::new(store);
+    let url =
+        config.database.url.clone().unwrap_or_else(|| DatabaseUrl::Sqlite(config.data_dir.join(backup::DATABASE_FILE)));
+    let data_key = config.database.data_key.as_ref();
+    ca::require_data_key(matches!(url, DatabaseUrl::Postgres(_)), data_key)?;
+    let store = smartlic_store::open(&url).await.with_context(|| format!("opening the database {url}"))?;
+    let clock_followed = clock::Followed::load(store.as_ref(), simulated.as_deref())
+        .await
+        .context("reading the shared simulated clock")?;
     let real_now_secs = SystemClock.now().0 / 1000;
-    let (ca, _) = tls::load_or_create_ca(&config.data_dir, real_now_secs)?;
+    let ca = ca::load(store.as_ref(), &config.data_dir, data_key, real_now_secs).await?;
+    let replica = jobs::Replica::load(&config.data_dir, config.job_interval)?;
     let (cert_pem, key_pem) = match operator_tls {
         Some(pair) => pair,
         None => ca.issue_tls_certificate(&tls_names, real_now_secs)?,
@@ -281,13 +324,19 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         logins: login::LoginLimiter::new(limits.login_failures_per_client, limits.login_failures_per_address),
         jobs: Default::default(),
         job_heartbeat: Default::default(),
+        replica,
+        clock_followed,
         metrics: Default::default(),
         refusal_events: Default::default(),
         satellite,
     }));
-    jobs::spawn(state.clone(), config.job_interval);
+    let jobs = jobs::spawn(state.clone(), config.job_interval);
     let (stop_serving, stop) = tokio::sync::watch::channel(false);
     let serving = tls::Serving { open: state.metrics.open_connections.clone(), stop, drain: limits.shutdown_timeout };
-    let task = tokio::spawn(tls::serve_until(listener, tls_config, app(state.clone()), limits, serving));
-    Ok(Running { local_addr, ca_pem, generated_admin_secret, state, task, stop_serving, data_lock })
+    let mut router = app(state.clone());
+    if state.simulated.is_some() {
+        router = router.layer(axum::middleware::from_fn_with_state(state.clone(), clock::follow_requests));
+    }
+    let task = tokio::spawn(tls::serve_until(listener, tls_config, router, limits, serving));
+    Ok(Running { local_addr, ca_pem, generated_admin_secret, state, task, jobs, stop_serving, data_lock })
 }

@@ -120,7 +120,11 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     if !ok {
         tracing::warn!(checks = %serde_json::Value::Object(report.clone()), "not ready");
     }
-    let body = serde_json::json!({ "ready": ok, "checks": report });
+    // Which replica runs the background jobs (replicas over one database run them once).
+    let lease = state.store.lease(crate::jobs::JOBS_LEASE).await.ok().flatten();
+    let jobs_lease = lease.map(|l| serde_json::json!({ "holder": l.holder, "expires_at": l.expires_at.to_rfc3339() }));
+    let body =
+        serde_json::json!({ "ready": ok, "checks": report, "replica": state.replica.id, "jobs_lease": jobs_lease });
     (status, axum::Json(body)).into_response()
 }
 

@@ -542,6 +542,20 @@ pub struct OAuthErrorBody {
 pub struct Readiness {
     pub ready: bool,
     pub checks: ReadinessChecks,
+    /// This replica's name as a holder of leases (host name, process id, a random part).
+    pub replica: String,
+    /// Who runs the background jobs (replicas over one database run them once); null before
+    /// the first run.
+    pub jobs_lease: Option<JobsLease>,
+}
+
+/// The lease of the background jobs.
+#[derive(ToSchema)]
+pub struct JobsLease {
+    /// The replica holding it (see `replica`).
+    pub holder: String,
+    /// It passes to another replica after this time (on the manager's clock) unless renewed.
+    pub expires_at: String,
 }
 
 /// Each check: `ok`, or why it failed.

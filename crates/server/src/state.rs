@@ -26,6 +26,10 @@ pub struct Inner {
     pub jobs: tokio::sync::Mutex<()>,
     /// The jobs loop's last run (readiness).
     pub job_heartbeat: crate::jobs::Heartbeat,
+    /// This replica as a holder of the jobs lease (replicas over one database run the jobs once).
+    pub replica: crate::jobs::Replica,
+    /// The shared simulated clock's setting this replica applied last.
+    pub clock_followed: crate::clock::Followed,
     pub metrics: crate::metrics::Metrics,
     /// Bounds the events recorded for refused device requests.
     pub refusal_events: crate::device::RefusalEvents,

@@ -18,6 +18,7 @@ fn config(dir: &Path) -> ServerConfig {
         admin_secret: Some("tls-test-secret-123".into()),
         job_interval: std::time::Duration::from_secs(3600),
         limits: Default::default(),
+        database: Default::default(),
     }
 }
 

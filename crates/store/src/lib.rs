@@ -7,12 +7,22 @@
 
 mod model;
 mod portal;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+mod replica;
+mod rules;
 pub mod satellite;
 mod sqlite;
+mod url;
 
 pub use model::*;
-pub use portal::{EventQuery, PortalSession, UsageDay};
+pub use portal::{
+    indexed_search, EventQuery, PortalSession, UsageDay, INDEXED_SEARCH_CHARS, INSTANCE_MATCHES_LISTED,
+    SHORT_SEARCH_EVENTS, SHORT_SEARCH_INSTANCES,
+};
+pub use replica::{ClockOffset, Lease, StoredCa};
 pub use sqlite::{check_backup, SqliteStore};
+pub use url::{open, DatabaseUrl, MalformedDatabaseUrl, PostgresUrl, POSTGRES_DEFAULT_PORT};
 
 use smartlic_core::compliance::{Ledger, Shortfall, TagBalance};
 use smartlic_core::{Catalog, LicenseKind, Timestamp};
@@ -205,6 +215,10 @@ pub trait Store: satellite::SatelliteStore + Send + Sync {
     /// One page (`offset`, `limit`) of a pool's instances whose hostname, PID, serial number or
     /// id holds `text` (ASCII case ignored; every instance when empty), in listing order, with
     /// how many match in all: the portal's search, which must not read a large pool whole.
+    /// A text of [`INDEXED_SEARCH_CHARS`] characters or more searches every instance through a
+    /// substring index (trigrams), but at most [`INSTANCE_MATCHES_LISTED`] matches are listed
+    /// and counted: when more match, the count is that number plus one. A shorter text is
+    /// looked for in the first [`SHORT_SEARCH_INSTANCES`] instances of the pool only.
     async fn search_instances(
         &self,
         virtual_account_id: i64,
@@ -286,6 +300,8 @@ pub trait Store: satellite::SatelliteStore + Send + Sync {
     async fn record_usage_days(&self, days: Vec<UsageDay>) -> Result<()>;
     /// A pool's usage days from `since` on, by tag then day.
     async fn usage_history(&self, virtual_account_id: i64, since: Timestamp) -> Result<Vec<UsageDay>>;
+    /// Drops the usage days before `before`, every pool together; answers how many.
+    async fn prune_usage_history(&self, before: Timestamp) -> Result<usize>;
     /// The events a query selects, newest first, read through an index rather than the whole log.
     async fn search_events(&self, query: EventQuery) -> Result<Vec<Event>>;
     /// The kinds of event an account's log holds.
@@ -303,6 +319,22 @@ pub trait Store: satellite::SatelliteStore + Send + Sync {
     /// A consistent copy of the whole database holding every change acknowledged before the
     /// call, as an open file that no name refers to (the caller streams it and it is gone).
     async fn backup(&self) -> Result<std::fs::File>;
+
+    // What replicas over one database share (issue 15).
+    /// Stores `candidate` as the manager's CA unless one is stored already, and answers the one
+    /// stored, in one transaction: replicas starting together on an empty database agree on one.
+    async fn store_ca(&self, candidate: StoredCa) -> Result<StoredCa>;
+    /// The CA the database holds, if any.
+    async fn stored_ca(&self) -> Result<Option<StoredCa>>;
+    /// The simulated clock's offset as last set by any replica; None when never set.
+    async fn clock_offset(&self) -> Result<Option<ClockOffset>>;
+    /// Sets the simulated clock's offset (one more version) and answers it.
+    async fn set_clock_offset(&self, offset_ms: i64) -> Result<ClockOffset>;
+    /// Gives the lease `name` to `holder` until `now + ttl_ms` when it is new, expired at `now`
+    /// or already `holder`'s (a renewal), in one transaction; false while another holds it.
+    async fn try_lease(&self, name: &str, holder: &str, now: Timestamp, ttl_ms: i64) -> Result<bool>;
+    /// Who holds the lease `name` (or held it last) and until when; None when never taken.
+    async fn lease(&self, name: &str) -> Result<Option<Lease>>;
 }
 
 /// One authorization request's facts for [`Store::report_usage`].
@@ -399,9 +431,10 @@ impl PoolCounts {
 }
 
 /// Decides, inside the reserving transaction, whether the licenses asked for (per tag) fit in
-/// the pool's counts; `Err` holds the message of the refusal.
+/// the pool's counts; `Err` holds the message of the refusal. It may be asked more than once: a
+/// PostgreSQL transaction in conflict with a concurrent one runs again from the start.
 pub type ReservationCheck =
-    Box<dyn FnOnce(&PoolCounts, &BTreeMap<String, i64>) -> std::result::Result<(), String> + Send>;
+    Box<dyn Fn(&PoolCounts, &BTreeMap<String, i64>) -> std::result::Result<(), String> + Send + Sync>;
 
 /// Which reservations to list.
 #[derive(Debug, Clone, Copy)]
@@ -411,8 +444,10 @@ pub enum ReservationFilter {
 }
 
 /// Decides, inside the transferring transaction, whether the pool with these counts can give
-/// away the licenses (per tag) of a batch; `Err` holds the message of the refusal.
-pub type TransferCheck = Box<dyn FnOnce(&PoolCounts, &BTreeMap<String, i64>) -> std::result::Result<(), String> + Send>;
+/// away the licenses (per tag) of a batch; `Err` holds the message of the refusal. Like
+/// [`ReservationCheck`], it may be asked more than once.
+pub type TransferCheck =
+    Box<dyn Fn(&PoolCounts, &BTreeMap<String, i64>) -> std::result::Result<(), String> + Send + Sync>;
 
 /// The one result of a batch of one.
 fn only<T>(mut done: Vec<T>) -> Result<T> {

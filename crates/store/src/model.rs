@@ -374,6 +374,13 @@ pub struct Reservation {
     pub licenses: Vec<ReservedLicense>,
 }
 
+impl Instance {
+    /// `PID:<pid>,SN:<sn>`, as events and messages name devices.
+    pub fn udi(&self) -> String {
+        format!("PID:{},SN:{}", self.udi_pid, self.udi_sn)
+    }
+}
+
 impl Reservation {
     /// `PID:<pid>,SN:<sn>`, as events and messages name devices.
     pub fn udi(&self) -> String {

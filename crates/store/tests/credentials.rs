@@ -1,10 +1,11 @@
-//! Credentials in the store against a real SQLite file: per-account names, the life cycle of
+//! Credentials in the store (on every backend, see `backends`; the files on SQLite): per-account names, the life cycle of
 //! users and API clients (disable, rotate, delete revoke access tokens at once), registration
 //! tokens kept as hashes, and database files readable by their owner only.
 
 use smartlic_core::{Role, Timestamp};
 use smartlic_store::*;
 
+use crate::backends::each_backend;
 use crate::common;
 use std::os::unix::fs::PermissionsExt;
 
@@ -29,79 +30,81 @@ fn mode(path: &std::path::Path) -> u32 {
 
 #[tokio::test]
 async fn names_are_unique_per_smart_account_and_logins_across_the_manager() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
-    let a = store.create_account("a.com", "A", "op", T0).await.unwrap();
-    let b = store.create_account("b.com", "B", "op", T0).await.unwrap();
-    store.create_principal(client("ci-bot", "client-1", &a), "op", T0).await.unwrap();
-    // The same name in another account is another principal.
-    store.create_principal(client("ci-bot", "client-2", &b), "op", T0).await.unwrap();
-    let twice = store.create_principal(client("ci-bot", "client-3", &a), "op", T0).await;
-    assert!(matches!(twice, Err(StoreError::Conflict(m)) if m.contains("'ci-bot' exists already")));
-    let login_taken = store.create_principal(client("other", "client-1", &b), "op", T0).await;
-    assert!(matches!(login_taken, Err(StoreError::Conflict(m)) if m.contains("login 'client-1'")));
-    assert_eq!(store.principal("client-2").await.unwrap().unwrap().account_id, Some(b.id));
-    let in_b = store.principal_named(b.id, PrincipalKind::ApiClient, "ci-bot").await.unwrap().unwrap();
-    assert_eq!(in_b.login, "client-2");
-    assert_eq!(store.principals(Some(a.id)).await.unwrap().len(), 1, "the refusals created nothing");
+    for (backend, store, _dir) in each_backend().await {
+        eprintln!("on {backend}");
+        let a = store.create_account("a.com", "A", "op", T0).await.unwrap();
+        let b = store.create_account("b.com", "B", "op", T0).await.unwrap();
+        store.create_principal(client("ci-bot", "client-1", &a), "op", T0).await.unwrap();
+        // The same name in another account is another principal.
+        store.create_principal(client("ci-bot", "client-2", &b), "op", T0).await.unwrap();
+        let twice = store.create_principal(client("ci-bot", "client-3", &a), "op", T0).await;
+        assert!(matches!(twice, Err(StoreError::Conflict(m)) if m.contains("'ci-bot' exists already")));
+        let login_taken = store.create_principal(client("other", "client-1", &b), "op", T0).await;
+        assert!(matches!(login_taken, Err(StoreError::Conflict(m)) if m.contains("login 'client-1'")));
+        assert_eq!(store.principal("client-2").await.unwrap().unwrap().account_id, Some(b.id));
+        let in_b = store.principal_named(b.id, PrincipalKind::ApiClient, "ci-bot").await.unwrap().unwrap();
+        assert_eq!(in_b.login, "client-2");
+        assert_eq!(store.principals(Some(a.id)).await.unwrap().len(), 1, "the refusals created nothing");
+    }
 }
 
 #[tokio::test]
 async fn disabling_rotating_and_deleting_end_access_tokens_at_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
-    let a = store.create_account("a.com", "A", "op", T0).await.unwrap();
-    let p = store.create_principal(client("ci-bot", "client-1", &a), "op", T0).await.unwrap();
-    let live = |hash: &'static str| {
-        let store = &store;
-        async move { store.principal_for_access_token(hash, T0).await.unwrap().is_some() }
-    };
-    let expires = Timestamp(T0.0 + 3_600_000);
+    for (backend, store, _dir) in each_backend().await {
+        eprintln!("on {backend}");
+        let a = store.create_account("a.com", "A", "op", T0).await.unwrap();
+        let p = store.create_principal(client("ci-bot", "client-1", &a), "op", T0).await.unwrap();
+        let live = |hash: &'static str| {
+            let store = &store;
+            async move { store.principal_for_access_token(hash, T0).await.unwrap().is_some() }
+        };
+        let expires = Timestamp(T0.0 + 3_600_000);
 
-    store.insert_access_token("h1", "abcdefgh", p.id, T0, expires).await.unwrap();
-    assert!(live("h1").await);
-    let disabled = store.set_principal_disabled(p.id, true, "op", T0).await.unwrap();
-    assert_eq!(disabled.disabled_at, Some(T0));
-    assert!(!live("h1").await);
-    assert!(matches!(store.set_principal_disabled(p.id, true, "op", T0).await, Err(StoreError::Conflict(_))));
-    store.insert_access_token("h2", "bcdefghi", p.id, T0, expires).await.unwrap();
-    assert!(!live("h2").await, "a disabled principal's token is refused");
-    store.set_principal_disabled(p.id, false, "op", T0).await.unwrap();
-    assert!(!live("h1").await, "enabling does not bring revoked tokens back");
+        store.insert_access_token("h1", "abcdefgh", p.id, T0, expires).await.unwrap();
+        assert!(live("h1").await);
+        let disabled = store.set_principal_disabled(p.id, true, "op", T0).await.unwrap();
+        assert_eq!(disabled.disabled_at, Some(T0));
+        assert!(!live("h1").await);
+        assert!(matches!(store.set_principal_disabled(p.id, true, "op", T0).await, Err(StoreError::Conflict(_))));
+        store.insert_access_token("h2", "bcdefghi", p.id, T0, expires).await.unwrap();
+        assert!(!live("h2").await, "a disabled principal's token is refused");
+        store.set_principal_disabled(p.id, false, "op", T0).await.unwrap();
+        assert!(!live("h1").await, "enabling does not bring revoked tokens back");
 
-    store.insert_access_token("h3", "cdefghij", p.id, T0, expires).await.unwrap();
-    assert!(live("h3").await);
-    let rotated = store.set_principal_secret(p.id, "new-hash", "op", T0).await.unwrap();
-    assert_eq!(rotated.secret_hash.as_deref(), Some("new-hash"));
-    assert!(!live("h3").await);
+        store.insert_access_token("h3", "cdefghij", p.id, T0, expires).await.unwrap();
+        assert!(live("h3").await);
+        let rotated = store.set_principal_secret(p.id, "new-hash", "op", T0).await.unwrap();
+        assert_eq!(rotated.secret_hash.as_deref(), Some("new-hash"));
+        assert!(!live("h3").await);
 
-    store.insert_access_token("h4", "defghijk", p.id, T0, expires).await.unwrap();
-    let listed = store.access_tokens(AccessTokenFilter::Account(a.id), T0).await.unwrap();
-    assert_eq!(listed.iter().map(|t| t.prefix.as_str()).collect::<Vec<_>>(), ["defghijk"]);
-    let by_hash = store.access_tokens(AccessTokenFilter::Hash("h4".into()), T0).await.unwrap();
-    assert_eq!(by_hash, listed);
-    store.revoke_access_token(listed[0].id, "op", LATER).await.unwrap();
-    assert!(!live("h4").await);
-    let again = store.revoke_access_token(listed[0].id, "op", LATER).await;
-    assert!(matches!(again, Err(StoreError::NotFound(_))));
+        store.insert_access_token("h4", "defghijk", p.id, T0, expires).await.unwrap();
+        let listed = store.access_tokens(AccessTokenFilter::Account(a.id), T0).await.unwrap();
+        assert_eq!(listed.iter().map(|t| t.prefix.as_str()).collect::<Vec<_>>(), ["defghijk"]);
+        let by_hash = store.access_tokens(AccessTokenFilter::Hash("h4".into()), T0).await.unwrap();
+        assert_eq!(by_hash, listed);
+        store.revoke_access_token(listed[0].id, "op", LATER).await.unwrap();
+        assert!(!live("h4").await);
+        let again = store.revoke_access_token(listed[0].id, "op", LATER).await;
+        assert!(matches!(again, Err(StoreError::NotFound(_))));
 
-    store.insert_access_token("h5", "efghijkl", p.id, T0, expires).await.unwrap();
-    store.delete_principal(p.id, "op", LATER).await.unwrap();
-    assert!(!live("h5").await);
-    assert!(store.principal("client-1").await.unwrap().is_none());
-    let kinds: Vec<String> = store.events(Some(a.id), 100).await.unwrap().into_iter().map(|e| e.kind).collect();
-    for kind in [
-        "api-client.created",
-        "api-client.disabled",
-        "api-client.enabled",
-        "api-client.secret-rotated",
-        "api-client.token-revoked",
-        "api-client.deleted",
-    ] {
-        assert!(kinds.iter().any(|k| k == kind), "{kind} missing from {kinds:?}");
+        store.insert_access_token("h5", "efghijkl", p.id, T0, expires).await.unwrap();
+        store.delete_principal(p.id, "op", LATER).await.unwrap();
+        assert!(!live("h5").await);
+        assert!(store.principal("client-1").await.unwrap().is_none());
+        let kinds: Vec<String> = store.events(Some(a.id), 100).await.unwrap().into_iter().map(|e| e.kind).collect();
+        for kind in [
+            "api-client.created",
+            "api-client.disabled",
+            "api-client.enabled",
+            "api-client.secret-rotated",
+            "api-client.token-revoked",
+            "api-client.deleted",
+        ] {
+            assert!(kinds.iter().any(|k| k == kind), "{kind} missing from {kinds:?}");
+        }
+        let deleted = store.events(Some(a.id), 1).await.unwrap().remove(0);
+        assert_eq!((deleted.object.as_str(), deleted.kind.as_str()), ("ci-bot", "api-client.deleted"));
     }
-    let deleted = store.events(Some(a.id), 1).await.unwrap().remove(0);
-    assert_eq!((deleted.object.as_str(), deleted.kind.as_str()), ("ci-bot", "api-client.deleted"));
 }
 
 #[tokio::test]

@@ -3,7 +3,14 @@
 
 mod common;
 
+mod backends;
 mod backup;
 mod credentials;
+mod portal_search;
+#[cfg(feature = "postgres")]
+mod postgres_replicas;
+mod replica_settings;
+mod satellite_records;
+mod satellite_sync;
 mod sqlite;
 mod stored_values;

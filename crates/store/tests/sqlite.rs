@@ -1,32 +1,110 @@
-//! The store against a real SQLite file: transactions, incremental counts, refusals that
-//! change nothing.
+//! The store against real databases: transactions, incremental counts, refusals that change
+//! nothing. Most tests run on both backends from one body ([`on_each_backend!`]); those about
+//! SQLite's file (migrations of old schemas, its WAL, editing it behind the store) on SQLite only.
 
 use smartlic_core::compliance::Ledger;
 use smartlic_core::time::DAY_MS;
 use smartlic_core::{Catalog, LicenseKind, LicenseTerm, Timestamp};
 use smartlic_store::*;
 
+use crate::backends::tamper;
 use crate::common;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 const T0: Timestamp = Timestamp(1_800_000_000_000);
 
-struct Fixture {
-    _dir: tempfile::TempDir,
-    path: std::path::PathBuf,
-    store: SqliteStore,
-    account: Account,
-    pool: VirtualAccount,
+pub(crate) struct Fixture {
+    _dir: Option<tempfile::TempDir>,
+    /// The SQLite file (None on PostgreSQL).
+    path: Option<std::path::PathBuf>,
+    pub(crate) url: DatabaseUrl,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) account: Account,
+    pub(crate) pool: VirtualAccount,
 }
 
-async fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("test.db");
-    let store = SqliteStore::open(&path).await.unwrap();
+/// Where the store's tests run: SQLite always, PostgreSQL when the crate is built with its
+/// feature and a private server can be started.
+#[derive(Clone, Copy)]
+pub(crate) enum Backend {
+    Sqlite,
+    #[cfg(feature = "postgres")]
+    Postgres,
+}
+
+/// A fresh store of `backend` with one smart account and its default pool; None when that
+/// backend cannot run here (the reason is printed, see `PrivateCluster::shared`).
+pub(crate) async fn fixture_on(backend: Backend) -> Option<Fixture> {
+    let (dir, url) = match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().unwrap();
+            let url = DatabaseUrl::Sqlite(dir.path().join("test.db"));
+            (Some(dir), url)
+        }
+        #[cfg(feature = "postgres")]
+        Backend::Postgres => {
+            let cluster = smartlic_store::postgres::PrivateCluster::shared()?;
+            (None, DatabaseUrl::Postgres(cluster.fresh_database().unwrap()))
+        }
+    };
+    let store = open(&url).await.unwrap();
     let account = store.create_account("example.com", "Example", "op", T0).await.unwrap();
     let pool = store.virtual_account(account.id, DEFAULT_VIRTUAL_ACCOUNT).await.unwrap().unwrap();
-    Fixture { _dir: dir, path, store, account, pool }
+    let path = match &url {
+        DatabaseUrl::Sqlite(path) => Some(path.clone()),
+        DatabaseUrl::Postgres(_) => None,
+    };
+    Some(Fixture { _dir: dir, path, url, store, account, pool })
 }
+
+/// Runs each test (an `async fn(Fixture)`) once per backend, as `sqlite_backend::NAME` and
+/// `postgres_backend::NAME`: one body, both stores.
+macro_rules! on_each_backend {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite_backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::fixture_on(super::Backend::Sqlite).await.unwrap()).await
+                }
+            )+
+        }
+        #[cfg(feature = "postgres")]
+        mod postgres_backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(f) = super::fixture_on(super::Backend::Postgres).await {
+                        super::$name(f).await
+                    }
+                }
+            )+
+        }
+    };
+}
+
+on_each_backend!(
+    accounts_start_with_a_default_pool_and_refuse_duplicates,
+    tokens_are_refused_when_used_up_revoked_expired_or_unknown,
+    same_udi_needs_force_which_replaces_the_old_instance,
+    a_registration_repeated_by_its_key_is_the_same_and_force_stays_in_its_account,
+    renewal_keeps_the_previous_key_until_the_new_one_is_used,
+    pool_counts_follow_usage_changes_moves_removals_and_silence,
+    term_licenses_stop_counting_and_transfers_split_records,
+    nonces_are_single_use_and_data_survives_reopening,
+    reservations_take_licenses_out_of_the_pool_until_returned_once,
+    concurrent_reservations_never_over_commit,
+    universal_reservation_is_off_until_allowed,
+    virtual_accounts_are_deleted_only_when_empty,
+    reserved_term_licenses_stop_counting_when_their_term_ends,
+    reservations_never_draw_the_same_licenses_twice,
+    drifted_counters_are_reported_never_hidden,
+    transfers_move_only_available_licenses_all_or_nothing,
+    instance_moves_and_removals_are_all_or_nothing,
+    the_usage_of_many_instances_is_read_together_each_its_own,
+    instance_pages_read_only_the_pools_asked_in_listing_order,
+);
 
 fn cert(n: u32) -> CertificateFacts {
     CertificateFacts {
@@ -37,7 +115,7 @@ fn cert(n: u32) -> CertificateFacts {
     }
 }
 
-async fn token(f: &Fixture, hash: &str, max_uses: Option<i64>) -> RegistrationToken {
+pub(crate) async fn token(f: &Fixture, hash: &str, max_uses: Option<i64>) -> RegistrationToken {
     let new = NewToken {
         virtual_account_id: f.pool.id,
         prefix: format!("tok-{hash}"),
@@ -52,7 +130,7 @@ async fn token(f: &Fixture, hash: &str, max_uses: Option<i64>) -> RegistrationTo
 
 /// A registration of instance `id`, with a key of its own: the same key again would be the
 /// same registration repeated.
-fn device(id: &str, sn: &str, token_hash: &str, force: bool) -> NewInstance {
+pub(crate) fn device(id: &str, sn: &str, token_hash: &str, force: bool) -> NewInstance {
     NewInstance {
         id: id.into(),
         token_hash: token_hash.into(),
@@ -66,7 +144,7 @@ fn device(id: &str, sn: &str, token_hash: &str, force: bool) -> NewInstance {
 }
 
 /// A usage report with a nonce never used before.
-fn report(id: &str, pairs: &[(&str, i64)], at: Timestamp) -> UsageReport {
+pub(crate) fn report(id: &str, pairs: &[(&str, i64)], at: Timestamp) -> UsageReport {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     UsageReport {
@@ -78,9 +156,7 @@ fn report(id: &str, pairs: &[(&str, i64)], at: Timestamp) -> UsageReport {
     }
 }
 
-#[tokio::test]
-async fn accounts_start_with_a_default_pool_and_refuse_duplicates() {
-    let f = fixture().await;
+async fn accounts_start_with_a_default_pool_and_refuse_duplicates(f: Fixture) {
     assert!(f.pool.is_default);
     let again = f.store.create_account("example.com", "Other", "op", T0).await;
     assert!(matches!(again, Err(StoreError::Conflict(_))));
@@ -89,9 +165,7 @@ async fn accounts_start_with_a_default_pool_and_refuse_duplicates() {
     assert!(matches!(dup, Err(StoreError::Conflict(_))));
 }
 
-#[tokio::test]
-async fn tokens_are_refused_when_used_up_revoked_expired_or_unknown() {
-    let f = fixture().await;
+async fn tokens_are_refused_when_used_up_revoked_expired_or_unknown(f: Fixture) {
     token(&f, "once", Some(1)).await;
     f.store.register_instance(device("i1", "A", "once", false), T0).await.unwrap();
     let used_up = f.store.register_instance(device("i2", "B", "once", false), T0).await;
@@ -108,9 +182,7 @@ async fn tokens_are_refused_when_used_up_revoked_expired_or_unknown() {
     assert_eq!(f.store.instances(InstanceFilter::Account(f.account.id)).await.unwrap().len(), 1);
 }
 
-#[tokio::test]
-async fn same_udi_needs_force_which_replaces_the_old_instance() {
-    let f = fixture().await;
+async fn same_udi_needs_force_which_replaces_the_old_instance(f: Fixture) {
     token(&f, "t", None).await;
     f.store.register_instance(device("old", "A", "t", false), T0).await.unwrap();
     f.store.report_usage(report("old", &[("ACI Essentials", 2)], T0), T0).await.unwrap();
@@ -125,9 +197,7 @@ async fn same_udi_needs_force_which_replaces_the_old_instance() {
 
 /// A lost answer: the same key registering the same UDI again gets the same instance, and the
 /// single-use token that admitted it is not spent twice. Force stays within its smart account.
-#[tokio::test]
-async fn a_registration_repeated_by_its_key_is_the_same_and_force_stays_in_its_account() {
-    let f = fixture().await;
+async fn a_registration_repeated_by_its_key_is_the_same_and_force_stays_in_its_account(f: Fixture) {
     token(&f, "once", Some(1)).await;
     let first = f.store.register_instance(device("i1", "A", "once", false), T0).await.unwrap();
     let retry = NewInstance {
@@ -163,9 +233,7 @@ async fn a_registration_repeated_by_its_key_is_the_same_and_force_stays_in_its_a
 
 /// After an ID renewal the previous key stays until forgotten; a renewal signed by it (after a
 /// lost answer) keeps it, and the key never delivered is dropped.
-#[tokio::test]
-async fn renewal_keeps_the_previous_key_until_the_new_one_is_used() {
-    let f = fixture().await;
+async fn renewal_keeps_the_previous_key_until_the_new_one_is_used(f: Fixture) {
     token(&f, "t", None).await;
     f.store.register_instance(device("i1", "A", "t", false), T0).await.unwrap();
     let key = |k: &str| CertificateFacts { public_key: k.into(), ..cert(2) };
@@ -180,9 +248,7 @@ async fn renewal_keeps_the_previous_key_until_the_new_one_is_used() {
     assert_eq!(previous(f.store.instance("i1").await.unwrap().unwrap()), None);
 }
 
-#[tokio::test]
-async fn pool_counts_follow_usage_changes_moves_removals_and_silence() {
-    let f = fixture().await;
+async fn pool_counts_follow_usage_changes_moves_removals_and_silence(f: Fixture) {
     let other = f.store.create_virtual_account(&f.account, "Lab", "", "op", T0).await.unwrap();
     token(&f, "t", None).await;
     f.store.register_instance(device("a", "A", "t", false), T0).await.unwrap();
@@ -217,9 +283,7 @@ async fn pool_counts_follow_usage_changes_moves_removals_and_silence() {
     }
 }
 
-#[tokio::test]
-async fn term_licenses_stop_counting_and_transfers_split_records() {
-    let f = fixture().await;
+async fn term_licenses_stop_counting_and_transfers_split_records(f: Fixture) {
     let lab = f.store.create_virtual_account(&f.account, "Lab", "", "op", T0).await.unwrap();
     let add = |quantity, term| NewLicense {
         virtual_account_id: f.pool.id,
@@ -250,17 +314,15 @@ async fn term_licenses_stop_counting_and_transfers_split_records() {
     assert_eq!(purchased(f.store.pool_counts(lab.id, T0.plus_days(10)).await.unwrap()), 10);
 }
 
-#[tokio::test]
-async fn nonces_are_single_use_and_data_survives_reopening() {
-    let f = fixture().await;
+async fn nonces_are_single_use_and_data_survives_reopening(f: Fixture) {
     assert!(f.store.consume_nonce("i", "n-0123456789abcdef", T0.plus_ms(DAY_MS)).await.unwrap());
     assert!(!f.store.consume_nonce("i", "n-0123456789abcdef", T0.plus_ms(DAY_MS)).await.unwrap());
     assert!(f.store.consume_nonce("j", "n-0123456789abcdef", T0.plus_ms(DAY_MS)).await.unwrap());
     f.store.purge_expired(T0.plus_ms(DAY_MS)).await.unwrap();
     assert!(f.store.consume_nonce("i", "n-0123456789abcdef", T0.plus_ms(2 * DAY_MS)).await.unwrap());
-    let path = f.path.clone();
+    f.store.close().await.unwrap();
     drop(f.store);
-    let reopened = SqliteStore::open(&path).await.unwrap();
+    let reopened = open(&f.url).await.unwrap();
     assert!(reopened.account("example.com").await.unwrap().is_some());
 }
 
@@ -268,7 +330,7 @@ fn perpetual() -> LicenseTerm {
     LicenseTerm::new(LicenseKind::Perpetual, None, None).unwrap()
 }
 
-async fn deposit(f: &Fixture, pool: &VirtualAccount, tag: &str, quantity: i64) -> LicenseRecord {
+pub(crate) async fn deposit(f: &Fixture, pool: &VirtualAccount, tag: &str, quantity: i64) -> LicenseRecord {
     let new = NewLicense {
         virtual_account_id: pool.id,
         tag: tag.into(),
@@ -282,7 +344,7 @@ async fn deposit(f: &Fixture, pool: &VirtualAccount, tag: &str, quantity: i64) -
 
 /// A specific reservation for device `sn` of licenses drawn from purchase records (the codes
 /// are placeholders here).
-fn reserving(sn: &str, licenses: &[(&LicenseRecord, i64)]) -> NewReservation {
+pub(crate) fn reserving(sn: &str, licenses: &[(&LicenseRecord, i64)]) -> NewReservation {
     NewReservation {
         request_code: format!("CB-ZC9300:{sn}-AK9A6sMTr-00"),
         kind: ReservationKind::Specific,
@@ -306,7 +368,7 @@ fn reserving(sn: &str, licenses: &[(&LicenseRecord, i64)]) -> NewReservation {
 }
 
 /// The server's rule: a reservation takes only what the ledger says nobody uses.
-fn ledger_check() -> ReservationCheck {
+pub(crate) fn ledger_check() -> ReservationCheck {
     Box::new(|counts, asked| {
         Ledger::check_reservation(&Catalog::builtin(), &counts.purchased, &counts.in_use, &counts.reserved, asked)
             .map_err(|s| {
@@ -324,13 +386,11 @@ fn available_only() -> TransferCheck {
     })
 }
 
-fn reserved(c: &PoolCounts, tag: &str) -> i64 {
+pub(crate) fn reserved(c: &PoolCounts, tag: &str) -> i64 {
     c.reserved.get(tag).copied().unwrap_or(0)
 }
 
-#[tokio::test]
-async fn reservations_take_licenses_out_of_the_pool_until_returned_once() {
-    let f = fixture().await;
+async fn reservations_take_licenses_out_of_the_pool_until_returned_once(f: Fixture) {
     let lab = f.store.create_virtual_account(&f.account, "Lab", "", "op", T0).await.unwrap();
     let adv = deposit(&f, &f.pool, "ACI Advantage", 5).await;
     let made =
@@ -378,11 +438,9 @@ async fn reservations_take_licenses_out_of_the_pool_until_returned_once() {
     assert_eq!(kinds.iter().filter(|k| *k == "reservation.returned").count(), 1, "{kinds:?}");
 }
 
-#[tokio::test]
-async fn concurrent_reservations_never_over_commit() {
-    let f = fixture().await;
+async fn concurrent_reservations_never_over_commit(f: Fixture) {
     let adv = deposit(&f, &f.pool, "ACI Advantage", 5).await;
-    let store = std::sync::Arc::new(f.store);
+    let store = f.store.clone();
     let attempts: Vec<_> = (0..12)
         .map(|i| {
             let (store, pool, adv) = (store.clone(), f.pool.id, adv.clone());
@@ -404,9 +462,7 @@ async fn concurrent_reservations_never_over_commit() {
     assert_eq!(reserved(&store.pool_counts(f.pool.id, T0).await.unwrap(), "ACI Advantage"), 5);
 }
 
-#[tokio::test]
-async fn universal_reservation_is_off_until_allowed() {
-    let f = fixture().await;
+async fn universal_reservation_is_off_until_allowed(f: Fixture) {
     assert!(!f.account.universal_reservation);
     let on = f.store.set_universal_reservation(f.account.id, true, "op", T0).await.unwrap();
     assert!(on.universal_reservation);
@@ -416,9 +472,7 @@ async fn universal_reservation_is_off_until_allowed() {
     assert_eq!(events[0].kind, "account.universal-reservation");
 }
 
-#[tokio::test]
-async fn virtual_accounts_are_deleted_only_when_empty() {
-    let f = fixture().await;
+async fn virtual_accounts_are_deleted_only_when_empty(f: Fixture) {
     let conflict = |r: Result<VirtualAccount>| match r {
         Err(StoreError::Conflict(m)) => m,
         other => panic!("{other:?}"),
@@ -521,9 +575,7 @@ async fn a_database_of_the_first_schema_is_migrated_in_place() {
 }
 
 /// Issue 10: a reservation counts only while the purchase records it draws from are valid.
-#[tokio::test]
-async fn reserved_term_licenses_stop_counting_when_their_term_ends() {
-    let f = fixture().await;
+async fn reserved_term_licenses_stop_counting_when_their_term_ends(f: Fixture) {
     let ends = T0.plus_days(10);
     let term = NewLicense {
         virtual_account_id: f.pool.id,
@@ -556,9 +608,7 @@ async fn reserved_term_licenses_stop_counting_when_their_term_ends() {
 }
 
 /// Issue 10: a reservation names its purchase records, and a record's licenses are drawn once.
-#[tokio::test]
-async fn reservations_never_draw_the_same_licenses_twice() {
-    let f = fixture().await;
+async fn reservations_never_draw_the_same_licenses_twice(f: Fixture) {
     let first = deposit(&f, &f.pool, "ACI Advantage", 2).await;
     let second = deposit(&f, &f.pool, "ACI Advantage", 2).await;
     let made = f.store.create_reservations(f.pool.id, vec![reserving("A", &[(&first, 2)])], ledger_check(), "op", T0);
@@ -582,15 +632,12 @@ async fn reservations_never_draw_the_same_licenses_twice() {
 }
 
 /// Issue 10: a counter that drifted from the records is an error and a listed difference.
-#[tokio::test]
-async fn drifted_counters_are_reported_never_hidden() {
-    let f = fixture().await;
+async fn drifted_counters_are_reported_never_hidden(f: Fixture) {
     token(&f, "h1", None).await;
     f.store.register_instance(device("i1", "A", "h1", false), T0).await.unwrap();
     f.store.report_usage(report("i1", &[("ACI Essentials", 4)], T0), T0).await.unwrap();
     assert_eq!(f.store.check_counters(T0).await.unwrap(), []);
-    let db = rusqlite::Connection::open(&f.path).unwrap();
-    db.execute("UPDATE pool_usage SET in_use = -2 WHERE tag = 'ACI Essentials'", []).unwrap();
+    tamper(&f.url, "UPDATE pool_usage SET in_use = -2 WHERE tag = 'ACI Essentials'");
     match f.store.pool_counts(f.pool.id, T0).await {
         Err(StoreError::Corrupt(m)) => {
             assert!(m.contains("in-use count of 'ACI Essentials'") && m.contains("is -2"), "{m}")
@@ -610,9 +657,7 @@ async fn drifted_counters_are_reported_never_hidden() {
 
 /// Issue 10: a multi-item transfer is one transaction, and only available licenses leave:
 /// those not in use, not lent to lower tiers in use, and not drawn by a reservation.
-#[tokio::test]
-async fn transfers_move_only_available_licenses_all_or_nothing() {
-    let f = fixture().await;
+async fn transfers_move_only_available_licenses_all_or_nothing(f: Fixture) {
     let lab = f.store.create_virtual_account(&f.account, "Lab", "", "op", T0).await.unwrap();
     deposit(&f, &f.pool, "ACI Advantage", 12).await;
     token(&f, "t", None).await;
@@ -668,9 +713,7 @@ async fn transfers_move_only_available_licenses_all_or_nothing() {
 
 /// Issue 10: moves and removals of several instances (and reservation returns) are one
 /// transaction; an instance no longer where the caller found it refuses the batch.
-#[tokio::test]
-async fn instance_moves_and_removals_are_all_or_nothing() {
-    let f = fixture().await;
+async fn instance_moves_and_removals_are_all_or_nothing(f: Fixture) {
     let lab = f.store.create_virtual_account(&f.account, "Lab", "", "op", T0).await.unwrap();
     token(&f, "t", None).await;
     for (id, sn) in [("a", "A"), ("b", "B")] {
@@ -742,8 +785,8 @@ async fn reservations_of_the_second_schema_get_their_records_on_migration() {
 
 #[tokio::test]
 async fn close_finishes_queued_writes_then_refuses_and_leaves_an_empty_wal() {
-    let f = fixture().await;
-    let store = std::sync::Arc::new(f.store);
+    let f = fixture_on(Backend::Sqlite).await.unwrap();
+    let store = f.store.clone();
     let writes: Vec<_> = (0..40)
         .map(|i| {
             let store = store.clone();
@@ -762,19 +805,17 @@ async fn close_finishes_queued_writes_then_refuses_and_leaves_an_empty_wal() {
     }
     assert!(store.probe_writable().await.unwrap_err().to_string().contains("the database is closed"));
     assert!(store.write_busy() > std::time::Duration::ZERO);
-    let wal = std::path::PathBuf::from(format!("{}-wal", f.path.display()));
+    let wal = std::path::PathBuf::from(format!("{}-wal", f.path.as_ref().unwrap().display()));
     assert_eq!(std::fs::metadata(&wal).map_or(0, |m| m.len()), 0, "the WAL was not checkpointed");
     // Every write that was answered Ok is in the file.
-    let reopened = SqliteStore::open(&f.path).await.unwrap();
+    let reopened = SqliteStore::open(f.path.as_ref().unwrap()).await.unwrap();
     reopened.probe_writable().await.unwrap();
     for domain in stored {
         assert!(reopened.account(&domain).await.unwrap().is_some(), "{domain} lost");
     }
 }
 
-#[tokio::test]
-async fn the_usage_of_many_instances_is_read_together_each_its_own() {
-    let f = fixture().await;
+async fn the_usage_of_many_instances_is_read_together_each_its_own(f: Fixture) {
     token(&f, "many", None).await;
     for (id, sn) in [("i1", "A"), ("i2", "B"), ("i3", "C")] {
         f.store.register_instance(device(id, sn, "many", false), T0).await.unwrap();
@@ -794,9 +835,7 @@ async fn the_usage_of_many_instances_is_read_together_each_its_own() {
     assert!(f.store.instances_usage(Vec::new()).await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn instance_pages_read_only_the_pools_asked_in_listing_order() {
-    let f = fixture().await;
+async fn instance_pages_read_only_the_pools_asked_in_listing_order(f: Fixture) {
     let lab = f.store.create_virtual_account(&f.account, "Lab", "", "op", T0).await.unwrap();
     token(&f, "many", None).await;
     for (id, sn) in [("i1", "D"), ("i2", "B"), ("i3", "A"), ("i4", "C")] {

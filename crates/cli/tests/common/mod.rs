@@ -51,7 +51,8 @@ impl Drop for Manager {
 }
 
 /// Variables the admin client reads: a test's commands must not take them from the developer's shell.
-pub const SMARTLIC_ENV: [&str; 4] = ["SMARTLIC_SERVER", "SMARTLIC_CA", "SMARTLIC_CLIENT_ID", "SMARTLIC_ADMIN_SECRET"];
+pub const SMARTLIC_ENV: [&str; 5] =
+    ["SMARTLIC_SERVER", "SMARTLIC_CA", "SMARTLIC_CLIENT_ID", "SMARTLIC_ADMIN_SECRET", "SMARTLIC_DATA_KEY"];
 
 pub fn smartlic() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_smartlic"));
@@ -73,10 +74,22 @@ pub fn start_in(data: tempfile::TempDir) -> Manager {
 
 /// [`start_in`] with more server options, a log level (`SMARTLIC_LOG`) and where its log goes.
 pub fn start_with(data: tempfile::TempDir, args: &[&str], log: &str, stderr: Stdio) -> Manager {
+    start_with_env(data, args, &[], log, stderr)
+}
+
+/// [`start_with`] with more environment variables (a replica's `SMARTLIC_DATA_KEY`).
+pub fn start_with_env(
+    data: tempfile::TempDir,
+    args: &[&str],
+    env: &[(&str, &str)],
+    log: &str,
+    stderr: Stdio,
+) -> Manager {
     let mut child = smartlic()
         .args(["server", "--listen", "127.0.0.1:0", "--clock", "simulated", "--data"])
         .arg(data.path())
         .args(args)
+        .envs(env.iter().copied())
         .env("SMARTLIC_ADMIN_SECRET", SECRET)
         .env("SMARTLIC_LOG", log)
         .stdout(Stdio::piped())

@@ -179,6 +179,7 @@ pub fn server_config(dir: &std::path::Path) -> ServerConfig {
         admin_secret: Some(SECRET.into()),
         job_interval: std::time::Duration::from_secs(3600),
         limits: Default::default(),
+        database: Default::default(),
     }
 }
 

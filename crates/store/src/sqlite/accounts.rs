@@ -192,12 +192,6 @@ pub(super) async fn delete_virtual_account(
         .write(move |db| {
             let va = one(db, &format!("{VIRTUAL_ACCOUNT} WHERE id = $1"), [id], virtual_account_row)?
                 .ok_or_else(|| StoreError::NotFound(format!("virtual account {id} does not exist")))?;
-            if va.is_default {
-                return Err(StoreError::Conflict(format!(
-                    "'{}' is the default virtual account of its smart account and cannot be deleted",
-                    va.name
-                )));
-            }
             let scalar = |sql: &str, args: &[&dyn rusqlite::ToSql]| -> Result<i64> {
                 Ok(db.prepare_cached(sql)?.query_row(args, |r| r.get(0))?)
             };
@@ -213,22 +207,10 @@ pub(super) async fn delete_virtual_account(
                 "SELECT COUNT(*) FROM reservations WHERE virtual_account_id = $1 AND status = 'reserved'",
                 params![id],
             )?;
-            let held: Vec<String> = [
-                (licenses, "license(s) not yet ended (transfer them)"),
-                (instances, "product instance(s) (move or remove them)"),
-                (active_tokens as i64, "active registration token(s) (revoke them)"),
-                (reservations, "active reservation(s) (return them)"),
-            ]
-            .into_iter()
-            .filter(|(n, _)| *n > 0)
-            .map(|(n, what)| format!("{n} {what}"))
-            .collect();
-            if !held.is_empty() {
-                return Err(StoreError::Conflict(format!(
-                    "virtual account '{}' still holds {}; nothing was deleted",
-                    va.name,
-                    held.join(", ")
-                )));
+            if let Some(refusal) =
+                crate::rules::delete_refusal(&va, licenses, instances, active_tokens as u64, reservations)
+            {
+                return Err(StoreError::Conflict(refusal));
             }
             let expired = exec(db, "DELETE FROM licenses WHERE virtual_account_id = $1", [id])?;
             exec(db, "DELETE FROM registration_tokens WHERE virtual_account_id = $1", [id])?;
@@ -247,17 +229,12 @@ pub(super) async fn delete_virtual_account(
             )?;
             let principals = exec(db, "DELETE FROM principals WHERE virtual_account_id = $1", [id])?;
             exec(db, "DELETE FROM virtual_accounts WHERE id = $1", [id])?;
-            let gone: Vec<String> = [
-                (expired, "expired license record(s)"),
-                (tokens.len(), "spent registration token(s)"),
-                (returned, "returned reservation(s)"),
-                (principals, "user(s) and API client(s) bound to it"),
-            ]
-            .into_iter()
-            .filter(|(n, _)| *n > 0)
-            .map(|(n, what)| format!("{n} {what}"))
-            .collect();
-            let detail = if gone.is_empty() { String::new() } else { format!("with {}", gone.join(", ")) };
+            let detail = crate::rules::deleted_with(
+                expired as u64,
+                tokens.len() as u64,
+                returned as u64,
+                principals as u64,
+            );
             log(db, now, &actor, "virtual-account.deleted", Some(va.account_id), Some(id), &va.name, detail)?;
             Ok(va)
         })

@@ -52,7 +52,7 @@ impl Engine {
     pub fn open(path: &Path, migrations: &[&str]) -> Result<Engine> {
         let mut conn = Connection::open(path)?;
         configure(&conn)?;
-        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")?;
+        use_wal(&conn)?;
         migrate(&mut conn, migrations)?;
         let (jobs, queue) = mpsc::channel::<Job>();
         let busy_nanos = Arc::new(AtomicU64::new(0));
@@ -207,19 +207,39 @@ fn write_loop(mut conn: Connection, queue: mpsc::Receiver<Job>, busy_nanos: &Ato
     conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
 }
 
-fn migrate(conn: &mut Connection, migrations: &[&str]) -> Result<()> {
-    let done: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if done as usize > migrations.len() {
-        return Err(StoreError::Corrupt(format!(
-            "the database has schema version {done}, newer than this smartlic ({}); upgrade smartlic",
-            migrations.len()
-        )));
+/// Applies the migrations not yet done, one transaction each. The version is read inside the
+/// migration's write transaction: replicas opening a new database at the same time apply each
+/// migration once (the others wait for the lock, then find it done).
+/// Switches the database to WAL. The switch needs the file to itself and SQLite answers busy at
+/// once instead of waiting, so a replica opening the same new file at the same moment is waited
+/// for here, as long as the busy timeout.
+fn use_wal(conn: &Connection) -> rusqlite::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;") {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            done => return done,
+        }
     }
-    for (i, sql) in migrations.iter().enumerate().skip(done as usize) {
+}
+
+fn migrate(conn: &mut Connection, migrations: &[&str]) -> Result<()> {
+    loop {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute_batch(sql).map_err(|e| StoreError::Database(format!("migration {}: {e}", i + 1)))?;
-        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        let done: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if done as usize > migrations.len() {
+            return Err(StoreError::Corrupt(format!(
+                "the database has schema version {done}, newer than this smartlic ({}); upgrade smartlic",
+                migrations.len()
+            )));
+        }
+        let Some(sql) = migrations.get(done as usize) else { return Ok(()) };
+        tx.execute_batch(sql).map_err(|e| StoreError::Database(format!("migration {}: {e}", done + 1)))?;
+        tx.pragma_update(None, "user_version", done + 1)?;
         tx.commit()?;
     }
-    Ok(())
 }

@@ -56,7 +56,7 @@ fn instance_in(db: &Connection, id: &str, from: Option<i64>) -> Result<Instance>
     match from {
         Some(pool) if pool != found.virtual_account_id => Err(StoreError::Conflict(format!(
             "{} is no longer in virtual account '{}' (a concurrent change moved it)",
-            udi_of(&found),
+            found.udi(),
             fetch_pool(db, pool)?.name
         ))),
         _ => Ok(found),
@@ -103,13 +103,9 @@ pub(super) fn registered(
         .ok_or_else(|| StoreError::Corrupt("instance without pool".into()))?;
     let acct = one(db, &format!("{ACCOUNT} WHERE id = $1"), [va.account_id], account_row)?
         .ok_or_else(|| StoreError::Corrupt("pool without account".into()))?;
-    let udi = udi_of(&inst);
+    let udi = inst.udi();
     log(db, now, &udi, "instance.registered", Some(acct.id), Some(va.id), &udi, detail)?;
     Ok(Registered { instance: inst, virtual_account: va, account: acct, replaced })
-}
-
-fn udi_of(i: &Instance) -> String {
-    format!("PID:{},SN:{}", i.udi_pid, i.udi_sn)
 }
 
 pub(super) async fn register_instance(
@@ -299,7 +295,7 @@ pub(super) async fn renew_certificate(
                 ],
             )?;
             let account_id = account_of_pool(db, found.virtual_account_id)?;
-            let udi = udi_of(&found);
+            let udi = found.udi();
             let detail = format!("ID certificate {} valid until {}", cert.serial, cert.expires_at);
             log(db, now, &udi, "instance.id-renewed", Some(account_id), Some(found.virtual_account_id), &udi, detail)
         })
@@ -392,7 +388,7 @@ pub(super) async fn move_instances(
                     return Err(StoreError::NotFound(format!(
                         "virtual account {} is not in the smart account of {}",
                         to.id,
-                        udi_of(&found)
+                        found.udi()
                     )));
                 }
                 if !found.usage_released {
@@ -402,7 +398,7 @@ pub(super) async fn move_instances(
                 }
                 exec(db, "UPDATE instances SET virtual_account_id = $1 WHERE id = $2", params![to.id, found.id])?;
                 let detail = format!("moved from virtual account '{}' to '{}'", from.name, to.name);
-                log(db, now, &actor, "instance.moved", Some(to.account_id), Some(to.id), &udi_of(&found), detail)?;
+                log(db, now, &actor, "instance.moved", Some(to.account_id), Some(to.id), &found.udi(), detail)?;
                 moved.push(Instance { virtual_account_id: to.id, ..found });
             }
             Ok(moved)
@@ -429,7 +425,7 @@ pub(super) async fn remove_instances(
                         let found = instance_in(db, &id, from_virtual_account_id)?;
                         delete_instance(db, &found)?;
                         let account_id = account_of_pool(db, found.virtual_account_id)?;
-                        let (pool, udi) = (Some(found.virtual_account_id), udi_of(&found));
+                        let (pool, udi) = (Some(found.virtual_account_id), found.udi());
                         log(db, now, &actor, &event, Some(account_id), pool, &udi, format!("instance {id}"))?;
                         Removed::Instance(found)
                     }
@@ -460,7 +456,7 @@ pub(super) async fn release_silent_usage(
                 exec(db, "UPDATE instances SET usage_released = TRUE WHERE id = $1", [&inst.id])?;
                 let account_id = account_of_pool(db, inst.virtual_account_id)?;
                 let detail = format!("not heard from since {}; usage released to the pool", inst.last_contact_at);
-                let udi = udi_of(inst);
+                let udi = inst.udi();
                 log(
                     db,
                     now,

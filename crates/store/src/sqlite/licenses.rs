@@ -35,7 +35,7 @@ fn move_licenses(
     t: &Transfer,
     now: Timestamp,
 ) -> Result<()> {
-    let records: Vec<LicenseRecord> = all(
+    let records = all(
         db,
         &format!(
             "{LICENSE} WHERE virtual_account_id = $1 AND tag = $2 AND (start_at IS NULL OR start_at <= $3)
@@ -43,31 +43,9 @@ fn move_licenses(
         ),
         params![from.id, t.tag, now.0],
         license,
-    )?
-    .into_iter()
-    .filter(|r| t.kind.is_none_or(|k| r.term.kind == k))
-    .collect();
+    )?;
     let drawn = drawn_in(db, from.id)?;
-    let free = |r: &LicenseRecord| r.quantity - drawn.get(&r.id).copied().unwrap_or(0).min(r.quantity);
-    let held: i64 = records.iter().map(free).sum();
-    if held < t.quantity {
-        let kind = t.kind.map(|k| format!(" {}", k.as_str())).unwrap_or_default();
-        return Err(StoreError::Conflict(format!(
-            "only {held}{kind} license(s) of '{}' valid now and not reserved are left in virtual account '{}' for \
-             this item, {} requested; nothing was transferred",
-            t.tag, from.name, t.quantity
-        )));
-    }
-    let mut left = t.quantity;
-    for r in records {
-        if left == 0 {
-            break;
-        }
-        let take = left.min(free(&r));
-        left -= take;
-        if take == 0 {
-            continue;
-        }
+    for (r, take) in crate::rules::transfer_plan(records, &drawn, t, from)? {
         if take == r.quantity {
             exec(db, "UPDATE licenses SET virtual_account_id = $1 WHERE id = $2", params![to.id, r.id])?;
         } else {
@@ -201,28 +179,15 @@ fn counter_drift(db: &Connection, now: Timestamp) -> Result<Vec<CounterDrift>> {
     ];
     let mut drift = Vec::new();
     for (counter, stored, recomputed) in pairs {
-        let mut keys: Vec<&(i64, String)> = stored.keys().chain(recomputed.keys()).collect();
-        keys.sort();
-        keys.dedup();
-        for key in keys {
-            let (s, r) = (stored.get(key).copied().unwrap_or(0), recomputed.get(key).copied().unwrap_or(0));
-            if s != r {
-                let (account, virtual_account) = one(
-                    db,
-                    "SELECT a.domain, v.name FROM virtual_accounts v JOIN smart_accounts a ON a.id = v.account_id WHERE v.id = $1",
-                    [key.0],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )?
-                .unwrap_or_else(|| (String::new(), format!("(deleted virtual account {})", key.0)));
-                drift.push(CounterDrift {
-                    account,
-                    virtual_account,
-                    tag: key.1.clone(),
-                    counter,
-                    stored: s,
-                    recomputed: r,
-                });
-            }
+        for ((pool, tag), s, r) in crate::rules::differences(&stored, &recomputed) {
+            let (account, virtual_account) = one(
+                db,
+                "SELECT a.domain, v.name FROM virtual_accounts v JOIN smart_accounts a ON a.id = v.account_id WHERE v.id = $1",
+                [pool],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?
+            .unwrap_or_else(|| (String::new(), format!("(deleted virtual account {pool})")));
+            drift.push(CounterDrift { account, virtual_account, tag, counter, stored: s, recomputed: r });
         }
     }
     Ok(drift)

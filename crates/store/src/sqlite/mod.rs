@@ -11,6 +11,7 @@ mod backup;
 mod engine;
 mod events;
 mod instances;
+mod lease;
 mod licenses;
 mod nonces;
 mod principals;
@@ -18,6 +19,7 @@ mod reservations;
 mod satellite;
 mod search;
 mod sessions;
+mod shared;
 mod sql;
 mod tokens;
 
@@ -45,6 +47,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0009_sync_schedule.sql"),
     include_str!("../../migrations/sqlite/0010_instances_by_pool_udi.sql"),
     include_str!("../../migrations/sqlite/0011_portal_sessions.sql"),
+    include_str!("../../migrations/sqlite/0012_portal_search.sql"),
+    include_str!("../../migrations/sqlite/0013_replicas.sql"),
 ];
 
 pub struct SqliteStore {
@@ -375,6 +379,10 @@ impl Store for SqliteStore {
         sessions::usage_history(self, virtual_account_id, since).await
     }
 
+    async fn prune_usage_history(&self, before: Timestamp) -> Result<usize> {
+        sessions::prune_usage_history(self, before).await
+    }
+
     async fn search_events(&self, query: EventQuery) -> Result<Vec<Event>> {
         search::search_events(self, query).await
     }
@@ -413,5 +421,29 @@ impl Store for SqliteStore {
 
     async fn alerts(&self, account_id: i64) -> Result<Vec<Alert>> {
         events::alerts(self, account_id).await
+    }
+
+    async fn store_ca(&self, candidate: StoredCa) -> Result<StoredCa> {
+        shared::store_ca(self, candidate).await
+    }
+
+    async fn stored_ca(&self) -> Result<Option<StoredCa>> {
+        shared::stored_ca(self).await
+    }
+
+    async fn clock_offset(&self) -> Result<Option<ClockOffset>> {
+        shared::clock_offset(self).await
+    }
+
+    async fn set_clock_offset(&self, offset_ms: i64) -> Result<ClockOffset> {
+        shared::set_clock_offset(self, offset_ms).await
+    }
+
+    async fn try_lease(&self, name: &str, holder: &str, now: Timestamp, ttl_ms: i64) -> Result<bool> {
+        lease::try_lease(self, name, holder, now, ttl_ms).await
+    }
+
+    async fn lease(&self, name: &str) -> Result<Option<Lease>> {
+        lease::lease(self, name).await
     }
 }

@@ -6,6 +6,7 @@ use super::events::log;
 use super::licenses::{counts_in, drawn_in, license, LICENSE};
 use super::sql::{all, exec, one, opt_ts, text_column, ts, unique_or, R};
 use super::SqliteStore;
+use crate::rules::{held_udi_refusal, reserved_per_tag};
 use crate::*;
 use rusqlite::{params, Connection, Row};
 use smartlic_core::LicenseTerm;
@@ -65,15 +66,6 @@ fn load_reservations(db: &Connection, condition: &str, args: impl rusqlite::Para
     Ok(found)
 }
 
-/// Reserved quantities of a reservation's licenses, per tag.
-fn reserved_per_tag<'a>(licenses: impl IntoIterator<Item = &'a ReservedLicense>) -> BTreeMap<String, i64> {
-    let mut per_tag = BTreeMap::new();
-    for l in licenses {
-        *per_tag.entry(l.tag.clone()).or_default() += l.quantity;
-    }
-    per_tag
-}
-
 /// Adds `sign` × what a reservation of the pool draws to the records' draw counters (rows that
 /// fall to zero go).
 fn shift_draws(db: &Connection, virtual_account_id: i64, licenses: &[ReservedLicense], sign: i64) -> Result<()> {
@@ -99,28 +91,10 @@ fn refuse_overdrawn(
     now: Timestamp,
 ) -> Result<()> {
     let drawn = drawn_in(db, virtual_account_id)?;
-    let mut taking: BTreeMap<i64, i64> = BTreeMap::new();
-    for l in licenses {
-        let Some(id) = l.license_id else {
-            return Err(StoreError::Conflict(format!("a reserved chunk of '{}' names no purchase record", l.tag)));
-        };
-        *taking.entry(id).or_default() += l.quantity;
-    }
-    for (id, take) in taking {
-        let record = one(
-            db,
-            &format!("{LICENSE} WHERE id = $1 AND virtual_account_id = $2"),
-            params![id, virtual_account_id],
-            license,
-        )?;
-        let free =
-            record.filter(|r| r.term.active_at(now)).map_or(0, |r| r.quantity - drawn.get(&id).copied().unwrap_or(0));
-        if free < take {
-            return Err(StoreError::Conflict(format!(
-                "purchase record {id} has {} undrawn license(s) left, {take} asked (a concurrent change); nothing was reserved",
-                free.max(0)
-            )));
-        }
+    for (id, take) in crate::rules::taken_per_record(licenses)? {
+        let sql = format!("{LICENSE} WHERE id = $1 AND virtual_account_id = $2");
+        let record = one(db, &sql, params![id, virtual_account_id], license)?;
+        crate::rules::refuse_overdrawn_record(id, record.as_ref(), &drawn, take, now)?;
     }
     Ok(())
 }
@@ -139,21 +113,10 @@ fn refuse_held_udi(db: &Connection, account_id: i64, pid: &str, sn: &str) -> Res
         "SELECT v.account_id, v.name FROM instances i JOIN virtual_accounts v ON v.id = i.virtual_account_id
          WHERE i.udi_pid = $1 AND i.udi_sn = $2",
     )?;
-    let udi = format!("PID:{pid},SN:{sn}");
-    let refusal = match (reserved, registered) {
-        (Some((a, _)), _) | (_, Some((a, _))) if a != account_id => {
-            format!("{udi} is registered or reserved in another smart account; it cannot be reserved here")
-        }
-        (Some((_, pool)), _) => {
-            format!("{udi} already holds an active reservation (in virtual account '{pool}'); return it first")
-        }
-        (None, Some((_, pool))) => format!(
-            "{udi} is a registered product instance (in virtual account '{pool}'); a device is licensed once: \
-             remove the instance first"
-        ),
-        (None, None) => return Ok(()),
-    };
-    Err(StoreError::Conflict(refusal))
+    match held_udi_refusal(account_id, pid, sn, reserved, registered) {
+        Some(refusal) => Err(StoreError::Conflict(refusal)),
+        None => Ok(()),
+    }
 }
 
 /// Gives a reservation's licenses back to its pool; refused (Conflict) when already returned.
@@ -245,12 +208,7 @@ pub(super) async fn create_reservations(
                     )?;
                 }
                 shift_draws(db, virtual_account_id, &n.licenses, 1)?;
-                let per_tag = reserved_per_tag(&n.licenses);
-                let listed: Vec<String> = per_tag.iter().map(|(t, q)| format!("{t}={q}")).collect();
-                let detail = match listed.is_empty() {
-                    true => format!("{}, PIID {}", n.kind.as_str(), n.piid),
-                    false => format!("{} {}, PIID {}", n.kind.as_str(), listed.join(", "), n.piid),
-                };
+                let detail = crate::rules::reservation_detail(&n);
                 log(db, now, &actor, "reservation.created", Some(account_id), Some(virtual_account_id), &udi, detail)?;
                 made.push(Reservation {
                     id,
