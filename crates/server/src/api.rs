@@ -219,9 +219,9 @@ async fn show_account(
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct AccountChange {
+pub(crate) struct AccountChange {
     #[serde(alias = "universalReservation")]
-    universal_reservation: bool,
+    pub(crate) universal_reservation: bool,
 }
 
 /// Allows or forbids universal reservations for the account's devices (operator only).
@@ -239,7 +239,7 @@ struct AccountChange {
         (status = 404, description = "NOT_FOUND: the smart account does not exist or the caller has no role in it"),
     )
 )]
-async fn update_account(
+pub(crate) async fn update_account(
     State(state): State<AppState>,
     caller: Caller,
     Path(domain): Path<String>,

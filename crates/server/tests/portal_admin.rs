@@ -147,3 +147,38 @@ async fn virtual_accounts_are_added_fed_by_transfers_and_deleted_when_empty() {
     let default = b.submit(ADMIN, &format!("{ADMIN}/virtual-accounts/Default/delete"), &[]).await;
     assert_eq!(default.status, 409, "the default pool stays: {}", default.body);
 }
+
+/// The account's settings are the operator's, in the portal as in the API: a smart-account
+/// admin neither sees nor can post them, the operator changes them and the API shows it.
+#[tokio::test]
+async fn only_the_operator_changes_the_account_settings() {
+    let (h, alice, _) = signed_in().await;
+    let universal = || async {
+        let a = h.admin("GET", "/api/v1/accounts/acme.example", None).await;
+        a.body["universal_reservation"].as_bool().unwrap()
+    };
+    assert!(!alice.get(ADMIN).await.body.contains("Account settings"));
+    let refused = alice
+        .post(
+            &format!("{ADMIN}/settings"),
+            &[("csrf", &alice.get(ADMIN).await.csrf()), ("universal_reservation", "true")],
+        )
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(!universal().await, "a refused change changes nothing");
+
+    let operator = Browser::new(&h);
+    assert_eq!(operator.sign_in("admin", common::SECRET).await.status, 303);
+    let page = operator.get(ADMIN).await;
+    assert!(page.body.contains(r#"<option value="false" selected>forbidden</option>"#), "{}", page.body);
+    let saved = operator.submit(ADMIN, &format!("{ADMIN}/settings"), &[("universal_reservation", "true")]).await;
+    assert_eq!(saved.status, 200, "{}", saved.body);
+    assert!(
+        saved.body.contains("Account settings saved.")
+            && saved.body.contains(r#"<option value="true" selected>allowed</option>"#)
+    );
+    assert!(universal().await);
+    let bad = operator.submit(ADMIN, &format!("{ADMIN}/settings"), &[("universal_reservation", "maybe")]).await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert!(universal().await, "a malformed form changes nothing");
+}

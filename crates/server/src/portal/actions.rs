@@ -6,7 +6,7 @@
 use super::layout::{self, place, Notice};
 use super::session::Viewer;
 use super::{admin, inventory, respond, NoFields, PageResult, Posted};
-use crate::api::{self, MoveBody, NewVaBody, PrincipalChange, TransferBody};
+use crate::api::{self, AccountChange, MoveBody, NewVaBody, PrincipalChange, TransferBody};
 use crate::auth::Caller;
 use crate::body::{self, Body};
 use crate::error::{ApiError, ApiResult};
@@ -115,6 +115,33 @@ pub async fn create_pool(
     let outcome = api::create_va(State(state.clone()), caller(&v), body::Path(domain.clone()), body)
         .await
         .map(|_| Notice::Done(format!("Virtual account {} added.", f.name.trim())));
+    let (code, notice) = Notice::of(outcome);
+    let place = place(&state, &v, &domain, &va).await?;
+    respond(code, admin::render(&state, &v, &place, notice).await?)
+}
+
+#[derive(Deserialize)]
+pub struct AccountSettings {
+    /// `true` or `false`, as the form's select sends it (a form has no booleans).
+    #[serde(default)]
+    universal_reservation: String,
+}
+
+/// `admin/settings`: the account's settings (the operator's, as in the API).
+pub async fn account_settings(
+    State(state): State<AppState>,
+    Path((domain, va)): PoolPath,
+    Posted(v, f): Posted<AccountSettings>,
+) -> PageResult {
+    let outcome = match f.universal_reservation.as_str() {
+        "true" | "false" => {
+            let body = Body(AccountChange { universal_reservation: f.universal_reservation == "true" });
+            api::update_account(State(state.clone()), caller(&v), body::Path(domain.clone()), body)
+                .await
+                .map(|_| Notice::Done("Account settings saved.".into()))
+        }
+        other => Err(ApiError::invalid("universal_reservation", format!("'{other}' is neither true nor false"))),
+    };
     let (code, notice) = Notice::of(outcome);
     let place = place(&state, &v, &domain, &va).await?;
     respond(code, admin::render(&state, &v, &place, notice).await?)

@@ -137,6 +137,30 @@ fn pools_section(v: &Viewer, place: &Place) -> Markup {
     }
 }
 
+/// The account's settings: for the operator, who alone may change them (as in the API).
+fn settings_section(v: &Viewer, place: &Place) -> Markup {
+    let allowed = place.account.universal_reservation;
+    html! {
+        h2 { "Account settings" }
+        form method="post" action=(place.url("admin/settings")) {
+            (csrf_field(v))
+            fieldset {
+                legend { "Reservations" }
+                div.row {
+                    div.field {
+                        label for="universal-reservation" { "Universal reservations for this account's devices" }
+                        select #universal-reservation name="universal_reservation" {
+                            option value="false" selected[!allowed] { "forbidden" }
+                            option value="true" selected[allowed] { "allowed" }
+                        }
+                    }
+                    button type="submit" { "Save settings" }
+                }
+            }
+        }
+    }
+}
+
 /// The Administration page of `place`, with `notice` on top.
 pub async fn render(state: &AppState, v: &Viewer, place: &Place, notice: Notice) -> ApiResult<Markup> {
     v.caller.require_account_view(&place.account)?;
@@ -183,6 +207,7 @@ pub async fn render(state: &AppState, v: &Viewer, place: &Place, notice: Notice)
             }
         }
         @if may_manage_pools { (pools_section(v, place)) }
+        @if v.caller.require_operator("change account settings").is_ok() { (settings_section(v, place)) }
     };
     Ok(shell(v, place, Tab::Admin, "Administration", notice, content))
 }

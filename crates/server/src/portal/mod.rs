@@ -61,6 +61,7 @@ pub fn router() -> Router<AppState> {
         .route("/portal/{domain}/{va}/admin/api-clients", post(admin::create_client))
         .route("/portal/{domain}/{va}/admin/users/{name}/password", post(actions::password))
         .route("/portal/{domain}/{va}/admin/{kind}/{name}/{action}", post(actions::principal))
+        .route("/portal/{domain}/{va}/admin/settings", post(actions::account_settings))
         .route("/portal/{domain}/{va}/admin/virtual-accounts", post(actions::create_pool))
         .route("/portal/{domain}/{va}/admin/virtual-accounts/{name}/delete", post(actions::delete_pool))
         .route("/portal/{domain}/{va}/licenses/transfer", post(actions::transfer))
