@@ -172,3 +172,49 @@ pub(crate) fn deleted_with(expired: u64, tokens: u64, returned: u64, principals:
         format!("with {}", gone.join(", "))
     }
 }
+
+/// A pool's counts from its rows; a negative counter is drift to report, never a zero to
+/// compute with.
+pub(crate) fn pool_counts(
+    virtual_account_id: i64,
+    purchased: Vec<(String, i64)>,
+    in_use: Vec<(String, i64)>,
+    reserved: Vec<(String, i64)>,
+) -> Result<PoolCounts> {
+    for (what, (tag, n)) in in_use.iter().map(|c| ("in-use", c)).chain(reserved.iter().map(|c| ("reserved", c))) {
+        if *n < 0 {
+            return Err(StoreError::Corrupt(format!(
+                "the {what} count of '{tag}' in virtual account {virtual_account_id} is {n}: the counters drifted \
+                 from the records; `smartlic admin check` lists the differences"
+            )));
+        }
+    }
+    Ok(PoolCounts {
+        purchased: purchased.into_iter().collect(),
+        in_use: in_use.into_iter().collect(),
+        reserved: reserved.into_iter().collect(),
+    })
+}
+
+/// A token's listed prefix as messages show it.
+pub(crate) fn short_token(prefix: &str) -> String {
+    format!("{prefix}…")
+}
+
+/// The one token a revoke names among those `found` by its hash or prefix: refused when the
+/// prefix is ambiguous, matches nothing, or names a token already revoked.
+pub(crate) fn token_to_revoke(mut found: Vec<RegistrationToken>, prefix: &str) -> Result<RegistrationToken> {
+    if found.len() > 1 {
+        return Err(StoreError::Conflict(format!(
+            "{} tokens of this virtual account start with {prefix}; give the whole token",
+            found.len()
+        )));
+    }
+    let found = found.pop().ok_or_else(|| {
+        StoreError::NotFound(format!("no such token in this virtual account: {}", short_token(prefix)))
+    })?;
+    if found.revoked_at.is_some() {
+        return Err(StoreError::Conflict(format!("the token is revoked already: {}", short_token(&found.prefix))));
+    }
+    Ok(found)
+}

@@ -127,20 +127,7 @@ pub(super) async fn counts_in(tx: &Tx<'_>, virtual_account_id: i64, now: Timesta
             tag_count,
         )
         .await?;
-    // A negative counter is drift to report, never a zero to compute with.
-    for (what, (tag, n)) in in_use.iter().map(|c| ("in-use", c)).chain(reserved.iter().map(|c| ("reserved", c))) {
-        if *n < 0 {
-            return Err(StoreError::Corrupt(format!(
-                "the {what} count of '{tag}' in virtual account {virtual_account_id} is {n}: the counters drifted \
-                 from the records; `smartlic admin check` lists the differences"
-            )));
-        }
-    }
-    Ok(PoolCounts {
-        purchased: purchased.into_iter().collect(),
-        in_use: in_use.into_iter().collect(),
-        reserved: reserved.into_iter().collect(),
-    })
+    crate::rules::pool_counts(virtual_account_id, purchased, in_use, reserved)
 }
 
 pub(super) async fn add_license(

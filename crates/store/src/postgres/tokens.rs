@@ -26,10 +26,6 @@ pub(super) fn token(row: &Row) -> Result<RegistrationToken> {
 }
 
 /// How events name a registration token: its listed prefix.
-fn short(prefix: &str) -> String {
-    format!("{prefix}…")
-}
-
 /// Revokes one token of a pool, named by its hash or, failing that, by its listed prefix.
 async fn revoke(
     tx: &Tx<'_>,
@@ -44,22 +40,10 @@ async fn revoke(
         let by_prefix = format!("{TOKEN} WHERE virtual_account_id = $1 AND prefix = $2");
         found = tx.all(&by_prefix, &[&virtual_account_id, &t.prefix], token).await?;
     }
-    if found.len() > 1 {
-        return Err(StoreError::Conflict(format!(
-            "{} tokens of this virtual account start with {}; give the whole token",
-            found.len(),
-            t.prefix
-        )));
-    }
-    let found = found
-        .pop()
-        .ok_or_else(|| StoreError::NotFound(format!("no such token in this virtual account: {}", short(&t.prefix))))?;
-    if found.revoked_at.is_some() {
-        return Err(StoreError::Conflict(format!("the token is revoked already: {}", short(&found.prefix))));
-    }
+    let found = crate::rules::token_to_revoke(found, &t.prefix)?;
     tx.exec("UPDATE registration_tokens SET revoked_at = $1 WHERE id = $2", &[&now.0, &found.id]).await?;
     let account_id = account_of_pool(tx, virtual_account_id).await?;
-    let object = short(&found.prefix);
+    let object = crate::rules::short_token(&found.prefix);
     log(tx, now, actor, "token.revoked", Some(account_id), Some(virtual_account_id), &object, String::new()).await?;
     Ok(RegistrationToken { revoked_at: Some(now), ..found })
 }
@@ -94,7 +78,7 @@ pub(super) async fn create_token(
             "" => format!("expires {}", new.expires_at),
             d => format!("expires {}: {d}", new.expires_at),
         };
-        let object = short(&new.prefix);
+        let object = crate::rules::short_token(&new.prefix);
         log(&tx, now, actor, "token.created", Some(account_id), Some(new.virtual_account_id), &object, detail).await?;
         Ok(RegistrationToken {
             id,

@@ -26,10 +26,6 @@ pub(super) fn token(row: &Row) -> R<RegistrationToken> {
 }
 
 /// How events name a registration token: its listed prefix.
-fn short(prefix: &str) -> String {
-    format!("{prefix}…")
-}
-
 /// Revokes one token of a pool, named by its hash or, failing that, by its listed prefix.
 pub(super) fn revoke(
     db: &Connection,
@@ -44,19 +40,7 @@ pub(super) fn revoke(
         let by_prefix = format!("{TOKEN} WHERE virtual_account_id = $1 AND prefix = $2");
         found = all(db, &by_prefix, params![virtual_account_id, t.prefix], token)?;
     }
-    if found.len() > 1 {
-        return Err(StoreError::Conflict(format!(
-            "{} tokens of this virtual account start with {}; give the whole token",
-            found.len(),
-            t.prefix
-        )));
-    }
-    let found = found
-        .pop()
-        .ok_or_else(|| StoreError::NotFound(format!("no such token in this virtual account: {}", short(&t.prefix))))?;
-    if found.revoked_at.is_some() {
-        return Err(StoreError::Conflict(format!("the token is revoked already: {}", short(&found.prefix))));
-    }
+    let found = crate::rules::token_to_revoke(found, &t.prefix)?;
     exec(db, "UPDATE registration_tokens SET revoked_at = $1 WHERE id = $2", params![now.0, found.id])?;
     let account_id = account_of_pool(db, virtual_account_id)?;
     log(
@@ -66,7 +50,7 @@ pub(super) fn revoke(
         "token.revoked",
         Some(account_id),
         Some(virtual_account_id),
-        &short(&found.prefix),
+        &crate::rules::short_token(&found.prefix),
         String::new(),
     )?;
     Ok(RegistrationToken { revoked_at: Some(now), ..found })
@@ -103,7 +87,7 @@ pub(super) async fn create_token(
                 "" => format!("expires {}", new.expires_at),
                 d => format!("expires {}: {d}", new.expires_at),
             };
-            log(db, now, &actor, "token.created", Some(account_id), Some(new.virtual_account_id), &short(&new.prefix), detail)?;
+            log(db, now, &actor, "token.created", Some(account_id), Some(new.virtual_account_id), &crate::rules::short_token(&new.prefix), detail)?;
             Ok(RegistrationToken {
                 id,
                 virtual_account_id: new.virtual_account_id,
