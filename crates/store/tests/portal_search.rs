@@ -14,16 +14,7 @@ async fn open() -> (tempfile::TempDir, SqliteStore, VirtualAccount) {
     let store = SqliteStore::open(&dir.path().join("search.db")).await.unwrap();
     let account = store.create_account("example.com", "Example", "op", T0).await.unwrap();
     let pool = store.virtual_account(account.id, DEFAULT_VIRTUAL_ACCOUNT).await.unwrap().unwrap();
-    let token = NewToken {
-        virtual_account_id: pool.id,
-        prefix: "tok".into(),
-        token_hash: "token-hash".into(),
-        description: String::new(),
-        expires_at: T0.plus_days(30),
-        max_uses: None,
-        export_controlled: false,
-    };
-    store.create_token(token, "op", T0).await.unwrap();
+    common::token_in(&store, pool.id, "token-hash", None, T0).await;
     (dir, store, pool)
 }
 

@@ -1,6 +1,7 @@
 //! A satellite's synchronisation request read from a real SQLite file: a part at a time from
 //! one snapshot on a reader, so that devices keep registering while a long export runs.
 
+use crate::common;
 use smartlic_core::Timestamp;
 use smartlic_store::satellite::{LocalApproval, MirroredPool, PoolInstances, SatelliteStore, SYNC_PART};
 use smartlic_store::*;
@@ -25,16 +26,7 @@ async fn satellite() -> (tempfile::TempDir, Arc<SqliteStore>) {
     store.approve_local_account(approval, "op", T0).await.unwrap();
     let account = store.account("example.com").await.unwrap().unwrap();
     let lab = store.virtual_account(account.id, "Lab").await.unwrap().unwrap();
-    let token = NewToken {
-        virtual_account_id: lab.id,
-        prefix: "tok".into(),
-        token_hash: "token-hash".into(),
-        description: String::new(),
-        expires_at: T0.plus_days(30),
-        max_uses: None,
-        export_controlled: false,
-    };
-    store.create_token(token, "op", T0).await.unwrap();
+    common::token_in(&store, lab.id, "token-hash", None, T0).await;
     (dir, Arc::new(store))
 }
 

@@ -116,16 +116,7 @@ fn cert(n: u32) -> CertificateFacts {
 }
 
 pub(crate) async fn token(f: &Fixture, hash: &str, max_uses: Option<i64>) -> RegistrationToken {
-    let new = NewToken {
-        virtual_account_id: f.pool.id,
-        prefix: format!("tok-{hash}"),
-        token_hash: hash.into(),
-        description: String::new(),
-        expires_at: T0.plus_days(30),
-        max_uses,
-        export_controlled: false,
-    };
-    f.store.create_token(new, "op", T0).await.unwrap()
+    common::token_in(&*f.store, f.pool.id, hash, max_uses, T0).await
 }
 
 /// A registration of instance `id`, with a key of its own: the same key again would be the
@@ -213,16 +204,7 @@ async fn a_registration_repeated_by_its_key_is_the_same_and_force_stays_in_its_a
     // Another account's token, even with force and even with that very key, replaces nothing.
     let other = f.store.create_account("other.com", "Other", "op", T0).await.unwrap();
     let other_pool = f.store.virtual_account(other.id, DEFAULT_VIRTUAL_ACCOUNT).await.unwrap().unwrap();
-    let new = NewToken {
-        virtual_account_id: other_pool.id,
-        prefix: "tok-b".into(),
-        token_hash: "b".into(),
-        description: String::new(),
-        expires_at: T0.plus_days(30),
-        max_uses: None,
-        export_controlled: false,
-    };
-    f.store.create_token(new, "op", T0).await.unwrap();
+    common::token_in(&*f.store, other_pool.id, "b", None, T0).await;
     for stolen in [device("i3", "A", "b", true), NewInstance { id: "i3".into(), ..device("i1", "A", "b", true) }] {
         let refused = f.store.register_instance(stolen, T0).await;
         assert!(matches!(refused, Err(RegisterRefusal::AlreadyRegistered)));
@@ -492,23 +474,7 @@ async fn virtual_accounts_are_deleted_only_when_empty(f: Fixture) {
         subscription_id: None,
     };
     f.store.add_license(term, "op", T0).await.unwrap();
-    let t = f
-        .store
-        .create_token(
-            NewToken {
-                virtual_account_id: lab.id,
-                prefix: "tok-lab".into(),
-                token_hash: "lab".into(),
-                description: String::new(),
-                expires_at: T0.plus_days(30),
-                max_uses: None,
-                export_controlled: false,
-            },
-            "op",
-            T0,
-        )
-        .await
-        .unwrap();
+    let t = common::token_in(&*f.store, lab.id, "lab", None, T0).await;
     f.store.register_instance(device("i1", "A", "lab", false), T0).await.unwrap();
     let made = f.store.create_reservations(lab.id, vec![reserving("R", &[(&adv, 1)])], ledger_check(), "op", T0);
     let made = made.await.unwrap().remove(0);

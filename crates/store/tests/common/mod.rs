@@ -1,6 +1,29 @@
 //! Helpers shared by the store's test files.
 
+use smartlic_core::Timestamp;
+use smartlic_store::{NewToken, RegistrationToken, Store};
 use std::path::Path;
+
+/// A registration token of the pool `pool_id`, created at `now` and valid 30 days, whose hash is
+/// `hash` (listed as `tok-HASH`).
+pub async fn token_in<S: Store + ?Sized>(
+    store: &S,
+    pool_id: i64,
+    hash: &str,
+    max_uses: Option<i64>,
+    now: Timestamp,
+) -> RegistrationToken {
+    let new = NewToken {
+        virtual_account_id: pool_id,
+        prefix: format!("tok-{hash}"),
+        token_hash: hash.into(),
+        description: String::new(),
+        expires_at: now.plus_days(30),
+        max_uses,
+        export_controlled: false,
+    };
+    store.create_token(new, "op", now).await.unwrap()
+}
 
 /// Writes a database as the second schema left it: one smart account `old.com` (id 1) with its
 /// `Default` pool (id 1), then `rows` (SQL), then `user_version` 2; migrations run when the store
