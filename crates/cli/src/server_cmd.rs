@@ -193,14 +193,6 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         }
         return serve(&banner, gateway.wait()).await;
     }
-    if matches!(config.mode, Mode::Satellite)
-        && matches!(config.database.url, Some(smartlic_store::DatabaseUrl::Postgres(_)))
-    {
-        // Its synchronisation with the cloud is not carried over to PostgreSQL yet.
-        anyhow::bail!(
-            "a satellite runs on its embedded SQLite database (--database sqlite:PATH); PostgreSQL serves the cloud"
-        );
-    }
     let running = start(config).await?;
     let mut banner = String::new();
     if let Some(secret) = &running.generated_admin_secret {

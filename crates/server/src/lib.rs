@@ -274,6 +274,12 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
     if let Mode::Gateway { .. } = config.mode {
         anyhow::bail!("a transport gateway is no manager: start it with gateway::start");
     }
+    if matches!(config.mode, Mode::Satellite) && matches!(config.database.url, Some(DatabaseUrl::Postgres(_))) {
+        // Its synchronisation with the cloud is not carried over to PostgreSQL yet.
+        anyhow::bail!(
+            "a satellite runs on its embedded SQLite database (--database sqlite:PATH); PostgreSQL serves the cloud"
+        );
+    }
     let (listener, tls_names, operator_tls) = listen(&config).await?;
     let local_addr = listener.local_addr()?;
     let limits = connection_cap(config.limits.clone());
