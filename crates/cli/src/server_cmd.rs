@@ -146,12 +146,13 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     if let Some(file) = &args.restore {
         let restored = smartlic_server::backup::restore(file, &args.data, args.overwrite)?;
         say(&format!(
-            "restored {} into {} ({} bytes, schema version {}); start the server with --data {}\n",
+            "restored {} into {} ({} bytes, schema version {}); start the server with --data {}{}\n",
             file.display(),
             restored.database.display(),
             restored.bytes,
             restored.schema_version,
-            args.data.display()
+            args.data.display(),
+            if restored.sealed_ca { " and SMARTLIC_DATA_KEY set (the backup holds the CA sealed with it)" } else { "" }
         ));
         return Ok(());
     }

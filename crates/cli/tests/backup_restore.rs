@@ -180,3 +180,41 @@ fn kind_of(change: &Change) -> usize {
         Change::Device(_) => 2,
     }
 }
+
+/// A manager started with `SMARTLIC_DATA_KEY` keeps its CA in the database, sealed: its backup
+/// restores into an empty directory, and the restored manager needs the key, not the CA files.
+#[test]
+fn a_backup_of_a_manager_with_a_data_key_restores_with_the_key_and_no_ca_files() {
+    const KEY: &str = "restore-data-key-0123456789abcdef0123";
+    let keyed = |dir| start_with_env(dir, &[], &[("SMARTLIC_DATA_KEY", KEY)], "warn", std::process::Stdio::inherit());
+    let mut m = keyed(tempfile::tempdir().unwrap());
+    let devices = tempfile::tempdir().unwrap();
+    ok(&m, &["account", "create", "--domain", "example.com"]);
+    ok(&m, &["license", "add", "--account", "example.com", "--va", "Default", "--tag", "ACI Advantage", "--count", "5"]);
+    let token = ok(&m, &["token", "create", "--account", "example.com", "--va", "Default"]);
+    let dev = devices.path().join("dev.json");
+    let register = ["register", "--token", token.trim(), "--pid", "APIC-SERVER-M3", "--sn", "FCH2001SEAL"];
+    stdout(&device(&m, &dev, &register));
+    let backup = devices.path().join("sealed.db");
+    let out = admin(&m, &m.ca, &["backup", "--out", backup.to_str().unwrap()]);
+    let note = String::from_utf8(out.stderr.clone()).unwrap();
+    assert!(out.status.success(), "{note}");
+    assert!(note.contains("The backup holds the CA, its key sealed with SMARTLIC_DATA_KEY: keep that key"), "{note}");
+    m.stop();
+
+    let fresh = tempfile::tempdir().unwrap();
+    let args = ["server", "--data", fresh.path().to_str().unwrap(), "--restore", backup.to_str().unwrap()];
+    let restored = stdout(&run(&args));
+    assert!(restored.contains("and SMARTLIC_DATA_KEY set (the backup holds the CA sealed with it)"), "{restored}");
+    let names: Vec<_> = std::fs::read_dir(fresh.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(!names.iter().any(|n| n.to_string_lossy().starts_with("ca")), "no CA file was needed: {names:?}");
+
+    let keyless = ["server", "--listen", "127.0.0.1:0", "--data", fresh.path().to_str().unwrap()];
+    let refused = stderr(&run(&keyless));
+    assert!(refused.contains("holds the CA key encrypted with SMARTLIC_DATA_KEY, which is not set"), "{refused}");
+
+    // The restored manager has the CA the device trusts: it authorizes.
+    let r = keyed(fresh);
+    let authorized = stdout(&device(&r, &dev, &["authorize", "--use", "ACI Advantage=1"]));
+    assert!(authorized.contains("AUTHORIZED"), "{authorized}");
+}

@@ -4,7 +4,9 @@
 //! holds the database only: the CA key never leaves the server's disk through the API. The CA
 //! (`ca.pem`, `ca-key.pem`) does not change after the first start, so the operator copies it
 //! once, with the first backup, from the data directory; a restore needs it there, since
-//! every registered device trusts that CA alone.
+//! every registered device trusts that CA alone. A manager started with `SMARTLIC_DATA_KEY`
+//! keeps its CA in the database, the key sealed with that data key: its backup carries the CA,
+//! and the restored server needs the data key instead of the files.
 //!
 //! [`restore`] installs a backup into a data directory no server is using
 //! ([`lock_data_dir`]), after checking it is a whole smartlic database of a known version.
@@ -139,18 +141,20 @@ pub struct Restored {
     pub database: PathBuf,
     pub schema_version: u32,
     pub bytes: u64,
+    /// The backup holds the CA sealed with the data key: start with `SMARTLIC_DATA_KEY` set.
+    pub sealed_ca: bool,
 }
 
 /// Installs the backup `file` as the database of `data_dir`. Refused, changing nothing, when
 /// the file is not a whole smartlic database of a known version, when a server runs on the
 /// directory, when it already has a database and `overwrite` is not set, or when its CA is
-/// missing. The new database replaces the old one by a rename, so a crash leaves one or the
+/// missing (neither in the directory nor sealed in the backup). The new database replaces the old one by a rename, so a crash leaves one or the
 /// other; the old one's WAL files are removed first, as they would be replayed into the new one.
 pub fn restore(file: &Path, data_dir: &Path, overwrite: bool) -> anyhow::Result<Restored> {
-    let schema_version = smartlic_store::check_backup(file)?;
+    let smartlic_store::BackupInfo { schema_version, sealed_ca } = smartlic_store::check_backup(file)?;
     let database = data_dir.join(DATABASE_FILE);
     for name in [crate::tls::CA_FILE, crate::tls::CA_KEY_FILE] {
-        if !data_dir.join(name).exists() {
+        if !sealed_ca && !data_dir.join(name).exists() {
             anyhow::bail!(
                 "{} has no {name}: copy ca.pem and ca-key.pem from the backed-up server's data directory into it \
                  (the backup holds the database only, and registered devices trust that CA alone)",
@@ -181,7 +185,7 @@ pub fn restore(file: &Path, data_dir: &Path, overwrite: bool) -> anyhow::Result<
     }
     std::fs::rename(&incoming, &database).with_context(|| format!("cannot replace {}", database.display()))?;
     File::open(data_dir).and_then(|d| d.sync_all()).with_context(|| format!("cannot sync {}", data_dir.display()))?;
-    Ok(Restored { database, schema_version, bytes })
+    Ok(Restored { database, schema_version, bytes, sealed_ca })
 }
 
 /// Copies `from` to a new owner-only file `to` and syncs it to disk; returns its length.

@@ -34,7 +34,7 @@ async fn a_backup_taken_during_writes_holds_every_acknowledged_one() {
 
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(std::fs::metadata(&target).unwrap().permissions().mode() & 0o777, 0o600);
-    assert!(check_backup(&target).unwrap() >= 6);
+    assert!(check_backup(&target).unwrap().schema_version >= 6);
     let copy = SqliteStore::open(&target).await.unwrap();
     let restored: Vec<String> = copy.accounts().await.unwrap().into_iter().map(|a| a.domain).collect();
     for account in &acknowledged {
@@ -85,7 +85,7 @@ fn only_a_whole_smartlic_database_of_a_known_version_passes_the_check() {
     std::fs::copy(smartlic_db(dir.path()), &odd).unwrap();
     rusqlite::Connection::open(&odd).unwrap().execute_batch("PRAGMA journal_mode = WAL;").unwrap();
     let before: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert!(check_backup(&odd).unwrap() >= 6);
+    assert!(check_backup(&odd).unwrap().schema_version >= 6);
     let after: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(before, after);
 

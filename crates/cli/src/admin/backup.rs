@@ -8,21 +8,23 @@ use std::path::{Path, PathBuf};
 pub async fn save(mut answer: reqwest::Response, out: &Path) -> Result<()> {
     let partial = PathBuf::from(format!("{}.partial", out.display()));
     let saved = receive(&mut answer, &partial).await.and_then(|bytes| {
-        let version = smartlic_store::check_backup(&partial)?;
+        let info = smartlic_store::check_backup(&partial)?;
         std::fs::rename(&partial, out).with_context(|| format!("cannot write {}", out.display()))?;
         let dir = out.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
         std::fs::File::open(dir)
             .and_then(|d| d.sync_all())
             .with_context(|| format!("cannot sync {}", dir.display()))?;
-        Ok((bytes, version))
+        Ok((bytes, info))
     });
-    let (bytes, version) = saved.inspect_err(|_| drop(std::fs::remove_file(&partial)))?;
-    eprintln!(
-        "wrote {} ({bytes} bytes, schema version {version})\n\
-         The backup holds the database only: keep ca.pem and ca-key.pem of the server's data directory \
-         with it (they do not change; `smartlic server --restore` needs them, devices trust that CA alone).",
-        out.display()
-    );
+    let (bytes, info) = saved.inspect_err(|_| drop(std::fs::remove_file(&partial)))?;
+    let keep = if info.sealed_ca {
+        "The backup holds the CA, its key sealed with SMARTLIC_DATA_KEY: keep that key (not in the backup); \
+         the restored server starts with it set."
+    } else {
+        "The backup holds the database only: keep ca.pem and ca-key.pem of the server's data directory \
+         with it (they do not change; `smartlic server --restore` needs them, devices trust that CA alone)."
+    };
+    eprintln!("wrote {} ({bytes} bytes, schema version {})\n{keep}", out.display(), info.schema_version);
     Ok(())
 }
 

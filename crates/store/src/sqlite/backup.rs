@@ -64,10 +64,19 @@ fn io_error(path: &Path, e: std::io::Error) -> StoreError {
     StoreError::Database(format!("{}: {e}", path.display()))
 }
 
+/// What [`check_backup`] found in a backup file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackupInfo {
+    pub schema_version: u32,
+    /// The database holds the CA, its key sealed with the data key (`SMARTLIC_DATA_KEY`): a
+    /// restore then needs that key, not the CA files.
+    pub sealed_ca: bool,
+}
+
 /// Checks that `path` is a whole smartlic database of a schema version this build can open
-/// (an older one is migrated at start) and returns that version. Reads only: nothing is
-/// created next to the file.
-pub fn check_backup(path: &Path) -> Result<u32> {
+/// (an older one is migrated at start) and says what it holds. Reads only: nothing is created
+/// next to the file.
+pub fn check_backup(path: &Path) -> Result<BackupInfo> {
     let name = path.display();
     let not_ours = |why: String| StoreError::Corrupt(format!("{name} is not a smartlic database: {why}"));
     let mut header = [0u8; 16];
@@ -97,13 +106,23 @@ pub fn check_backup(path: &Path) -> Result<u32> {
     }
     let version: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     match version {
-        0 => Err(not_ours("it has no schema version".into())),
-        v if v as usize > MIGRATIONS.len() => Err(StoreError::Corrupt(format!(
-            "{name} has schema version {v}, newer than this smartlic ({}); restore it with a newer smartlic",
-            MIGRATIONS.len()
-        ))),
-        v => Ok(v),
+        0 => return Err(not_ours("it has no schema version".into())),
+        v if v as usize > MIGRATIONS.len() => {
+            return Err(StoreError::Corrupt(format!(
+                "{name} has schema version {v}, newer than this smartlic ({}); restore it with a newer smartlic",
+                MIGRATIONS.len()
+            )))
+        }
+        _ => {}
     }
+    let has_ca_table: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'certificate_authority'",
+        [],
+        |r| r.get(0),
+    )?;
+    let sealed_ca = has_ca_table > 0
+        && conn.query_row("SELECT EXISTS (SELECT 1 FROM certificate_authority)", [], |r| r.get::<_, bool>(0))?;
+    Ok(BackupInfo { schema_version: version, sealed_ca })
 }
 
 /// `path` for a `file:` URI: the characters a URI gives a meaning to are escaped.

@@ -24,7 +24,7 @@ mod sql;
 mod tokens;
 
 use crate::*;
-pub use backup::check_backup;
+pub use backup::{check_backup, BackupInfo};
 use engine::Engine;
 use std::path::Path;
 
