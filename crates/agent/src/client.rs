@@ -11,8 +11,8 @@ use rand::distributions::{Alphanumeric, DistString};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use smartlic_proto::wire::{
-    self, AuthorizeRequest, AuthorizeResponse, DeregisterRequest, DeregisterResponse, Envelope, ErrorResponse,
-    RegisterRequest, RegisterResponse, RenewIdRequest, RenewIdResponse, Udi, Usage,
+    self, AuthorizeRequest, AuthorizeResponse, ConvertRequest, ConvertResponse, DeregisterRequest, DeregisterResponse,
+    Envelope, ErrorResponse, RegisterRequest, RegisterResponse, RenewIdRequest, RenewIdResponse, Udi, Usage,
 };
 use smartlic_proto::{cert, KeyAlgorithm, PublicKey, SigningKey};
 
@@ -51,7 +51,7 @@ macro_rules! answers {
         }
     )*};
 }
-answers!(RegisterResponse, RenewIdResponse, AuthorizeResponse, DeregisterResponse);
+answers!(RegisterResponse, RenewIdResponse, AuthorizeResponse, DeregisterResponse, ConvertResponse);
 
 /// A fresh request nonce: 24 alphanumeric characters (~143 bits), so never reused in practice.
 pub fn new_nonce() -> String {
@@ -309,6 +309,24 @@ impl ManagerClient {
             .exchange(wire::PATH_DEREGISTER, identity.signing_key(), &keys, now_ms, |envelope| DeregisterRequest {
                 envelope,
                 instance_id: identity.instance_id.clone(),
+            })
+            .await?;
+        Ok(answer)
+    }
+
+    /// Device-led conversion (V-1): reports the legacy licenses the device holds.
+    pub async fn convert(
+        &self,
+        identity: &DeviceIdentity,
+        legacy: &[wire::LegacyLicense],
+        now_ms: i64,
+    ) -> Result<ConvertResponse, ClientError> {
+        let keys = self.answer_keys(Some(identity))?;
+        let (answer, _) = self
+            .exchange(wire::PATH_CONVERT, identity.signing_key(), &keys, now_ms, |envelope| ConvertRequest {
+                envelope,
+                instance_id: identity.instance_id.clone(),
+                legacy: legacy.to_vec(),
             })
             .await?;
         Ok(answer)

@@ -19,8 +19,9 @@ use crate::identity::{DeviceIdentity, IdentityError};
 use crate::persist::{write_atomic, KeyError, StateKey};
 use serde::{Deserialize, Serialize};
 use smartlic_core::agent::{
-    next_wakeup, step, Action, Agent, AuthAnswer, AuthFacts, Event, Failure, FailureKind, Intervals, LogEntry,
-    RegisterFacts, RenewFacts, DEVICE_TIME_END, DEVICE_TIME_START, TRANSPORT_NOT_AVAILABLE,
+    next_wakeup, step, Action, Agent, AuthAnswer, AuthFacts, ConversionFacts, ConversionItem, Event, Failure,
+    FailureKind, Intervals, LogEntry, RegisterFacts, RenewFacts, DEVICE_TIME_END, DEVICE_TIME_START,
+    TRANSPORT_NOT_AVAILABLE,
 };
 use smartlic_core::{Clock, Timestamp};
 use smartlic_proto::wire::{self, AuthorizationStatus, RegisterResponse, Udi, Usage};
@@ -521,6 +522,16 @@ impl Device {
                 }
                 Err(e) => failed(&action, failure(e)),
             },
+            (Action::SendConversion { legacy }, Some(identity)) => {
+                let legacy: Vec<wire::LegacyLicense> = legacy
+                    .iter()
+                    .map(|(name, count)| wire::LegacyLicense { name: name.clone(), count: i64::from(*count) })
+                    .collect();
+                match manager.convert(identity, &legacy, now).await {
+                    Ok(answer) => Event::ConversionSucceeded(conversion_facts(answer)),
+                    Err(e) => failed(&action, failure(e)),
+                }
+            }
             (Action::SendDeregister, Some(identity)) => match manager.deregister(identity, now).await {
                 Ok(_) => Event::DeregisterDone,
                 Err(e) => Event::DeregisterFailed { reason: failure(e).reason },
@@ -626,6 +637,20 @@ pub fn auth_answer(status: AuthorizationStatus) -> AuthAnswer {
     }
 }
 
+/// A conversion answer as the state machine keeps it: what each legacy license became.
+fn conversion_facts(answer: wire::ConvertResponse) -> ConversionFacts {
+    let items = answer
+        .items
+        .into_iter()
+        .map(|i| ConversionItem {
+            count: u32::try_from(i.count).unwrap_or(u32::MAX),
+            converted_to: i.tag.map(|tag| format!("{} {tag}", i.quantity)),
+            name: i.name,
+        })
+        .collect();
+    ConversionFacts { already_converted: answer.already_converted, items }
+}
+
 /// The renewal intervals a manager's answer carries, as the state machine keeps them.
 pub fn intervals(i: &wire::Intervals) -> Intervals {
     Intervals::from_secs(i.id_renew_secs, i.auth_renew_secs, i.auth_validity_secs)
@@ -637,6 +662,7 @@ fn failed(action: &Action, f: Failure) -> Event {
         Action::SendRegister { .. } => Event::RegisterFailed(f),
         Action::SendRenewId => Event::IdRenewFailed(f),
         Action::SendDeregister => Event::DeregisterFailed { reason: f.reason },
+        Action::SendConversion { .. } => Event::ConversionFailed(f),
         _ => Event::AuthFailed(f),
     }
 }
@@ -651,7 +677,9 @@ pub fn failure(e: ClientError) -> Failure {
                 wire::code::INVALID_TOKEN
                 | wire::code::ALREADY_REGISTERED
                 | wire::code::BAD_SIGNATURE
-                | wire::code::SERVED_BY_SATELLITE => FailureKind::Refused,
+                | wire::code::SERVED_BY_SATELLITE
+                | wire::code::CONVERSION_NOT_ENABLED
+                | wire::code::CONVERSION_NOT_SUPPORTED => FailureKind::Refused,
                 _ => FailureKind::Communication,
             };
             // The manager's field-bound refusals read as its JSON body does (seed 004 #3).

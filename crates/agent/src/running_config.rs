@@ -225,6 +225,10 @@ pub fn edit(mode: &Mode, command: &Command) -> Option<Edit> {
             let key = format!("license feature {}", quoted(tag));
             count.map_or(unset(&key), |c| set(&key, format!("{key} count {c}")))
         }
+        Command::Legacy { name, count } => {
+            let key = format!("license legacy {}", quoted(name));
+            count.map_or(unset(&key), |c| set(&key, format!("{key} count {c}")))
+        }
         Command::Hostname(name) => set("hostname", format!("hostname {name}")),
         Command::PrivacyHostname(on) => toggle("license smart privacy hostname", *on),
         Command::ServiceCallHome(on) => no_form("service call-home", *on),

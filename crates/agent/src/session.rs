@@ -312,6 +312,20 @@ impl Session {
                 }
             }
             Command::ReservationCancel => reply_of(d.reservation_cancel().await?),
+            Command::Conversion(true) => {
+                if !d.agent.registration.is_registered() {
+                    return Ok(Reply::refused(
+                        "% Smart Licensing is not registered: register the device before converting its licenses",
+                    ));
+                }
+                let via_satellite = d.config.transport.kind == TransportKind::Satellite;
+                d.apply(Event::ConversionStart { via_satellite }).await?;
+                Reply::text("Smart License Conversion process is in progress. Use the 'show license status' command to check the progress and result")
+            }
+            Command::Conversion(false) => {
+                d.apply(Event::ConversionStop).await?;
+                Reply::default()
+            }
             Command::ClockSet(value) => {
                 d.set_clock(clock_value(value)).await?;
                 Reply::default()
@@ -470,6 +484,10 @@ impl Session {
                     )));
                 }
                 d.apply(Event::SetUsage { tag: tag.clone(), count: count.unwrap_or(0) }).await?;
+                Reply::default()
+            }
+            Command::Legacy { name, count } => {
+                d.apply(Event::SetLegacy { name: name.clone(), count: count.unwrap_or(0) }).await?;
                 Reply::default()
             }
             Command::Hostname(name) => {

@@ -11,8 +11,8 @@
 use crate::cli::LicenseView;
 use crate::config::{DeviceConfig, TransportKind};
 use smartlic_core::agent::{
-    format_device_time, format_time_left, Agent, Attempt, AuthAnswer, Authorization, Coverage, Outcome, Registration,
-    RegistrationAttempts, ReservationKind, ReservedLicense,
+    format_device_time, format_time_left, Agent, Attempt, AuthAnswer, Authorization, ConversionStatus, Coverage,
+    Outcome, Registration, RegistrationAttempts, ReservationKind, ReservedLicense,
 };
 use smartlic_core::time::Timestamp;
 
@@ -322,13 +322,32 @@ pub fn status(agent: &Agent, config: &DeviceConfig, now: Timestamp) -> String {
         authorization_block(&mut out, agent, Detail::Full, now);
         reservation_block(&mut out, agent, config, Detail::Full);
         out.blank();
-        out.line("Smart License Conversion:");
-        out.field(1, "Automatic Conversion Enabled", "False");
-        out.field(1, "Status", "Not started");
+        conversion_block(&mut out, agent);
         out.blank();
         transport_block(&mut out, config);
     }
     out.finish()
+}
+
+/// The `Smart License Conversion:` block (seeds 001, 003; public facts §7 `Already converted`),
+/// with why a conversion failed and what each legacy license became (V-1). Automatic conversion
+/// is not offered: conversion starts with `license smart conversion start`.
+fn conversion_block(out: &mut Out, agent: &Agent) {
+    let c = &agent.conversion;
+    out.line("Smart License Conversion:");
+    out.field(1, "Automatic Conversion Enabled", "False");
+    out.field(1, "Status", c.status.display());
+    if let ConversionStatus::Failed { at, reason } = &c.status {
+        out.field(1, "Failure reason", reason);
+        out.field(1, "Failed on", format_device_time(*at));
+    }
+    for item in &c.results {
+        let became = match &item.converted_to {
+            Some(licenses) => format!("converted to {licenses}"),
+            None => "not converted: unknown legacy license".to_string(),
+        };
+        out.field(1, &format!("Legacy license \"{}\" count {}", item.name, item.count), became);
+    }
 }
 
 /// The status of one entitlement in use (`EVAL MODE` and `AUTHORIZED` as in the §5.1 summary

@@ -7,6 +7,10 @@
 
 mod backup;
 mod client;
+mod conversion;
+mod fleet;
+mod fleet_reports;
+mod pak;
 mod satellite;
 mod sync;
 mod view;
@@ -108,6 +112,16 @@ enum Command {
     /// next scheduled one is due.
     #[command(subcommand)]
     Sync(sync::SyncCmd),
+    /// Device-led conversion of legacy licenses (V-1): where it is enabled.
+    #[command(subcommand)]
+    Conversion(conversion::ConversionCmd),
+    /// PAK conversion (V-2): import PAKs (operator), list them, convert all or part of one into
+    /// a virtual account, and the conversion history.
+    #[command(subcommand)]
+    Pak(pak::PakCmd),
+    /// The fleet orchestrator (`smartlic server --mode fleet`): accounts, customers, clusters,
+    /// assignment, jobs (seed 002). Logs in with its administrator token file.
+    Fleet(fleet::FleetArgs),
     /// Save a consistent copy of the manager's database, taken while it runs (operator). The
     /// CA key is not in it: keep `ca.pem` and `ca-key.pem` of the data directory with it.
     Backup {
@@ -839,32 +853,113 @@ fn plan(command: &Command, input: &mut dyn BufRead) -> Result<Call> {
         Command::LocalAccount(cmd) => cmd.plan()?,
         Command::Satellite(cmd) => cmd.plan()?,
         Command::Sync(cmd) => cmd.plan()?,
+        Command::Conversion(cmd) => cmd.plan()?,
+        Command::Pak(cmd) => cmd.plan()?,
+        Command::Fleet(args) => args.plan()?,
     })
 }
 
 /// Items a page the CLI asks for: the manager's maximum.
 const PAGE: usize = 1000;
 
-/// A listing's answer with all its pages (`next_offset`) joined, so tables and `--json` show
-/// everything; a call naming its own `limit` (`event list --limit N`) gets that one page.
+/// The list a paged listing answers in, when `call` is one: only GET listings shown as tables
+/// page (a change answered by a table, `pak import`, is sent as it is), and a call naming its
+/// own `limit` (`event list --limit N`) gets that one page.
+fn paged(call: &Call) -> Option<&'static str> {
+    match call.show {
+        Show::Table(key, _) if call.method == Method::GET && !call.path.contains("limit=") => Some(key),
+        _ => None,
+    }
+}
+
+/// Where a listing's pages come from: the manager ([`Pages`]), or a test's list.
+trait PageSource {
+    /// The next page, None after the last.
+    async fn next(&mut self) -> Result<Option<Value>>;
+}
+
+/// The pages of a listing, one answer at a time (`next_offset` leads to the next).
+struct Pages<'a> {
+    api: &'a Api,
+    call: &'a Call,
+    next: Option<u64>,
+}
+
+impl<'a> Pages<'a> {
+    fn of(api: &'a Api, call: &'a Call) -> Self {
+        Pages { api, call, next: Some(0) }
+    }
+}
+
+impl PageSource for Pages<'_> {
+    async fn next(&mut self) -> Result<Option<Value>> {
+        let Some(offset) = self.next else { return Ok(None) };
+        let separator = if self.call.path.contains('?') { '&' } else { '?' };
+        let path = format!("{}{separator}limit={PAGE}&offset={offset}", self.call.path);
+        let text = self.api.send(&Call::get(path, Show::Text)).await?;
+        let page: Value = serde_json::from_str(&text).context("the manager's answer is not JSON")?;
+        self.next = page["next_offset"].as_u64();
+        Ok(Some(page))
+    }
+}
+
+/// The items of a listing's page.
+fn items<'v>(page: &'v Value, key: &str) -> Result<&'v Vec<Value>> {
+    page[key].as_array().with_context(|| format!("the manager's page has no '{key}' list"))
+}
+
+/// A listing's answer with all its pages joined, so a table shows everything.
 async fn all_pages(api: &Api, call: &Call) -> Result<String> {
-    let Show::Table(key, _) = call.show else { return api.send(call).await };
-    if call.path.contains("limit=") {
-        return api.send(call).await;
+    let Some(key) = paged(call) else { return api.send(call).await };
+    Ok(joined(&mut Pages::of(api, call), key).await?.to_string())
+}
+
+/// Every page's items in the first page's list; no `next_offset` left.
+async fn joined(pages: &mut impl PageSource, key: &str) -> Result<Value> {
+    let mut answer = pages.next().await?.context("a listing has a first page")?;
+    while let Some(next) = pages.next().await? {
+        let more = items(&next, key)?.clone();
+        answer[key].as_array_mut().with_context(|| format!("the manager's answer has no '{key}' list"))?.extend(more);
     }
-    let separator = if call.path.contains('?') { '&' } else { '?' };
-    let page = |offset: u64| Call::get(format!("{}{separator}limit={PAGE}&offset={offset}", call.path), Show::Text);
-    let parse =
-        |text: String| -> Result<Value> { serde_json::from_str(&text).context("the manager's answer is not JSON") };
-    let mut answer = parse(api.send(&page(0)).await?)?;
-    while let Some(offset) = answer["next_offset"].as_u64() {
-        let next = parse(api.send(&page(offset)).await?)?;
-        let items = next[key].as_array().with_context(|| format!("the manager's page has no '{key}' list"))?;
-        let all = answer[key].as_array_mut().with_context(|| format!("the manager's answer has no '{key}' list"))?;
-        all.extend(items.iter().cloned());
-        answer["next_offset"] = next["next_offset"].clone();
+    answer["next_offset"] = Value::Null;
+    Ok(answer)
+}
+
+/// `--json` of a listing, written page by page as it arrives: the document [`joined`] makes,
+/// pretty-printed, in memory that does not grow with the listing (a million instances are a
+/// gigabyte of JSON).
+async fn stream_json(pages: &mut impl PageSource, key: &str, out: &mut impl Write) -> Result<()> {
+    let first = pages.next().await?.context("a listing has a first page")?;
+    let fields = first.as_object().context("the manager's answer is not a JSON object")?;
+    write!(out, "{{")?;
+    for (i, (name, value)) in fields.iter().enumerate() {
+        write!(out, "{}\n  {}: ", if i == 0 { "" } else { "," }, Value::from(name.as_str()))?;
+        if name == "next_offset" {
+            write!(out, "null")?;
+        } else if name != key {
+            write!(out, "{}", indented(value, "  ")?)?;
+        } else {
+            write!(out, "[")?;
+            let mut count = 0usize;
+            let mut page = Some(first.clone());
+            while let Some(this) = page {
+                for item in items(&this, key)? {
+                    write!(out, "{}\n    {}", if count == 0 { "" } else { "," }, indented(item, "    ")?)?;
+                    count += 1;
+                }
+                page = pages.next().await?;
+            }
+            write!(out, "{}]", if count == 0 { "" } else { "\n  " })?;
+        }
     }
-    Ok(answer.to_string())
+    writeln!(out, "{}}}", if fields.is_empty() { "" } else { "\n" })?;
+    Ok(out.flush()?)
+}
+
+/// `value` pretty-printed with each line after the first indented by `by`, as it stands
+/// inside the whole document.
+fn indented(value: &Value, by: &str) -> Result<String> {
+    Ok(serde_json::to_string_pretty(value)?.replace('\n', &format!("\n{by}")))
 }
 
 /// Awaits a call, and on a terminal shows the seconds it has been waiting once it takes longer
@@ -897,6 +992,9 @@ async fn waiting<T>(call: impl std::future::Future<Output = T>) -> T {
 
 /// Chooses the login before any network traffic, so a missing secret fails fast.
 fn login(args: &AdminArgs, input: &mut dyn BufRead) -> Result<Login> {
+    if let Command::Fleet(fleet) = &args.command {
+        return fleet.login();
+    }
     if let Some(name) = &args.user {
         let password = client::read_line(input, "the --user password")?;
         return Ok(Login::Password { username: name.clone(), password });
@@ -919,9 +1017,20 @@ pub async fn run(args: AdminArgs) -> Result<()> {
     if let Command::Backup { out } = &args.command {
         return backup::save(api.stream(&call).await?, out).await;
     }
+    if let Some(done) = waiting(fleet::finish(&args.command, &api, &call)).await? {
+        println!("{done}");
+        return Ok(());
+    }
     if let Some(done) = waiting(satellite::finish(&args.command, &api, &call)).await? {
         println!("{done}");
         return Ok(());
+    }
+    if let (true, Some(key)) = (args.json, paged(&call)) {
+        let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+        return match stream_json(&mut Pages::of(&api, &call), key, &mut stdout).await {
+            Err(e) if e.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == ErrorKind::BrokenPipe) => Ok(()),
+            other => other,
+        };
     }
     let answer = waiting(all_pages(&api, &call)).await?;
     let text = view::render(&call.show, &answer, args.json)?;
@@ -964,6 +1073,38 @@ mod tests {
 
     fn planned(line: &str) -> Call {
         plan(&parse(line).unwrap().command, &mut "pw1\n".as_bytes()).unwrap()
+    }
+
+    impl PageSource for std::collections::VecDeque<Value> {
+        async fn next(&mut self) -> Result<Option<Value>> {
+            Ok(self.pop_front())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_streamed_listing_is_the_joined_document_pretty_printed() {
+        let pages = |n: usize| -> std::collections::VecDeque<Value> {
+            (0..n)
+                .map(|p| {
+                    let items: Vec<Value> = (0..2)
+                        .map(|i| serde_json::json!({"id": format!("i{p}{i}"), "tags": {"a\"b": [1, 2]}}))
+                        .collect();
+                    let next = if p + 1 < n { Value::from(p + 1) } else { Value::Null };
+                    serde_json::json!({"account": {"domain": "x"}, "instances": items, "next_offset": next, "z": []})
+                })
+                .collect()
+        };
+        for n in [1, 3] {
+            let mut out = Vec::new();
+            stream_json(&mut pages(n), "instances", &mut out).await.unwrap();
+            let whole =
+                serde_json::to_string_pretty(&joined(&mut pages(n), "instances").await.unwrap()).unwrap() + "\n";
+            assert_eq!(String::from_utf8(out).unwrap(), whole);
+        }
+        let empty = serde_json::json!({"instances": [], "next_offset": null});
+        let mut out = Vec::new();
+        stream_json(&mut std::collections::VecDeque::from([empty.clone()]), "instances", &mut out).await.unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string_pretty(&empty).unwrap() + "\n");
     }
 
     #[test]

@@ -7,8 +7,20 @@
 //! the last authorization phase is run again during a flood of wrong logins. The server's
 //! memory is read after each phase. All device tasks share one HTTPS client (keep-alive).
 //! With `--satellite`, a satellite approved by a cloud is measured instead (see [`satellite`]).
+//!
+//! The managers run over one database ([`database`]): a SQLite file, or with `--postgres` a
+//! private PostgreSQL cluster started here; `--replicas N` starts N managers over it, each
+//! request going to one of them at random. Each phase also reports the CPU time the managers
+//! (and PostgreSQL's processes) spent per request ([`cpu`]), steadier than the rate on a
+//! shared machine. `--register-at-most` reaches large pools by storing instances straight into
+//! the database instead of registering them.
 
+mod cpu;
+mod database;
 mod satellite;
+mod signatures;
+
+use database::Database;
 
 use anyhow::{bail, Context};
 use rand::Rng;
@@ -17,6 +29,7 @@ use smartlic_agent::identity::DeviceIdentity;
 use smartlic_core::{Clock, SystemClock};
 use smartlic_proto::wire::{Udi, Usage};
 use smartlic_proto::{KeyAlgorithm, SigningKey};
+use smartlic_server::data_key::DATA_KEY_VARIABLE;
 use std::future::Future;
 use std::io::IsTerminal;
 use std::process::{Child, Command, Stdio};
@@ -51,14 +64,36 @@ pub struct BenchArgs {
     /// synchronisations (over the network and by files) at each pool size.
     #[arg(long, conflicts_with_all = ["flood", "flood_rate"])]
     satellite: bool,
+    /// Run the managers over a fresh database of a private PostgreSQL cluster started here
+    /// (initdb and pg_ctl on a temporary directory, loopback only) instead of a SQLite file.
+    #[arg(long, conflicts_with = "satellite")]
+    postgres: bool,
+    /// Managers (replicas) serving over the one database, each its own process, port and
+    /// `--data`; each request goes to one of them at random.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16), conflicts_with = "satellite")]
+    replicas: u32,
+    /// Register at most this many devices over HTTPS; larger pool sizes are reached by storing
+    /// the other instances straight into the database, as registrations store them, in one
+    /// transaction. Authorizations still come from the registered devices.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000_000), conflicts_with = "satellite")]
+    register_at_most: Option<u32>,
+    /// Run each manager under this command (words separated by spaces), e.g. `valgrind
+    /// --tool=callgrind` to count its instructions.
+    #[arg(long, value_name = "COMMAND", conflicts_with = "satellite")]
+    server_wrapper: Option<String>,
+    /// Only time N pairs of the two signature operations of an authorization (request
+    /// verification, answer signature), without a server; see BENCHMARKS.md.
+    #[arg(long, value_name = "N", conflicts_with_all = ["satellite", "postgres", "flood"])]
+    signatures: Option<u32>,
 }
 
 const DOMAIN: &str = "bench.example.com";
 const POOL_TAG: &str = "ACI Advantage";
 const USED_TAG: &str = "ACI Essentials";
 const BENCH_PID: &str = "BENCH-1";
-/// 300 polls 100 ms apart: the server gets 30 s to come up.
-const STARTUP_POLLS: u32 = 300;
+/// 1,200 polls 100 ms apart: the server gets 2 minutes to come up (under valgrind, 30 s
+/// were not always enough).
+const STARTUP_POLLS: u32 = 1200;
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let mut sizes: Vec<usize> = if args.instances.is_empty() { vec![args.devices] } else { args.instances.clone() }
@@ -76,15 +111,50 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         seconds: args.seconds,
         flood: args.flood as usize,
         flood_rate: args.flood_rate,
+        register_at_most: args.register_at_most.map_or(usize::MAX, |n| n as usize),
     };
     if args.satellite {
         return satellite::run(plan).await;
     }
-    let mut server = Server::spawn(&[])?;
-    // On Ctrl-C too the server is dropped, hence killed, before the process ends.
+    if let Some(n) = args.signatures {
+        return signatures::run(n);
+    }
+    let database = Database::create(args.postgres)?;
+    let secret = new_nonce();
+    let wrapper: Vec<&str> = args.server_wrapper.as_deref().map_or_else(Vec::new, |w| w.split_whitespace().collect());
+    let servers = (0..args.replicas)
+        .map(|_| Server::spawn_over(&database, &secret, &wrapper))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut deployment = Deployment { servers, database };
+    // On Ctrl-C too the servers are dropped, hence killed, before the process ends.
     tokio::select! {
-        result = measure(&mut server, &plan) => result,
+        result = measure(&mut deployment, &plan) => result,
         _ = tokio::signal::ctrl_c() => bail!("interrupted"),
+    }
+}
+
+/// The managers under test and the database they share. The servers are dropped (killed)
+/// first, then the database.
+struct Deployment {
+    servers: Vec<Server>,
+    database: Database,
+}
+
+impl Deployment {
+    /// The managers' resident memory and peak, summed.
+    fn rss(&self) -> Option<(u64, u64)> {
+        self.servers.iter().map(Server::rss).try_fold((0, 0), |(a, b), r| r.map(|(now, peak)| (a + now, b + peak)))
+    }
+
+    /// CPU time of the managers and of the database's processes so far, in clock ticks.
+    fn cpu_ticks(&self) -> anyhow::Result<u64> {
+        let servers: u64 = self.servers.iter().map(|s| cpu::ticks(s.child.id()).unwrap_or(0)).sum();
+        Ok(servers + self.database.cpu_ticks()?)
+    }
+
+    /// `e` with the end of every manager's log.
+    fn failed(&self, e: anyhow::Error) -> anyhow::Error {
+        self.servers.iter().fold(e, |e, s| s.failed(e))
     }
 }
 
@@ -95,34 +165,77 @@ struct Plan {
     seconds: u64,
     flood: usize,
     flood_rate: u32,
+    /// Devices registered over HTTPS at most; instances beyond are stored straight.
+    register_at_most: usize,
 }
 
-async fn measure(server: &mut Server, plan: &Plan) -> anyhow::Result<()> {
-    let client = Arc::new(server.wait_until_up().await.map_err(|e| server.failed(e))?);
+async fn measure(deployment: &mut Deployment, plan: &Plan) -> anyhow::Result<()> {
+    let mut clients = Vec::new();
+    for server in &mut deployment.servers {
+        clients.push(server.wait_until_up().await.map_err(|e| server.failed(e))?);
+    }
+    let endpoints = Endpoints(clients.into());
     let total = plan.sizes.last().copied().unwrap_or_default();
-    let token = server.setup(&client, total).await.map_err(|e| server.failed(e))?;
-    eprintln!(
-        "bench: manager up at {} (pid {}), data in {}",
-        server.base,
-        server.child.id(),
-        server.dir.path().display()
-    );
+    let first = &deployment.servers[0];
+    let token = first.setup(endpoints.any(), total).await.map_err(|e| deployment.failed(e))?;
+    for server in &deployment.servers {
+        eprintln!(
+            "bench: manager up at {} (pid {}), data in {}, over {}",
+            server.base,
+            server.child.id(),
+            server.dir.path().display(),
+            deployment.database.url()
+        );
+    }
     let length = Duration::from_secs(plan.seconds);
     let mut rows = Vec::new();
-    let mut pool: Arc<Vec<DeviceIdentity>> = Arc::new(Vec::with_capacity(total));
+    let mut loads = Vec::new();
+    let mut pool: Arc<Vec<DeviceIdentity>> = Arc::new(Vec::with_capacity(total.min(plan.register_at_most)));
+    let mut loaded = 0;
     for &size in &plan.sizes {
         let from = pool.len();
-        eprintln!("bench: registering devices {}..{size}", from + 1);
-        let registered = register(&client, &token, from..size, plan.concurrency).await?;
-        rows.push(Row::new("register", format!("{} → {size}", from + 1), &registered, server.rss()));
-        Arc::get_mut(&mut pool).context("the device pool is still shared")?.extend(registered.values);
-        if pool.is_empty() {
-            bail!("no device could register: {}", registered.first_error.unwrap_or_default());
+        let to = size.min(plan.register_at_most).max(from);
+        if to > from {
+            eprintln!("bench: registering devices {}..{to}", from + 1);
+            let before = deployment.cpu_ticks()?;
+            let registered = register(&endpoints, &token, from..to, plan.concurrency).await?;
+            let row = Row::new("register", format!("{} → {to}", from + 1), &registered, deployment.rss());
+            rows.push(row.with_cpu(deployment.cpu_ticks()? - before));
+            let new = Arc::new(registered.values);
+            // Each new device's first report moves the pool's counter (0 → 1): a phase of
+            // its own, so the timed phase measures renewals, as a settled fleet sends them.
+            eprintln!("bench: first authorization of devices {}..{to}", from + 1);
+            let before = deployment.cpu_ticks()?;
+            let first = authorize_each(&endpoints, &new, plan.concurrency).await?;
+            let row = Row::new("authorize (first)", format!("{} → {to}", from + 1), &first, deployment.rss());
+            rows.push(row.with_cpu(deployment.cpu_ticks()? - before));
+            let new = Arc::try_unwrap(new).ok().context("the new devices are still shared")?;
+            Arc::get_mut(&mut pool).context("the device pool is still shared")?.extend(new);
         }
-        eprintln!("bench: authorizing for {} s with {} instances", plan.seconds, pool.len());
-        let authorized = authorize(&client, &pool, plan.concurrency, length).await?;
-        rows.push(Row::new("authorize", pool.len().to_string(), &authorized, server.rss()));
+        if pool.is_empty() {
+            bail!("no device could register");
+        }
+        if size > pool.len() + loaded {
+            let range = loaded..size - pool.len();
+            eprintln!("bench: storing {} instances straight into the database", range.len());
+            let began = Instant::now();
+            deployment.database.bulk_load(DOMAIN, USED_TAG, range.clone(), now_ms())?;
+            loads.push(format!(
+                "{} instances stored straight into {} in {:.1} s (pool of {size})",
+                range.len(),
+                deployment.database.name(),
+                began.elapsed().as_secs_f64()
+            ));
+            loaded = range.end;
+        }
+        eprintln!("bench: authorizing for {} s with {size} instances", plan.seconds);
+        let before = deployment.cpu_ticks()?;
+        let authorized = authorize(&endpoints, &pool, plan.concurrency, length).await?;
+        let row = Row::new("authorize", size.to_string(), &authorized, deployment.rss());
+        rows.push(row.with_cpu(deployment.cpu_ticks()? - before));
     }
+    let pool_size = pool.len() + loaded;
+    let server = &deployment.servers[0];
     if plan.flood > 0 {
         eprintln!(
             "bench: authorizing for {} s during a flood of wrong logins from {} addresses",
@@ -130,8 +243,8 @@ async fn measure(server: &mut Server, plan: &Plan) -> anyhow::Result<()> {
         );
         let flooders = server.clients_from_addresses(plan.flood)?;
         let flooding = flood(flooders, &server.base, plan.flood_rate, length);
-        let (authorized, flooded) = tokio::join!(authorize(&client, &pool, plan.concurrency, length), flooding);
-        rows.push(Row::new("authorize (login flood)", pool.len().to_string(), &authorized?, server.rss()));
+        let (authorized, flooded) = tokio::join!(authorize(&endpoints, &pool, plan.concurrency, length), flooding);
+        rows.push(Row::new("authorize (login flood)", pool_size.to_string(), &authorized?, deployment.rss()));
         let mut flooded = flooded?;
         let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
         for (status, _) in &flooded.values {
@@ -140,13 +253,39 @@ async fn measure(server: &mut Server, plan: &Plan) -> anyhow::Result<()> {
         // Each request's own time, without the wait for its turn at the flood's rate.
         flooded.latencies = flooded.values.iter().map(|(_, took)| *took).collect();
         eprintln!("bench: wrong logins answered, by status: {statuses:?}");
-        rows.push(Row::new("wrong logins (flood)", pool.len().to_string(), &flooded, server.rss()));
+        rows.push(Row::new("wrong logins (flood)", pool_size.to_string(), &flooded, deployment.rss()));
     }
     eprintln!("bench: GET /health for {} s (ceiling)", plan.seconds);
-    let health = health(&client, plan.concurrency, length).await?;
-    rows.push(Row::new("health (ceiling)", pool.len().to_string(), &health, server.rss()));
+    let before = deployment.cpu_ticks()?;
+    let health = health(&endpoints, plan.concurrency, length).await?;
+    let row = Row::new("health (ceiling)", pool_size.to_string(), &health, deployment.rss());
+    rows.push(row.with_cpu(deployment.cpu_ticks()? - before));
+    println!(
+        "{} manager(s) over {}; memory columns: the managers' sum; CPU: managers{} per request\n",
+        deployment.servers.len(),
+        deployment.database.name(),
+        if matches!(deployment.database, Database::Postgres { .. }) { " + PostgreSQL" } else { "" }
+    );
     print_report(&rows, plan);
+    for load in loads {
+        println!("\n{load}");
+    }
     Ok(())
+}
+
+/// The managers' device endpoints; each request goes to one of them at random, so one
+/// device's requests alternate between replicas.
+#[derive(Clone)]
+struct Endpoints(Arc<[ManagerClient]>);
+
+impl Endpoints {
+    fn one(client: &ManagerClient) -> Self {
+        Endpoints(Arc::new([client.clone()]))
+    }
+
+    fn any(&self) -> &ManagerClient {
+        &self.0[rand::thread_rng().gen_range(0..self.0.len())]
+    }
 }
 
 /// The manager under test; dropping it kills the process (also when the bench fails).
@@ -168,19 +307,40 @@ impl Drop for Server {
 impl Server {
     /// This binary's `server` with `extra` options (`--mode satellite`).
     fn spawn(extra: &[&str]) -> anyhow::Result<Self> {
+        Self::spawn_with(&[], extra, &[], new_nonce())
+    }
+
+    /// This binary's `server` over `database`, a replica of any other over it with the same
+    /// admin `secret` (the operator's principal is in the database).
+    /// `wrapper`: a command the server runs under (none when empty).
+    fn spawn_over(database: &Database, secret: &str, wrapper: &[&str]) -> anyhow::Result<Self> {
+        let env = [(DATA_KEY_VARIABLE, database::DATA_KEY)];
+        Self::spawn_with(wrapper, &["--database", &database.url()], &env, secret.to_string())
+    }
+
+    fn spawn_with(wrapper: &[&str], extra: &[&str], env: &[(&str, &str)], secret: String) -> anyhow::Result<Self> {
         let dir =
             tempfile::Builder::new().prefix("smartlic-bench-").tempdir().context("cannot create a data directory")?;
         std::fs::create_dir(dir.path().join("data"))?;
         // Free now; taken again by the server a moment later. Loopback only.
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let log = std::fs::File::create(dir.path().join("server.log"))?;
-        let secret = new_nonce();
-        let child = Command::new(std::env::current_exe().context("cannot find this executable")?)
+        let this = std::env::current_exe().context("cannot find this executable")?;
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(this);
+                c
+            }
+            None => Command::new(this),
+        };
+        let child = command
             .arg("server")
             .arg("--data")
             .arg(dir.path().join("data"))
             .args(["--listen", &format!("127.0.0.1:{port}"), "--clock", "system"])
             .args(extra)
+            .envs(env.iter().copied())
             .env("SMARTLIC_ADMIN_SECRET", &secret)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -329,7 +489,7 @@ fn now_ms() -> i64 {
 
 /// Registers devices numbered `range`, their Ed25519 keys made before the clock starts.
 async fn register(
-    client: &Arc<ManagerClient>,
+    endpoints: &Endpoints,
     token: &str,
     range: std::ops::Range<usize>,
     concurrency: usize,
@@ -340,10 +500,10 @@ async fn register(
         .collect::<Result<Vec<_>, _>>()
         .context("cannot generate device keys")?;
     let queue = Mutex::new(range.zip(keys));
-    let (client, token) = (client.clone(), Arc::<str>::from(token));
+    let (endpoints, token) = (endpoints.clone(), Arc::<str>::from(token));
     drive(concurrency, None, move || {
         let (n, key) = queue.lock().ok()?.next()?;
-        let (client, token) = (client.clone(), token.clone());
+        let (client, token) = (endpoints.any().clone(), token.clone());
         Some(async move {
             let udi = Udi { pid: BENCH_PID.into(), sn: format!("BENCH{n:08}") };
             let hostname = format!("bench-{n}");
@@ -357,18 +517,39 @@ async fn register(
     .await
 }
 
+/// Each of `devices` once, reporting one license in use.
+async fn authorize_each(
+    endpoints: &Endpoints,
+    devices: &Arc<Vec<DeviceIdentity>>,
+    concurrency: usize,
+) -> anyhow::Result<Outcome<()>> {
+    let (endpoints, devices) = (endpoints.clone(), devices.clone());
+    let next = AtomicUsize::new(0);
+    drive(concurrency, None, move || {
+        let device = next.fetch_add(1, Ordering::Relaxed);
+        (device < devices.len()).then(|| {
+            let (client, devices) = (endpoints.any().clone(), devices.clone());
+            async move {
+                let usage = [Usage { tag: USED_TAG.into(), count: 1 }];
+                client.authorize(&devices[device], &usage, now_ms()).await.map(drop).map_err(|e| e.to_string())
+            }
+        })
+    })
+    .await
+}
+
 /// Random registered devices each reporting one license in use.
 async fn authorize(
-    client: &Arc<ManagerClient>,
+    endpoints: &Endpoints,
     pool: &Arc<Vec<DeviceIdentity>>,
     concurrency: usize,
     length: Duration,
 ) -> anyhow::Result<Outcome<()>> {
-    let (client, pool) = (client.clone(), pool.clone());
+    let (endpoints, pool) = (endpoints.clone(), pool.clone());
     let usage: Arc<[Usage]> = Arc::new([Usage { tag: USED_TAG.into(), count: 1 }]);
     drive(concurrency, Some(Instant::now() + length), move || {
         let device = rand::thread_rng().gen_range(0..pool.len());
-        let (client, pool, usage) = (client.clone(), pool.clone(), usage.clone());
+        let (client, pool, usage) = (endpoints.any().clone(), pool.clone(), usage.clone());
         Some(
             async move { client.authorize(&pool[device], &usage, now_ms()).await.map(drop).map_err(|e| e.to_string()) },
         )
@@ -376,10 +557,10 @@ async fn authorize(
     .await
 }
 
-async fn health(client: &Arc<ManagerClient>, concurrency: usize, length: Duration) -> anyhow::Result<Outcome<()>> {
-    let client = client.clone();
+async fn health(endpoints: &Endpoints, concurrency: usize, length: Duration) -> anyhow::Result<Outcome<()>> {
+    let endpoints = endpoints.clone();
     drive(concurrency, Some(Instant::now() + length), move || {
-        let client = client.clone();
+        let client = endpoints.any().clone();
         Some(async move {
             let answer = client.http().get(client.url("/health")).send().await.map_err(|e| e.to_string())?;
             match answer.status().is_success() {
@@ -517,6 +698,8 @@ struct Row {
     p99: Duration,
     /// Server resident memory at the end of the phase and its peak so far (KiB).
     rss_kib: Option<(u64, u64)>,
+    /// CPU time the servers (and the database's processes) spent per request, in µs.
+    cpu_us: Option<f64>,
 }
 
 impl Row {
@@ -535,7 +718,14 @@ impl Row {
             p50: percentile(&sorted, 0.50),
             p99: percentile(&sorted, 0.99),
             rss_kib,
+            cpu_us: None,
         }
+    }
+
+    /// With the servers' CPU time over the phase, `ticks` (see [`cpu`]), per request.
+    fn with_cpu(self, ticks: u64) -> Self {
+        let requests = (self.ok + self.errors).max(1) as f64;
+        Row { cpu_us: Some(ticks as f64 / cpu::TICKS_PER_SEC * 1e6 / requests), ..self }
     }
 }
 
@@ -555,15 +745,23 @@ fn print_report(rows: &[Row], plan: &Plan) {
         plan.concurrency,
         plan.seconds
     );
+    // The CPU column only when measured (not by the satellite bench).
+    let with_cpu = rows.iter().any(|r| r.cpu_us.is_some());
+    let (cpu_head, cpu_rule) = if with_cpu { (" Server CPU (µs/req) |", "---:|") } else { ("", "") };
     println!(
-        "| Phase | Instances | Requests OK | Errors | Req/s | p50 (ms) | p99 (ms) | Server RSS (MiB) | Server peak RSS (MiB) |"
+        "| Phase | Instances | Requests OK | Errors | Req/s | p50 (ms) | p99 (ms) | Server RSS (MiB) | Server peak RSS (MiB) |{cpu_head}"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|{cpu_rule}");
     let mib = |k: u64| format!("{:.1}", k as f64 / 1024.0);
     for r in rows {
         let (rss, peak) = r.rss_kib.map_or_else(|| ("n/a".into(), "n/a".into()), |(now, peak)| (mib(now), mib(peak)));
+        let cpu = match (with_cpu, r.cpu_us) {
+            (false, _) => String::new(),
+            (true, Some(us)) => format!(" {us:.0} |"),
+            (true, None) => " n/a |".into(),
+        };
         println!(
-            "| {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {rss} | {peak} |",
+            "| {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {rss} | {peak} |{cpu}",
             r.phase,
             r.instances,
             r.ok,

@@ -25,6 +25,8 @@ pub enum ModeArg {
     Satellite,
     /// A relay of device messages to the manager at --upstream, keeping no licensing state.
     Gateway,
+    /// The fleet orchestrator: customers' clusters licensed against managers (seed 002).
+    Fleet,
 }
 
 #[derive(clap::Args)]
@@ -114,6 +116,7 @@ fn mode(mode: ModeArg, upstream: Option<String>, upstream_ca: Option<PathBuf>) -
             let missing = if upstream.is_none() { "--upstream URL" } else { "--upstream-ca FILE" };
             anyhow::bail!("--mode gateway needs {missing}: the manager it relays to and the CA that authenticates it")
         }
+        (ModeArg::Fleet, None, None) => Ok(Mode::Fleet),
         (_, None, None) => Ok(if mode == ModeArg::Satellite { Mode::Satellite } else { Mode::Cloud }),
         (_, Some(_), _) => anyhow::bail!("--upstream is for --mode gateway only"),
         (_, None, Some(_)) => anyhow::bail!("--upstream-ca is for --mode gateway only"),
@@ -194,6 +197,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         }
         return serve(&banner, gateway.wait()).await;
     }
+    if let Mode::Fleet = config.mode {
+        return fleet(config, &args.data).await;
+    }
     let running = start(config).await?;
     let mut banner = String::new();
     if let Some(secret) = &running.generated_admin_secret {
@@ -210,6 +216,29 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     running.shutdown().await;
     tracing::info!("stopped: database closed");
     Ok(())
+}
+
+/// `--mode fleet`: the orchestrator on its own database in --data; its clients present the
+/// administrator token it keeps there.
+async fn fleet(config: ServerConfig, data: &std::path::Path) -> anyhow::Result<()> {
+    if config.database.url.is_some() {
+        anyhow::bail!("--database is for the managers: the fleet orchestrator keeps its SQLite file in --data");
+    }
+    let clock: std::sync::Arc<dyn smartlic_core::Clock> = match config.simulated_clock {
+        true => std::sync::Arc::new(smartlic_core::SimulatedClock::new()),
+        false => std::sync::Arc::new(smartlic_core::SystemClock),
+    };
+    let running = smartlic_fleet::server::start(config, clock).await?;
+    let token = data.join(smartlic_fleet::server::ADMIN_TOKEN_FILE);
+    let mut banner = format!("smartlic fleet orchestrator listening on https://{}\n", running.local_addr);
+    if running.ca_pem.is_some() {
+        banner.push_str(&format!(
+            "admin clients trust the CA in {}\n",
+            data.join(smartlic_server::tls::CA_FILE).display()
+        ));
+    }
+    banner.push_str(&format!("admin clients present the token in {}\n", token.display()));
+    serve(&banner, running.wait()).await
 }
 
 /// Ctrl-C (SIGINT) or SIGTERM (systemd, docker stop, kill); SIGTERM is caught from now on,
@@ -302,6 +331,11 @@ mod tests {
         let ca = || Some(PathBuf::from("cloud-ca.pem"));
         assert!(matches!(mode(ModeArg::Cloud, None, None), Ok(Mode::Cloud)));
         assert!(matches!(mode(ModeArg::Satellite, None, None), Ok(Mode::Satellite)));
+        assert!(matches!(mode(ModeArg::Fleet, None, None), Ok(Mode::Fleet)));
+        assert!(mode(ModeArg::Fleet, url(), None)
+            .unwrap_err()
+            .to_string()
+            .starts_with("--upstream is for --mode gateway only"));
         let gateway = mode(ModeArg::Gateway, url(), ca()).unwrap();
         assert!(matches!(gateway, Mode::Gateway { upstream, .. } if upstream == "https://cloud:8443"));
         let refused = [

@@ -190,7 +190,10 @@ fn a_backup_of_a_manager_with_a_data_key_restores_with_the_key_and_no_ca_files()
     let mut m = keyed(tempfile::tempdir().unwrap());
     let devices = tempfile::tempdir().unwrap();
     ok(&m, &["account", "create", "--domain", "example.com"]);
-    ok(&m, &["license", "add", "--account", "example.com", "--va", "Default", "--tag", "ACI Advantage", "--count", "5"]);
+    ok(
+        &m,
+        &["license", "add", "--account", "example.com", "--va", "Default", "--tag", "ACI Advantage", "--count", "5"],
+    );
     let token = ok(&m, &["token", "create", "--account", "example.com", "--va", "Default"]);
     let dev = devices.path().join("dev.json");
     let register = ["register", "--token", token.trim(), "--pid", "APIC-SERVER-M3", "--sn", "FCH2001SEAL"];

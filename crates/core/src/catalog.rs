@@ -1,5 +1,19 @@
 //! The product catalogue: which entitlement tags exist, their display names, and which tags
 //! fulfil which (C-6). Hierarchies are data, loaded from TOML, never code.
+//!
+//! The catalogue also maps legacy products to smart entitlements (V-1, V-2): one `[[legacy]]`
+//! table serves both the license names a device reports in device-led conversion and the SKUs of
+//! PAKs, since both are "a name the old world used" that becomes a quantity of one tag:
+//!
+//! ```toml
+//! [[legacy]]
+//! name = "ACI-LEAF-ADV"     # a device-reported legacy license name, or a PAK SKU
+//! tag = "ACI Advantage"     # the entitlement tag it becomes; must be defined by the catalogue
+//! quantity = 1              # licenses of `tag` per legacy unit (default 1)
+//! ```
+//!
+//! A name the table does not list is never guessed: [`Catalog::legacy`] answers `None` and the
+//! caller reports it back.
 
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
@@ -21,6 +35,32 @@ struct CatalogFile {
     family: Vec<FamilyEntry>,
     #[serde(default)]
     tag: Vec<TagEntry>,
+    #[serde(default)]
+    legacy: Vec<LegacyEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LegacyEntry {
+    name: String,
+    tag: String,
+    #[serde(default = "one")]
+    quantity: i64,
+}
+
+fn one() -> i64 {
+    1
+}
+
+/// What one unit of a legacy product (device-reported license name or PAK SKU) converts to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegacyMapping {
+    /// The legacy name or SKU, as written in the catalogue.
+    pub name: String,
+    /// The smart entitlement tag it becomes.
+    pub tag: String,
+    /// Licenses of `tag` per legacy unit, at least 1.
+    pub quantity: i64,
 }
 
 #[derive(Deserialize)]
@@ -53,6 +93,7 @@ pub struct TagInfo {
 pub struct Catalog {
     tags: Vec<TagInfo>,
     index: HashMap<String, usize>,
+    legacy: HashMap<String, LegacyMapping>,
 }
 
 impl Catalog {
@@ -68,7 +109,7 @@ impl Catalog {
 
     pub fn from_toml(text: &str) -> Result<Catalog, CatalogError> {
         let file: CatalogFile = toml::from_str(text).map_err(|e| CatalogError::Syntax(e.to_string()))?;
-        let mut catalog = Catalog { tags: Vec::new(), index: HashMap::new() };
+        let mut catalog = Catalog { tags: Vec::new(), index: HashMap::new(), legacy: HashMap::new() };
         for family in &file.family {
             if family.tiers.is_empty() {
                 return Err(CatalogError::Invalid(format!("family '{}' has no tiers", family.name)));
@@ -99,7 +140,30 @@ impl Catalog {
             }
         }
         catalog.check()?;
+        for entry in file.legacy {
+            catalog.add_legacy(entry)?;
+        }
         Ok(catalog)
+    }
+
+    /// A legacy entry must name a defined tag, a sane quantity, and a name used once.
+    fn add_legacy(&mut self, entry: LegacyEntry) -> Result<(), CatalogError> {
+        let name = crate::validate::text("legacy name", &entry.name, crate::validate::MAX_NAME)
+            .map_err(|e| CatalogError::Invalid(format!("legacy '{}': {}", entry.name, e.message)))?;
+        if !self.contains(&entry.tag) {
+            return Err(CatalogError::Invalid(format!(
+                "legacy '{name}' converts to '{}', which the catalogue does not define",
+                entry.tag
+            )));
+        }
+        crate::validate::count("quantity", entry.quantity)
+            .map_err(|e| CatalogError::Invalid(format!("legacy '{name}': quantity {}", e.message)))?;
+        if self.legacy.contains_key(&name) {
+            return Err(CatalogError::Invalid(format!("legacy '{name}' is listed twice")));
+        }
+        let mapping = LegacyMapping { name: name.clone(), tag: entry.tag, quantity: entry.quantity };
+        self.legacy.insert(name, mapping);
+        Ok(())
     }
 
     fn entry(&mut self, name: &str) -> usize {
@@ -181,6 +245,12 @@ impl Catalog {
         self.index.get(tag).copied().unwrap_or(usize::MAX)
     }
 
+    /// What a legacy license name or PAK SKU converts to; `None` when the catalogue does not
+    /// list it (the caller reports it, never guesses). Names match exactly, after trimming.
+    pub fn legacy(&self, name: &str) -> Option<&LegacyMapping> {
+        self.legacy.get(name.trim())
+    }
+
     /// The catalogue as a listing: tag → display name and fulfillers.
     pub fn listing(&self) -> BTreeMap<&str, (&str, &[String])> {
         self.tags.iter().map(|t| (t.name.as_str(), (t.display_name.as_str(), t.fulfilled_by.as_slice()))).collect()
@@ -213,5 +283,20 @@ mod tests {
         assert!(Catalog::from_toml(cycle).unwrap_err().to_string().contains("cycle"));
         let twice = "[[family]]\nname=\"f\"\ntiers=[\"A\"]\n[[family]]\nname=\"g\"\ntiers=[\"A\"]\n";
         assert!(Catalog::from_toml(twice).unwrap_err().to_string().contains("two families"));
+        let unknown_tag = "[[legacy]]\nname = \"X\"\ntag = \"Nope\"\n";
+        assert!(Catalog::from_toml(unknown_tag).unwrap_err().to_string().contains("'Nope'"));
+        let zero = "[[tag]]\nname=\"A\"\n[[legacy]]\nname=\"X\"\ntag=\"A\"\nquantity=0\n";
+        assert!(Catalog::from_toml(zero).unwrap_err().to_string().contains("quantity"));
+        let dup = "[[tag]]\nname=\"A\"\n[[legacy]]\nname=\"X\"\ntag=\"A\"\n[[legacy]]\nname=\"X\"\ntag=\"A\"\n";
+        assert!(Catalog::from_toml(dup).unwrap_err().to_string().contains("twice"));
+    }
+
+    #[test]
+    fn builtin_maps_legacy_names_and_skus() {
+        let c = Catalog::builtin();
+        let leaf = c.legacy("ACI-LEAF-ADV").unwrap();
+        assert_eq!((leaf.tag.as_str(), leaf.quantity), ("ACI Advantage", 1));
+        assert_eq!(c.legacy("C9500-NW-A").unwrap().tag, "C9500 Network Advantage");
+        assert!(c.legacy("NOT-A-LEGACY-NAME").is_none());
     }
 }

@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod catalog;
 pub mod compliance;
+pub mod csv;
 pub mod license;
 pub mod role;
 pub mod time;

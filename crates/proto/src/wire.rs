@@ -20,6 +20,7 @@ pub const PATH_REGISTER: &str = "/device/v1/register";
 pub const PATH_RENEW_ID: &str = "/device/v1/renew-id";
 pub const PATH_AUTHORIZE: &str = "/device/v1/authorize";
 pub const PATH_DEREGISTER: &str = "/device/v1/deregister";
+pub const PATH_CONVERT: &str = "/device/v1/convert";
 
 /// The bytes a device signs for a request to `path`.
 pub fn request_signing_input(path: &str, body: &[u8]) -> Vec<u8> {
@@ -206,6 +207,45 @@ pub struct DeregisterResponse {
     pub instance_id: String,
 }
 
+/// One legacy license a device holds, by the name it reports (device-led conversion, V-1).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LegacyLicense {
+    pub name: String,
+    pub count: i64,
+}
+
+/// A registered device asks for its legacy licenses to be converted (once in its lifetime).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConvertRequest {
+    #[serde(flatten)]
+    pub envelope: Envelope,
+    pub instance_id: String,
+    pub legacy: Vec<LegacyLicense>,
+}
+
+/// What one legacy license became: `quantity` of `tag`, or nothing when the manager's
+/// catalogue does not know the name (`tag` None: reported, never guessed).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConvertedLicense {
+    pub name: String,
+    pub count: i64,
+    #[serde(default)]
+    pub tag: Option<String>,
+    #[serde(default)]
+    pub quantity: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConvertResponse {
+    pub request_nonce: String,
+    pub timestamp: i64,
+    /// The device was converted before: nothing was deposited now, `items` is empty.
+    pub already_converted: bool,
+    pub items: Vec<ConvertedLicense>,
+}
+
 /// Stable error codes of the device protocol.
 pub mod code {
     pub const MALFORMED: &str = "MALFORMED_REQUEST";
@@ -220,6 +260,10 @@ pub mod code {
     pub const BAD_CSR: &str = "INVALID_CSR";
     /// The cloud refuses a device of a pool a satellite serves (one manager per pool).
     pub const SERVED_BY_SATELLITE: &str = "SERVED_BY_SATELLITE";
+    /// Device-led conversion is enabled neither for the device's virtual account nor its smart account.
+    pub const CONVERSION_NOT_ENABLED: &str = "CONVERSION_NOT_ENABLED";
+    /// Device-led conversion asked of a satellite, which does not do it (seed 000).
+    pub const CONVERSION_NOT_SUPPORTED: &str = "CONVERSION_NOT_SUPPORTED";
     pub const INTERNAL: &str = "INTERNAL_ERROR";
 }
 
@@ -236,6 +280,10 @@ pub mod text {
     pub const SATELLITE_CERTIFICATE_INVALID: &str = "Missing Id Certificate Serial Number Field; Missing Signing Certificate Serial Number Field; Signed Data And Certificate Do Not Match";
     /// Seed 000: a registration token brought to another manager than the one that issued it (S-4).
     pub const TOKEN_OF_ANOTHER_MANAGER: &str = "The Product Instance Registration Token was issued by another license manager. If registering with the Smart Software Manager Satellite server, use the token from the satellite manager to register. Do not use the token from CSSM.";
+
+    /// Seed 000: conversion must be enabled "for the Smart Account as a whole or for the virtual
+    /// account to which [the device] is registered".
+    pub const CONVERSION_NOT_ENABLED: &str = "Device Led Conversion is not enabled for the Smart Account or the Virtual Account this product is registered to; the Smart Account administrator can enable it under License Conversion";
 
     /// Seed 004 scenario 3.
     pub fn clock_skew(device_ms: i64) -> String {

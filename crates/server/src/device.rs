@@ -38,6 +38,7 @@ pub fn router() -> Router<AppState> {
         .route(wire::PATH_RENEW_ID, post(renew_id))
         .route(wire::PATH_AUTHORIZE, post(authorize))
         .route(wire::PATH_DEREGISTER, post(deregister))
+        .route(wire::PATH_CONVERT, post(crate::conversion::convert))
         .route("/device/{*rest}", any(unknown_path));
     PATH_PREFIXES.iter().fold(paths.clone(), |router, prefix| router.nest(prefix, paths.clone()))
 }
@@ -49,9 +50,9 @@ async fn unknown_path(State(state): State<AppState>, uri: Uri) -> Response {
 }
 
 /// The request body, or a signed refusal (too large, unreadable) in the device's terms.
-type RawBody = Result<Bytes, BytesRejection>;
+pub(crate) type RawBody = Result<Bytes, BytesRejection>;
 
-fn body_bytes(body: RawBody) -> Result<Bytes, ApiError> {
+pub(crate) fn body_bytes(body: RawBody) -> Result<Bytes, ApiError> {
     body.map_err(|r| {
         let code = if r.status() == StatusCode::PAYLOAD_TOO_LARGE { "PAYLOAD_TOO_LARGE" } else { code::MALFORMED };
         refusal(r.status(), code, r.body_text())
@@ -79,11 +80,11 @@ fn signed(state: &AppState, path: &str, status: StatusCode, body: &impl Serializ
     response
 }
 
-fn refusal(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+pub(crate) fn refusal(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
     ApiError::new(status, code, message)
 }
 
-fn malformed(message: impl Into<String>) -> ApiError {
+pub(crate) fn malformed(message: impl Into<String>) -> ApiError {
     refusal(StatusCode::BAD_REQUEST, code::MALFORMED, message)
 }
 
@@ -91,7 +92,7 @@ fn bad_signature() -> ApiError {
     refusal(StatusCode::UNAUTHORIZED, code::BAD_SIGNATURE, text::BAD_SIGNATURE)
 }
 
-fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| malformed(format!("the request is not a valid message: {e}")))
 }
 
@@ -142,21 +143,21 @@ fn stored_key(algorithm: &str, public_key: &str) -> Result<PublicKey, ApiError> 
 /// Whether [`authenticate`] records the nonce itself, or the caller does it in the same
 /// transaction as the request's change.
 #[derive(PartialEq)]
-enum Nonce {
+pub(crate) enum Nonce {
     Consume,
     ConsumedByCaller,
 }
 
 /// A request as received: where, its headers (the signature) and its exact body bytes.
-struct SignedRequest<'a> {
-    path: &'a str,
-    headers: &'a HeaderMap,
-    body: &'a [u8],
+pub(crate) struct SignedRequest<'a> {
+    pub(crate) path: &'a str,
+    pub(crate) headers: &'a HeaderMap,
+    pub(crate) body: &'a [u8],
 }
 
 /// Loads the instance and checks the request is signed by its key, in time, fresh and with
 /// a live certificate (C-10).
-async fn authenticate(
+pub(crate) async fn authenticate(
     state: &AppState,
     request: SignedRequest<'_>,
     instance_id: &str,
@@ -244,7 +245,7 @@ fn issue(
     Ok((issued.pem, facts))
 }
 
-fn field_text(field: &'static str, value: &str, max: usize) -> Result<String, ApiError> {
+pub(crate) fn field_text(field: &'static str, value: &str, max: usize) -> Result<String, ApiError> {
     validate::text(field, value, max).map_err(ApiError::from)
 }
 
@@ -414,7 +415,12 @@ async fn renew_id(State(state): State<AppState>, headers: HeaderMap, body: RawBo
 
 /// Signs the answer; an error carries the request's nonce, when it had a well-formed one, so
 /// that it answers that request only (a recorded refusal cannot be replayed to a device).
-fn respond<T: Serialize>(state: &AppState, path: &str, nonce: Option<String>, result: Result<T, ApiError>) -> Response {
+pub(crate) fn respond<T: Serialize>(
+    state: &AppState,
+    path: &str,
+    nonce: Option<String>,
+    result: Result<T, ApiError>,
+) -> Response {
     match result {
         Ok(answer) => signed(state, path, StatusCode::OK, &answer),
         Err(e) => {
@@ -425,7 +431,7 @@ fn respond<T: Serialize>(state: &AppState, path: &str, nonce: Option<String>, re
 }
 
 /// The nonce of a request readable enough to have a well-formed one, whatever else is wrong.
-fn nonce_of(body: &RawBody) -> Option<String> {
+pub(crate) fn nonce_of(body: &RawBody) -> Option<String> {
     #[derive(serde::Deserialize)]
     struct Readable {
         nonce: String,

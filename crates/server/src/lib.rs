@@ -7,6 +7,7 @@ pub mod backup;
 mod body;
 pub mod ca;
 pub mod clock;
+pub mod conversion;
 pub mod data_key;
 pub mod device;
 pub mod error;
@@ -17,6 +18,7 @@ pub mod login;
 pub mod metrics;
 pub mod observe;
 pub mod openapi;
+pub mod pak;
 pub mod portal;
 pub mod reservation;
 pub mod satellite;
@@ -47,6 +49,9 @@ pub enum Mode {
     /// A relay of device messages to the manager at `upstream` (its TLS is checked against
     /// `upstream_ca`), keeping no licensing state: [`gateway::start`].
     Gateway { upstream: String, upstream_ca: PathBuf },
+    /// The fleet orchestrator (seed 002), a client of managers and nodes with its own
+    /// database: `smartlic_fleet::server::start`.
+    Fleet,
 }
 
 #[derive(Debug, Clone)]
@@ -127,8 +132,10 @@ pub fn app(state: AppState) -> axum::Router {
     let routes = axum::Router::new()
         .merge(api::router())
         .merge(backup::router())
+        .merge(conversion::router())
         .merge(device::router())
         .merge(legacy::routes(on_satellite))
+        .merge(pak::router())
         .merge(satellite::router())
         .merge(portal::router())
         .route("/oauth/token", post(auth::token))
@@ -172,7 +179,7 @@ const RESERVED_FILES: u64 = 64;
 
 /// Raises the open-file limit to its hard limit and keeps the connection cap under it, so a
 /// full cap never turns into "Too many open files".
-fn connection_cap(mut limits: Limits) -> Limits {
+pub fn connection_cap(mut limits: Limits) -> Limits {
     match tls::raise_open_file_limit() {
         Ok(files) => {
             let room = usize::try_from(files.saturating_sub(RESERVED_FILES)).unwrap_or(usize::MAX).max(1);
@@ -249,7 +256,7 @@ async fn bootstrap_admin_once(
 /// the port, before anything is created (a port in use must not leave a first start with a
 /// stored administrator secret that was never shown); then reads the operator's certificate
 /// and key (`--tls-cert`, `--tls-key`) when given. Answers the names for a generated one.
-async fn listen(
+pub async fn listen(
     config: &ServerConfig,
 ) -> anyhow::Result<(tokio::net::TcpListener, Vec<String>, Option<(String, String)>)> {
     if config.tls_cert.is_some() && !config.hostnames.is_empty() {
@@ -274,11 +281,8 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
     if let Mode::Gateway { .. } = config.mode {
         anyhow::bail!("a transport gateway is no manager: start it with gateway::start");
     }
-    if matches!(config.mode, Mode::Satellite) && matches!(config.database.url, Some(DatabaseUrl::Postgres(_))) {
-        // Its synchronisation with the cloud is not carried over to PostgreSQL yet.
-        anyhow::bail!(
-            "a satellite runs on its embedded SQLite database (--database sqlite:PATH); PostgreSQL serves the cloud"
-        );
+    if let Mode::Fleet = config.mode {
+        anyhow::bail!("the fleet orchestrator is no manager: start it with smartlic_fleet::server::start");
     }
     let (listener, tls_names, operator_tls) = listen(&config).await?;
     let local_addr = listener.local_addr()?;

@@ -42,6 +42,9 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
         crate::api::usage_report, crate::api::instances_report,
         crate::api::show_clock, crate::api::set_clock, crate::api::catalog, crate::api::check_counters,
         crate::backup::take_backup,
+        crate::conversion::show_conversion, crate::conversion::set_account_conversion,
+        crate::conversion::set_pool_conversion,
+        crate::pak::list_paks, crate::pak::import_paks, crate::pak::convert_pak, crate::pak::list_conversions,
         crate::satellite::register_satellite, crate::satellite::list_satellites, crate::satellite::approve,
         crate::satellite::fetch_answer, crate::satellite::answer_offline,
         crate::satellite::list_local_accounts, crate::satellite::create_local_account,
@@ -430,6 +433,8 @@ pages! {
     InstancePage { instances: InstanceView },
     EventPage { events: EventView },
     AlertPage { alerts: AlertView },
+    PakPage { paks: crate::pak::PakView },
+    PakConversionPage { conversions: crate::pak::PakConversionView },
 }
 
 /// A virtual account deleted.

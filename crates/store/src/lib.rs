@@ -5,7 +5,9 @@
 //! Every change is one transaction that also appends its event (C-14), so nothing accepted
 //! is lost and nothing happens without a trace.
 
+pub mod conversion;
 mod model;
+pub mod pak;
 mod portal;
 #[cfg(feature = "postgres")]
 pub mod postgres;
@@ -57,7 +59,7 @@ pub enum RegisterRefusal {
 }
 
 #[async_trait::async_trait]
-pub trait Store: satellite::SatelliteStore + Send + Sync {
+pub trait Store: satellite::SatelliteStore + conversion::ConversionStore + pak::PakStore + Send + Sync {
     // Smart and virtual accounts (C-1).
     async fn create_account(&self, domain: &str, name: &str, actor: &str, now: Timestamp) -> Result<Account>;
     async fn account(&self, domain: &str) -> Result<Option<Account>>;

@@ -3,6 +3,8 @@
 
 use crate::*;
 
+pub(crate) mod sync;
+
 /// Reserved quantities of a reservation's licenses, per tag.
 pub(crate) fn reserved_per_tag<'a>(licenses: impl IntoIterator<Item = &'a ReservedLicense>) -> BTreeMap<String, i64> {
     let mut per_tag = BTreeMap::new();

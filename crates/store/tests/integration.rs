@@ -6,11 +6,16 @@ mod common;
 mod backends;
 mod backup;
 mod credentials;
+mod device_conversion;
 mod portal_search;
 #[cfg(feature = "postgres")]
 mod postgres_replicas;
 mod replica_settings;
 mod satellite_records;
 mod satellite_sync;
+#[macro_use]
 mod sqlite;
 mod stored_values;
+// After `sqlite`, whose `on_each_backend!` it uses.
+mod pak_conversion;
+mod silent_instances;

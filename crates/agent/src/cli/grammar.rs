@@ -203,6 +203,8 @@ pub enum Command {
     },
     Deregister,
     Renew(Renew),
+    /// `license smart conversion start` (`true`) / `stop` (`false`): device-led conversion (V-1).
+    Conversion(bool),
     ReservationRequest(ReservationKind),
     /// `reservation install CODE` or `reservation install file PATH` (`file`: `code` is the path).
     ReservationInstall {
@@ -248,6 +250,12 @@ pub enum Command {
     /// `license feature "TAG" count N`; `count: None` = `no license feature "TAG"`.
     Feature {
         tag: String,
+        count: Option<u32>,
+    },
+    /// `license legacy "NAME" count N`: a legacy license the simulated device holds, reported by
+    /// device-led conversion; `count: None` = `no license legacy "NAME"`.
+    Legacy {
+        name: String,
         count: Option<u32>,
     },
     Hostname(String),
@@ -386,6 +394,7 @@ static LICENSE_ACTIONS: &[Entry] = &[
         Ok(Command::ReservationReturn { authorization: b.opt_text("code"), force: true })
     }),
     ("license smart reservation cancel", |_| Ok(Command::ReservationCancel)),
+    ("license smart conversion {start|stop}", |b| Ok(Command::Conversion(b.has("start")))),
 ];
 
 static EXEC: &[Entry] = &[
@@ -454,6 +463,12 @@ static CONFIG: &[Entry] = &[
     }),
     ("no license feature <tag:STRING> [count <count:0-1000000>]", |b| {
         Ok(Command::Feature { tag: b.text("tag"), count: None })
+    }),
+    ("license legacy <name:STRING> count <count:1-1000000>", |b| {
+        Ok(Command::Legacy { name: b.text("name"), count: b.int("count").map(|c| c as u32) })
+    }),
+    ("no license legacy <name:STRING> [count <count:1-1000000>]", |b| {
+        Ok(Command::Legacy { name: b.text("name"), count: None })
     }),
     ("[no] license smart privacy hostname", |b| Ok(Command::PrivacyHostname(!no(b)))),
     ("hostname <name:WORD>", hostname),
@@ -578,6 +593,9 @@ static HELP: &[(&str, &str)] = &[
     ("reservation return", "Return the installed reservation"),
     ("return authorization", "Generate a return code from an authorization code"),
     ("reservation cancel", "Cancel a reservation request in progress"),
+    ("smart conversion", "Device led conversion of legacy licenses"),
+    ("conversion start", "Start converting the legacy licenses of this device"),
+    ("conversion stop", "Stop a conversion in progress"),
     ("clock", "Manage the system clock"),
     ("clock set", "Set the time and date"),
     ("configure", "Enter configuration mode"),
@@ -607,6 +625,7 @@ static HELP: &[(&str, &str)] = &[
     ("port", "Port number"),
     ("smart server", "Set the satellite or proxy server"),
     ("license feature", "Set the count of an entitlement in use"),
+    ("license legacy", "A legacy license this device holds (for device led conversion)"),
     ("count", "Number of licenses in use"),
     ("smart privacy", "Data privacy settings"),
     ("privacy hostname", "Do not send the hostname"),

@@ -163,7 +163,7 @@ fn help_lists_next_words_sorted_with_cr() {
     assert_eq!(names(&help(&EXEC, "clock set 10:00:00 1 Jan ?")), ["<1993-2035>"]);
     assert_eq!(names(&help(&CONFIG, "license smart transport-mode proxy ip-address 1.2.3.4 port ?")), ["<1-65535>"]);
     assert_eq!(names(&help(&CONFIG, "no ?")), ["crypto", "ip", "license", "service"]);
-    assert_eq!(names(&help(&CONFIG, "no license ?")), ["feature", "smart"]);
+    assert_eq!(names(&help(&CONFIG, "no license ?")), ["feature", "legacy", "smart"]);
     let config = help(&CONFIG, "?");
     for word in
         ["call-home", "callhome", "crypto", "do", "end", "exit", "hostname", "ip", "license", "no", "ping", "service"]
@@ -221,6 +221,8 @@ fn every_exec_command_resolves() {
         ("license smart renew id", Renew(super::Renew::Id)),
         ("license smart renew ID", Renew(super::Renew::Id)),
         ("license smart renew auth", Renew(super::Renew::Auth)),
+        ("license smart conversion start", Conversion(true)),
+        ("license smart conversion stop", Conversion(false)),
         ("license smart reservation request universal", ReservationRequest(ReservationKind::Universal)),
         ("license smart reservation request specific", ReservationRequest(ReservationKind::Specific)),
         ("license smart reservation request local", ReservationRequest(ReservationKind::Specific)),
@@ -287,6 +289,8 @@ fn every_config_command_resolves() {
         ("license feature C9200L-NW-E-48 count 0", Feature { tag: "C9200L-NW-E-48".into(), count: Some(0) }),
         ("no license feature \"ACI Essentials\"", Feature { tag: "ACI Essentials".into(), count: None }),
         ("no license feature \"ACI Essentials\" count 3", Feature { tag: "ACI Essentials".into(), count: None }),
+        ("license legacy \"ACI-LEAF-ADV\" count 2", Legacy { name: "ACI-LEAF-ADV".into(), count: Some(2) }),
+        ("no license legacy ACI-LEAF-ADV", Legacy { name: "ACI-LEAF-ADV".into(), count: None }),
         ("hostname apic1", Hostname("apic1".into())),
         ("license smart privacy hostname", PrivacyHostname(true)),
         ("no license smart privacy hostname", PrivacyHostname(false)),

@@ -8,11 +8,21 @@ use serde_json::Value;
 use std::io::BufRead;
 use std::path::Path;
 
-/// How the CLI obtains its bearer token from `POST /oauth/token`.
+/// How the CLI obtains its bearer token: from `POST /oauth/token`, or given as it is.
 #[derive(Debug, PartialEq)]
 pub enum Login {
-    ClientCredentials { client_id: String, secret: String },
-    Password { username: String, password: String },
+    ClientCredentials {
+        client_id: String,
+        secret: String,
+    },
+    Password {
+        username: String,
+        password: String,
+    },
+    /// A bearer token used as it is (the fleet orchestrator's administrator token).
+    Bearer {
+        token: String,
+    },
 }
 
 /// An authenticated connection to the manager.
@@ -41,6 +51,7 @@ impl Api {
             Login::Password { username, password } => {
                 [("grant_type", "password"), ("username", username), ("password", password)]
             }
+            Login::Bearer { token } => return Ok(Api { http, base, bearer: token.clone() }),
         };
         let request = http.post(format!("{base}/oauth/token")).form(&form);
         let answer: Value =

@@ -12,7 +12,7 @@
 //! the size of the file it produced and both servers' memory.
 
 use super::{authorize, client_trusting, drive, now_ms, print_report, register, text_field, Api};
-use super::{Outcome, Plan, Row, Server, DOMAIN, POOL_TAG, USED_TAG};
+use super::{Endpoints, Outcome, Plan, Row, Server, DOMAIN, POOL_TAG, USED_TAG};
 use anyhow::{bail, Context};
 use serde_json::json;
 use smartlic_agent::client::ManagerClient;
@@ -78,7 +78,7 @@ async fn measure(cloud: &mut Server, satellite: &mut Server, plan: &Plan) -> any
     for &size in &plan.sizes {
         let from = pool.len();
         eprintln!("bench: registering devices {}..{size} at the satellite", from + 1);
-        let registered = register(&pair.devices, &pair.token, from..size, plan.concurrency).await?;
+        let registered = register(&Endpoints::one(&pair.devices), &pair.token, from..size, plan.concurrency).await?;
         let rss = satellite.rss();
         rows.push(Row::new("register", format!("{} → {size}", from + 1), &registered, rss));
         Arc::get_mut(&mut pool).context("the device pool is still shared")?.extend(registered.values);
@@ -86,7 +86,7 @@ async fn measure(cloud: &mut Server, satellite: &mut Server, plan: &Plan) -> any
             bail!("no device could register: {}", registered.first_error.unwrap_or_default());
         }
         eprintln!("bench: authorizing for {} s with {} instances", plan.seconds, pool.len());
-        let authorized = authorize(&pair.devices, &pool, plan.concurrency, length).await?;
+        let authorized = authorize(&Endpoints::one(&pair.devices), &pool, plan.concurrency, length).await?;
         rows.push(Row::new("authorize", pool.len().to_string(), &authorized, satellite.rss()));
         pair.synchronise(&pool, plan.concurrency, &mut rows, &mut syncs).await.map_err(|e| satellite.failed(e))?;
     }

@@ -71,7 +71,10 @@ impl Device {
                     self.identity = None;
                     continue;
                 }
-                Action::Log(_) | Action::RaiseFault(_) | Action::ClearFault(_) => continue,
+                // Simulated fleets hold no legacy licenses and never start a conversion (V-1).
+                Action::SendConversion { .. } | Action::Log(_) | Action::RaiseFault(_) | Action::ClearFault(_) => {
+                    continue
+                }
             };
             if let Some(kind) = kind {
                 self.timeline.answered(kind, outcome(&event), at);

@@ -15,7 +15,7 @@ const SCHEDULED_TIME_END: Timestamp = Timestamp(253_402_300_800_000);
 pub(super) const MAX_INTERVAL_MS: i64 = 36_525 * DAY_MS;
 
 /// `t` is a time the device clock could show.
-fn check_device_time(field: &str, t: Timestamp) -> Result<(), String> {
+pub(super) fn check_device_time(field: &str, t: Timestamp) -> Result<(), String> {
     if t < DEVICE_TIME_START || t >= DEVICE_TIME_END {
         return Err(format!(
             "{field} is {}: it must be a time of the years 1993 to 2035 ({} to {} Unix milliseconds)",
@@ -65,6 +65,7 @@ impl Agent {
     /// bounds (as it is spelled in the state file, under `agent`).
     pub fn check_bounds(&self) -> Result<(), String> {
         check_device_time("agent.clock", self.clock)?;
+        self.conversion.check_bounds()?;
         let ev = &self.evaluation;
         if !(0..=schedule::EVALUATION_MS).contains(&ev.used_ms) {
             return Err(format!(

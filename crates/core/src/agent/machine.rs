@@ -48,6 +48,7 @@ pub fn next_wakeup(agent: &Agent) -> Option<Timestamp> {
         Registration::Reserved(r) => due.extend(r.next_expiry()),
         Registration::Unidentified | Registration::Expired { .. } => {}
     }
+    due.extend(agent.conversion.next_due());
     if !agent.registration.holds_licenses() && agent.in_use() {
         let ev = &agent.evaluation;
         match ev.last_expired_notice {
@@ -67,14 +68,15 @@ fn expires_with_deadline(auth: &Authorization) -> bool {
     matches!(auth, Authorization::Authorized { .. } | Authorization::OutOfCompliance { .. })
 }
 
-struct Cx<'a> {
-    agent: &'a mut Agent,
-    now: Timestamp,
-    actions: Vec<Action>,
+/// One step in progress: the state, its time, and the actions asked so far.
+pub(super) struct Cx<'a> {
+    pub(super) agent: &'a mut Agent,
+    pub(super) now: Timestamp,
+    pub(super) actions: Vec<Action>,
 }
 
 impl Cx<'_> {
-    fn log(&mut self, message: String) {
+    pub(super) fn log(&mut self, message: String) {
         let entry = LogEntry { at: self.now, message };
         if self.agent.event_log.len() >= EVENT_LOG_CAPACITY {
             self.agent.event_log.pop_front();
@@ -110,6 +112,7 @@ impl Cx<'_> {
             return;
         }
         self.advance_registration(clock_set);
+        self.advance_conversion();
         self.advance_evaluation();
     }
 
@@ -421,6 +424,18 @@ impl Cx<'_> {
                     self.agent.reservation.last_return_code = Some(return_code);
                 }
             }
+            Event::SetLegacy { name, count } => {
+                let legacy = &mut self.agent.conversion.legacy;
+                if count == 0 {
+                    legacy.remove(&name);
+                } else {
+                    legacy.insert(name, count);
+                }
+            }
+            Event::ConversionStart { via_satellite } => self.start_conversion(via_satellite),
+            Event::ConversionStop => self.stop_conversion(),
+            Event::ConversionSucceeded(facts) => self.conversion_answered(facts),
+            Event::ConversionFailed(failure) => self.conversion_exchange_failed(failure),
         }
     }
 
@@ -549,7 +564,7 @@ impl Cx<'_> {
         }
     }
 
-    fn comm_failed_log(&mut self, reason: &str) {
+    pub(super) fn comm_failed_log(&mut self, reason: &str) {
         self.log(format!("%SMART_LIC-3-COMM_FAILED: Communications failure with the {MANAGER}: {reason}"));
     }
 
@@ -681,6 +696,9 @@ impl Cx<'_> {
     /// Leaves REGISTERED: deregistration, manager forgot us, clock out of range, or ID-certificate
     /// expiry (`expired`, at `at`). Identity dropped; evaluation resumes with the time left.
     fn lose_registration(&mut self, expired: bool, at: Timestamp) {
+        if matches!(self.agent.conversion.status, ConversionStatus::InProgress { .. }) {
+            self.conversion_failed("the device is no longer registered".into());
+        }
         self.agent.registration = if expired { Registration::Expired { at } } else { Registration::Unidentified };
         self.agent.communication = Communication::default();
         self.agent.authorization = self.evaluation_status();
@@ -701,6 +719,9 @@ impl Cx<'_> {
         let mut want = BTreeSet::new();
         if a.evaluation.tampered.is_some() {
             want.insert(Fault::StateTampered);
+        }
+        if matches!(a.conversion.status, ConversionStatus::Failed { .. }) {
+            want.insert(Fault::ConversionFailed);
         }
         if a.enabled {
             match &a.authorization {

@@ -27,6 +27,7 @@
 //! ignored. Commands that do not apply (renew while unregistered) change nothing; the CLI says why.
 
 mod bounds;
+mod conversion;
 mod machine;
 mod reservation;
 pub mod schedule;
@@ -34,6 +35,10 @@ pub mod schedule;
 mod tests;
 
 pub use bounds::{check_interval, check_scheduled, DEVICE_TIME_END, DEVICE_TIME_START};
+pub use conversion::{
+    Conversion, ConversionFacts, ConversionItem, ConversionStatus, CONVERSION_RETRY_MS, CONVERSION_TIMED_OUT,
+    CONVERSION_TIMEOUT_MS, SATELLITE_NOT_SUPPORTED,
+};
 pub use machine::{next_wakeup, step, stepped};
 pub use reservation::{Coverage, ReservationInfo, ReservationKind, ReservationRequest, Reserved, ReservedLicense};
 
@@ -381,6 +386,8 @@ pub enum Fault {
     IdCertificateExpired,
     /// The saved state failed its integrity check: evaluation ended (see [`Evaluation::tampered`]).
     StateTampered,
+    /// Device-led conversion failed (timeout, refusal): seed 000's major fault; cleared by a retry.
+    ConversionFailed,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -409,6 +416,7 @@ impl Fault {
             Fault::IdCertificateExpiredWarning => "ID Certificate Expired Warning",
             Fault::IdCertificateExpired => "ID Certificate Expired",
             Fault::StateTampered => "Licensing State Tampered",
+            Fault::ConversionFailed => "Smart License Conversion Failed",
         }
     }
 
@@ -424,6 +432,7 @@ impl Fault {
             Fault::StateTampered => {
                 "The licensing state was changed outside the agent: the evaluation period has ended"
             }
+            Fault::ConversionFailed => "Device-led conversion failed: correct the cause and start the conversion again",
         }
     }
 }
@@ -457,6 +466,9 @@ pub struct Agent {
     /// Offline reservation; absent in states saved before it existed.
     #[serde(default)]
     pub reservation: ReservationInfo,
+    /// Device-led conversion (V-1); absent in states saved before it existed.
+    #[serde(default)]
+    pub conversion: Conversion,
 }
 
 impl Agent {
@@ -482,6 +494,7 @@ impl Agent {
             faults: BTreeSet::new(),
             event_log: VecDeque::new(),
             reservation: ReservationInfo::default(),
+            conversion: Conversion::default(),
         };
         agent.faults.insert(Fault::EvaluationMode);
         agent
@@ -607,6 +620,19 @@ pub enum Event {
     ReservationAuthorizationReturned {
         return_code: String,
     },
+    /// Configuration: the device holds `count` of legacy license `name` (0 removes it).
+    SetLegacy {
+        name: String,
+        count: u32,
+    },
+    /// `license smart conversion start`; `via_satellite` when the transport is a satellite.
+    ConversionStart {
+        via_satellite: bool,
+    },
+    /// `license smart conversion stop`.
+    ConversionStop,
+    ConversionSucceeded(ConversionFacts),
+    ConversionFailed(Failure),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -623,6 +649,10 @@ pub enum Action {
     SendRenewId,
     /// Tell the manager (best effort); the identity is already dropped locally.
     SendDeregister,
+    /// Send a conversion request listing the legacy licenses held (V-1).
+    SendConversion {
+        legacy: Vec<(String, u32)>,
+    },
     /// Delete the key pair and the ID certificate.
     DropIdentity,
     Log(LogEntry),

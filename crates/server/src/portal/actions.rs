@@ -18,7 +18,7 @@ use serde::Deserialize;
 type PoolPath = Path<(String, String)>;
 
 /// The signed-in principal as the API handlers take it.
-fn caller(v: &Viewer) -> Caller {
+pub(super) fn caller(v: &Viewer) -> Caller {
     Caller(v.caller.0.clone())
 }
 

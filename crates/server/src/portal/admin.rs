@@ -171,6 +171,11 @@ pub async fn render(state: &AppState, v: &Viewer, place: &Place, notice: Notice)
     let clients: Vec<&Principal> = visible.iter().copied().filter(|p| p.kind == PrincipalKind::ApiClient).collect();
     let may_manage = v.caller.require(Action::ManageAccess, &place.account, Some(&place.pool)).is_ok();
     let may_manage_pools = v.caller.require(Action::ManageVirtualAccounts, &place.account, None).is_ok();
+    // Who may create pools (the operator, a smart account administrator) may enable conversion.
+    let conversion = match may_manage_pools {
+        true => Some(super::conversion::section(state, v, place).await?),
+        false => None,
+    };
     let content = html! {
         h2 { "Users" }
         @if users.is_empty() { (empty("No user.")) } @else { (principals_table(v, &users, place, "users", may_manage)) }
@@ -207,6 +212,7 @@ pub async fn render(state: &AppState, v: &Viewer, place: &Place, notice: Notice)
             }
         }
         @if may_manage_pools { (pools_section(v, place)) }
+        @if let Some(conversion) = conversion { (conversion) }
         @if v.caller.require_operator("change account settings").is_ok() { (settings_section(v, place)) }
     };
     Ok(shell(v, place, Tab::Admin, "Administration", notice, content))

@@ -52,8 +52,7 @@ impl Notice {
     }
 }
 
-/// The tabs, in the original's order. Satellites and license conversion get theirs with
-/// their own pages.
+/// The tabs, in the original's order. Satellites get theirs with their own pages.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Tab {
     General,
@@ -63,10 +62,11 @@ pub enum Tab {
     Reservations,
     Alerts,
     Reports,
+    Conversion,
     Admin,
 }
 
-const TABS: [(Tab, &str, &str); 8] = [
+const TABS: [(Tab, &str, &str); 9] = [
     (Tab::General, "general", "General"),
     (Tab::Licenses, "licenses", "Licenses"),
     (Tab::Instances, "instances", "Product Instances"),
@@ -74,6 +74,7 @@ const TABS: [(Tab, &str, &str); 8] = [
     (Tab::Reservations, "reservations", "Reservations"),
     (Tab::Alerts, "alerts", "Alerts"),
     (Tab::Reports, "reports", "Reports"),
+    (Tab::Conversion, "conversion", "License Conversion"),
     (Tab::Admin, "admin", "Administration"),
 ];
 

@@ -10,10 +10,12 @@
 mod actions;
 mod admin;
 mod assets;
+mod conversion;
 mod events;
 mod history;
 mod inventory;
 mod layout;
+mod pak;
 mod reports;
 mod reservations;
 pub mod session;
@@ -56,12 +58,16 @@ pub fn router() -> Router<AppState> {
         .route("/portal/{domain}/{va}/reports/usage.csv", get(reports::usage_csv))
         .route("/portal/{domain}/{va}/reports/instances.csv", get(reports::instances_csv))
         .route("/portal/{domain}/{va}/reports/history.csv", get(reports::history_csv))
+        .route("/portal/{domain}/{va}/conversion", get(pak::page))
+        .route("/portal/{domain}/{va}/conversion/history", get(pak::history))
+        .route("/portal/{domain}/{va}/conversion/paks/{pak}", post(pak::convert))
         .route("/portal/{domain}/{va}/admin", get(admin::page))
         .route("/portal/{domain}/{va}/admin/users", post(admin::create_user))
         .route("/portal/{domain}/{va}/admin/api-clients", post(admin::create_client))
         .route("/portal/{domain}/{va}/admin/users/{name}/password", post(actions::password))
         .route("/portal/{domain}/{va}/admin/{kind}/{name}/{action}", post(actions::principal))
         .route("/portal/{domain}/{va}/admin/settings", post(actions::account_settings))
+        .route("/portal/{domain}/{va}/admin/conversion", post(conversion::save))
         .route("/portal/{domain}/{va}/admin/virtual-accounts", post(actions::create_pool))
         .route("/portal/{domain}/{va}/admin/virtual-accounts/{name}/delete", post(actions::delete_pool))
         .route("/portal/{domain}/{va}/licenses/transfer", post(actions::transfer))

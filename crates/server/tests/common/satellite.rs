@@ -8,21 +8,36 @@ use smartlic_agent::client::{ClientError, ManagerClient};
 use smartlic_agent::identity::DeviceIdentity;
 use smartlic_proto::wire::{AuthorizationStatus, Udi};
 use smartlic_proto::KeyAlgorithm;
+use smartlic_server::DatabaseConfig;
 
 pub const DOMAIN: &str = "example.com";
 pub const TAG: &str = "ACI Advantage";
 
 /// A manager started with `--mode satellite`.
 pub async fn satellite() -> Harness {
+    satellite_over(DatabaseConfig::default()).await
+}
+
+/// [`satellite`] over `database`.
+pub async fn satellite_over(database: DatabaseConfig) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let mut config = server_config(dir.path());
     config.mode = smartlic_server::Mode::Satellite;
+    config.database = database;
     Harness::start(dir, config).await
 }
 
 /// A cloud with `example.com`: 12 ACI Advantage in Default, 5 in `Lab`.
 pub async fn cloud() -> Harness {
-    let cloud = Harness::new().await;
+    cloud_over(DatabaseConfig::default()).await
+}
+
+/// [`cloud`] over `database`.
+pub async fn cloud_over(database: DatabaseConfig) -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = server_config(dir.path());
+    config.database = database;
+    let cloud = Harness::start(dir, config).await;
     cloud.account_with(DOMAIN, &[(TAG, 12)]).await;
     let va =
         cloud.admin("POST", &format!("/api/v1/accounts/{DOMAIN}/virtual-accounts"), Some(json!({"name": "Lab"}))).await;

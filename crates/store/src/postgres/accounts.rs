@@ -45,6 +45,32 @@ pub(super) async fn account_of_pool(tx: &Tx<'_>, virtual_account_id: i64) -> Res
         .ok_or_else(|| StoreError::NotFound(format!("virtual account {virtual_account_id} does not exist")))
 }
 
+/// Inserts a smart account and its Default pool; answers their ids. A domain taken is a
+/// conflict `exists` words.
+pub(super) async fn insert_account(
+    tx: &Tx<'_>,
+    domain: &str,
+    name: &str,
+    now: Timestamp,
+    exists: impl FnOnce() -> String,
+) -> Result<(i64, i64)> {
+    let id = tx
+        .insert_unique(
+            "INSERT INTO smart_accounts (domain, name, created_at) VALUES ($1, $2, $3) RETURNING id",
+            &[&domain, &name, &now.0],
+            exists,
+        )
+        .await?;
+    let va = tx
+        .insert(
+            "INSERT INTO virtual_accounts (account_id, name, description, is_default, created_at)
+             VALUES ($1, $2, $3, TRUE, $4) RETURNING id",
+            &[&id, &DEFAULT_VIRTUAL_ACCOUNT, &"Default virtual account", &now.0],
+        )
+        .await?;
+    Ok((id, va))
+}
+
 pub(super) async fn create_account(
     store: &PostgresStore,
     domain: &str,
@@ -53,20 +79,8 @@ pub(super) async fn create_account(
     now: Timestamp,
 ) -> Result<Account> {
     write!(store, |tx| {
-        let id = tx
-            .insert_unique(
-                "INSERT INTO smart_accounts (domain, name, created_at) VALUES ($1, $2, $3) RETURNING id",
-                &[&domain, &name, &now.0],
-                || format!("smart account {domain} exists already"),
-            )
-            .await?;
-        let va = tx
-            .insert(
-                "INSERT INTO virtual_accounts (account_id, name, description, is_default, created_at)
-                 VALUES ($1, $2, $3, TRUE, $4) RETURNING id",
-                &[&id, &DEFAULT_VIRTUAL_ACCOUNT, &"Default virtual account", &now.0],
-            )
-            .await?;
+        let (id, va) =
+            insert_account(&tx, domain, name, now, || format!("smart account {domain} exists already")).await?;
         log(&tx, now, actor, "account.created", Some(id), None, domain, format!("smart account '{name}'")).await?;
         log(&tx, now, actor, "virtual-account.created", Some(id), Some(va), DEFAULT_VIRTUAL_ACCOUNT, String::new())
             .await?;

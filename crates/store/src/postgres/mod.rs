@@ -4,22 +4,22 @@
 //! alerts), each a set of functions over the store, and the [`Store`] implementation here only
 //! routes each method to its aggregate. `engine` runs each method in one serializable
 //! transaction, run again when it conflicts with a concurrent one (see there).
-//!
-//! The satellite methods ([`SatelliteStore`]) are not carried over from SQLite yet: each answers
-//! an error naming itself (`pending`), so nothing is silently skipped; the `postgres` feature
-//! stays off by default until they are.
 
 #[macro_use]
 mod engine;
 mod accounts;
 mod cluster;
+mod conversion;
 mod events;
 mod instances;
 mod licenses;
 mod nonces;
+mod pak;
 mod principals;
 mod reservations;
 mod satellite;
+mod satellite_cloud;
+mod satellite_local;
 mod search;
 mod sessions;
 mod shared;
@@ -35,6 +35,8 @@ use engine::Engine;
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0001_init.sql"),
     include_str!("../../migrations/postgres/0002_shared_state.sql"),
+    include_str!("../../migrations/postgres/0003_device_conversion.sql"),
+    include_str!("../../migrations/postgres/0004_pak.sql"),
 ];
 
 /// Why `admin backup` is refused on PostgreSQL: its own tools copy it consistently.
@@ -50,11 +52,6 @@ impl PostgresStore {
     pub async fn open(url: &PostgresUrl) -> Result<Self> {
         Ok(PostgresStore { db: Engine::open(url, MIGRATIONS).await? })
     }
-}
-
-/// A method not carried over from SQLite yet.
-fn pending<E: From<StoreError>>(method: &str) -> E {
-    E::from(StoreError::Database(format!("{method} is not implemented on PostgreSQL yet")))
 }
 
 #[async_trait::async_trait]
@@ -422,7 +419,6 @@ impl Store for PostgresStore {
 }
 
 #[async_trait::async_trait]
-#[allow(unused_variables)] // the pending methods' parameters
 impl SatelliteStore for PostgresStore {
     async fn create_satellite(&self, new: NewSatellite, actor: &str, now: Timestamp) -> Result<Satellite> {
         satellite::create_satellite(self, new, actor, now).await
@@ -483,11 +479,11 @@ impl SatelliteStore for PostgresStore {
         actor: &str,
         now: Timestamp,
     ) -> Result<LocalAccount> {
-        Err(pending("approve_local_account"))
+        satellite_local::approve_local_account(self, approval, actor, now).await
     }
 
     async fn apply_satellite_sync(&self, sync: SatelliteSync, now: Timestamp) -> Result<SyncOutcome> {
-        Err(pending("apply_satellite_sync"))
+        satellite_cloud::apply_satellite_sync(self, sync, now).await
     }
 
     async fn reassign_pool(
@@ -497,7 +493,7 @@ impl SatelliteStore for PostgresStore {
         actor: &str,
         now: Timestamp,
     ) -> Result<Reassignment> {
-        Err(pending("reassign_pool"))
+        satellite_cloud::reassign_pool(self, virtual_account_id, to, actor, now).await
     }
 
     async fn remove_satellite_instance(
@@ -507,15 +503,15 @@ impl SatelliteStore for PostgresStore {
         actor: &str,
         now: Timestamp,
     ) -> Result<()> {
-        Err(pending("remove_satellite_instance"))
+        satellite_cloud::remove_satellite_instance(self, satellite_id, udi, actor, now).await
     }
 
     async fn satellite_instances(&self, satellite_id: i64) -> Result<Vec<PoolInstances>> {
-        Err(pending("satellite_instances"))
+        satellite_cloud::satellite_instances(self, satellite_id).await
     }
 
     async fn begin_sync(&self, name: &str, full: bool, now: Timestamp) -> Result<SyncDraft> {
-        Err(pending("begin_sync"))
+        satellite_local::begin_sync(self, name, full, now).await
     }
 
     async fn sync_instances(
@@ -524,11 +520,11 @@ impl SatelliteStore for PostgresStore {
         full: bool,
         parts: std::sync::mpsc::SyncSender<PoolInstances>,
     ) -> Result<()> {
-        Err(pending("sync_instances"))
+        satellite_local::sync_instances(self, name, full, parts).await
     }
 
     async fn apply_sync_response(&self, applied: AppliedSync, actor: &str, now: Timestamp) -> Result<LocalAccount> {
-        Err(pending("apply_sync_response"))
+        satellite_local::apply_sync_response(self, applied, actor, now).await
     }
 
     async fn set_sync_settings(

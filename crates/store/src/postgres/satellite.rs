@@ -1,6 +1,6 @@
-//! [`SatelliteStore`] on PostgreSQL, as far as carried over from SQLite: satellites'
-//! registrations and approval in the cloud, local accounts' records on a satellite. The
-//! synchronisation itself (requests, responses, pool moves) is still pending (see `mod.rs`).
+//! [`SatelliteStore`] on PostgreSQL: satellites' registrations and approval in the cloud, local
+//! accounts' records on a satellite. The synchronisation is in `satellite_cloud` (requests
+//! applied, pools reassigned) and `satellite_local` (requests made, responses applied).
 
 use super::events::log;
 use super::sql::{get, opt_ts, ts, Args, Tx};
@@ -86,11 +86,11 @@ pub(super) async fn satellites_where(tx: &Tx<'_>, filter: &str, args: Args<'_>) 
     Ok(found)
 }
 
-async fn satellite_by_id(tx: &Tx<'_>, id: i64) -> Result<Option<Satellite>> {
+pub(super) async fn satellite_by_id(tx: &Tx<'_>, id: i64) -> Result<Option<Satellite>> {
     Ok(satellites_where(tx, "WHERE id = $1", &[&id]).await?.pop())
 }
 
-async fn local_account_named(tx: &Tx<'_>, name: &str) -> Result<LocalAccount> {
+pub(super) async fn local_account_named(tx: &Tx<'_>, name: &str) -> Result<LocalAccount> {
     tx.one(&format!("{LOCAL_ACCOUNT} WHERE name = $1"), &[&name], local_account_row)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("local account '{name}' does not exist")))

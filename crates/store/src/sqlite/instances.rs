@@ -201,8 +201,11 @@ pub(super) async fn instances(store: &SqliteStore, filter: InstanceFilter) -> Re
                 [a],
                 instance_row,
             ),
+            // `+udi_pid`: without it SQLite orders by walking the (PID, serial) index over
+            // every instance, checking each one's contact time (a scan of the table at each
+            // jobs run); this way it finds the few silent ones by contact time, then sorts them.
             InstanceFilter::SilentSince(t) => {
-                all(db, &format!("{INSTANCE} WHERE last_contact_at <= $1 ORDER BY udi_pid, udi_sn"), [t.0], instance_row)
+                all(db, &format!("{INSTANCE} WHERE last_contact_at <= $1 ORDER BY +udi_pid, udi_sn"), [t.0], instance_row)
             }
         })
         .await

@@ -8,12 +8,14 @@
 
 mod accounts;
 mod backup;
+mod conversion;
 mod engine;
 mod events;
 mod instances;
 mod lease;
 mod licenses;
 mod nonces;
+mod pak;
 mod principals;
 mod reservations;
 mod satellite;
@@ -49,6 +51,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0011_portal_sessions.sql"),
     include_str!("../../migrations/sqlite/0012_portal_search.sql"),
     include_str!("../../migrations/sqlite/0013_replicas.sql"),
+    include_str!("../../migrations/sqlite/0014_device_conversion.sql"),
+    include_str!("../../migrations/sqlite/0015_pak.sql"),
 ];
 
 pub struct SqliteStore {

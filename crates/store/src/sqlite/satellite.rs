@@ -4,6 +4,7 @@ use super::{
     all, delete_instance, exec, instance, log, one, opt_ts, shift_pool_usage, ts, unique_or, usage_of, SqliteStore,
     INSTANCE, R,
 };
+use crate::rules::sync::*;
 use crate::satellite::*;
 use crate::{Result, StoreError, DEFAULT_VIRTUAL_ACCOUNT};
 use rusqlite::{params, Connection, Row};
@@ -96,21 +97,6 @@ fn local_account_named(db: &Connection, name: &str) -> Result<LocalAccount> {
         .ok_or_else(|| StoreError::NotFound(format!("local account '{name}' does not exist")))
 }
 
-/// Refuses a synchronisation document whose sequence is not newer than the last one applied.
-fn refuse_old(what: &str, sequence: i64, last: i64) -> Result<()> {
-    if sequence == last {
-        return Err(StoreError::Conflict(format!(
-            "the synchronisation {what} {sequence} was applied already (replayed); nothing changed"
-        )));
-    }
-    if sequence < last {
-        return Err(StoreError::Conflict(format!(
-            "the synchronisation {what} {sequence} is stale: {what} {last} was applied after it; nothing changed"
-        )));
-    }
-    Ok(())
-}
-
 /// Takes a mirrored instance out of the cloud's copy, its usage out of the pool's counters.
 fn forget_mirrored(db: &Connection, virtual_account_id: i64, pid: &str, sn: &str) -> Result<()> {
     let usage: BTreeMap<String, i64> = all(
@@ -144,14 +130,9 @@ fn forget_pool(db: &Connection, satellite_id: i64, virtual_account_id: i64) -> R
     Ok(())
 }
 
-fn satellite_name(db: &Connection, id: Option<i64>) -> Result<String> {
-    Ok(match id {
-        Some(id) => format!(
-            "satellite {}",
-            one(db, "SELECT name FROM satellites WHERE id = $1", [id], |r| r.get::<_, String>(0))?.unwrap_or_default()
-        ),
-        None => "the cloud".to_string(),
-    })
+fn satellite_name(db: &Connection, id: Option<i64>) -> Result<Option<String>> {
+    let Some(id) = id else { return Ok(None) };
+    one(db, "SELECT name FROM satellites WHERE id = $1", [id], |r| r.get(0))
 }
 
 /// Moves the pools reassigned away from `sat`, now that the usage of its request `sequence`
@@ -180,7 +161,7 @@ fn complete_moves(db: &Connection, sat: &Satellite, sequence: i64, now: Timestam
             "INSERT OR REPLACE INTO satellite_releases (satellite_id, virtual_account_id, pool, sequence) VALUES ($1, $2, $3, $4)",
             params![sat.id, va, pool, sequence],
         )?;
-        let detail = format!("'{pool}' served by {} from synchronisation {sequence} on", satellite_name(db, to)?);
+        let detail = release_detail(&pool, satellite_name(db, to)?.as_deref(), sequence);
         log(db, now, "satellite", "satellite.pool-released", Some(sat.account_id), Some(va), &sat.name, detail)?;
     }
     Ok(())
@@ -191,72 +172,44 @@ fn reassign(db: &Connection, va: i64, to: Option<i64>, actor: &str, now: Timesta
     let (pool, account_id): (String, i64) =
         one(db, "SELECT name, account_id FROM virtual_accounts WHERE id = $1", [va], |r| Ok((r.get(0)?, r.get(1)?)))?
             .ok_or_else(|| StoreError::NotFound(format!("virtual account {va} does not exist")))?;
-    let waiting: Option<String> = one(
-        db,
-        "SELECT s.name FROM pool_moves m JOIN satellites s ON s.id = m.from_satellite_id WHERE m.virtual_account_id = $1",
-        [va],
-        |r| r.get(0),
-    )?;
-    if let Some(from) = waiting {
-        return Err(StoreError::Conflict(format!(
-            "the reassignment of '{pool}' away from satellite {from} waits for that satellite's next synchronisation; nothing changed"
-        )));
-    }
-    if let Some(t) = to {
-        let s = satellite_by_id(db, t)?.ok_or_else(|| StoreError::NotFound(format!("satellite {t} does not exist")))?;
-        if s.approved_at.is_none() || s.account_id != account_id {
-            return Err(StoreError::Conflict(format!(
-                "satellite {t} ({}) is not an approved satellite of the smart account of '{pool}'; nothing changed",
-                s.name
-            )));
-        }
-    }
-    let serving: Option<i64> =
-        one(db, "SELECT satellite_id FROM satellite_pools WHERE virtual_account_id = $1", [va], |r| r.get(0))?;
-    let (from_name, to_name) = (satellite_name(db, serving)?, satellite_name(db, to)?);
-    if serving == to {
-        return Err(StoreError::Conflict(format!("'{pool}' is served by {to_name} already; nothing changed")));
-    }
-    let reassignment = |pending| Reassignment {
-        pool: pool.clone(),
-        from: serving.map(|_| from_name.clone()),
-        to: to.map(|_| to_name.clone()),
-        pending,
-    };
-    let Some(from) = serving else {
-        let instances: i64 =
-            one(db, "SELECT COUNT(*) FROM instances WHERE virtual_account_id = $1", [va], |r| r.get(0))?.unwrap_or(0);
-        if instances > 0 {
-            return Err(StoreError::Conflict(format!(
-                "'{pool}' has {instances} product instance(s) registered with the cloud: remove them or move them to another virtual account first (a pool has one manager); nothing changed"
-            )));
-        }
-        exec(db, "INSERT INTO satellite_pools (virtual_account_id, satellite_id) VALUES ($1, $2)", params![va, to])?;
-        exec(
+    let managers = PoolManagers {
+        waiting: one(
             db,
-            "DELETE FROM satellite_releases WHERE satellite_id = $1 AND virtual_account_id = $2",
-            params![to, va],
-        )?;
-        log(
+            "SELECT s.name FROM pool_moves m JOIN satellites s ON s.id = m.from_satellite_id WHERE m.virtual_account_id = $1",
+            [va],
+            |r| r.get(0),
+        )?,
+        target: match to {
+            Some(t) => satellite_by_id(db, t)?,
+            None => None,
+        },
+        serving: one(
             db,
-            now,
-            actor,
-            "satellite.pool-assigned",
-            Some(account_id),
-            Some(va),
-            &pool,
-            format!("served by {to_name} from now on"),
-        )?;
-        return Ok(reassignment(false));
+            "SELECT s.id, s.name FROM satellite_pools p JOIN satellites s ON s.id = p.satellite_id WHERE p.virtual_account_id = $1",
+            [va],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?,
+        cloud_instances: one(db, "SELECT COUNT(*) FROM instances WHERE virtual_account_id = $1", [va], |r| r.get(0))?
+            .unwrap_or(0),
+        pool,
+        account_id,
+        to,
     };
-    exec(
-        db,
-        "INSERT INTO pool_moves (virtual_account_id, from_satellite_id, to_satellite_id, requested_at, requested_by) VALUES ($1, $2, $3, $4, $5)",
-        params![va, from, to, now.0, actor],
-    )?;
-    let detail = format!("moves from {from_name} to {to_name} with {from_name}'s next synchronisation");
-    log(db, now, actor, "satellite.pool-reassigned", Some(account_id), Some(va), &pool, detail)?;
-    Ok(reassignment(true))
+    let planned = plan_reassignment(&managers)?;
+    match managers.serving {
+        Some((from, _)) => exec(
+            db,
+            "INSERT INTO pool_moves (virtual_account_id, from_satellite_id, to_satellite_id, requested_at, requested_by) VALUES ($1, $2, $3, $4, $5)",
+            params![va, from, to, now.0, actor],
+        )?,
+        None => {
+            exec(db, "INSERT INTO satellite_pools (virtual_account_id, satellite_id) VALUES ($1, $2)", params![va, to])?;
+            exec(db, "DELETE FROM satellite_releases WHERE satellite_id = $1 AND virtual_account_id = $2", params![to, va])?
+        }
+    };
+    let (kind, detail) = reassignment_event(&planned);
+    log(db, now, actor, kind, Some(account_id), Some(va), &planned.pool, detail)?;
+    Ok(planned)
 }
 
 fn mirror(db: &Connection, satellite_id: i64, virtual_account_id: i64, i: &MirroredInstance) -> Result<()> {
@@ -290,18 +243,6 @@ fn mirrored_instance(row: &Row) -> R<(String, MirroredInstance)> {
     ))
 }
 
-/// Groups instances by pool, in the order the pools come.
-fn by_pool(rows: Vec<(String, MirroredInstance)>) -> Vec<PoolInstances> {
-    let mut pools: Vec<PoolInstances> = Vec::new();
-    for (pool, instance) in rows {
-        match pools.last_mut() {
-            Some(last) if last.pool == pool => last.instances.push(instance),
-            _ => pools.push(PoolInstances { pool, instances: vec![instance], removed: Vec::new() }),
-        }
-    }
-    pools
-}
-
 fn account_id_of(db: &Connection, domain: &str) -> Result<i64> {
     one(db, "SELECT id FROM smart_accounts WHERE domain = $1", [domain], |r| r.get(0))?
         .ok_or_else(|| StoreError::NotFound(format!("smart account {domain} does not exist on this satellite")))
@@ -315,28 +256,15 @@ fn replace_licenses(
     licenses: &[crate::NewLicense],
     now: Timestamp,
 ) -> Result<()> {
-    type Key = (String, String, i64, String, Option<i64>, Option<i64>, Option<String>);
-    let existing: Vec<(i64, Key)> = all(
+    let existing = all(
         db,
         "SELECT id, tag, sku, quantity, kind, start_at, end_at, subscription_id FROM licenses WHERE virtual_account_id = $1",
         [virtual_account_id],
         |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))),
     )?;
-    let mut unmatched = existing;
-    for l in licenses {
-        let key: Key = (
-            l.tag.clone(),
-            l.sku.clone(),
-            l.quantity,
-            l.term.kind.as_str().to_string(),
-            l.term.start.map(|t| t.0),
-            l.term.end.map(|t| t.0),
-            l.subscription_id.clone(),
-        );
-        if let Some(at) = unmatched.iter().position(|(_, k)| *k == key) {
-            unmatched.swap_remove(at);
-            continue;
-        }
+    let (added, gone) = replaced_licenses(existing, licenses);
+    for l in added {
+        let key = license_key(l);
         exec(
             db,
             "INSERT INTO licenses (virtual_account_id, tag, sku, quantity, kind, start_at, end_at, subscription_id, created_at)
@@ -344,7 +272,7 @@ fn replace_licenses(
             params![virtual_account_id, key.0, key.1, key.2, key.3, key.4, key.5, key.6, now.0],
         )?;
     }
-    for (id, _) in unmatched {
+    for id in gone {
         exec(db, "DELETE FROM licenses WHERE id = $1", [id])?;
     }
     Ok(())
@@ -363,30 +291,25 @@ fn release_pool(db: &Connection, account_id: i64, pool: &str, now: Timestamp) ->
     Ok(())
 }
 
-/// Sends a synchronisation's instances in parts of at most [`SYNC_PART`], one pool each.
+/// Sends a synchronisation's instances in parts, as [`PartCutter`] cuts them.
 struct Parts {
     out: std::sync::mpsc::SyncSender<PoolInstances>,
-    current: PoolInstances,
+    cutter: PartCutter,
 }
 
 impl Parts {
-    /// The part the next instance of `pool` goes in: the current one, or a new one when the
-    /// pool changes or the current one is full.
-    fn slot(&mut self, pool: &str) -> Result<&mut PoolInstances> {
-        let held = self.current.instances.len() + self.current.removed.len();
-        if self.current.pool != pool || held >= SYNC_PART {
-            self.flush()?;
-            self.current.pool = pool.to_string();
+    fn add(&mut self, pool: &str, line: Reported) -> Result<()> {
+        match self.cutter.add(pool, line) {
+            Some(part) => self.out.send(part).map_err(|_| writer_stopped()),
+            None => Ok(()),
         }
-        Ok(&mut self.current)
     }
 
     fn flush(&mut self) -> Result<()> {
-        let part = std::mem::take(&mut self.current);
-        if part.instances.is_empty() && part.removed.is_empty() {
-            return Ok(());
+        match self.cutter.finish() {
+            Some(part) => self.out.send(part).map_err(|_| writer_stopped()),
+            None => Ok(()),
         }
-        self.out.send(part).map_err(|_| StoreError::Database("the synchronisation request's writer stopped".into()))
     }
 }
 
@@ -564,9 +487,7 @@ impl SatelliteStore for SqliteStore {
         self.db
             .write(move |db| {
                 let local = local_account_named(db, &approval.local_account)?;
-                if local.approved_at.is_some() {
-                    return Err(StoreError::Conflict(format!("local account '{}' is approved already", local.name)));
-                }
+                refuse_approved_local(&local)?;
                 // The mirrored smart account holds the granted pools only; its Default pool is
                 // created as every smart account's is, and is one of them when granted.
                 db.prepare_cached("INSERT INTO smart_accounts (domain, name, created_at) VALUES ($1, $2, $3)")?
@@ -622,8 +543,7 @@ impl SatelliteStore for SqliteStore {
                         local.id
                     ],
                 )?;
-                let pools: Vec<&str> = approval.pools.iter().map(|p| p.name.as_str()).collect();
-                let detail = format!("approved by the cloud: serves {}", pools.join(", "));
+                let detail = approval_detail(&approval);
                 log(db, now, &actor, "local-account.approved", Some(account_id), None, &local.name, detail)?;
                 local_account_named(db, &local.name)
             })
@@ -636,9 +556,7 @@ impl SatelliteStore for SqliteStore {
                 let id = sync.satellite_id;
                 let sat = satellite_by_id(db, id)?
                     .ok_or_else(|| StoreError::NotFound(format!("satellite {id} does not exist in this cloud")))?;
-                if sat.approved_at.is_none() {
-                    return Err(StoreError::Conflict(format!("satellite {id} ({}) is not approved", sat.name)));
-                }
+                refuse_unapproved(&sat)?;
                 refuse_old("request", sync.sequence, sat.sync_sequence)?;
                 let pools_of = |sql: &str| -> Result<BTreeMap<String, i64>> {
                     Ok(all(db, sql, [id], |r| Ok((r.get(0)?, r.get(1)?)))?.into_iter().collect())
@@ -660,17 +578,7 @@ impl SatelliteStore for SqliteStore {
                 };
                 for part in sync.parts {
                     let p = part?;
-                    // Pools taken from it whose release it has not applied yet: it may still
-                    // report them, and they are ignored.
-                    let Some(&va) = served.get(&p.pool) else {
-                        if released.contains_key(&p.pool) {
-                            continue;
-                        }
-                        return Err(StoreError::Conflict(format!(
-                            "satellite {id} ({}) does not serve virtual account '{}'; nothing changed",
-                            sat.name, p.pool
-                        )));
-                    };
+                    let Some(va) = reported_pool(&sat, &served, &released, &p.pool)? else { continue };
                     for (pid, sn) in &p.removed {
                         forget_mirrored(db, va, pid, sn)?;
                         exec(
@@ -692,11 +600,7 @@ impl SatelliteStore for SqliteStore {
                     "UPDATE satellites SET sync_sequence = $1, last_sync_at = $2, sync_interval_days = $3 WHERE id = $4",
                     params![sync.sequence, now.0, sync.interval_days, id],
                 )?;
-                let detail = format!(
-                    "{} synchronisation {}: {reported} instance(s) reported",
-                    if sync.full { "full" } else { "standard" },
-                    sync.sequence
-                );
+                let detail = request_detail(sync.full, sync.sequence, reported);
                 log(db, now, "satellite", "satellite.synchronised", Some(sat.account_id), None, &sat.name, detail)?;
                 complete_moves(db, &sat, sync.sequence, now)?;
                 exec(
@@ -747,20 +651,14 @@ impl SatelliteStore for SqliteStore {
                     params![satellite_id, udi.pool, udi.pid, udi.sn],
                     |r| Ok((r.get(0)?, r.get(1)?)),
                 )?;
-                let (va, account_id) = found.ok_or_else(|| {
-                    StoreError::NotFound(format!(
-                        "satellite {satellite_id} reported no instance PID:{},SN:{} in virtual account '{}'",
-                        udi.pid, udi.sn, udi.pool
-                    ))
-                })?;
+                let (va, account_id) = found.ok_or_else(|| unreported_instance(satellite_id, &udi))?;
                 forget_mirrored(db, va, &udi.pid, &udi.sn)?;
                 exec(
                     db,
                     "INSERT INTO satellite_removals (satellite_id, virtual_account_id, udi_pid, udi_sn) VALUES ($1, $2, $3, $4)",
                     params![satellite_id, va, udi.pid, udi.sn],
                 )?;
-                let object = format!("PID:{},SN:{}", udi.pid, udi.sn);
-                let detail = format!("removed at satellite {satellite_id} with its next synchronisation");
+                let (object, detail) = removal_event(satellite_id, &udi);
                 log(db, now, &actor, "satellite.instance-removed", Some(account_id), Some(va), &object, detail)
             })
             .await
@@ -799,11 +697,7 @@ impl SatelliteStore for SqliteStore {
         self.db
             .write(move |db| {
                 let local = local_account_named(db, &name)?;
-                if local.approved_at.is_none() {
-                    return Err(StoreError::Conflict(format!(
-                        "local account '{name}' is not approved by the cloud yet: register it first"
-                    )));
-                }
+                refuse_unapproved_local(&local)?;
                 let last_change: i64 =
                     one(db, "SELECT COALESCE(MAX(id), 0) FROM sync_changes", [], |r| r.get(0))?.unwrap_or(0);
                 let sequence = local.sync_sequence + 1;
@@ -831,7 +725,7 @@ impl SatelliteStore for SqliteStore {
             .read(move |db| {
                 let local = local_account_named(db, &name)?;
                 let account_id = account_id_of(db, &local.domain)?;
-                let mut parts = Parts { out: parts, current: PoolInstances::default() };
+                let mut parts = Parts { out: parts, cutter: PartCutter::default() };
                 let select = "SELECT v.name AS pool, i.id, i.udi_pid, i.udi_sn, i.hostname, i.last_contact_at, i.usage_released
                      FROM instances i JOIN virtual_accounts v ON v.id = i.virtual_account_id WHERE v.account_id = $1
                      AND v.id NOT IN (SELECT virtual_account_id FROM released_pools)";
@@ -847,7 +741,7 @@ impl SatelliteStore for SqliteStore {
                     let mut rows = found.query([account_id])?;
                     while let Some(row) = rows.next()? {
                         let (pool, instance) = read(row)?;
-                        parts.slot(&pool)?.instances.push(instance);
+                        parts.add(&pool, Reported::Instance(instance))?;
                     }
                     return parts.flush();
                 }
@@ -868,9 +762,9 @@ impl SatelliteStore for SqliteStore {
                     match found.next()? {
                         Some(r) => {
                             let (pool, instance) = read(r)?;
-                            parts.slot(&pool)?.instances.push(instance);
+                            parts.add(&pool, Reported::Instance(instance))?
                         }
-                        None => parts.slot(&pool)?.removed.push((pid, sn)),
+                        None => parts.add(&pool, Reported::Removed(pid, sn))?,
                     }
                 }
                 parts.flush()
@@ -890,12 +784,7 @@ impl SatelliteStore for SqliteStore {
                     params![local.id, applied.sequence],
                     |r| r.get(0),
                 )?
-                .ok_or_else(|| {
-                    StoreError::Conflict(format!(
-                        "the synchronisation response answers request {}, which local account '{}' never made; nothing changed",
-                        applied.sequence, local.name
-                    ))
-                })?;
+                .ok_or_else(|| unknown_request(applied.sequence, &local))?;
                 let account_id = account_id_of(db, &local.domain)?;
                 for pool in &applied.pools {
                     let found: Option<i64> = one(
@@ -941,14 +830,7 @@ impl SatelliteStore for SqliteStore {
                     "DELETE FROM sync_changes WHERE id <= (SELECT MIN(synced_change) FROM local_accounts WHERE approved_at IS NOT NULL)",
                     [],
                 )?;
-                let mut detail = format!(
-                    "synchronisation response {} applied; {} instance(s) removed by the cloud",
-                    applied.sequence,
-                    applied.removed.len()
-                );
-                if !applied.released.is_empty() {
-                    detail.push_str(&format!("; no longer serves {}", applied.released.join(", ")));
-                }
+                let detail = response_detail(&applied);
                 log(db, now, &actor, "local-account.synchronised", Some(account_id), None, &local.name, detail)?;
                 local_account_named(db, &local.name)
             })
