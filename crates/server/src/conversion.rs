@@ -7,7 +7,7 @@ use crate::api::{load_account, load_va};
 use crate::auth::Caller;
 use crate::body::{Body, Path};
 use crate::device::{
-    authenticate, body_bytes, field_text, malformed, nonce_of, parse, refusal, respond, Nonce, RawBody, SignedRequest,
+    authenticate, body_bytes, field_text, malformed, parse, readable, refusal, respond, Nonce, RawBody, SignedRequest,
 };
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -37,7 +37,7 @@ pub fn router() -> Router<AppState> {
 /// `POST /device/v1/convert`, signed by the device's key like every device request.
 pub(crate) async fn convert(State(state): State<AppState>, headers: HeaderMap, body: RawBody) -> Response {
     let path = wire::PATH_CONVERT;
-    let nonce = nonce_of(&body);
+    let request = readable(&body);
     let result = async {
         let now = state.clock.now();
         let body = body_bytes(body)?;
@@ -56,7 +56,7 @@ pub(crate) async fn convert(State(state): State<AppState>, headers: HeaderMap, b
     if let Err(e) = &result {
         tracing::warn!(code = e.code, reason = %e.message, "conversion refused");
     }
-    respond(&state, path, nonce, result)
+    respond(&state, path, request.as_deref(), result)
 }
 
 /// The reported list, names checked and each listed once.

@@ -52,6 +52,11 @@ async fn unknown_path(State(state): State<AppState>, uri: Uri) -> Response {
 /// The request body, or a signed refusal (too large, unreadable) in the device's terms.
 pub(crate) type RawBody = Result<Bytes, BytesRejection>;
 
+/// The request's bytes kept for a refusal (its nonce, what it was about): a reference, not a copy.
+pub(crate) fn readable(body: &RawBody) -> Option<Bytes> {
+    body.as_ref().ok().cloned()
+}
+
 pub(crate) fn body_bytes(body: RawBody) -> Result<Bytes, ApiError> {
     body.map_err(|r| {
         let code = if r.status() == StatusCode::PAYLOAD_TOO_LARGE { "PAYLOAD_TOO_LARGE" } else { code::MALFORMED };
@@ -251,29 +256,31 @@ pub(crate) fn field_text(field: &'static str, value: &str, max: usize) -> Result
 
 async fn register(State(state): State<AppState>, headers: HeaderMap, body: RawBody) -> Response {
     let path = wire::PATH_REGISTER;
-    let nonce = nonce_of(&body);
-    let about = about(&body, |r| r.udi.map(|u| format!("PID:{},SN:{}", u.pid, u.sn)));
+    let request = readable(&body);
     let result = match body_bytes(body) {
         Ok(body) => do_register(&state, &headers, &body).await,
         Err(e) => Err(e),
     };
     match &result {
         Ok(_) => state.metrics.registration(Outcome::registered),
-        Err(e) => refused(&state, "registration", about, e).await,
+        Err(e) => {
+            let about = about(request.as_deref(), |r| r.udi.map(|u| format!("PID:{},SN:{}", u.pid, u.sn)));
+            refused(&state, "registration", about, e).await
+        }
     }
-    respond(&state, path, nonce, result)
+    respond(&state, path, request.as_deref(), result)
 }
 
 /// What a refused request was about, as far as its body tells (a UDI, an instance ID), for
-/// the log and the event; never the token or the signature.
+/// the log and the event; never the token or the signature. Read only once refused.
 #[derive(serde::Deserialize)]
 struct Readable {
     udi: Option<Udi>,
     instance_id: Option<String>,
 }
 
-fn about(body: &RawBody, what: fn(Readable) -> Option<String>) -> String {
-    let read = body.as_ref().ok().and_then(|b| serde_json::from_slice::<Readable>(b).ok()).and_then(what);
+fn about(body: Option<&[u8]>, what: fn(Readable) -> Option<String>) -> String {
+    let read = body.and_then(|b| serde_json::from_slice::<Readable>(b).ok()).and_then(what);
     read.filter(|t| t.len() <= 2 * validate::MAX_NAME).unwrap_or_else(|| "an unreadable request".into())
 }
 
@@ -389,7 +396,7 @@ async fn do_register(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Resu
 
 async fn renew_id(State(state): State<AppState>, headers: HeaderMap, body: RawBody) -> Response {
     let path = wire::PATH_RENEW_ID;
-    let nonce = nonce_of(&body);
+    let request = readable(&body);
     let result = async {
         let now = state.clock.now();
         let body = body_bytes(body)?;
@@ -410,7 +417,7 @@ async fn renew_id(State(state): State<AppState>, headers: HeaderMap, body: RawBo
         })
     }
     .await;
-    respond(&state, path, nonce, result)
+    respond(&state, path, request.as_deref(), result)
 }
 
 /// Signs the answer; an error carries the request's nonce, when it had a well-formed one, so
@@ -418,25 +425,26 @@ async fn renew_id(State(state): State<AppState>, headers: HeaderMap, body: RawBo
 pub(crate) fn respond<T: Serialize>(
     state: &AppState,
     path: &str,
-    nonce: Option<String>,
+    request: Option<&[u8]>,
     result: Result<T, ApiError>,
 ) -> Response {
     match result {
         Ok(answer) => signed(state, path, StatusCode::OK, &answer),
         Err(e) => {
-            let body = wire::ErrorResponse { request_nonce: nonce, ..e.body() };
+            let body = wire::ErrorResponse { request_nonce: nonce_of(request), ..e.body() };
             signed(state, path, e.status, &crate::observe::with_request_id(&body))
         }
     }
 }
 
 /// The nonce of a request readable enough to have a well-formed one, whatever else is wrong.
-pub(crate) fn nonce_of(body: &RawBody) -> Option<String> {
+/// Read for refusals only: an answer echoes the nonce of the request it parsed.
+fn nonce_of(body: Option<&[u8]>) -> Option<String> {
     #[derive(serde::Deserialize)]
     struct Readable {
         nonce: String,
     }
-    let body = body.as_ref().ok()?;
+    let body = body?;
     serde_json::from_slice::<Readable>(body).ok().map(|r| r.nonce).filter(|n| wire::nonce_well_formed(n))
 }
 
@@ -458,8 +466,7 @@ fn usage_map(usage: &[wire::Usage]) -> Result<BTreeMap<String, i64>, ApiError> {
 
 async fn authorize(State(state): State<AppState>, headers: HeaderMap, body: RawBody) -> Response {
     let path = wire::PATH_AUTHORIZE;
-    let nonce = nonce_of(&body);
-    let about = about(&body, |r| r.instance_id.map(|id| format!("instance {id}")));
+    let request = readable(&body);
     let result = async {
         let now = state.clock.now();
         let body = body_bytes(body)?;
@@ -514,14 +521,17 @@ async fn authorize(State(state): State<AppState>, headers: HeaderMap, body: RawB
             AuthorizationStatus::OutOfCompliance => Outcome::out_of_compliance,
             AuthorizationStatus::NoLicensesInUse => Outcome::no_licenses_in_use,
         }),
-        Err(e) => refused(&state, "authorization", about, e).await,
+        Err(e) => {
+            let about = about(request.as_deref(), |r| r.instance_id.map(|id| format!("instance {id}")));
+            refused(&state, "authorization", about, e).await
+        }
     }
-    respond(&state, path, nonce, result)
+    respond(&state, path, request.as_deref(), result)
 }
 
 async fn deregister(State(state): State<AppState>, headers: HeaderMap, body: RawBody) -> Response {
     let path = wire::PATH_DEREGISTER;
-    let nonce = nonce_of(&body);
+    let request = readable(&body);
     let result = async {
         let now = state.clock.now();
         let body = body_bytes(body)?;
@@ -537,7 +547,7 @@ async fn deregister(State(state): State<AppState>, headers: HeaderMap, body: Raw
         })
     }
     .await;
-    respond(&state, path, nonce, result)
+    respond(&state, path, request.as_deref(), result)
 }
 
 #[cfg(test)]
