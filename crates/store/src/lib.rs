@@ -508,3 +508,19 @@ pub struct Transfer {
     pub quantity: i64,
     pub kind: Option<LicenseKind>,
 }
+
+/// Migrations are applied by their place in a backend's list, so a file left out, or put in
+/// out of order, would be skipped on databases that ran the later ones: the list must be every
+/// file of the backend's directory, numbered 1, 2, 3 ... in order.
+#[cfg(test)]
+pub(crate) fn assert_migrations_are_the_files(backend: &str, list: &[&str]) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations").join(backend);
+    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    assert_eq!(files.len(), list.len(), "{backend}: every file of {} is in the list", dir.display());
+    for (i, (file, listed)) in files.iter().zip(list).enumerate() {
+        let name = file.file_name().unwrap().to_string_lossy();
+        assert!(name.starts_with(&format!("{:04}_", i + 1)), "{backend}: migration {} is {name}", i + 1);
+        assert_eq!(&std::fs::read_to_string(file).unwrap(), listed, "{backend}: {name} is listed at its place");
+    }
+}

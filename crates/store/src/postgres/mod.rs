@@ -549,3 +549,9 @@ impl SatelliteStore for PostgresStore {
         satellite::released_pool_of_token(self, token_hash).await
     }
 }
+
+#[cfg(test)]
+#[test]
+fn migrations_are_the_files_in_order() {
+    crate::assert_migrations_are_the_files("postgres", MIGRATIONS);
+}

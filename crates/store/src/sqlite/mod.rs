@@ -451,3 +451,9 @@ impl Store for SqliteStore {
         lease::lease(self, name).await
     }
 }
+
+#[cfg(test)]
+#[test]
+fn migrations_are_the_files_in_order() {
+    crate::assert_migrations_are_the_files("sqlite", MIGRATIONS);
+}
