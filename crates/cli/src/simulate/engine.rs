@@ -31,9 +31,12 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 
-/// Events due within this long of each other may be sent together, the manager's clock at the
-/// first one's time: well within the 10 minutes of clock difference the manager tolerates.
-pub const BATCH_MS: i64 = 5 * MINUTE_MS;
+/// Events due within this long of each other may be sent together, the manager's clock halfway
+/// between the batch's first and last: each device's clock is then at most 7.5 minutes from the
+/// manager's, within the 10 minutes of clock difference the manager tolerates with room for the
+/// real time a batch takes (the simulated clock keeps flowing). Wider batches keep both cores
+/// busy: 10,000 devices send about one request every 3.5 simulated minutes.
+pub const BATCH_MS: i64 = 15 * MINUTE_MS;
 
 /// What happens to a device at an instant; the order breaks ties at the same instant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -239,7 +242,10 @@ impl<'a> Engine<'a> {
                 self.happen(at, what, n as usize).await.map_err(|m| self.violation(n as usize, day, m))?;
                 continue;
             }
-            self.together(batch, first).await.map_err(|(n, m)| self.violation(n, day, m))?;
+            // Never before an event already served: the next one is due at or after the last.
+            let last = batch.last().map_or(first, |&(at, _, _)| at);
+            let clock = first.plus_ms((last.0 - first.0) / 2);
+            self.together(batch, clock).await.map_err(|(n, m)| self.violation(n, day, m))?;
         }
         Ok(())
     }
@@ -306,13 +312,13 @@ impl<'a> Engine<'a> {
     }
 
     /// A batch's events, run at once (in tasks, on both cores) with the manager's clock at
-    /// `first`; merged in device order.
+    /// `clock`; merged in device order.
     async fn together(
         &mut self,
         batch: Vec<(Timestamp, Happening, usize)>,
-        first: Timestamp,
+        clock: Timestamp,
     ) -> Result<(), (usize, String)> {
-        self.manager.set_clock(first);
+        self.manager.set_clock(clock);
         let mut started = Vec::with_capacity(batch.len());
         for (at, what, n) in batch {
             if let Some(actions) = self.begin(at, what, n).map_err(|m| (n, m))? {

@@ -34,6 +34,9 @@ pub struct SimulateArgs {
     seed: Option<u64>,
 }
 
+/// How often a run whose standard error is not a terminal says how far it got.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
     let scenario = scenario::Scenario::load(&args.scenario)?;
     if cfg!(debug_assertions) {
@@ -43,10 +46,17 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
     let engine = engine::Engine::new(&scenario, args.seed.unwrap_or(scenario.seed)).await?;
     let interactive = std::io::stderr().is_terminal();
     let days = scenario.days;
+    // On a terminal one line redrawn every 30 days; in a log (a long run in the background) a
+    // line at most every 10 s, with the time taken so far, to tell how far the run got.
+    let mut logged = began;
     let rows = engine
         .run(|day| {
+            let line = || format!("simulate: day {} of {days} ({:.0} s)", day + 1, began.elapsed().as_secs_f64());
             if interactive && (day + 1) % 30 == 0 {
-                eprint!("\rsimulate: day {} of {days}", day + 1);
+                eprint!("\r{}", line());
+            } else if !interactive && logged.elapsed() >= PROGRESS_EVERY {
+                eprintln!("{}", line());
+                logged = std::time::Instant::now();
             }
         })
         .await;
