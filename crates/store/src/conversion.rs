@@ -2,7 +2,7 @@
 //! conversion a device may have in its lifetime, deposited in one transaction with its event.
 
 use crate::{LicenseRecord, Result};
-use smartlic_core::{LicenseKind, LicenseTerm, Timestamp};
+use smartlic_core::Timestamp;
 
 /// Where device-led conversion is enabled in a smart account: for the account as a whole, or
 /// for some of its virtual accounts. Off everywhere by default.
@@ -55,20 +55,6 @@ pub enum ConversionOutcome {
 /// The SKU marker of a license deposited by device-led conversion of `legacy`.
 pub fn conversion_sku(legacy: &str) -> String {
     format!("DLC:{legacy}")
-}
-
-/// The purchase record a conversion deposits for `item` (perpetual, as the licenses in use were).
-pub(crate) fn deposited(id: i64, virtual_account_id: i64, item: &ConvertedItem, now: Timestamp) -> LicenseRecord {
-    LicenseRecord {
-        id,
-        virtual_account_id,
-        tag: item.tag.clone(),
-        sku: conversion_sku(&item.legacy),
-        quantity: item.quantity,
-        term: LicenseTerm { kind: LicenseKind::Perpetual, start: None, end: None },
-        subscription_id: None,
-        created_at: now,
-    }
 }
 
 /// The event detail of a conversion: what became what, and what was not known.

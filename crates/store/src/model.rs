@@ -175,6 +175,20 @@ pub struct RegistrationToken {
 /// How many characters of a registration token listings show and revocation accepts.
 pub const REGISTRATION_TOKEN_PREFIX: usize = 12;
 
+impl NewLicense {
+    /// The perpetual purchase record a conversion deposits (device-led or from a PAK).
+    pub(crate) fn perpetual(virtual_account_id: i64, tag: &str, sku: String, quantity: i64) -> Self {
+        let term = LicenseTerm { kind: smartlic_core::LicenseKind::Perpetual, start: None, end: None };
+        NewLicense { virtual_account_id, tag: tag.to_string(), sku, quantity, term, subscription_id: None }
+    }
+
+    /// The record this became, stored as `id` at `now`.
+    pub(crate) fn recorded(self, id: i64, now: Timestamp) -> LicenseRecord {
+        let NewLicense { virtual_account_id, tag, sku, quantity, term, subscription_id } = self;
+        LicenseRecord { id, virtual_account_id, tag, sku, quantity, term, subscription_id, created_at: now }
+    }
+}
+
 impl RegistrationToken {
     pub fn facts(&self) -> TokenFacts {
         TokenFacts {

@@ -5,7 +5,7 @@
 //! SKU is ever converted beyond its quantity, however many conversions run at once.
 
 use crate::{LicenseRecord, Result, StoreError};
-use smartlic_core::{LicenseKind, LicenseTerm, Timestamp};
+use smartlic_core::Timestamp;
 use std::collections::BTreeMap;
 
 /// One SKU of a PAK: `quantity` units, each worth `units` licenses of `tag` (the catalogue's
@@ -158,26 +158,6 @@ pub struct PakConversion {
 /// The SKU marker of a license deposited by converting `sku` of PAK `pak`.
 pub fn pak_sku(pak: &str, sku: &str) -> String {
     format!("PAK:{pak}:{sku}")
-}
-
-/// The purchase record a conversion deposits for `line` (perpetual, as a PAK's licenses are).
-pub(crate) fn deposited(
-    id: i64,
-    virtual_account_id: i64,
-    pak: &str,
-    line: &ConvertedLine,
-    now: Timestamp,
-) -> LicenseRecord {
-    LicenseRecord {
-        id,
-        virtual_account_id,
-        tag: line.tag.clone(),
-        sku: pak_sku(pak, &line.sku),
-        quantity: line.licenses,
-        term: LicenseTerm { kind: LicenseKind::Perpetual, start: None, end: None },
-        subscription_id: None,
-        created_at: now,
-    }
 }
 
 /// The event detail of a conversion or an import: what becomes what.

@@ -2,10 +2,11 @@
 
 use super::accounts::account_of_pool;
 use super::events::log;
+use super::licenses::insert_license;
 use super::sql::{get, Tx};
 use super::PostgresStore;
 use crate::conversion::*;
-use crate::{Result, StoreError};
+use crate::{NewLicense, Result, StoreError};
 use smartlic_core::Timestamp;
 
 async fn settings(tx: &Tx<'_>, account_id: i64) -> Result<ConversionSettings> {
@@ -82,14 +83,8 @@ async fn convert(tx: &Tx<'_>, c: &DeviceConversion, now: Timestamp) -> Result<Co
     .await?;
     let mut licenses = Vec::with_capacity(c.items.len());
     for item in &c.items {
-        let id = tx
-            .insert(
-                "INSERT INTO licenses (virtual_account_id, tag, sku, quantity, kind, start_at, end_at, subscription_id, created_at)
-                 VALUES ($1, $2, $3, $4, 'perpetual', NULL, NULL, NULL, $5) RETURNING id",
-                &[&pool, &item.tag, &conversion_sku(&item.legacy), &item.quantity, &now.0],
-            )
-            .await?;
-        licenses.push(deposited(id, pool, item, now));
+        let new = NewLicense::perpetual(pool, &item.tag, conversion_sku(&item.legacy), item.quantity);
+        licenses.push(insert_license(tx, new, now).await?);
     }
     let udi = format!("PID:{pid},SN:{sn}");
     log(tx, now, "device", "license.converted", Some(account_id), Some(pool), &udi, detail).await?;

@@ -138,39 +138,37 @@ pub(super) async fn add_license(
 ) -> Result<LicenseRecord> {
     write!(store, |tx| {
         let account_id = account_of_pool(&tx, new.virtual_account_id).await?;
-        let id = tx
-            .insert(
-                "INSERT INTO licenses (virtual_account_id, tag, sku, quantity, kind, start_at, end_at, subscription_id, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
-                &[
-                    &new.virtual_account_id,
-                    &new.tag,
-                    &new.sku,
-                    &new.quantity,
-                    &new.term.kind.as_str(),
-                    &new.term.start.map(|t| t.0),
-                    &new.term.end.map(|t| t.0),
-                    &new.subscription_id,
-                    &now.0,
-                ],
-            )
-            .await?;
         let mut detail = format!("{} {} license(s)", new.quantity, new.term.kind.as_str());
         if !new.sku.is_empty() {
             detail.push_str(&format!(", SKU {}", new.sku));
         }
-        log(&tx, now, actor, "license.added", Some(account_id), Some(new.virtual_account_id), &new.tag, detail).await?;
-        Ok(LicenseRecord {
-            id,
-            virtual_account_id: new.virtual_account_id,
-            tag: new.tag.clone(),
-            sku: new.sku.clone(),
-            quantity: new.quantity,
-            term: new.term.clone(),
-            subscription_id: new.subscription_id.clone(),
-            created_at: now,
-        })
+        let record = insert_license(&tx, new.clone(), now).await?;
+        log(&tx, now, actor, "license.added", Some(account_id), Some(record.virtual_account_id), &record.tag, detail)
+            .await?;
+        Ok(record)
     })
+}
+
+/// Stores a purchase record; the caller logs the event that says why.
+pub(super) async fn insert_license(tx: &Tx<'_>, new: NewLicense, now: Timestamp) -> Result<LicenseRecord> {
+    let id = tx
+        .insert(
+            "INSERT INTO licenses (virtual_account_id, tag, sku, quantity, kind, start_at, end_at, subscription_id, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+            &[
+                &new.virtual_account_id,
+                &new.tag,
+                &new.sku,
+                &new.quantity,
+                &new.term.kind.as_str(),
+                &new.term.start.map(|t| t.0),
+                &new.term.end.map(|t| t.0),
+                &new.subscription_id,
+                &now.0,
+            ],
+        )
+        .await?;
+    Ok(new.recorded(id, now))
 }
 
 pub(super) async fn licenses(store: &PostgresStore, virtual_account_id: i64) -> Result<Vec<LicenseRecord>> {

@@ -3,10 +3,11 @@
 //! the start and then sees what the first converted.
 
 use super::events::log;
+use super::licenses::insert_license;
 use super::sql::{get, ts, Tx};
 use super::PostgresStore;
 use crate::pak::*;
-use crate::{LicenseRecord, Result, StoreError};
+use crate::{LicenseRecord, NewLicense, Result, StoreError};
 use smartlic_core::Timestamp;
 use tokio_postgres::Row;
 
@@ -137,14 +138,8 @@ async fn convert(
             &[&conversion_id, &l.sku, &l.quantity, &l.tag, &l.licenses],
         )
         .await?;
-        let id = tx
-            .insert(
-                "INSERT INTO licenses (virtual_account_id, tag, sku, quantity, kind, start_at, end_at, subscription_id, created_at)
-                 VALUES ($1, $2, $3, $4, 'perpetual', NULL, NULL, NULL, $5) RETURNING id",
-                &[&c.virtual_account_id, &l.tag, &pak_sku(&c.pak, &l.sku), &l.licenses, &now.0],
-            )
-            .await?;
-        licenses.push(deposited(id, c.virtual_account_id, &c.pak, l, now));
+        let new = NewLicense::perpetual(c.virtual_account_id, &l.tag, pak_sku(&c.pak, &l.sku), l.licenses);
+        licenses.push(insert_license(tx, new, now).await?);
     }
     log(tx, now, actor, "pak.converted", Some(c.account_id), Some(c.virtual_account_id), &c.pak, lines_detail(&lines))
         .await?;

@@ -2,10 +2,11 @@
 
 use super::accounts::account_of_pool;
 use super::events::log;
+use super::licenses::insert_license;
 use super::sql::{all, exec, one};
 use super::SqliteStore;
 use crate::conversion::*;
-use crate::{Result, StoreError};
+use crate::{NewLicense, Result, StoreError};
 use rusqlite::{params, Connection};
 use smartlic_core::Timestamp;
 
@@ -71,13 +72,8 @@ fn convert(db: &Connection, c: &DeviceConversion, now: Timestamp) -> Result<Conv
     )?;
     let mut licenses = Vec::with_capacity(c.items.len());
     for item in &c.items {
-        exec(
-            db,
-            "INSERT INTO licenses (virtual_account_id, tag, sku, quantity, kind, start_at, end_at, subscription_id, created_at)
-             VALUES ($1, $2, $3, $4, 'perpetual', NULL, NULL, NULL, $5)",
-            params![pool, item.tag, conversion_sku(&item.legacy), item.quantity, now.0],
-        )?;
-        licenses.push(deposited(db.last_insert_rowid(), pool, item, now));
+        let new = NewLicense::perpetual(pool, &item.tag, conversion_sku(&item.legacy), item.quantity);
+        licenses.push(insert_license(db, new, now)?);
     }
     let udi = format!("PID:{pid},SN:{sn}");
     log(db, now, "device", "license.converted", Some(account_id), Some(pool), &udi, detail)?;

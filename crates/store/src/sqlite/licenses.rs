@@ -187,43 +187,49 @@ pub(super) async fn add_license(
     now: Timestamp,
 ) -> Result<LicenseRecord> {
     let actor = actor.to_string();
-    store.db
+    store
+        .db
         .write(move |db| {
             let account_id = account_of_pool(db, new.virtual_account_id)?;
-            exec(
-                db,
-                "INSERT INTO licenses (virtual_account_id, tag, sku, quantity, kind, start_at, end_at, subscription_id, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                params![
-                    new.virtual_account_id,
-                    new.tag,
-                    new.sku,
-                    new.quantity,
-                    new.term.kind.as_str(),
-                    new.term.start.map(|t| t.0),
-                    new.term.end.map(|t| t.0),
-                    new.subscription_id,
-                    now.0
-                ],
-            )?;
-            let id = db.last_insert_rowid();
             let mut detail = format!("{} {} license(s)", new.quantity, new.term.kind.as_str());
             if !new.sku.is_empty() {
                 detail.push_str(&format!(", SKU {}", new.sku));
             }
-            log(db, now, &actor, "license.added", Some(account_id), Some(new.virtual_account_id), &new.tag, detail)?;
-            Ok(LicenseRecord {
-                id,
-                virtual_account_id: new.virtual_account_id,
-                tag: new.tag,
-                sku: new.sku,
-                quantity: new.quantity,
-                term: new.term,
-                subscription_id: new.subscription_id,
-                created_at: now,
-            })
+            let record = insert_license(db, new, now)?;
+            log(
+                db,
+                now,
+                &actor,
+                "license.added",
+                Some(account_id),
+                Some(record.virtual_account_id),
+                &record.tag,
+                detail,
+            )?;
+            Ok(record)
         })
         .await
+}
+
+/// Stores a purchase record; the caller logs the event that says why.
+pub(super) fn insert_license(db: &Connection, new: NewLicense, now: Timestamp) -> Result<LicenseRecord> {
+    exec(
+        db,
+        "INSERT INTO licenses (virtual_account_id, tag, sku, quantity, kind, start_at, end_at, subscription_id, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        params![
+            new.virtual_account_id,
+            new.tag,
+            new.sku,
+            new.quantity,
+            new.term.kind.as_str(),
+            new.term.start.map(|t| t.0),
+            new.term.end.map(|t| t.0),
+            new.subscription_id,
+            now.0
+        ],
+    )?;
+    Ok(new.recorded(db.last_insert_rowid(), now))
 }
 
 pub(super) async fn licenses(store: &SqliteStore, virtual_account_id: i64) -> Result<Vec<LicenseRecord>> {

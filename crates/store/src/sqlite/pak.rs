@@ -1,10 +1,11 @@
 //! [`PakStore`] on SQLite: PAKs, their lines and their conversions (V-2).
 
 use super::events::log;
+use super::licenses::insert_license;
 use super::sql::{all, exec, one, ts, unique_or, R};
 use super::SqliteStore;
 use crate::pak::*;
-use crate::{LicenseRecord, Result, StoreError};
+use crate::{LicenseRecord, NewLicense, Result, StoreError};
 use rusqlite::{params, Connection, Row};
 use smartlic_core::Timestamp;
 
@@ -128,13 +129,8 @@ fn convert(
             "INSERT INTO pak_conversion_lines (conversion_id, sku, quantity, tag, licenses) VALUES ($1, $2, $3, $4, $5)",
             params![conversion_id, l.sku, l.quantity, l.tag, l.licenses],
         )?;
-        exec(
-            db,
-            "INSERT INTO licenses (virtual_account_id, tag, sku, quantity, kind, start_at, end_at, subscription_id, created_at)
-             VALUES ($1, $2, $3, $4, 'perpetual', NULL, NULL, NULL, $5)",
-            params![c.virtual_account_id, l.tag, pak_sku(&c.pak, &l.sku), l.licenses, now.0],
-        )?;
-        licenses.push(deposited(db.last_insert_rowid(), c.virtual_account_id, &c.pak, l, now));
+        let new = NewLicense::perpetual(c.virtual_account_id, &l.tag, pak_sku(&c.pak, &l.sku), l.licenses);
+        licenses.push(insert_license(db, new, now)?);
     }
     log(db, now, actor, "pak.converted", Some(c.account_id), Some(c.virtual_account_id), &c.pak, lines_detail(&lines))?;
     let done = PakConversion {
