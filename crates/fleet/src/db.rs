@@ -155,20 +155,7 @@ impl Db {
     pub fn open(path: &Path, key: Option<DataKey>) -> anyhow::Result<Db> {
         let mut conn = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
         conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;")?;
-        let applied: usize = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        if applied > MIGRATIONS.len() {
-            anyhow::bail!(
-                "{} has schema version {applied}, newer than this binary's {}",
-                path.display(),
-                MIGRATIONS.len()
-            );
-        }
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
-            let tx = conn.transaction()?;
-            tx.execute_batch(sql).with_context(|| format!("migration {}", i + 1))?;
-            tx.pragma_update(None, "user_version", i + 1)?;
-            tx.commit()?;
-        }
+        smartlic_store::migrate_sqlite(&mut conn, MIGRATIONS).with_context(|| path.display().to_string())?;
         Ok(Db { conn: Mutex::new(conn), key })
     }
 

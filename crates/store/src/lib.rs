@@ -23,7 +23,7 @@ pub use portal::{
     SHORT_SEARCH_EVENTS, SHORT_SEARCH_INSTANCES,
 };
 pub use replica::{ClockOffset, Lease, StoredCa};
-pub use sqlite::{check_backup, BackupInfo, SqliteStore};
+pub use sqlite::{check_backup, migrate as migrate_sqlite, BackupInfo, SqliteStore};
 pub use url::{open, DatabaseUrl, MalformedDatabaseUrl, PostgresUrl, POSTGRES_DEFAULT_PORT};
 
 use smartlic_core::compliance::{Ledger, Shortfall, TagBalance};

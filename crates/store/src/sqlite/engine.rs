@@ -243,7 +243,10 @@ fn use_wal(conn: &Connection) -> rusqlite::Result<()> {
     }
 }
 
-fn migrate(conn: &mut Connection, migrations: &[&str]) -> Result<()> {
+/// Applies the migrations `conn` lacks, each in its own transaction with its version
+/// (`PRAGMA user_version`); a database newer than the list is refused. Public for the other
+/// SQLite files of smartlic (the fleet orchestrator's).
+pub fn migrate(conn: &mut Connection, migrations: &[&str]) -> Result<()> {
     loop {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let done: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;

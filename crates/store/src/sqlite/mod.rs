@@ -27,6 +27,7 @@ mod tokens;
 
 use crate::*;
 pub use backup::{check_backup, BackupInfo};
+pub use engine::migrate;
 use engine::Engine;
 use std::path::Path;
 
