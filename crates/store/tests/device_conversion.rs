@@ -101,3 +101,34 @@ async fn the_account_setting_covers_every_pool_and_a_foreign_pool_is_not_found()
         assert!(settings.iter().any(|e| e.kind == "conversion.setting" && e.detail == "device-led conversion enabled"));
     }
 }
+
+/// A device whose answer was lost asks again while its first request is still being served:
+/// of eight requests at once exactly one converts, the others find it already converted, and
+/// the licenses are deposited once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_of_one_device_racing_convert_once() {
+    for backend in backends() {
+        let Some(f) = fixture_on(backend).await else { continue };
+        token(&f, "t", None).await;
+        f.store.register_instance(device("i1", "A", "t", false), T0).await.unwrap();
+        f.store.set_conversion_enabled(f.account.id, None, true, "admin", T0).await.unwrap();
+        let racing: Vec<_> = (0..8)
+            .map(|_| {
+                let store = f.store.clone();
+                tokio::spawn(async move { store.convert_device(conversion("i1"), T0).await.unwrap() })
+            })
+            .collect();
+        let mut converted = 0;
+        for r in racing {
+            match r.await.unwrap() {
+                ConversionOutcome::Converted { .. } => converted += 1,
+                ConversionOutcome::AlreadyConverted { at } => assert_eq!(at, T0),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(converted, 1);
+        assert_eq!(f.store.licenses(f.pool.id).await.unwrap().len(), 1);
+        assert_eq!(f.store.pool_counts(f.pool.id, T0).await.unwrap().purchased["ACI Advantage"], 2);
+        assert_eq!(converted_events(&f).await.len(), 1);
+    }
+}
