@@ -28,7 +28,7 @@ use view::{Col, Show};
 /// Where the manager is, how to trust it and how to log in (before or after the command).
 #[derive(Args, Debug)]
 pub struct AdminArgs {
-    /// The manager's base URL (https only).
+    /// The manager's base URL (https only); for `admin fleet`, the orchestrator's.
     #[arg(long, global = true, value_name = "URL", env = "SMARTLIC_SERVER", default_value = "https://127.0.0.1:8443")]
     server: String,
     /// The manager's CA certificate (PEM): the only certificate trusted for the connection.

@@ -91,13 +91,19 @@ fn an_operator_assigns_and_unassigns_a_cluster_from_the_command_line() {
     assert!(out.contains("Completed"), "{out}");
     assert!(fleet_ok(&o, &["va", "list", "--account", "example.com"]).contains("Lab"));
     fleet_ok(&o, &["va", "mode", "--account", "example.com", "--va", "Lab", "--mode", "hcs"]);
+    // --wait on a command that queues no job is refused before anything is sent.
+    let (done, _, err) = fleet(&o, &["customer", "add", "--name", "acme", "--account", "example.com", "--wait"]);
+    assert!(!done && err.contains("queues none"), "{err}");
+    assert!(!fleet_ok(&o, &["customer", "list"]).contains("acme"));
     fleet_ok(&o, &["customer", "add", "--name", "acme", "--account", "example.com"]);
 
     let tmp = tempfile::tempdir().unwrap();
     let (d1, d2) = (daemon(&tmp.path().join("n1"), "NODE0001", &m), daemon(&tmp.path().join("n2"), "NODE0002", &m));
     let (n1, n2) = (format!("n1={}", d1.url), format!("n2={}", d2.url));
     let add = ["cluster", "add", "--name", "cucm1", "--customer", "acme", "--application", "call-control"];
-    fleet_ok(&o, &[&add[..], &["--node", &n1, "--node", &n2]].concat());
+    // No operational virtual account: nothing is queued, and --wait has nothing to wait for.
+    let out = fleet_ok(&o, &[&add[..], &["--node", &n1, "--node", &n2, "--wait"]].concat());
+    assert!(out.contains("no job queued"), "{out}");
 
     let (done, _, err) =
         fleet(&o, &["cluster", "assign", "--name", "cucm1", "--account", "example.com", "--va", "Nope", "--wait"]);

@@ -305,6 +305,19 @@ const JOBS: &[Col] = &[
     ("CREATED", "created"),
 ];
 
+impl FleetArgs {
+    /// Whether the orchestrator may answer this command with a job it queued (so `--wait` is
+    /// refused before anything is sent to the others, which change things at once or only read).
+    fn may_queue_a_job(&self) -> bool {
+        matches!(
+            self.command,
+            FleetCmd::Account(AccountCmd::Add { .. } | AccountCmd::Credentials { .. })
+                | FleetCmd::Sync { .. }
+                | FleetCmd::Cluster(ClusterCmd::Add { .. } | ClusterCmd::Assign { .. } | ClusterCmd::Unassign { .. })
+        )
+    }
+}
+
 fn path(rest: &str) -> String {
     format!("{BASE}{rest}")
 }
@@ -319,6 +332,9 @@ impl FleetArgs {
     }
 
     pub fn plan(&self) -> Result<Call> {
+        if self.wait && !self.may_queue_a_job() {
+            bail!("--wait follows a job, and this command queues none: run it without --wait");
+        }
         let post = |p: String, body: Value| Call::with_body(Method::POST, p, body, Record);
         let put = |p: String, body: Value| Call::with_body(Method::PUT, p, body, Record);
         let get = |p: String, show: Show| Call::get(p, show);
@@ -415,8 +431,10 @@ pub async fn finish(command: &Command, api: &Api, call: &Call) -> Result<Option<
     }
     let answer: Value =
         serde_json::from_str(&api.send(call).await?).context("the orchestrator's answer is not JSON")?;
+    // A cluster added where no auto-registration applies queues nothing: nothing to wait for.
     let Some(id) = answer["id"].as_i64().or(answer["job"]["id"].as_i64()) else {
-        bail!("--wait: this command queues no job");
+        let shown = super::view::render(&Record, &answer.to_string(), false)?;
+        return Ok(Some(format!("{}\n(no job queued)", shown.trim_end())));
     };
     let job = loop {
         let job: Value = serde_json::from_str(&api.send(&Call::get(path(&format!("/jobs/{id}")), Record)).await?)?;
