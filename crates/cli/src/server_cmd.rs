@@ -85,6 +85,14 @@ pub struct ServerArgs {
     /// Seconds a keep-alive connection may stay without a request before it is closed.
     #[arg(long, default_value_t = Limits::default().idle_timeout.as_secs(), value_parser = seconds())]
     idle_timeout: u64,
+    /// Seconds a request has, after its headers, to send its body; each --body-min-rate bytes
+    /// received earn another second.
+    #[arg(long, default_value_t = Limits::default().body_timeout.as_secs(), value_parser = seconds())]
+    body_timeout: u64,
+    /// Bytes per second a request body must keep up on average beyond --body-timeout.
+    #[arg(long, default_value_t = Limits::default().body_min_rate,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    body_min_rate: u64,
     /// Failed logins per minute allowed for one client ID, then 429 (0: no limit).
     #[arg(long, default_value_t = Limits::default().login_failures_per_client)]
     login_failures_per_client: u32,
@@ -175,6 +183,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             handshake_timeout: Duration::from_secs(args.handshake_timeout),
             header_timeout: Duration::from_secs(args.header_timeout),
             idle_timeout: Duration::from_secs(args.idle_timeout),
+            body_timeout: Duration::from_secs(args.body_timeout),
+            body_min_rate: args.body_min_rate,
             login_failures_per_client: args.login_failures_per_client,
             login_failures_per_address: args.login_failures_per_address,
             shutdown_timeout: Duration::from_secs(args.shutdown_timeout),

@@ -76,6 +76,11 @@ pub struct Limits {
     pub header_timeout: Duration,
     /// A connection with no request in progress is closed after this long.
     pub idle_timeout: Duration,
+    /// From the end of a request's headers to the end of its body, plus a second for every
+    /// `body_min_rate` bytes received (a slowly trickled body cannot hold a connection).
+    pub body_timeout: Duration,
+    /// Bytes per second a request body must keep up on average beyond `body_timeout`.
+    pub body_min_rate: u64,
     /// Failed logins per minute for one client ID (a burst of this many); 0: no limit.
     pub login_failures_per_client: u32,
     /// Failed logins per minute from one source address (IPv6: one /64); 0: no limit.
@@ -91,6 +96,8 @@ impl Default for Limits {
             handshake_timeout: Duration::from_secs(10),
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            body_timeout: Duration::from_secs(20),
+            body_min_rate: 500,
             login_failures_per_client: 10,
             login_failures_per_address: 30,
             shutdown_timeout: Duration::from_secs(10),

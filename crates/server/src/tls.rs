@@ -9,7 +9,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
@@ -125,6 +125,8 @@ enum Phase {
     Idle,
     /// Bytes of a request arrived, its headers are not complete.
     Reading,
+    /// The headers are complete, the body is still arriving.
+    Body,
     /// A request is being handled.
     Busy,
 }
@@ -135,6 +137,8 @@ struct Conn {
     /// Chosen to make room at the cap: it closes as soon as it is not serving a request.
     evicted: AtomicBool,
     wake: tokio::sync::Notify,
+    /// Body bytes of the request in progress received so far (each earns more time).
+    body_bytes: AtomicU64,
 }
 
 impl Conn {
@@ -143,6 +147,7 @@ impl Conn {
             state: std::sync::Mutex::new((Phase::Handshake, Instant::now())),
             evicted: AtomicBool::new(false),
             wake: tokio::sync::Notify::new(),
+            body_bytes: AtomicU64::new(0),
         }
     }
 
@@ -165,6 +170,36 @@ impl Conn {
         }
     }
 
+    /// A request's headers are complete: its body, if any, is now timed.
+    fn request_started(&self, has_body: bool) {
+        self.body_bytes.store(0, Ordering::Relaxed);
+        self.set(if has_body { Phase::Body } else { Phase::Busy });
+    }
+
+    /// The body has all arrived, or the handler no longer reads it.
+    fn body_done(&self) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if state.0 == Phase::Body {
+            *state = (Phase::Busy, Instant::now());
+        }
+    }
+
+    /// How long `phase` may last; none while a request is handled. A body has `body_timeout`
+    /// plus a second per `body_min_rate` bytes received: a large upload at a fair rate goes
+    /// through, a trickle that would hold the connection for ever does not.
+    fn limit(&self, phase: Phase, limits: &Limits) -> Option<Duration> {
+        Some(match phase {
+            Phase::Handshake => limits.handshake_timeout,
+            Phase::Idle => limits.idle_timeout,
+            Phase::Reading => limits.header_timeout,
+            Phase::Body => {
+                let earned = self.body_bytes.load(Ordering::Relaxed) / limits.body_min_rate.max(1);
+                limits.body_timeout + Duration::from_secs(earned)
+            }
+            Phase::Busy => return None,
+        })
+    }
+
     fn may_close(phase: Phase) -> bool {
         matches!(phase, Phase::Handshake | Phase::Idle)
     }
@@ -176,24 +211,65 @@ impl Conn {
             if self.evicted.load(Ordering::Relaxed) && Conn::may_close(phase) {
                 return;
             }
-            let limit = match phase {
-                Phase::Handshake => limits.handshake_timeout,
-                Phase::Idle => limits.idle_timeout,
-                Phase::Reading => limits.header_timeout,
-                Phase::Busy => {
-                    self.wake.notified().await;
-                    continue;
-                }
+            let Some(limit) = self.limit(phase, limits) else {
+                self.wake.notified().await;
+                continue;
             };
             tokio::select! {
                 _ = tokio::time::sleep_until(since + limit) => {
-                    if self.state() == (phase, since) {
+                    // A body may have earned more time meanwhile: then look again.
+                    let expired = self.limit(phase, limits).is_some_and(|l| Instant::now() >= since + l);
+                    if self.state() == (phase, since) && expired {
                         return;
                     }
                 }
                 _ = self.wake.notified() => {}
             }
         }
+    }
+}
+
+/// A request's body, telling its connection how much arrived and when it ended or was dropped.
+struct WatchedBody {
+    body: hyper::body::Incoming,
+    conn: Arc<Conn>,
+}
+
+impl http_body::Body for WatchedBody {
+    type Data = hyper::body::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let polled = Pin::new(&mut self.body).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                let len = frame.data_ref().map_or(0, |d| d.len() as u64);
+                self.conn.body_bytes.fetch_add(len, Ordering::Relaxed);
+                if self.body.is_end_stream() {
+                    self.conn.body_done();
+                }
+            }
+            Poll::Ready(_) => self.conn.body_done(),
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for WatchedBody {
+    fn drop(&mut self) {
+        self.conn.body_done();
     }
 }
 
@@ -400,8 +476,9 @@ async fn connection(
             *req.uri_mut() = uri;
         }
         req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
-        conn.set(Phase::Busy);
-        let (answer, conn) = (app.clone().oneshot(req.map(axum::body::Body::new)), conn.clone());
+        conn.request_started(!http_body::Body::is_end_stream(req.body()));
+        let req = req.map(|body| axum::body::Body::new(WatchedBody { body, conn: conn.clone() }));
+        let (answer, conn) = (app.clone().oneshot(req), conn.clone());
         async move {
             let answer = answer.await;
             conn.set(Phase::Idle);

@@ -73,6 +73,19 @@ impl Idle {
         tls.flush().await.unwrap();
         tls.into_inner().0
     }
+
+    /// A request whose headers promise a body of which a trickle arrives, then nothing.
+    async fn trickled_body(&self) -> TcpStream {
+        let tcp = TcpStream::connect(self.addr).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let mut tls = self.tls.connect(name, tcp).await.unwrap();
+        let head = "POST /oauth/token HTTP/1.1\r\nhost: 127.0.0.1\r\n\
+                    content-type: application/x-www-form-urlencoded\r\ncontent-length: 100000\r\n\r\n";
+        tls.write_all(head.as_bytes()).await.unwrap();
+        tls.write_all(b"grant_type=client_credentials&").await.unwrap();
+        tls.flush().await.unwrap();
+        tls.into_inner().0
+    }
 }
 
 /// Whether the server has closed `tcp` (end of file or reset), without waiting.
@@ -162,13 +175,16 @@ async fn silent_slow_and_idle_connections_are_closed() {
         handshake_timeout: Duration::from_secs(1),
         header_timeout: Duration::from_secs(1),
         idle_timeout: Duration::from_secs(5),
+        body_timeout: Duration::from_secs(1),
         ..Limits::default()
     };
     let h = harness(limits).await;
     let idle = Idle::new(&h);
     let (silent, established, half) = (idle.silent().await, idle.after_handshake().await, idle.half_request().await);
+    let trickled = idle.trickled_body().await;
     guarded("closing a connection that never starts TLS", closes(silent)).await;
     guarded("closing a connection whose headers never end", closes(half)).await;
+    guarded("closing a connection whose body never ends", closes(trickled)).await;
     assert!(!closed(&established), "an idle connection has longer than a started request");
     guarded("closing a connection that sends no request", closes(established)).await;
     a_device_gets_through(&h, "FCH1SEC").await;
