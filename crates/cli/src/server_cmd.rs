@@ -93,6 +93,11 @@ pub struct ServerArgs {
     #[arg(long, default_value_t = Limits::default().body_min_rate,
           value_parser = clap::value_parser!(u64).range(1..))]
     body_min_rate: u64,
+    /// A load balancer or proxy in front of the manager (an address or a range such as
+    /// 10.0.0.0/8; repeat for several): requests from it are counted and logged as coming from
+    /// the client its X-Forwarded-For names. Never list addresses clients can connect from.
+    #[arg(long = "trusted-proxy", value_name = "CIDR", value_parser = smartlic_server::tls::trusted_proxy)]
+    trusted_proxies: Vec<smartlic_server::state::IpNet>,
     /// Failed logins per minute allowed for one client ID, then 429 (0: no limit).
     #[arg(long, default_value_t = Limits::default().login_failures_per_client)]
     login_failures_per_client: u32,
@@ -185,6 +190,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             idle_timeout: Duration::from_secs(args.idle_timeout),
             body_timeout: Duration::from_secs(args.body_timeout),
             body_min_rate: args.body_min_rate,
+            trusted_proxies: args.trusted_proxies,
             login_failures_per_client: args.login_failures_per_client,
             login_failures_per_address: args.login_failures_per_address,
             shutdown_timeout: Duration::from_secs(args.shutdown_timeout),

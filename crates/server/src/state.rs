@@ -5,6 +5,8 @@ use smartlic_proto::CertificateAuthority;
 use smartlic_store::Store;
 use std::sync::Arc;
 use std::time::Duration;
+/// An address range, as `--trusted-proxy` takes it.
+pub use ipnet::IpNet;
 
 #[derive(Clone)]
 pub struct AppState(pub Arc<Inner>);
@@ -87,6 +89,10 @@ pub struct Limits {
     pub login_failures_per_address: u32,
     /// At a stop (SIGTERM, Ctrl-C), how long requests in progress may take to finish.
     pub shutdown_timeout: Duration,
+    /// Load balancers and proxies in front of the manager: a request coming from one of these
+    /// ranges is taken to come from the address its `X-Forwarded-For` names (see
+    /// `tls::client_address`), so per-address budgets and the log see the real client.
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 impl Default for Limits {
@@ -101,6 +107,7 @@ impl Default for Limits {
             login_failures_per_client: 10,
             login_failures_per_address: 30,
             shutdown_timeout: Duration::from_secs(10),
+            trusted_proxies: Vec::new(),
         }
     }
 }

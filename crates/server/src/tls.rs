@@ -427,7 +427,7 @@ pub async fn serve_until(
         tokio::spawn(async move {
             let _registered = registered;
             tokio::select! {
-                _ = connection(Watched { tcp, conn: conn.clone() }, peer, acceptor, app, stop) => {}
+                _ = connection(Watched { tcp, conn: conn.clone() }, peer, acceptor, app, limits.clone(), stop) => {}
                 _ = conn.watch(&limits) => {}
             }
         });
@@ -440,13 +440,45 @@ pub async fn serve_until(
     }
 }
 
-/// One connection: the plain-HTTP refusal, or TLS and HTTP/1.1 with the peer's address in
-/// each request (the token endpoint's per-address budget).
+/// Parses a `--trusted-proxy` value: an address range (`10.0.0.0/8`, `fd00::/8`) or one address.
+pub fn trusted_proxy(text: &str) -> Result<ipnet::IpNet, String> {
+    let text = text.trim();
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("'{text}' is neither an IP address nor an address range such as 10.0.0.0/8"))
+}
+
+/// The client a request comes from: its TCP peer, unless that peer is a trusted proxy; then
+/// the address that proxy saw, found walking `X-Forwarded-For` from its right end (each proxy
+/// appends the address it was reached from) past the trusted ones. Entries left of an
+/// untrusted one were written by the client itself, so they are never believed; a malformed
+/// entry stops the walk at the last address known good.
+pub fn client_address(peer: SocketAddr, headers: &axum::http::HeaderMap, trusted: &[ipnet::IpNet]) -> SocketAddr {
+    let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer.ip()) {
+        return peer;
+    }
+    let forwarded = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());
+    let hops: Vec<&str> = forwarded.flat_map(|v| v.split(',')).map(str::trim).collect();
+    let mut client = peer.ip();
+    for hop in hops.iter().rev() {
+        let Ok(ip) = hop.parse::<std::net::IpAddr>() else { break };
+        client = ip;
+        if !is_trusted(&ip) {
+            break;
+        }
+    }
+    SocketAddr::new(client, if client == peer.ip() { peer.port() } else { 0 })
+}
+
+/// One connection: the plain-HTTP refusal, or TLS and HTTP/1.1 with the client's address in
+/// each request (per-address budgets, the log).
 async fn connection(
     mut tcp: Watched,
     peer: SocketAddr,
     acceptor: tokio_rustls::TlsAcceptor,
     app: axum::Router,
+    limits: Arc<Limits>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     use hyper_util::rt::TokioIo;
@@ -475,7 +507,8 @@ async fn connection(
         if let Some(uri) = crate::legacy::normalize_path(req.uri()) {
             *req.uri_mut() = uri;
         }
-        req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+        let client = client_address(peer, req.headers(), &limits.trusted_proxies);
+        req.extensions_mut().insert(axum::extract::ConnectInfo(client));
         conn.request_started(!http_body::Body::is_end_stream(req.body()));
         let req = req.map(|body| axum::body::Body::new(WatchedBody { body, conn: conn.clone() }));
         let (answer, conn) = (app.clone().oneshot(req), conn.clone());
@@ -494,4 +527,45 @@ async fn connection(
     // The request in progress, if any, is answered; then the connection closes.
     http.as_mut().graceful_shutdown();
     let _ = http.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{client_address, trusted_proxy};
+    use axum::http::HeaderMap;
+    use std::net::SocketAddr;
+
+    fn from(peer: &str, forwarded: &[&str], trusted: &[&str]) -> String {
+        let mut headers = HeaderMap::new();
+        for f in forwarded {
+            headers.append("x-forwarded-for", f.parse().unwrap());
+        }
+        let trusted: Vec<_> = trusted.iter().map(|t| trusted_proxy(t).unwrap()).collect();
+        client_address(peer.parse::<SocketAddr>().unwrap(), &headers, &trusted).ip().to_string()
+    }
+
+    #[test]
+    fn only_a_trusted_peer_is_believed_and_only_for_the_hops_it_vouches_for() {
+        let lb = "10.0.0.5:40000";
+        // No trusted proxy, or a peer outside the ranges: the header is the client's own text.
+        assert_eq!(from(lb, &["203.0.113.9"], &[]), "10.0.0.5");
+        assert_eq!(from("198.51.100.1:1", &["203.0.113.9"], &["10.0.0.0/8"]), "198.51.100.1");
+        // The load balancer appended the address it was reached from.
+        assert_eq!(from(lb, &["203.0.113.9"], &["10.0.0.0/8"]), "203.0.113.9");
+        // A client that sends its own header cannot choose its address: the rightmost untrusted.
+        assert_eq!(from(lb, &["1.2.3.4, 203.0.113.9"], &["10.0.0.0/8"]), "203.0.113.9");
+        assert_eq!(from(lb, &["1.2.3.4", "203.0.113.9, 10.0.0.7"], &["10.0.0.0/8"]), "203.0.113.9");
+        // Garbage stops the walk at the last good hop; no header leaves the proxy itself.
+        assert_eq!(from(lb, &["203.0.113.9, nonsense"], &["10.0.0.0/8"]), "10.0.0.5");
+        assert_eq!(from(lb, &[], &["10.0.0.5"]), "10.0.0.5");
+        assert_eq!(from("[fd00::1]:443", &["2001:db8::7"], &["fd00::/8"]), "2001:db8::7");
+    }
+
+    #[test]
+    fn a_trusted_proxy_is_an_address_or_a_range() {
+        assert_eq!(trusted_proxy("10.1.2.3").unwrap().to_string(), "10.1.2.3/32");
+        assert_eq!(trusted_proxy("fd00::/8").unwrap().to_string(), "fd00::/8");
+        let refused = trusted_proxy("10.0.0.0/33").unwrap_err();
+        assert!(refused.contains("'10.0.0.0/33'") && refused.contains("address range"), "{refused}");
+    }
 }

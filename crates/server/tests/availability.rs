@@ -224,6 +224,40 @@ async fn throttle_events(h: &Harness) -> Vec<String> {
         .collect()
 }
 
+/// A token request through a load balancer: `forwarded` is its X-Forwarded-For.
+async fn token_request_via(h: &Harness, http: &reqwest::Client, forwarded: &str) -> u16 {
+    let form = [("grant_type", "client_credentials"), ("client_id", "nobody"), ("client_secret", "wrong")];
+    let r = http.post(format!("{}/oauth/token", h.base)).header("x-forwarded-for", forwarded).form(&form);
+    r.send().await.unwrap().status().as_u16()
+}
+
+#[tokio::test]
+async fn behind_a_trusted_load_balancer_budgets_follow_the_forwarded_client() {
+    let limits = Limits {
+        login_failures_per_client: 0,
+        login_failures_per_address: 2,
+        trusted_proxies: vec![smartlic_server::tls::trusted_proxy("127.0.0.1").unwrap()],
+        ..Limits::default()
+    };
+    let h = harness(limits).await;
+    let (balancer, other) = (client_from(&h, "127.0.0.1"), client_from(&h, "127.0.0.2"));
+    for _ in 0..2 {
+        assert_eq!(token_request_via(&h, &balancer, "203.0.113.5").await, 401);
+    }
+    assert_eq!(token_request_via(&h, &balancer, "203.0.113.5").await, 429, "that client's budget is spent");
+    // Its own header does not let the client pose as another: the balancer's hop is the one believed.
+    assert_eq!(token_request_via(&h, &balancer, "198.51.100.1, 203.0.113.5").await, 429);
+    assert_eq!(token_request_via(&h, &balancer, "203.0.113.6").await, 401, "another client behind it is not");
+    // From an address that is no trusted proxy, the header is ignored: budgeted by the peer.
+    for _ in 0..2 {
+        assert_eq!(token_request_via(&h, &other, "203.0.113.7").await, 401);
+    }
+    assert_eq!(token_request_via(&h, &other, "203.0.113.8").await, 429);
+    let throttled = throttle_events(&h).await;
+    assert!(throttled.contains(&"address 203.0.113.5".to_string()), "{throttled:?}");
+    assert!(throttled.contains(&"address 127.0.0.2".to_string()), "{throttled:?}");
+}
+
 #[tokio::test]
 async fn failed_logins_are_budgeted_per_client_id_and_per_address() {
     // 3 failures a minute per client ID (one every 20 s), 5 per address (one every 12 s).
