@@ -299,6 +299,7 @@ fn logger<W>(writer: W, ansi: bool, format: LogFormat) -> Box<dyn tracing::Subsc
 where
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
+    use std::fmt::Write as _;
     use tracing_subscriber::field::MakeExt;
     let filter = tracing_subscriber::EnvFilter::try_from_env("SMARTLIC_LOG").unwrap_or_else(|_| "info".into());
     if format == LogFormat::Json {
@@ -306,17 +307,10 @@ where
         return Box::new(json.with_env_filter(filter).with_writer(writer).finish());
     }
     let fields = tracing_subscriber::fmt::format::debug_fn(|out, field, value| {
-        let text: String = format!("{value:?}")
-            .chars()
-            .flat_map(|c| match c.is_control() {
-                true => c.escape_default().collect::<Vec<_>>(),
-                false => vec![c],
-            })
-            .collect();
-        match field.name() {
-            "message" => write!(out, "{text}"),
-            name => write!(out, "{name}={text}"),
+        if field.name() != "message" {
+            write!(out, "{}=", field.name())?;
         }
+        write!(Escaped(out), "{value:?}")
     })
     .delimited(" ");
     Box::new(
@@ -327,6 +321,22 @@ where
             .fmt_fields(fields)
             .finish(),
     )
+}
+
+/// Passes text on with its control characters escaped (`\n` as `\\n`, ESC as `\\u{1b}`), as
+/// it is written: no copy of each value per log line (every request writes one, the access log).
+struct Escaped<'a, W: std::fmt::Write>(&'a mut W);
+
+impl<W: std::fmt::Write> std::fmt::Write for Escaped<'_, W> {
+    fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        let mut plain = text;
+        while let Some((at, c)) = plain.char_indices().find(|(_, c)| c.is_control()) {
+            self.0.write_str(&plain[..at])?;
+            write!(self.0, "{}", c.escape_default())?;
+            plain = &plain[at + c.len_utf8()..];
+        }
+        self.0.write_str(plain)
+    }
 }
 
 /// Writes to stdout, ignoring a closed pipe: the server keeps running when nobody reads it.

@@ -476,7 +476,7 @@ async fn authorize(State(state): State<AppState>, headers: HeaderMap, body: RawB
         let signed = SignedRequest { path, headers: &headers, body: &body };
         let inst = authenticate(&state, signed, &req.instance_id, &req.envelope, Nonce::ConsumedByCaller, now).await?;
         let report = UsageReport {
-            instance_id: inst.id.clone(),
+            instance_id: inst.id,
             usage: usage.clone(),
             hostname,
             nonce: req.envelope.nonce.clone(),

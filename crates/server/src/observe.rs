@@ -66,9 +66,10 @@ pub async fn requests(State(state): State<AppState>, request: Request, next: Nex
     let mut response = REQUEST_ID.scope(id.clone(), next.run(request)).await;
     let took = started.elapsed();
     // Requests no route matched share one label: unknown paths cannot grow the metrics.
-    let route = response.extensions().get::<MatchedPath>().map_or("unmatched", |r| r.as_str()).to_string();
+    let matched = response.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
     let status = response.status().as_u16();
-    state.metrics.request(&method, &route, status, took);
+    state.metrics.request(&method, route, status, took);
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }

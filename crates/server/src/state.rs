@@ -1,12 +1,12 @@
 //! What every handler shares.
 
+/// An address range, as `--trusted-proxy` takes it.
+pub use ipnet::IpNet;
 use smartlic_core::{Catalog, Clock, SimulatedClock};
 use smartlic_proto::CertificateAuthority;
 use smartlic_store::Store;
 use std::sync::Arc;
 use std::time::Duration;
-/// An address range, as `--trusted-proxy` takes it.
-pub use ipnet::IpNet;
 
 #[derive(Clone)]
 pub struct AppState(pub Arc<Inner>);

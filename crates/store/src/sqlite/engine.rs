@@ -18,7 +18,7 @@ const MAX_BATCH: usize = 512;
 
 type Finish = Box<dyn FnOnce(std::result::Result<(), String>) + Send>;
 /// A job runs in the batch's transaction, or learns with `None` that none could begin.
-type Job = Box<dyn FnOnce(Option<&mut rusqlite::Transaction<'_>>) -> Finish + Send>;
+type Job = Box<dyn FnOnce(Option<&Connection>) -> Finish + Send>;
 
 pub struct Engine {
     /// `None` once [`Engine::close`] ran: later writes are refused.
@@ -48,7 +48,15 @@ const SAVEPOINT: &str = "SAVEPOINT job";
 const RELEASE: &str = "RELEASE job";
 const ROLLBACK: &str = "ROLLBACK TO job";
 
-/// Runs one of the savepoint statements above from the connection's statement cache.
+/// A batch's transaction and a read's, by statements prepared once like the savepoints
+/// (rusqlite's `Connection::transaction` parses `BEGIN` and its end anew each time). A read ends
+/// by `ROLLBACK`: its connection is read-only, there is nothing to commit.
+const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+const BEGIN_READ: &str = "BEGIN";
+const COMMIT: &str = "COMMIT";
+const END: &str = "ROLLBACK";
+
+/// Runs one of the transaction statements above from the connection's statement cache.
 fn run(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(drop)
 }
@@ -169,7 +177,7 @@ impl Engine {
         let path = self.path.clone();
         tokio::task::spawn_blocking(move || {
             let pooled = readers.lock().map_err(|_| StoreError::Database("reader pool poisoned".into()))?.pop();
-            let mut conn = match pooled {
+            let conn = match pooled {
                 Some(c) => c,
                 None => {
                     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -178,9 +186,12 @@ impl Engine {
                     c
                 }
             };
-            let result = conn.transaction().map_err(StoreError::from).and_then(|tx| f(&tx));
-            if let Ok(mut pool) = readers.lock() {
-                pool.push(conn);
+            let result = run(&conn, BEGIN_READ).map_err(StoreError::from).and_then(|()| f(&conn));
+            // A connection left in its transaction (its end failed) is closed, not reused.
+            if run(&conn, END).is_ok() || conn.is_autocommit() {
+                if let Ok(mut pool) = readers.lock() {
+                    pool.push(conn);
+                }
             }
             result
         })
@@ -189,7 +200,7 @@ impl Engine {
     }
 }
 
-fn write_loop(mut conn: Connection, queue: mpsc::Receiver<Job>, busy_nanos: &AtomicU64) -> rusqlite::Result<()> {
+fn write_loop(conn: Connection, queue: mpsc::Receiver<Job>, busy_nanos: &AtomicU64) -> rusqlite::Result<()> {
     while let Ok(first) = queue.recv() {
         let started = Instant::now();
         let mut batch = vec![first];
@@ -199,10 +210,14 @@ fn write_loop(mut conn: Connection, queue: mpsc::Receiver<Job>, busy_nanos: &Ato
                 Err(_) => break,
             }
         }
-        match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
-            Ok(mut tx) => {
-                let finishers: Vec<Finish> = batch.into_iter().map(|job| job(Some(&mut tx))).collect();
-                let committed = tx.commit().map_err(|e| e.to_string());
+        match run(&conn, BEGIN_WRITE) {
+            Ok(()) => {
+                let finishers: Vec<Finish> = batch.into_iter().map(|job| job(Some(&conn))).collect();
+                let committed = run(&conn, COMMIT).map_err(|e| e.to_string());
+                if committed.is_err() && !conn.is_autocommit() {
+                    // As rusqlite's transaction does when its commit fails: undone, not left open.
+                    let _ = run(&conn, END);
+                }
                 let spent = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
                 busy_nanos.fetch_add(spent, Ordering::Relaxed);
                 for finish in finishers {

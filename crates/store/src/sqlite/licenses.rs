@@ -92,29 +92,31 @@ pub(super) fn drawn_in(db: &Connection, virtual_account_id: i64) -> Result<BTree
     Ok(pairs.into_iter().collect())
 }
 
+/// The pool's purchased, in-use and reserved counts per tag, read by one statement (each
+/// statement run costs about as much as these small reads: an authorization reads them once).
 pub(super) fn counts_in(db: &Connection, virtual_account_id: i64, now: Timestamp) -> Result<PoolCounts> {
-    let purchased = all(
+    let rows: Vec<(i64, String, i64)> = all(
         db,
-        "SELECT tag, SUM(quantity) FROM licenses WHERE virtual_account_id = $1
-         AND (start_at IS NULL OR start_at <= $2) AND (end_at IS NULL OR end_at > $2) GROUP BY tag",
-        params![virtual_account_id, now.0],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
-    let in_use: Vec<(String, i64)> = all(
-        db,
-        "SELECT tag, in_use FROM pool_usage WHERE virtual_account_id = $1 AND in_use <> 0",
-        [virtual_account_id],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
-    // Reserved licenses count while the records they are drawn from are valid, like purchased ones.
-    let reserved: Vec<(String, i64)> = all(
-        db,
-        "SELECT d.tag, SUM(d.quantity) FROM license_draws d JOIN licenses l ON l.id = d.license_id
+        "SELECT 0, tag, SUM(quantity) FROM licenses WHERE virtual_account_id = $1
+         AND (start_at IS NULL OR start_at <= $2) AND (end_at IS NULL OR end_at > $2) GROUP BY tag
+         UNION ALL
+         SELECT 1, tag, in_use FROM pool_usage WHERE virtual_account_id = $1 AND in_use <> 0
+         UNION ALL
+         -- Reserved licenses count while the records they are drawn from are valid, like purchased ones.
+         SELECT 2, d.tag, SUM(d.quantity) FROM license_draws d JOIN licenses l ON l.id = d.license_id
          WHERE d.virtual_account_id = $1 AND (l.start_at IS NULL OR l.start_at <= $2) AND (l.end_at IS NULL OR l.end_at > $2)
          GROUP BY d.tag HAVING SUM(d.quantity) <> 0",
         params![virtual_account_id, now.0],
-        |r| Ok((r.get(0)?, r.get(1)?)),
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
     )?;
+    let [mut purchased, mut in_use, mut reserved]: [Vec<(String, i64)>; 3] = Default::default();
+    for (kind, tag, n) in rows {
+        match kind {
+            0 => purchased.push((tag, n)),
+            1 => in_use.push((tag, n)),
+            _ => reserved.push((tag, n)),
+        }
+    }
     crate::rules::pool_counts(virtual_account_id, purchased, in_use, reserved)
 }
 

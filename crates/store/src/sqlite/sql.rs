@@ -5,7 +5,8 @@ use rusqlite::{Connection, OptionalExtension, Row};
 
 pub(super) type R<T> = rusqlite::Result<T>;
 
-pub(super) fn ts(row: &Row, col: &str) -> R<Timestamp> {
+/// The timestamp in column `col` (a name, or a position: see [`super::instances::INSTANCE`]).
+pub(super) fn ts(row: &Row, col: impl rusqlite::RowIndex) -> R<Timestamp> {
     Ok(Timestamp(row.get(col)?))
 }
 
