@@ -19,3 +19,5 @@ mod stored_values;
 // After `sqlite`, whose `on_each_backend!` it uses.
 mod pak_conversion;
 mod silent_instances;
+// After `sqlite`, whose `on_each_backend!` it uses.
+mod racing_waves;

@@ -1,11 +1,52 @@
 //! How the PostgreSQL backend runs SQL: a pool of connections (deadpool), one transaction per
 //! store method, as in SQLite.
 //!
-//! Several managers (replicas) may share the database, so every change runs SERIALIZABLE: the
-//! aggregates' read-then-write rules (a token's uses, a pool's balance, a UDI held once), written
-//! for SQLite's one writer, stay correct without a lock of their own, and a transaction that
-//! PostgreSQL finds in conflict with another (SQLSTATE 40001, or a deadlock, 40P01) is undone and
-//! run again from the start. Reads run REPEATABLE READ, READ ONLY: one consistent snapshot.
+//! Several managers (replicas) may share the database. Most changes run SERIALIZABLE
+//! ([`Mode::Write`]): the aggregates' read-then-write rules (a pool's balance, a UDI held once),
+//! written for SQLite's one writer, stay correct without a lock of their own, and a transaction
+//! that PostgreSQL finds in conflict with another (SQLSTATE 40001, or a deadlock, 40P01) is
+//! undone and run again from the start. Reads run REPEATABLE READ, READ ONLY: one consistent
+//! snapshot.
+//!
+//! Two changes run READ COMMITTED instead ([`Mode::Guarded`]): a registration and a usage report
+//! (authorization). A wave of them funnels through one row each, its token's `uses` or its
+//! pool's `pool_usage`, and under SERIALIZABLE two transactions that update one row cannot both
+//! commit: all but one were undone and run again (22,727 serialization failures for 2,000
+//! registrations and 2,000 first authorizations, BENCHMARKS.md; none since). At READ COMMITTED
+//! the second update of a row waits for the first to commit, then applies to the row as
+//! committed, so the wave queues on the row instead of failing. What SSI proved for them is
+//! proved here by hand, each rule by a unique constraint, a row lock or a statement that reads
+//! and writes at once (their comments name which):
+//! - a token's uses, status and expiry: its row is updated by the transaction's last statement
+//!   (`uses = uses + 1 … RETURNING`), and the shared rule judges the row as that statement
+//!   found it, locked until commit (`instances::take_token_use`);
+//! - a UDI registered once: the unique (udi_pid, udi_sn) constraint; a registration that loses
+//!   the race runs again and then sees the winner (a repeat, or already registered);
+//! - a repeat registration, a forced replacement and a usage report change an instance read
+//!   `FOR UPDATE`, so they see it as the last change committed it, and a serializable change
+//!   of it (a move, a removal, a release) waits, then fails and runs again;
+//! - a nonce used once: its primary key;
+//! - a pool's in-use counters: changed by one upsert that adds, behind the pool's gate
+//!   (`licenses::shift_pool_usage`), which every change of the counters, serializable or not,
+//!   updates first: the pool's `virtual_accounts.usage_changes`. SSI does not see a READ
+//!   COMMITTED transaction's writes, so the serializable transactions that decide on the
+//!   counters (a reservation, a transfer) lock the gate `FOR SHARE`
+//!   (`licenses::counts_to_decide`): a report committed since their snapshot makes them fail
+//!   and run again, and one that comes later waits for them and counts what they reserved. A
+//!   report reads the counts it answers with in one statement, after passing the gate when it
+//!   changed them; a renewal that changes no count reads them as one snapshot and writes
+//!   nothing a decision reads.
+//!
+//! Locks are taken in one order, the instance, then its pool's gate, then the token (the
+//! serializable moves, removals and releases too, instance by instance), so transactions of one
+//! instance do not wait for each other in a circle; a batch that does is a deadlock, undone and
+//! run again like a conflict.
+//!
+//! The alternatives were worse: a session advisory lock per token or pool, taken before a
+//! serializable transaction, queues the whole transaction (every statement) where this queues
+//! only the last statement and the commit, and still leaves SSI's conflicts on the index pages
+//! of `instances` and `nonces`; counters kept as rows of deltas summed on read still conflict
+//! under SERIALIZABLE (each report reads the sums the others write), and need compacting.
 
 use super::sql::{describe, Tx};
 use crate::{PostgresUrl, Result, StoreError};
@@ -24,10 +65,12 @@ const MAX_ATTEMPTS: u32 = 200;
 /// Identifies the migration lock among the database's advisory locks ("smartlic" in ASCII).
 const MIGRATION_LOCK: i64 = 0x736d_6172_746c_6963;
 
-/// Whether a transaction changes data (serializable, retried) or only reads (a snapshot).
+/// Whether a transaction changes data (serializable, or read committed with its rules guarded
+/// by hand: see the module's doc; both retried) or only reads (a snapshot).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     Write,
+    Guarded,
     Read,
 }
 
@@ -96,6 +139,7 @@ impl Engine {
         let builder = client.build_transaction();
         let builder = match mode {
             Mode::Write => builder.isolation_level(IsolationLevel::Serializable),
+            Mode::Guarded => builder.isolation_level(IsolationLevel::ReadCommitted),
             Mode::Read => builder.isolation_level(IsolationLevel::RepeatableRead).read_only(true),
         };
         let tx = builder
@@ -131,7 +175,7 @@ impl Engine {
                 }
             }
         };
-        if mode == Mode::Write {
+        if mode != Mode::Read {
             let spent = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
             self.busy_nanos.fetch_add(spent, Ordering::Relaxed);
         }
@@ -184,6 +228,14 @@ macro_rules! transaction {
 macro_rules! write {
     ($store:expr, |$tx:ident| $body:expr) => {
         transaction!($store.db, $crate::postgres::engine::Mode::Write, |$tx| $body)
+    };
+}
+
+/// [`transaction!`] that changes data at READ COMMITTED, its rules guarded by hand (see the
+/// module's doc).
+macro_rules! guarded {
+    ($store:expr, |$tx:ident| $body:expr) => {
+        transaction!($store.db, $crate::postgres::engine::Mode::Guarded, |$tx| $body)
     };
 }
 

@@ -52,6 +52,33 @@ async fn fetch_instance(tx: &Tx<'_>, id: &str) -> Result<Instance> {
         .ok_or_else(|| StoreError::NotFound(format!("product instance {id} does not exist")))
 }
 
+/// [`fetch_instance`] locked until commit, for a READ COMMITTED transaction that changes it: a
+/// concurrent change of the instance commits before (and is seen) or waits (see `engine.rs`).
+async fn lock_instance(tx: &Tx<'_>, id: &str) -> Result<Instance> {
+    tx.one(&format!("{INSTANCE} WHERE id = $1 FOR UPDATE"), &[&id], instance_row)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("product instance {id} does not exist")))
+}
+
+/// Takes one use of the token `id` for a registration at `now`. One statement updates the
+/// token's row and gives it back, locked until commit, and the shared rule judges the token as
+/// that statement found it: refused (and everything undone) unless it was active then.
+/// Concurrent registrations queue on the row and each counts the uses committed before it, so
+/// a token of M uses admits exactly M. Called last, so the row stays locked only for this
+/// statement and the commit.
+async fn take_token_use(tx: &Tx<'_>, id: i64, now: Timestamp) -> std::result::Result<(), RegisterRefusal> {
+    use smartlic_core::TokenStatus;
+    let taken = tx
+        .one("UPDATE registration_tokens SET uses = uses + 1 WHERE id = $1 RETURNING *", &[&id], token)
+        .await?
+        .ok_or(RegisterRefusal::InvalidToken)?;
+    let found = RegistrationToken { uses: taken.uses - 1, ..taken };
+    match found.facts().status_at(now) {
+        TokenStatus::Active => Ok(()),
+        _ => Err(RegisterRefusal::InvalidToken),
+    }
+}
+
 /// The instance `id`, which must still be in the pool `from` when one is given.
 async fn instance_in(tx: &Tx<'_>, id: &str, from: Option<i64>) -> Result<Instance> {
     let found = fetch_instance(tx, id).await?;
@@ -65,15 +92,14 @@ async fn instance_in(tx: &Tx<'_>, id: &str, from: Option<i64>) -> Result<Instanc
     }
 }
 
-/// Deletes an instance, giving its usage back unless already released.
+/// Deletes an instance, giving its usage back unless already released. The instance's row goes
+/// before the pool's counters change: every transaction takes the instance, then its pool's
+/// gate (see `engine.rs`), so none waits for another in a circle.
 pub(super) async fn delete_instance(tx: &Tx<'_>, found: &Instance) -> Result<()> {
-    if !found.usage_released {
-        let usage = usage_of(tx, &found.id).await?;
-        shift_pool_usage(tx, found.virtual_account_id, &usage, -1).await?;
-    }
+    let usage = if found.usage_released { BTreeMap::new() } else { usage_of(tx, &found.id).await? };
     tx.exec("DELETE FROM instance_usage WHERE instance_id = $1", &[&found.id]).await?;
     tx.exec("DELETE FROM instances WHERE id = $1", &[&found.id]).await?;
-    Ok(())
+    shift_pool_usage(tx, found.virtual_account_id, &usage, -1).await
 }
 
 /// Answers a registration repeated by the key already registered (see `register_instance`).
@@ -114,22 +140,29 @@ async fn registered(
     Ok(Registered { instance: inst, virtual_account: va, account: acct, replaced })
 }
 
-/// The rule is SQLite's (see there); the transaction is serializable, so a token's uses are
-/// counted exactly across replicas.
+/// The rule is SQLite's (see there), run READ COMMITTED (see `engine.rs`): the token's use is
+/// taken last ([`take_token_use`]), the instance holding the UDI is locked, and the unique UDI
+/// decides between concurrent registrations of one device.
 pub(super) async fn register_instance(
     store: &PostgresStore,
     r: NewInstance,
     now: Timestamp,
 ) -> std::result::Result<Registered, RegisterRefusal> {
     use smartlic_core::TokenStatus;
-    write!(store, |tx| {
+    guarded!(store, |tx| {
+        // Read, not locked: a token only ever leaves the active state, so a status other than
+        // active refuses at once; an active one is judged again when its use is taken.
         let tok = tx
             .one(&format!("{TOKEN} WHERE token_hash = $1"), &[&r.token_hash], token)
             .await?
             .ok_or(RegisterRefusal::InvalidToken)?;
         let status = tok.facts().status_at(now);
         let existing = tx
-            .one(&format!("{INSTANCE} WHERE udi_pid = $1 AND udi_sn = $2"), &[&r.udi_pid, &r.udi_sn], instance_row)
+            .one(
+                &format!("{INSTANCE} WHERE udi_pid = $1 AND udi_sn = $2 FOR UPDATE"),
+                &[&r.udi_pid, &r.udi_sn],
+                instance_row,
+            )
             .await?;
         let token_account = account_of_pool(&tx, tok.virtual_account_id).await?;
         let same_key = |old: &Instance| {
@@ -161,11 +194,10 @@ pub(super) async fn register_instance(
             }
             None => None,
         };
-        tx.exec("UPDATE registration_tokens SET uses = uses + 1 WHERE id = $1", &[&tok.id]).await?;
-        tx.exec(
+        let inserted = tx.exec(
             "INSERT INTO instances (id, virtual_account_id, udi_pid, udi_sn, hostname, registered_at, last_contact_at,
              cert_serial, cert_expires_at, key_algorithm, public_key, export_controlled, usage_released, evaluation_used_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8, $9, $10, $11, FALSE, $12)",
+             VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8, $9, $10, $11, FALSE, $12) ON CONFLICT DO NOTHING",
             &[
                 &r.id,
                 &tok.virtual_account_id,
@@ -182,11 +214,19 @@ pub(super) async fn register_instance(
             ],
         )
         .await?;
+        if inserted == 0 {
+            // Another registration of the device (its UDI, or the same request's instance id)
+            // committed since it was looked up: the next run sees it (a repeat, or a device
+            // registered already).
+            return Err(tx.race_lost(&format!("PID:{},SN:{} was registered", r.udi_pid, r.udi_sn)).into());
+        }
         let detail = match &replaced {
             Some(old) => format!("instance {} (forced, replaces {old})", r.id),
             None => format!("instance {}", r.id),
         };
-        registered(&tx, &r.id, detail, replaced, now).await
+        let done = registered(&tx, &r.id, detail, replaced, now).await?;
+        take_token_use(&tx, tok.id, now).await?;
+        Ok(done)
     })
 }
 
@@ -198,17 +238,21 @@ pub(super) async fn instance_count(store: &PostgresStore) -> Result<i64> {
     read!(store, |tx| Ok(tx.value("SELECT COUNT(*) FROM instances", &[]).await?.unwrap_or(0)))
 }
 
+/// Run READ COMMITTED (see `engine.rs`): the nonce's primary key refuses a replay, the
+/// instance is locked before its usage is read, and the pool's counters change last, behind
+/// its gate, so the counts answered (one statement after the gate) include every change
+/// committed before.
 pub(super) async fn report_usage(
     store: &PostgresStore,
     report: UsageReport,
     now: Timestamp,
 ) -> Result<(Instance, PoolCounts)> {
     let UsageReport { instance_id: id, usage, hostname, nonce, nonce_expires_at } = report;
-    write!(store, |tx| {
+    guarded!(store, |tx| {
         if !insert_nonce(&tx, &id, &nonce, nonce_expires_at).await? {
             return Err(StoreError::Replay);
         }
-        let mut found = fetch_instance(&tx, &id).await?;
+        let mut found = lock_instance(&tx, &id).await?;
         let old = usage_of(&tx, &id).await?;
         let wanted: BTreeMap<String, i64> =
             usage.iter().filter(|(_, c)| **c > 0).map(|(t, c)| (t.clone(), *c)).collect();
@@ -224,7 +268,6 @@ pub(super) async fn report_usage(
                 *delta.entry(t.clone()).or_default() -= c;
             }
         }
-        shift_pool_usage(&tx, found.virtual_account_id, &delta, 1).await?;
         if old != wanted {
             tx.exec("DELETE FROM instance_usage WHERE instance_id = $1", &[&id]).await?;
             for (t, c) in &wanted {
@@ -238,6 +281,7 @@ pub(super) async fn report_usage(
             &[&now.0, &hostname, &id],
         )
         .await?;
+        shift_pool_usage(&tx, found.virtual_account_id, &delta, 1).await?;
         let counts = counts_in(&tx, found.virtual_account_id, now).await?;
         found.last_contact_at = now;
         found.usage_released = false;
@@ -356,12 +400,13 @@ pub(super) async fn move_instances(
                     found.udi()
                 )));
             }
+            // The instance first, then the pools' gates (see `delete_instance`).
+            tx.exec("UPDATE instances SET virtual_account_id = $1 WHERE id = $2", &[&to.id, &found.id]).await?;
             if !found.usage_released {
                 let usage = usage_of(&tx, &found.id).await?;
                 shift_pool_usage(&tx, from.id, &usage, -1).await?;
                 shift_pool_usage(&tx, to.id, &usage, 1).await?;
             }
-            tx.exec("UPDATE instances SET virtual_account_id = $1 WHERE id = $2", &[&to.id, &found.id]).await?;
             let detail = format!("moved from virtual account '{}' to '{}'", from.name, to.name);
             log(&tx, now, actor, "instance.moved", Some(to.account_id), Some(to.id), &found.udi(), detail).await?;
             moved.push(Instance { virtual_account_id: to.id, ..found });
@@ -406,9 +451,10 @@ pub(super) async fn release_silent_usage(
         let sql = format!("{INSTANCE} WHERE last_contact_at < $1 AND usage_released = FALSE");
         let silent = tx.all(&sql, &[&cutoff.0], instance_row).await?;
         for inst in &silent {
+            // The instance first, then the pool's gate (see `delete_instance`).
+            tx.exec("UPDATE instances SET usage_released = TRUE WHERE id = $1", &[&inst.id]).await?;
             let usage = usage_of(&tx, &inst.id).await?;
             shift_pool_usage(&tx, inst.virtual_account_id, &usage, -1).await?;
-            tx.exec("UPDATE instances SET usage_released = TRUE WHERE id = $1", &[&inst.id]).await?;
             let account_id = account_of_pool(&tx, inst.virtual_account_id).await?;
             let detail = format!("not heard from since {}; usage released to the pool", inst.last_contact_at);
             let udi = inst.udi();

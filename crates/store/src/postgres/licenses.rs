@@ -25,28 +25,45 @@ pub(super) fn license(row: &Row) -> Result<LicenseRecord> {
     })
 }
 
-/// A (tag, count) row.
-fn tag_count(row: &Row) -> Result<(String, i64)> {
-    Ok((get(row, 0)?, get(row, 1)?))
-}
-
-/// Adds `sign` × the usage of an instance to its pool's in-use counters (one statement per tag,
-/// so concurrent reports of one pool add up rather than overwrite each other).
+/// Adds `sign` × the usage of an instance to its pool's in-use counters, behind the pool's gate
+/// (see `engine.rs`): one statement updates the gate first (its join needs the gate's row
+/// before it adds anything), then adds to each tag's counter in tag order with an upsert that
+/// adds, so concurrent changes of one pool add up rather than overwrite each other, even at
+/// READ COMMITTED.
 pub(super) async fn shift_pool_usage(
     tx: &Tx<'_>,
     virtual_account_id: i64,
     usage: &BTreeMap<String, i64>,
     sign: i64,
 ) -> Result<()> {
-    for (tag, count) in usage.iter().filter(|(_, c)| **c != 0) {
-        tx.exec(
-            "INSERT INTO pool_usage (virtual_account_id, tag, in_use) VALUES ($1, $2, $3)
+    let (tags, counts): (Vec<&str>, Vec<i64>) =
+        usage.iter().filter(|(_, c)| **c != 0).map(|(t, c)| (t.as_str(), sign * c)).unzip();
+    if tags.is_empty() {
+        return Ok(());
+    }
+    let changed = tx
+        .exec(
+            "WITH gate AS (UPDATE virtual_accounts SET usage_changes = usage_changes + 1 WHERE id = $1 RETURNING id)
+             INSERT INTO pool_usage (virtual_account_id, tag, in_use)
+             SELECT gate.id, u.tag, u.n FROM gate, unnest($2::TEXT[], $3::BIGINT[]) AS u(tag, n)
              ON CONFLICT (virtual_account_id, tag) DO UPDATE SET in_use = pool_usage.in_use + excluded.in_use",
-            &[&virtual_account_id, tag, &(sign * count)],
+            &[&virtual_account_id, &tags, &counts],
         )
         .await?;
+    if changed != tags.len() as u64 {
+        return Err(StoreError::NotFound(format!("virtual account {virtual_account_id} does not exist")));
     }
     Ok(())
+}
+
+/// The pool's counts for a serializable transaction that decides on them (a reservation, a
+/// transfer): its gate locked FOR SHARE first (see `engine.rs`), so a usage report committed
+/// since the transaction's snapshot makes it run again, and one still to come waits for it.
+pub(super) async fn counts_to_decide(tx: &Tx<'_>, virtual_account_id: i64, now: Timestamp) -> Result<PoolCounts> {
+    tx.value::<i64>("SELECT usage_changes FROM virtual_accounts WHERE id = $1 FOR SHARE", &[&virtual_account_id])
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("virtual account {virtual_account_id} does not exist")))?;
+    counts_in(tx, virtual_account_id, now).await
 }
 
 /// Moves one item of a transfer: whole records while they fit, then a split one. Licenses valid
@@ -101,32 +118,27 @@ pub(super) async fn drawn_in(tx: &Tx<'_>, virtual_account_id: i64) -> Result<BTr
     Ok(pairs.into_iter().collect())
 }
 
+/// The pool's counts, read by one statement: one snapshot even at READ COMMITTED.
 pub(super) async fn counts_in(tx: &Tx<'_>, virtual_account_id: i64, now: Timestamp) -> Result<PoolCounts> {
-    let purchased = tx
+    let rows = tx
         .all(
-            "SELECT tag, SUM(quantity)::BIGINT FROM licenses WHERE virtual_account_id = $1
-             AND (start_at IS NULL OR start_at <= $2) AND (end_at IS NULL OR end_at > $2) GROUP BY tag",
-            &[&virtual_account_id, &now.0],
-            tag_count,
-        )
-        .await?;
-    let in_use = tx
-        .all(
-            "SELECT tag, in_use FROM pool_usage WHERE virtual_account_id = $1 AND in_use <> 0",
-            &[&virtual_account_id],
-            tag_count,
-        )
-        .await?;
-    // Reserved licenses count while the records they are drawn from are valid, like purchased ones.
-    let reserved = tx
-        .all(
-            "SELECT d.tag, SUM(d.quantity)::BIGINT FROM license_draws d JOIN licenses l ON l.id = d.license_id
+            // Reserved licenses count while the records they are drawn from are valid, like purchased ones.
+            "SELECT 0, tag, SUM(quantity)::BIGINT FROM licenses WHERE virtual_account_id = $1
+             AND (start_at IS NULL OR start_at <= $2) AND (end_at IS NULL OR end_at > $2) GROUP BY tag
+             UNION ALL SELECT 1, tag, in_use FROM pool_usage WHERE virtual_account_id = $1 AND in_use <> 0
+             UNION ALL SELECT 2, d.tag, SUM(d.quantity)::BIGINT FROM license_draws d JOIN licenses l ON l.id = d.license_id
              WHERE d.virtual_account_id = $1 AND (l.start_at IS NULL OR l.start_at <= $2) AND (l.end_at IS NULL OR l.end_at > $2)
              GROUP BY d.tag HAVING SUM(d.quantity) <> 0",
             &[&virtual_account_id, &now.0],
-            tag_count,
+            |r| Ok((get::<i32>(r, 0)?, (get(r, 1)?, get(r, 2)?))),
         )
         .await?;
+    // Which of the three counts a row is: the first column, 0, 1 or 2.
+    let mut counts: [Vec<(String, i64)>; 3] = Default::default();
+    for (kind, count) in rows {
+        counts[kind as usize].push(count);
+    }
+    let [purchased, in_use, reserved] = counts;
     crate::rules::pool_counts(virtual_account_id, purchased, in_use, reserved)
 }
 
@@ -200,7 +212,7 @@ pub(super) async fn transfer_licenses(
         for t in &transfers {
             *outgoing.entry(t.tag.clone()).or_insert(0) += t.quantity;
         }
-        check(&counts_in(&tx, from, now).await?, &outgoing).map_err(StoreError::Conflict)?;
+        check(&counts_to_decide(&tx, from, now).await?, &outgoing).map_err(StoreError::Conflict)?;
         for t in &transfers {
             let target = fetch_pool(&tx, t.to_virtual_account_id).await?;
             if target.account_id != source.account_id {

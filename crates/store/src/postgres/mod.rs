@@ -2,8 +2,9 @@
 //! SQLite backend file by file: one file per aggregate (accounts, principals, pools and
 //! licenses, reservations, registration tokens, instances and usage, nonces, events and
 //! alerts), each a set of functions over the store, and the [`Store`] implementation here only
-//! routes each method to its aggregate. `engine` runs each method in one serializable
-//! transaction, run again when it conflicts with a concurrent one (see there).
+//! routes each method to its aggregate. `engine` runs each method in one transaction,
+//! serializable but for registrations and usage reports, run again when it conflicts with a
+//! concurrent one (see there).
 
 #[macro_use]
 mod engine;
@@ -37,6 +38,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0002_shared_state.sql"),
     include_str!("../../migrations/postgres/0003_device_conversion.sql"),
     include_str!("../../migrations/postgres/0004_pak.sql"),
+    include_str!("../../migrations/postgres/0005_pool_usage_gate.sql"),
 ];
 
 /// Why `admin backup` is refused on PostgreSQL: its own tools copy it consistently.

@@ -1,10 +1,12 @@
 //! Offline reservations: licenses drawn from purchase records for devices that never
 //! talk to the manager. The transaction is serializable, so two replicas reserving from one
-//! pool at once never over-commit it: one of them runs again and sees the other's draws.
+//! pool at once never over-commit it: one of them runs again and sees the other's draws. The
+//! counts it decides on are read behind the pool's gate (`licenses::counts_to_decide`), which
+//! orders it with the usage reports, run READ COMMITTED (see `engine.rs`).
 
 use super::accounts::account_of_pool;
 use super::events::log;
-use super::licenses::{counts_in, drawn_in, license, LICENSE};
+use super::licenses::{counts_to_decide, drawn_in, license, LICENSE};
 use super::sql::{get, opt_ts, text_column, ts, Args, Tx};
 use super::PostgresStore;
 use crate::rules::{held_udi_refusal, reserved_per_tag};
@@ -162,7 +164,7 @@ pub(super) async fn create_reservations(
             }
         }
         let asked = reserved_per_tag(new.iter().flat_map(|n| &n.licenses));
-        check(&counts_in(&tx, virtual_account_id, now).await?, &asked).map_err(StoreError::Conflict)?;
+        check(&counts_to_decide(&tx, virtual_account_id, now).await?, &asked).map_err(StoreError::Conflict)?;
         let chunks: Vec<ReservedLicense> = new.iter().flat_map(|n| n.licenses.iter().cloned()).collect();
         refuse_overdrawn(&tx, virtual_account_id, &chunks, now).await?;
         let mut made = Vec::with_capacity(new.len());

@@ -38,6 +38,13 @@ impl<'c> Tx<'c> {
         StoreError::Database(describe(&e))
     }
 
+    /// The error that runs the transaction again because a concurrent one won a race its
+    /// constraint decided (`what` happened): the next run sees the winner's change.
+    pub fn race_lost(&self, what: &str) -> StoreError {
+        self.conflicted.store(true, Ordering::SeqCst);
+        StoreError::Database(format!("{what}: a concurrent change came first"))
+    }
+
     async fn rows(&self, sql: &str, args: Args<'_>) -> std::result::Result<Vec<Row>, tokio_postgres::Error> {
         let stmt = self.tx.prepare_cached(sql).await?;
         self.tx.query(&stmt, args).await
