@@ -100,7 +100,12 @@ enum Command {
     Catalog(CatalogCmd),
     /// Recompute every pool's in-use and reserved counts from the records and list each stored
     /// counter that differs (operator); exits with status 1 when any does.
-    Check,
+    Check {
+        /// Set each drifted in-use counter to the count of the records first (one transaction,
+        /// an event each) and list those; reserved counts are only reported.
+        #[arg(long)]
+        repair: bool,
+    },
     /// On a satellite: its local accounts, each mirroring a smart account of the cloud, and
     /// their registration with the cloud (S-2).
     #[command(subcommand)]
@@ -846,7 +851,14 @@ fn plan(command: &Command, input: &mut dyn BufRead) -> Result<Call> {
         Command::Clock(ClockCmd::Show) => Call::get("/api/v1/clock".into(), Record),
         Command::Clock(ClockCmd::Set { time }) => Call::post("/api/v1/clock".into(), json!({ "time": time }), Record),
         Command::Catalog(CatalogCmd::List) => Call::get("/api/v1/catalog".into(), Table("tags", CATALOG)),
-        Command::Check => Call::get("/api/v1/check".into(), Table("differences", DIFFERENCES)),
+        Command::Check { repair: false } => Call::get("/api/v1/check".into(), Table("differences", DIFFERENCES)),
+        Command::Check { repair: true } => Call {
+            method: Method::POST,
+            path: "/api/v1/check/repair".into(),
+            body: None,
+            upload: None,
+            show: Table("repaired", DIFFERENCES),
+        },
         Command::Backup { .. } => {
             Call { method: Method::POST, path: "/api/v1/backup".into(), body: None, upload: None, show: Record }
         }
@@ -1046,10 +1058,19 @@ pub async fn run(args: AdminArgs) -> Result<()> {
         _ => {}
     }
     // Drift fails the command, so scripts and monitors can act on it.
-    if let Command::Check = args.command {
+    if let Command::Check { repair } = args.command {
         let answer: Value = serde_json::from_str(&answer).context("the manager's answer is not JSON")?;
+        if repair {
+            eprintln!(
+                "{} in-use counter(s) set to the count of the records",
+                answer["repaired"].as_array().map_or(0, Vec::len)
+            );
+        }
         match answer["differences"].as_array().map_or(0, Vec::len) {
             0 => eprintln!("every counter matches the records"),
+            n if repair => anyhow::bail!(
+                "{n} counter(s) still differ from the records (reserved counts are not repaired: `admin check` lists them)"
+            ),
             n => anyhow::bail!("{n} counter(s) differ from the records"),
         }
     }

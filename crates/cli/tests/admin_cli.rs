@@ -175,4 +175,12 @@ fn check_reports_drifted_counters_and_fails() {
     assert!(table.contains("\nexample.com  Default          ACI Essentials  in use   2       0"), "{table}");
     let err = String::from_utf8(drifted.stderr).unwrap();
     assert!(err.contains("error: 1 counter(s) differ from the records"), "{err}");
+
+    let repaired = admin(&m, &m.ca, &["check", "--repair"]);
+    assert!(repaired.status.success(), "{}", String::from_utf8_lossy(&repaired.stderr));
+    let table = String::from_utf8(repaired.stdout).unwrap();
+    assert!(table.contains("\nexample.com  Default          ACI Essentials  in use   2       0"), "{table}");
+    let err = String::from_utf8(repaired.stderr).unwrap();
+    assert!(err.contains("1 in-use counter(s) set to the count of the records"), "{err}");
+    assert!(admin(&m, &m.ca, &["check"]).status.success());
 }

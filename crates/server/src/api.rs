@@ -54,6 +54,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/accounts/{domain}/reports/instances", get(instances_report))
         .route("/api/v1/clock", get(show_clock).post(set_clock))
         .route("/api/v1/check", get(check_counters))
+        .route("/api/v1/check/repair", post(repair_counters))
         .route("/api/v1/catalog", get(catalog))
 }
 
@@ -1878,8 +1879,12 @@ fn clock_json(state: &AppState) -> Json<Value> {
 )]
 async fn check_counters(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
     caller.require_operator("check the counters of every pool")?;
-    let drift = state.store.check_counters(state.clock.now()).await?;
-    let differences: Vec<Value> = drift
+    let differences = drift_json(&state.store.check_counters(state.clock.now()).await?);
+    Ok(Json(json!({ "consistent": differences.is_empty(), "differences": differences })))
+}
+
+fn drift_json(drift: &[smartlic_store::CounterDrift]) -> Vec<Value> {
+    drift
         .iter()
         .map(|d| {
             json!({
@@ -1887,8 +1892,29 @@ async fn check_counters(State(state): State<AppState>, caller: Caller) -> ApiRes
                 "counter": d.counter, "stored": d.stored, "recomputed": d.recomputed,
             })
         })
-        .collect();
-    Ok(Json(json!({ "consistent": differences.is_empty(), "differences": differences })))
+        .collect()
+}
+
+/// Sets each drifted in-use counter to its count recomputed from the records (one transaction,
+/// a `counters.repaired` event each), then checks again: what is left (reserved counts, which
+/// are not recomputable into draws) is answered as after a check.
+#[utoipa::path(
+    post,
+    path = "/api/v1/check/repair",
+    operation_id = "repair_counters",
+    tag = "smartlic",
+    summary = "Drifted in-use counters set to the count of the records (operator)",
+    responses(
+        (status = 200, description = "what was repaired and what still differs", body = crate::openapi::CounterRepair),
+        (status = 403, description = "FORBIDDEN: only the operator"),
+    )
+)]
+async fn repair_counters(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+    caller.require_operator("repair the counters of every pool")?;
+    let now = state.clock.now();
+    let repaired = drift_json(&state.store.repair_in_use_counters(caller.login(), now).await?);
+    let differences = drift_json(&state.store.check_counters(now).await?);
+    Ok(Json(json!({ "repaired": repaired, "consistent": differences.is_empty(), "differences": differences })))
 }
 
 #[utoipa::path(

@@ -41,6 +41,7 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
         crate::api::account_events, crate::api::all_events, crate::api::list_alerts,
         crate::api::usage_report, crate::api::instances_report,
         crate::api::show_clock, crate::api::set_clock, crate::api::catalog, crate::api::check_counters,
+        crate::api::repair_counters,
         crate::backup::take_backup,
         crate::conversion::show_conversion, crate::conversion::set_account_conversion,
         crate::conversion::set_pool_conversion,
@@ -502,6 +503,17 @@ pub struct ClockView {
 pub struct CounterCheck {
     /// True when no stored counter differs.
     pub consistent: bool,
+    pub differences: Vec<CounterDifference>,
+}
+
+/// The counters repaired, then checked again.
+#[derive(ToSchema)]
+pub struct CounterRepair {
+    /// The in-use counters set to their recomputed count (`stored` is the value they had).
+    pub repaired: Vec<CounterDifference>,
+    /// True when no stored counter differs any more.
+    pub consistent: bool,
+    /// What still differs: reserved counts are not repaired.
     pub differences: Vec<CounterDifference>,
 }
 

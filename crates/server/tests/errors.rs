@@ -10,7 +10,8 @@ use serde_json::{json, Value};
 
 const LEGACY: &str = "/services/api/smart-accounts-and-licensing";
 /// Operations that take no body: a wrong content type is not theirs to refuse.
-const BODYLESS: &[&str] = &["/rotate-secret", "/virtual-accounts/{va}/delete", "/api/v1/backup"];
+const BODYLESS: &[&str] =
+    &["/rotate-secret", "/virtual-accounts/{va}/delete", "/api/v1/backup", "/api/v1/check/repair"];
 
 struct Reply {
     status: u16,

@@ -151,6 +151,11 @@ pub trait Store: satellite::SatelliteStore + conversion::ConversionStore + pak::
     /// whose usage is not released, chunks of active reservations valid at `now`) and returns
     /// each count that differs from the stored counter, by pool and tag.
     async fn check_counters(&self, now: Timestamp) -> Result<Vec<CounterDrift>>;
+    /// Sets every stored in-use counter that differs from its recomputed count (as
+    /// [`Store::check_counters`] finds them) to that count, in one transaction with a
+    /// `counters.repaired` event each, and answers what it set. Reserved counts are left: which
+    /// purchase record a reservation draws from is not recomputable, so they need a person.
+    async fn repair_in_use_counters(&self, actor: &str, now: Timestamp) -> Result<Vec<CounterDrift>>;
 
     // Offline reservations.
     /// Reserves every one of `new` in the pool, or none: in one transaction, `check` sees the
@@ -364,6 +369,7 @@ pub enum InstanceFilter {
 /// A stored counter that differs from the count recomputed from the records.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CounterDrift {
+    pub virtual_account_id: i64,
     pub account: String,
     pub virtual_account: String,
     pub tag: String,

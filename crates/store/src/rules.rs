@@ -84,6 +84,11 @@ pub(crate) fn held_udi_refusal(
 
 /// Each (pool, tag) whose `stored` count differs from the `recomputed` one (a missing entry
 /// counts 0), in key order, with both counts.
+/// The `counters.repaired` event's detail for `d`.
+pub(crate) fn repaired_detail(d: &CounterDrift) -> String {
+    format!("in-use count set from {} to {}, the count of the records", d.stored, d.recomputed)
+}
+
 pub(crate) fn differences(
     stored: &BTreeMap<(i64, String), i64>,
     recomputed: &BTreeMap<(i64, String), i64>,

@@ -611,6 +611,7 @@ async fn drifted_counters_are_reported_never_hidden(f: Fixture) {
         other => panic!("a negative count must be an error, got {other:?}"),
     }
     let drift = CounterDrift {
+        virtual_account_id: f.pool.id,
         account: "example.com".into(),
         virtual_account: DEFAULT_VIRTUAL_ACCOUNT.into(),
         tag: "ACI Essentials".into(),
@@ -618,7 +619,16 @@ async fn drifted_counters_are_reported_never_hidden(f: Fixture) {
         stored: -2,
         recomputed: 4,
     };
-    assert_eq!(f.store.check_counters(T0).await.unwrap(), [drift]);
+    assert_eq!(f.store.check_counters(T0).await.unwrap(), std::slice::from_ref(&drift));
+    // The repair sets the counter to the records' count, says so in the log, and is done once.
+    assert_eq!(f.store.repair_in_use_counters("op", T0).await.unwrap(), [drift]);
+    assert_eq!(f.store.check_counters(T0).await.unwrap(), []);
+    assert_eq!(f.store.pool_counts(f.pool.id, T0).await.unwrap().in_use["ACI Essentials"], 4);
+    let events = f.store.events(Some(f.account.id), 1000).await.unwrap();
+    let repaired: Vec<_> = events.iter().filter(|e| e.kind == "counters.repaired").collect();
+    assert_eq!(repaired.len(), 1, "{events:?}");
+    assert_eq!(repaired[0].detail, "in-use count set from -2 to 4, the count of the records");
+    assert_eq!(f.store.repair_in_use_counters("op", T0).await.unwrap(), []);
 }
 
 /// Issue 10: a multi-item transfer is one transaction, and only available licenses leave:

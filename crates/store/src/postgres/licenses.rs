@@ -241,64 +241,108 @@ async fn counts_by_pool(tx: &Tx<'_>, sql: &str, args: Args<'_>) -> Result<BTreeM
 
 /// The stored counters against the records, everywhere (see [`Store::check_counters`]).
 pub(super) async fn check_counters(store: &PostgresStore, now: Timestamp) -> Result<Vec<CounterDrift>> {
+    read!(store, |tx| counter_drift(&tx, now).await)
+}
+
+/// See [`Store::repair_in_use_counters`]. Every pool's gate is locked first (see `engine.rs`),
+/// as the transaction's first statement: a usage report committed since its snapshot makes it
+/// run again, one still to come waits for it and then adds its change to the repaired count.
+pub(super) async fn repair_in_use_counters(
+    store: &PostgresStore,
+    actor: &str,
+    now: Timestamp,
+) -> Result<Vec<CounterDrift>> {
+    write!(store, |tx| {
+        tx.exec("SELECT id FROM virtual_accounts ORDER BY id FOR UPDATE", &[]).await?;
+        let mut repaired = Vec::new();
+        // A pool deleted since cannot be repaired (its counters went with it).
+        for d in counter_drift(&tx, now).await?.into_iter().filter(|d| d.counter == "in use" && !d.account.is_empty()) {
+            tx.exec(
+                "UPDATE virtual_accounts SET usage_changes = usage_changes + 1 WHERE id = $1",
+                &[&d.virtual_account_id],
+            )
+            .await?;
+            tx.exec(
+                "INSERT INTO pool_usage (virtual_account_id, tag, in_use) VALUES ($1, $2, $3)
+                 ON CONFLICT (virtual_account_id, tag) DO UPDATE SET in_use = excluded.in_use",
+                &[&d.virtual_account_id, &d.tag, &d.recomputed],
+            )
+            .await?;
+            let account_id = account_of_pool(&tx, d.virtual_account_id).await?;
+            let detail = crate::rules::repaired_detail(&d);
+            log(&tx, now, actor, "counters.repaired", Some(account_id), Some(d.virtual_account_id), &d.tag, detail)
+                .await?;
+            repaired.push(d);
+        }
+        Ok(repaired)
+    })
+}
+
+/// Each stored counter that differs from its count recomputed from the records, by pool and tag.
+async fn counter_drift(tx: &Tx<'_>, now: Timestamp) -> Result<Vec<CounterDrift>> {
     let valid =
         |t: &str| format!("({t}.start_at IS NULL OR {t}.start_at <= $1) AND ({t}.end_at IS NULL OR {t}.end_at > $1)");
-    read!(store, |tx| {
-        let pairs = [
-            (
-                "in use",
-                counts_by_pool(&tx, "SELECT virtual_account_id, tag, in_use FROM pool_usage WHERE in_use <> 0", &[])
-                    .await?,
-                counts_by_pool(
-                    &tx,
-                    // The cloud's pools count the instances their satellite reported too.
-                    "SELECT va, tag, SUM(n)::BIGINT FROM (SELECT i.virtual_account_id AS va, u.tag AS tag, u.count AS n
-                     FROM instance_usage u JOIN instances i ON i.id = u.instance_id WHERE i.usage_released = FALSE
-                     UNION ALL SELECT virtual_account_id, tag, count FROM satellite_usage) AS counted GROUP BY va, tag",
-                    &[],
+    let pairs = [
+        (
+            "in use",
+            counts_by_pool(tx, "SELECT virtual_account_id, tag, in_use FROM pool_usage WHERE in_use <> 0", &[]).await?,
+            counts_by_pool(
+                tx,
+                // The cloud's pools count the instances their satellite reported too.
+                "SELECT va, tag, SUM(n)::BIGINT FROM (SELECT i.virtual_account_id AS va, u.tag AS tag, u.count AS n
+                 FROM instance_usage u JOIN instances i ON i.id = u.instance_id WHERE i.usage_released = FALSE
+                 UNION ALL SELECT virtual_account_id, tag, count FROM satellite_usage) AS counted GROUP BY va, tag",
+                &[],
+            )
+            .await?,
+        ),
+        (
+            "reserved",
+            counts_by_pool(
+                tx,
+                &format!(
+                    "SELECT d.virtual_account_id, d.tag, SUM(d.quantity)::BIGINT FROM license_draws d
+                     JOIN licenses l ON l.id = d.license_id WHERE {} GROUP BY d.virtual_account_id, d.tag",
+                    valid("l")
+                ),
+                &[&now.0],
+            )
+            .await?,
+            counts_by_pool(
+                tx,
+                &format!(
+                    "SELECT r.virtual_account_id, rl.tag, SUM(rl.quantity)::BIGINT FROM reservation_licenses rl
+                     JOIN reservations r ON r.id = rl.reservation_id WHERE r.status = 'reserved' AND {}
+                     GROUP BY r.virtual_account_id, rl.tag",
+                    valid("rl")
+                ),
+                &[&now.0],
+            )
+            .await?,
+        ),
+    ];
+    let mut drift = Vec::new();
+    for (counter, stored, recomputed) in pairs {
+        for ((pool, tag), s, r) in crate::rules::differences(&stored, &recomputed) {
+            let names = tx
+                .one(
+                    "SELECT a.domain, v.name FROM virtual_accounts v JOIN smart_accounts a ON a.id = v.account_id WHERE v.id = $1",
+                    &[&pool],
+                    |r| Ok((get(r, 0)?, get(r, 1)?)),
                 )
-                .await?,
-            ),
-            (
-                "reserved",
-                counts_by_pool(
-                    &tx,
-                    &format!(
-                        "SELECT d.virtual_account_id, d.tag, SUM(d.quantity)::BIGINT FROM license_draws d
-                         JOIN licenses l ON l.id = d.license_id WHERE {} GROUP BY d.virtual_account_id, d.tag",
-                        valid("l")
-                    ),
-                    &[&now.0],
-                )
-                .await?,
-                counts_by_pool(
-                    &tx,
-                    &format!(
-                        "SELECT r.virtual_account_id, rl.tag, SUM(rl.quantity)::BIGINT FROM reservation_licenses rl
-                         JOIN reservations r ON r.id = rl.reservation_id WHERE r.status = 'reserved' AND {}
-                         GROUP BY r.virtual_account_id, rl.tag",
-                        valid("rl")
-                    ),
-                    &[&now.0],
-                )
-                .await?,
-            ),
-        ];
-        let mut drift = Vec::new();
-        for (counter, stored, recomputed) in pairs {
-            for ((pool, tag), s, r) in crate::rules::differences(&stored, &recomputed) {
-                let names = tx
-                    .one(
-                        "SELECT a.domain, v.name FROM virtual_accounts v JOIN smart_accounts a ON a.id = v.account_id WHERE v.id = $1",
-                        &[&pool],
-                        |r| Ok((get(r, 0)?, get(r, 1)?)),
-                    )
-                    .await?;
-                let (account, virtual_account) =
-                    names.unwrap_or_else(|| (String::new(), format!("(deleted virtual account {pool})")));
-                drift.push(CounterDrift { account, virtual_account, tag, counter, stored: s, recomputed: r });
-            }
+                .await?;
+            let (account, virtual_account) =
+                names.unwrap_or_else(|| (String::new(), format!("(deleted virtual account {pool})")));
+            drift.push(CounterDrift {
+                virtual_account_id: pool,
+                account,
+                virtual_account,
+                tag,
+                counter,
+                stored: s,
+                recomputed: r,
+            });
         }
-        Ok(drift)
-    })
+    }
+    Ok(drift)
 }

@@ -176,10 +176,56 @@ fn counter_drift(db: &Connection, now: Timestamp) -> Result<Vec<CounterDrift>> {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )?
             .unwrap_or_else(|| (String::new(), format!("(deleted virtual account {pool})")));
-            drift.push(CounterDrift { account, virtual_account, tag, counter, stored: s, recomputed: r });
+            drift.push(CounterDrift {
+                virtual_account_id: pool,
+                account,
+                virtual_account,
+                tag,
+                counter,
+                stored: s,
+                recomputed: r,
+            });
         }
     }
     Ok(drift)
+}
+
+/// See [`Store::repair_in_use_counters`]; the one writer makes the check and the repair atomic.
+pub(super) async fn repair_in_use_counters(
+    store: &SqliteStore,
+    actor: &str,
+    now: Timestamp,
+) -> Result<Vec<CounterDrift>> {
+    let actor = actor.to_string();
+    store
+        .db
+        .write(move |db| {
+            let mut repaired = Vec::new();
+            // A pool deleted since cannot be repaired (its counters went with it).
+            for d in counter_drift(db, now)?.into_iter().filter(|d| d.counter == "in use" && !d.account.is_empty()) {
+                exec(
+                    db,
+                    "INSERT INTO pool_usage (virtual_account_id, tag, in_use) VALUES ($1, $2, $3)
+                     ON CONFLICT (virtual_account_id, tag) DO UPDATE SET in_use = excluded.in_use",
+                    params![d.virtual_account_id, d.tag, d.recomputed],
+                )?;
+                let account_id = account_of_pool(db, d.virtual_account_id)?;
+                let detail = crate::rules::repaired_detail(&d);
+                log(
+                    db,
+                    now,
+                    &actor,
+                    "counters.repaired",
+                    Some(account_id),
+                    Some(d.virtual_account_id),
+                    &d.tag,
+                    detail,
+                )?;
+                repaired.push(d);
+            }
+            Ok(repaired)
+        })
+        .await
 }
 
 pub(super) async fn add_license(

@@ -258,6 +258,10 @@ impl Store for SqliteStore {
         licenses::check_counters(self, now).await
     }
 
+    async fn repair_in_use_counters(&self, actor: &str, now: Timestamp) -> Result<Vec<CounterDrift>> {
+        licenses::repair_in_use_counters(self, actor, now).await
+    }
+
     async fn create_token(&self, new: NewToken, actor: &str, now: Timestamp) -> Result<RegistrationToken> {
         tokens::create_token(self, new, actor, now).await
     }
