@@ -871,8 +871,24 @@ fn plan(command: &Command, input: &mut dyn BufRead) -> Result<Call> {
     })
 }
 
-/// Items a page the CLI asks for: the manager's maximum.
+/// Items a page the CLI asks for: the manager's maximum (instance listings allow more, see
+/// [`page_size`]).
 const PAGE: usize = 1000;
+/// Instances a page of an instance listing: fewer, larger pages cost fewer requests, and the
+/// manager's and this client's memory hold one page at a time.
+const INSTANCE_PAGE: usize = 5000;
+
+/// Items a page of `key`'s listing the CLI asks for.
+fn page_size(key: &str) -> usize {
+    if key == "instances" {
+        INSTANCE_PAGE
+    } else {
+        PAGE
+    }
+}
+
+/// The fields of a page that say where the next one starts; null in a joined answer.
+const NEXT_FIELDS: [&str; 2] = ["next", "next_offset"];
 
 /// The list a paged listing answers in, when `call` is one: only GET listings shown as tables
 /// page (a change answered by a table, `pak import`, is sent as it is), and a call naming its
@@ -890,29 +906,80 @@ trait PageSource {
     async fn next(&mut self) -> Result<Option<Value>>;
 }
 
-/// The pages of a listing, one answer at a time (`next_offset` leads to the next).
-struct Pages<'a> {
-    api: &'a Api,
-    call: &'a Call,
-    next: Option<u64>,
+/// The pages of a listing, one answer at a time, read ahead by a task of their own ([`read_ahead`]).
+struct Pages {
+    pages: tokio::sync::mpsc::Receiver<Result<Value>>,
 }
 
-impl<'a> Pages<'a> {
-    fn of(api: &'a Api, call: &'a Call) -> Self {
-        Pages { api, call, next: Some(0) }
+impl Pages {
+    fn of(api: &Api, call: &Call, key: &str) -> Self {
+        let separator = if call.path.contains('?') { '&' } else { '?' };
+        let path = format!("{}{separator}limit={}", call.path, page_size(key));
+        let (tx, pages) = tokio::sync::mpsc::channel(1);
+        tokio::spawn(read_ahead(api.clone(), path, tx));
+        Pages { pages }
     }
 }
 
-impl PageSource for Pages<'_> {
+impl PageSource for Pages {
     async fn next(&mut self) -> Result<Option<Value>> {
-        let Some(offset) = self.next else { return Ok(None) };
-        let separator = if self.call.path.contains('?') { '&' } else { '?' };
-        let path = format!("{}{separator}limit={PAGE}&offset={offset}", self.call.path);
-        let text = self.api.send(&Call::get(path, Show::Text)).await?;
-        let page: Value = serde_json::from_str(&text).context("the manager's answer is not JSON")?;
-        self.next = page["next_offset"].as_u64();
-        Ok(Some(page))
+        self.pages.recv().await.transpose()
     }
+}
+
+/// Reads the pages of the listing at `path` into `tx`, each asked for as soon as its cursor is
+/// known: from the `Link: <...>; rel="next"` header of the page before (an instance listing's),
+/// before that page's body is read, or else from its `next`. So the manager builds a page while
+/// this side reads the one before and writes the one before that; the channel holds one page,
+/// so a few pages at most are in memory. Ends at the last page, at an error (sent on), or when
+/// the reader is gone.
+async fn read_ahead(api: Api, path: String, tx: tokio::sync::mpsc::Sender<Result<Value>>) {
+    let ask = |cursor: Option<&str>| {
+        let api = api.clone();
+        // A cursor is base64url: it goes into the query string as it is.
+        let path = cursor.map_or_else(|| path.clone(), |c| format!("{path}&cursor={c}"));
+        tokio::spawn(async move { api.stream(&Call::get(path, Show::Text)).await })
+    };
+    let mut asked = ask(None);
+    loop {
+        let answer = match asked.await {
+            Ok(answer) => answer,
+            Err(e) => Err(anyhow::anyhow!("reading a page of the listing failed: {e}")),
+        };
+        let (page, following) = match answer {
+            Ok(answer) => {
+                let following = link_next(&answer).map(|c| ask(Some(&c)));
+                let page = match answer.bytes().await {
+                    Ok(body) => serde_json::from_slice::<Value>(&body).context("the manager's answer is not JSON"),
+                    Err(e) => Err(anyhow::anyhow!("the manager's answer was cut short: {e}")),
+                };
+                let following = match (&page, following) {
+                    (_, Some(f)) => Some(f),
+                    (Ok(p), None) => p["next"].as_str().map(|c| ask(Some(c))),
+                    (Err(_), None) => None,
+                };
+                (page, following)
+            }
+            Err(e) => (Err(e), None),
+        };
+        let failed = page.is_err();
+        if tx.send(page).await.is_err() || failed {
+            return;
+        }
+        match following {
+            Some(next) => asked = next,
+            None => return,
+        }
+    }
+}
+
+/// The cursor of the `Link` header's `rel="next"` target, when the answer has one.
+fn link_next(answer: &reqwest::Response) -> Option<String> {
+    let link = answer.headers().get(reqwest::header::LINK)?.to_str().ok()?;
+    let target = link.split(',').find(|l| l.contains("rel=\"next\""))?;
+    let uri = target.split_once('<')?.1.split_once('>')?.0;
+    let query = uri.split_once('?')?.1;
+    query.split('&').find_map(|p| p.strip_prefix("cursor=")).map(str::to_string)
 }
 
 /// The items of a listing's page.
@@ -923,17 +990,21 @@ fn items<'v>(page: &'v Value, key: &str) -> Result<&'v Vec<Value>> {
 /// A listing's answer with all its pages joined, so a table shows everything.
 async fn all_pages(api: &Api, call: &Call) -> Result<String> {
     let Some(key) = paged(call) else { return api.send(call).await };
-    Ok(joined(&mut Pages::of(api, call), key).await?.to_string())
+    Ok(joined(&mut Pages::of(api, call, key), key).await?.to_string())
 }
 
-/// Every page's items in the first page's list; no `next_offset` left.
+/// Every page's items in the first page's list; no next page left.
 async fn joined(pages: &mut impl PageSource, key: &str) -> Result<Value> {
     let mut answer = pages.next().await?.context("a listing has a first page")?;
     while let Some(next) = pages.next().await? {
         let more = items(&next, key)?.clone();
         answer[key].as_array_mut().with_context(|| format!("the manager's answer has no '{key}' list"))?.extend(more);
     }
-    answer["next_offset"] = Value::Null;
+    for field in NEXT_FIELDS {
+        if answer.get(field).is_some() {
+            answer[field] = Value::Null;
+        }
+    }
     Ok(answer)
 }
 
@@ -941,25 +1012,29 @@ async fn joined(pages: &mut impl PageSource, key: &str) -> Result<Value> {
 /// pretty-printed, in memory that does not grow with the listing (a million instances are a
 /// gigabyte of JSON).
 async fn stream_json(pages: &mut impl PageSource, key: &str, out: &mut impl Write) -> Result<()> {
-    let first = pages.next().await?.context("a listing has a first page")?;
+    let mut first = pages.next().await?.context("a listing has a first page")?;
+    // The first page's items are moved out (their place stays, empty), not copied.
+    let mut list = Some(first.get_mut(key).map(Value::take).unwrap_or_default());
     let fields = first.as_object().context("the manager's answer is not a JSON object")?;
     write!(out, "{{")?;
     for (i, (name, value)) in fields.iter().enumerate() {
         write!(out, "{}\n  {}: ", if i == 0 { "" } else { "," }, Value::from(name.as_str()))?;
-        if name == "next_offset" {
+        if NEXT_FIELDS.contains(&name.as_str()) {
             write!(out, "null")?;
         } else if name != key {
-            write!(out, "{}", indented(value, "  ")?)?;
+            write_indented(out, value, b"  ")?;
         } else {
             write!(out, "[")?;
             let mut count = 0usize;
-            let mut page = Some(first.clone());
-            while let Some(this) = page {
-                for item in items(&this, key)? {
-                    write!(out, "{}\n    {}", if count == 0 { "" } else { "," }, indented(item, "    ")?)?;
+            while let Some(this) = list.take() {
+                let Value::Array(items) = this else { anyhow::bail!("the manager's page has no '{key}' list") };
+                for item in &items {
+                    write!(out, "{}\n    ", if count == 0 { "" } else { "," })?;
+                    write_indented(out, item, b"    ")?;
                     count += 1;
                 }
-                page = pages.next().await?;
+                drop(items);
+                list = pages.next().await?.map(|mut page| page.get_mut(key).map(Value::take).unwrap_or_default());
             }
             write!(out, "{}]", if count == 0 { "" } else { "\n  " })?;
         }
@@ -968,10 +1043,35 @@ async fn stream_json(pages: &mut impl PageSource, key: &str, out: &mut impl Writ
     Ok(out.flush()?)
 }
 
-/// `value` pretty-printed with each line after the first indented by `by`, as it stands
-/// inside the whole document.
-fn indented(value: &Value, by: &str) -> Result<String> {
-    Ok(serde_json::to_string_pretty(value)?.replace('\n', &format!("\n{by}")))
+/// Writes `value` pretty-printed with each line after the first indented by `by`, as it
+/// stands inside the whole document (pretty JSON has newlines only between its tokens).
+fn write_indented(out: &mut impl Write, value: &Value, by: &[u8]) -> Result<()> {
+    let text = serde_json::to_vec_pretty(value)?;
+    let mut indented = Vec::with_capacity(text.len() + text.len() / 8);
+    let mut lines = text.split(|b| *b == b'\n');
+    indented.extend_from_slice(lines.next().unwrap_or_default());
+    for line in lines {
+        indented.push(b'\n');
+        indented.extend_from_slice(by);
+        indented.extend_from_slice(line);
+    }
+    Ok(out.write_all(&indented)?)
+}
+
+/// A text answer (a CSV report) written to standard output as it arrives: a report of a
+/// million instances is not held in memory. A pipe closed early (`| head`) is not an error.
+async fn copy_out(mut answer: reqwest::Response) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    while let Some(chunk) = answer.chunk().await.context("the manager's answer was cut short")? {
+        match stdout.write_all(&chunk) {
+            Err(e) if e.kind() == ErrorKind::BrokenPipe => return Ok(()),
+            written => written.context("cannot write to standard output")?,
+        }
+    }
+    match stdout.flush() {
+        Err(e) if e.kind() != ErrorKind::BrokenPipe => Err(e).context("cannot write to standard output"),
+        _ => Ok(()),
+    }
 }
 
 /// Awaits a call, and on a terminal shows the seconds it has been waiting once it takes longer
@@ -1037,9 +1137,12 @@ pub async fn run(args: AdminArgs) -> Result<()> {
         println!("{done}");
         return Ok(());
     }
+    if call.method == Method::GET && call.show == Show::Text {
+        return copy_out(api.stream(&call).await?).await;
+    }
     if let (true, Some(key)) = (args.json, paged(&call)) {
         let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
-        return match stream_json(&mut Pages::of(&api, &call), key, &mut stdout).await {
+        return match stream_json(&mut Pages::of(&api, &call, key), key, &mut stdout).await {
             Err(e) if e.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == ErrorKind::BrokenPipe) => Ok(()),
             other => other,
         };
@@ -1110,8 +1213,8 @@ mod tests {
                     let items: Vec<Value> = (0..2)
                         .map(|i| serde_json::json!({"id": format!("i{p}{i}"), "tags": {"a\"b": [1, 2]}}))
                         .collect();
-                    let next = if p + 1 < n { Value::from(p + 1) } else { Value::Null };
-                    serde_json::json!({"account": {"domain": "x"}, "instances": items, "next_offset": next, "z": []})
+                    let next = if p + 1 < n { Value::from(format!("c{p}")) } else { Value::Null };
+                    serde_json::json!({"account": {"domain": "x"}, "instances": items, "next": next, "z": []})
                 })
                 .collect()
         };
@@ -1122,7 +1225,7 @@ mod tests {
                 serde_json::to_string_pretty(&joined(&mut pages(n), "instances").await.unwrap()).unwrap() + "\n";
             assert_eq!(String::from_utf8(out).unwrap(), whole);
         }
-        let empty = serde_json::json!({"instances": [], "next_offset": null});
+        let empty = serde_json::json!({"instances": [], "next": null, "next_offset": null});
         let mut out = Vec::new();
         stream_json(&mut std::collections::VecDeque::from([empty.clone()]), "instances", &mut out).await.unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string_pretty(&empty).unwrap() + "\n");

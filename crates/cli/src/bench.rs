@@ -85,6 +85,11 @@ pub struct BenchArgs {
     /// verification, answer signature), without a server; see BENCHMARKS.md.
     #[arg(long, value_name = "N", conflicts_with_all = ["satellite", "postgres", "flood"])]
     signatures: Option<u32>,
+    /// After the report, leave the managers and their database running until Ctrl-C, so that
+    /// listings and reports can be measured over the pool (`admin instance list`; the admin
+    /// secret is `SMARTLIC_ADMIN_SECRET` when set, a random one otherwise).
+    #[arg(long, conflicts_with_all = ["satellite", "signatures"])]
+    hold: bool,
 }
 
 const DOMAIN: &str = "bench.example.com";
@@ -120,7 +125,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         return signatures::run(n);
     }
     let database = Database::create(args.postgres)?;
-    let secret = new_nonce();
+    let secret = std::env::var("SMARTLIC_ADMIN_SECRET").unwrap_or_else(|_| new_nonce());
     let wrapper: Vec<&str> = args.server_wrapper.as_deref().map_or_else(Vec::new, |w| w.split_whitespace().collect());
     let servers = (0..args.replicas)
         .map(|_| Server::spawn_over(&database, &secret, &wrapper))
@@ -128,9 +133,16 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let mut deployment = Deployment { servers, database };
     // On Ctrl-C too the servers are dropped, hence killed, before the process ends.
     tokio::select! {
-        result = measure(&mut deployment, &plan) => result,
+        result = measure(&mut deployment, &plan) => result?,
         _ = tokio::signal::ctrl_c() => bail!("interrupted"),
     }
+    if args.hold {
+        for server in &deployment.servers {
+            eprintln!("bench: holding {} (CA {}/data/ca.pem) until Ctrl-C", server.base, server.dir.path().display());
+        }
+        tokio::signal::ctrl_c().await?;
+    }
+    Ok(())
 }
 
 /// The managers under test and the database they share. The servers are dropped (killed)

@@ -19,6 +19,7 @@ mod device_conversion_cli;
 mod fleet_cli;
 mod fleet_reports_cli;
 mod gateway;
+mod instance_listing;
 mod operations;
 mod pak_cli;
 mod readme_runs;

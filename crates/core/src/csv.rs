@@ -16,6 +16,14 @@ fn neutral(field: &str) -> Cow<'_, str> {
 
 /// Renders rows as RFC 4180 CSV: quotes every field that needs it, and neutralises formulas.
 pub fn to_csv(header: &[&str], rows: impl Iterator<Item = Vec<String>>) -> String {
+    let mut out = header.join(",");
+    out.push_str("\r\n");
+    out.push_str(&csv_rows(rows));
+    out
+}
+
+/// The rows of [`to_csv`] without its header: a report sent in parts renders each part so.
+pub fn csv_rows(rows: impl Iterator<Item = Vec<String>>) -> String {
     fn field(s: &str) -> String {
         let s = &neutral(s);
         if s.contains([',', '"', '\n', '\r']) {
@@ -24,8 +32,7 @@ pub fn to_csv(header: &[&str], rows: impl Iterator<Item = Vec<String>>) -> Strin
             s.to_string()
         }
     }
-    let mut out = header.join(",");
-    out.push_str("\r\n");
+    let mut out = String::new();
     for row in rows {
         out.push_str(&row.iter().map(|s| field(s)).collect::<Vec<_>>().join(","));
         out.push_str("\r\n");

@@ -89,36 +89,64 @@ pub(crate) async fn pool_for(
     Ok((account, pool))
 }
 
-/// `?limit=&offset=` of every listing: pages of [`PAGE_DEFAULT`] items, at most [`PAGE_MAX`].
+/// `?limit=&offset=` (or `cursor=`) of the listings built in memory: pages of
+/// [`PAGE_DEFAULT`] items, at most [`PAGE_MAX`].
 #[derive(Deserialize)]
 pub(crate) struct Page {
     limit: Option<usize>,
     offset: Option<usize>,
+    cursor: Option<String>,
 }
 
 const PAGE_DEFAULT: usize = 100;
 const PAGE_MAX: usize = 1000;
 
+/// `limit`, or [`PAGE_DEFAULT`], checked to be at most `max`.
+fn page_limit(limit: Option<usize>, max: usize) -> ApiResult<usize> {
+    let limit = limit.unwrap_or(PAGE_DEFAULT);
+    if !(1..=max).contains(&limit) {
+        return Err(ApiError::invalid("limit", format!("must be between 1 and {max}, got {limit}")));
+    }
+    Ok(limit)
+}
+
 impl Page {
-    /// (offset, limit), the limit checked.
+    /// (offset, limit), the limit checked; the offset given or the cursor's.
     fn bounds(&self) -> ApiResult<(usize, usize)> {
-        let limit = self.limit.unwrap_or(PAGE_DEFAULT);
-        if !(1..=PAGE_MAX).contains(&limit) {
-            return Err(ApiError::invalid("limit", format!("must be between 1 and {PAGE_MAX}, got {limit}")));
-        }
-        Ok((self.offset.unwrap_or(0), limit))
+        let limit = page_limit(self.limit, PAGE_MAX)?;
+        let offset = match (&self.cursor, self.offset) {
+            (Some(_), Some(_)) => return Err(ApiError::invalid("cursor", "give `cursor` or `offset`, not both")),
+            (Some(c), None) => crate::cursor::decode::<crate::cursor::OffsetCursor>(c)?.offset,
+            (None, offset) => offset.unwrap_or(0),
+        };
+        Ok((offset, limit))
     }
 
-    /// This page of `items` under `key`, and `next_offset`: the `offset` of the next page, null
-    /// after the last one.
+    /// This page of `items` under `key`, with `next` (the cursor of the next page) and
+    /// `next_offset` (its `offset`), both null after the last page.
     pub(crate) fn answer<T: serde::Serialize>(&self, key: &str, items: Vec<T>) -> ApiResult<Json<Value>> {
         let (offset, limit) = self.bounds()?;
         let end = offset.saturating_add(limit);
         let next = (items.len() > end).then_some(end);
+        let cursor = next.map(|offset| crate::cursor::encode(&crate::cursor::OffsetCursor { offset }));
         let page: Vec<T> = items.into_iter().skip(offset).take(limit).collect();
-        Ok(Json(json!({ key: page, "next_offset": next })))
+        Ok(Json(json!({ key: page, "next": cursor, "next_offset": next })))
     }
 }
+
+/// `?limit=&cursor=` of the listings paged by keyset (instances, up to [`INSTANCE_PAGE_MAX`]
+/// a page; events): an offset would make a page deep in a large pool or a long event log walk
+/// every item before it, so one is refused, naming the parameter, rather than ignored.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CursorPage {
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+/// Instances an instance listing's page holds at most: a page is read and answered whole, and
+/// its memory (about 1 KB an instance) does not grow with the listing.
+const INSTANCE_PAGE_MAX: usize = 10_000;
 
 pub(crate) fn created<T: serde::Serialize>(value: T) -> Response {
     (StatusCode::CREATED, Json(value)).into_response()
@@ -1424,9 +1452,10 @@ pub(crate) async fn instance_views(
     operation_id = "list_pool_instances",
     tag = "smartlic",
     summary = "Product instances of a pool",
-    params(crate::openapi::PoolPath, crate::openapi::PageParams),
+    params(crate::openapi::PoolPath, crate::openapi::InstancePageParams),
     responses(
-        (status = 200, description = "a page of product instances", body = crate::openapi::InstancePage),
+        (status = 200, description = "a page of product instances", body = crate::openapi::InstancePage,
+            headers(("Link" = String, description = "`<?limit=N&cursor=C>; rel=\"next\"`: the next page, when there is one"))),
         (status = 403, description = "FORBIDDEN: the caller may not view the pool"),
         (status = 404, description = "NOT_FOUND: the smart account or the virtual account does not exist, or the caller has no role in it"),
     )
@@ -1435,42 +1464,36 @@ async fn list_pool_instances(
     State(state): State<AppState>,
     caller: Caller,
     Path((domain, va)): Path<(String, String)>,
-    Query(page): Query<Page>,
-) -> ApiResult<Json<Value>> {
+    Query(page): Query<CursorPage>,
+) -> ApiResult<Response> {
     let (_, pool) = pool_for(&state, &caller, &domain, &va, Action::View).await?;
     instance_page(&state, &page, std::slice::from_ref(&pool)).await
 }
 
-/// One page of the instances of `pools`, read as a page (its instances, then their usage), so
-/// a listing costs the same on every page of a pool of any size.
-async fn instance_page(state: &AppState, page: &Page, pools: &[VirtualAccount]) -> ApiResult<Json<Value>> {
-    let (offset, limit) = page.bounds()?;
+/// One page of the instances of `pools`, read as a page (its instances after the cursor's,
+/// then their usage), so a listing costs the same on every page of a pool of any size.
+async fn instance_page(state: &AppState, page: &CursorPage, pools: &[VirtualAccount]) -> ApiResult<Response> {
+    let limit = page_limit(page.limit, INSTANCE_PAGE_MAX)?;
+    let after = page.cursor.as_deref().map(crate::cursor::decode::<crate::cursor::InstanceCursor>).transpose()?;
     let ids = pools.iter().map(|v| v.id).collect();
-    let at = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+    let wanted = i64::try_from(limit).unwrap_or(i64::MAX);
     // One more than the page tells whether another follows.
-    let mut shown = state.store.instances_page(ids, at(offset), at(limit).saturating_add(1)).await?;
-    let next = (shown.len() > limit).then(|| offset.saturating_add(limit));
+    let mut shown = state.store.instances_page(ids, after.map(Into::into), wanted.saturating_add(1)).await?;
+    let more = shown.len() > limit;
     shown.truncate(limit);
-    let views = instance_views(state, &shown, pools).await?;
-    Ok(Json(json!({ "instances": views, "next_offset": next })))
-}
-
-/// Instances of an account the caller may see.
-pub(crate) async fn visible_instances(
-    state: &AppState,
-    caller: &Caller,
-    account: &Account,
-) -> ApiResult<(Vec<Instance>, Vec<VirtualAccount>)> {
-    caller.require_account_view(account)?;
-    let vas = state.store.virtual_accounts(account.id).await?;
-    let instances = state
-        .store
-        .instances(InstanceFilter::Account(account.id))
-        .await?
-        .into_iter()
-        .filter(|i| caller.sees(account, i.virtual_account_id))
-        .collect();
-    Ok((instances, vas))
+    let next = shown
+        .last()
+        .filter(|_| more)
+        .map(|i| crate::cursor::encode(&crate::cursor::InstanceCursor::from(&InstanceKey::of(i))));
+    let instances = instance_views(state, &shown, pools).await?;
+    // The next page's address in a `Link` header too (RFC 8288; a reference of a query only,
+    // relative to this request's), so a client can ask for it before reading this body.
+    let link = next.as_ref().map(|c| format!("<?limit={limit}&cursor={c}>; rel=\"next\""));
+    let answer = Json(crate::openapi::InstancePage { instances, next });
+    Ok(match link {
+        Some(link) => ([(header::LINK, link)], answer).into_response(),
+        None => answer.into_response(),
+    })
 }
 
 #[utoipa::path(
@@ -1479,9 +1502,10 @@ pub(crate) async fn visible_instances(
     operation_id = "list_account_instances",
     tag = "smartlic",
     summary = "Product instances of an account",
-    params(crate::openapi::AccountPath, crate::openapi::PageParams),
+    params(crate::openapi::AccountPath, crate::openapi::InstancePageParams),
     responses(
-        (status = 200, description = "a page of product instances", body = crate::openapi::InstancePage),
+        (status = 200, description = "a page of product instances", body = crate::openapi::InstancePage,
+            headers(("Link" = String, description = "`<?limit=N&cursor=C>; rel=\"next\"`: the next page, when there is one"))),
         (status = 403, description = "FORBIDDEN: the caller's role may not view the whole account"),
         (status = 404, description = "NOT_FOUND: the smart account does not exist or the caller has no role in it"),
     )
@@ -1490,8 +1514,8 @@ async fn list_account_instances(
     State(state): State<AppState>,
     caller: Caller,
     Path(domain): Path<String>,
-    Query(page): Query<Page>,
-) -> ApiResult<Json<Value>> {
+    Query(page): Query<CursorPage>,
+) -> ApiResult<Response> {
     let account = load_account(&state, &caller, &domain).await?;
     caller.require_account_view(&account)?;
     let mut pools = state.store.virtual_accounts(account.id).await?;
@@ -1625,16 +1649,19 @@ async fn events_json(
     state: &AppState,
     caller: &Caller,
     account: Option<&Account>,
-    page: Page,
+    page: CursorPage,
 ) -> ApiResult<Json<Value>> {
-    let (offset, limit) = page.bounds()?;
+    use crate::cursor::{decode, encode, EventCursor};
+    let limit = page_limit(page.limit, PAGE_MAX)?;
+    let before = page.cursor.as_deref().map(decode::<EventCursor>).transpose()?.map(|c| c.before);
     let names = names(state).await?;
     // Most recent first: the page's events and one more, to tell whether a next page exists.
-    let wanted = i64::try_from(offset + limit + 1).unwrap_or(i64::MAX);
-    let events: Vec<EventView> = state
-        .store
-        .events(account.map(|a| a.id), wanted)
-        .await?
+    let wanted = i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1);
+    let mut read = state.store.events_before(account.map(|a| a.id), before, wanted).await?;
+    let more = read.len() > limit;
+    read.truncate(limit);
+    let next = read.last().filter(|_| more).map(|e| encode(&EventCursor { before: e.id }));
+    let events: Vec<EventView> = read
         .iter()
         .filter(|e| match (account, e.virtual_account_id) {
             (Some(a), Some(v)) => caller.sees(a, v),
@@ -1642,7 +1669,7 @@ async fn events_json(
         })
         .map(|e| EventView::new(e, &names))
         .collect();
-    page.answer("events", events)
+    Ok(Json(json!({ "events": events, "next": next })))
 }
 
 #[utoipa::path(
@@ -1651,7 +1678,7 @@ async fn events_json(
     operation_id = "list_account_events",
     tag = "smartlic",
     summary = "Event log of an account (most recent first)",
-    params(crate::openapi::AccountPath, crate::openapi::PageParams),
+    params(crate::openapi::AccountPath, crate::openapi::EventPageParams),
     responses(
         (status = 200, description = "a page of events", body = crate::openapi::EventPage),
         (status = 403, description = "FORBIDDEN: the caller's role may not view the whole account"),
@@ -1662,7 +1689,7 @@ async fn account_events(
     State(state): State<AppState>,
     caller: Caller,
     Path(domain): Path<String>,
-    Query(page): Query<Page>,
+    Query(page): Query<CursorPage>,
 ) -> ApiResult<Json<Value>> {
     let account = load_account(&state, &caller, &domain).await?;
     caller.require_account_view(&account)?;
@@ -1675,13 +1702,17 @@ async fn account_events(
     operation_id = "list_events",
     tag = "smartlic",
     summary = "Event log of the manager (operator; most recent first)",
-    params(crate::openapi::PageParams),
+    params(crate::openapi::EventPageParams),
     responses(
         (status = 200, description = "a page of events", body = crate::openapi::EventPage),
         (status = 403, description = "FORBIDDEN: only the operator"),
     )
 )]
-async fn all_events(State(state): State<AppState>, caller: Caller, Query(page): Query<Page>) -> ApiResult<Json<Value>> {
+async fn all_events(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(page): Query<CursorPage>,
+) -> ApiResult<Json<Value>> {
     caller.require_operator("read the events of every account")?;
     events_json(&state, &caller, None, page).await
 }
@@ -1827,35 +1858,59 @@ async fn instances_report(
     Query(q): Query<Listing>,
 ) -> ApiResult<Response> {
     let account = load_account(&state, &caller, &domain).await?;
-    let (instances, vas) = visible_instances(&state, &caller, &account).await?;
-    let rows = instance_views(&state, &instances, &vas).await?;
-    let header = [
-        "id",
-        "udi_pid",
-        "udi_serial_number",
-        "hostname",
-        "virtual_account",
-        "registered_at",
-        "last_contact_at",
-        "certificate_expires_at",
-        "usage",
-        "status",
-    ];
-    report(q.format.as_deref(), &header, rows, |r| {
-        let usage: Vec<String> = r.usage.iter().map(|u| format!("{}={}", u.tag, u.count)).collect();
-        vec![
-            r.id.clone(),
-            r.udi_pid.clone(),
-            r.udi_serial_number.clone(),
-            r.hostname.clone(),
-            r.virtual_account.clone(),
-            r.registered_at.clone(),
-            r.last_contact_at.clone(),
-            r.certificate_expires_at.clone(),
-            usage.join(";"),
-            r.status.to_string(),
-        ]
-    })
+    let pools = crate::streamed::visible_pools(&state, &caller, &account).await?;
+    let (content_type, body) = match q.format.as_deref() {
+        None | Some("json") => {
+            let page = |views: &[InstanceView], mut after_one: bool| {
+                let mut out = String::new();
+                for v in views {
+                    if after_one {
+                        out.push(',');
+                    }
+                    after_one = true;
+                    out.push_str(&serde_json::to_string(v).unwrap_or_default());
+                }
+                out
+            };
+            ("application/json", crate::streamed::instance_report(state, pools, "{\"rows\":[".into(), page, "]}"))
+        }
+        Some("csv") => {
+            let header = [
+                "id",
+                "udi_pid",
+                "udi_serial_number",
+                "hostname",
+                "virtual_account",
+                "registered_at",
+                "last_contact_at",
+                "certificate_expires_at",
+                "usage",
+                "status",
+            ];
+            let page = |views: &[InstanceView], _: bool| csv_rows(views.iter().map(instance_csv_row));
+            let head = to_csv(&header, std::iter::empty());
+            ("text/csv; charset=utf-8", crate::streamed::instance_report(state, pools, head, page, ""))
+        }
+        Some(other) => return Err(ApiError::invalid("format", format!("'{other}' is not json or csv"))),
+    };
+    Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
+}
+
+/// A row of the instance report's CSV.
+fn instance_csv_row(r: &InstanceView) -> Vec<String> {
+    let usage: Vec<String> = r.usage.iter().map(|u| format!("{}={}", u.tag, u.count)).collect();
+    vec![
+        r.id.clone(),
+        r.udi_pid.clone(),
+        r.udi_serial_number.clone(),
+        r.hostname.clone(),
+        r.virtual_account.clone(),
+        r.registered_at.clone(),
+        r.last_contact_at.clone(),
+        r.certificate_expires_at.clone(),
+        usage.join(";"),
+        r.status.to_string(),
+    ]
 }
 
 // ---- clock and catalogue -----------------------------------------------------------------

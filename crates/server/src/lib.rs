@@ -8,6 +8,7 @@ mod body;
 pub mod ca;
 pub mod clock;
 pub mod conversion;
+mod cursor;
 pub mod data_key;
 pub mod device;
 pub mod error;
@@ -23,6 +24,7 @@ pub mod portal;
 pub mod reservation;
 pub mod satellite;
 pub mod state;
+mod streamed;
 pub mod tls;
 pub mod views;
 

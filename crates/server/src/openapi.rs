@@ -141,7 +141,7 @@ impl utoipa::Modify for Aliases {
     }
 }
 
-/// `?limit=&offset=` of every listing of `/api/v1`.
+/// `?limit=&offset=` or `?limit=&cursor=` of the listings of `/api/v1` (but instances').
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PageParams {
@@ -151,6 +151,51 @@ pub struct PageParams {
     /// Where the page starts: 0, or the previous page's `next_offset`.
     #[param(minimum = 0, default = 0)]
     pub offset: Option<u64>,
+    /// Where the page starts, instead of `offset`: the previous page's `next`, unchanged.
+    pub cursor: Option<String>,
+}
+
+/// `?limit=&cursor=` of the instance listings (keyset pages: no offset).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct InstancePageParams {
+    /// Instances a page.
+    #[param(minimum = 1, maximum = 10000, default = 100)]
+    pub limit: Option<u32>,
+    /// Where the page starts: absent for the first page, then the previous page's `next`,
+    /// unchanged (opaque).
+    pub cursor: Option<String>,
+}
+
+/// `?limit=&cursor=` of the event log listings (keyset pages, newest first: no offset).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventPageParams {
+    /// Events a page, the most recent first.
+    #[param(minimum = 1, maximum = 1000, default = 100)]
+    pub limit: Option<u32>,
+    /// Where the page starts: absent for the most recent events, then the previous page's
+    /// `next`, unchanged (opaque).
+    pub cursor: Option<String>,
+}
+
+/// A page of events, the most recent first, and the cursor of the next (older) page, null
+/// after the last.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct EventPage {
+    events: Vec<EventView>,
+    /// The next page's `cursor`.
+    next: Option<String>,
+}
+
+/// A page of product instances and the cursor of the next page (null after the last). The
+/// answer itself, serialized as it is (no JSON value of thousands of instances is built).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct InstancePage {
+    pub(crate) instances: Vec<InstanceView>,
+    /// The next page's `cursor`.
+    pub(crate) next: Option<String>,
 }
 
 /// The smart account a path names.
@@ -216,14 +261,17 @@ pub struct LocalAccountPath {
 }
 
 /// The shape of a page of a listing (`crate::api::Page::answer` builds it as a JSON value): the
-/// items under their key, and `next_offset`. Used by the document only, hence never built.
+/// items under their key, `next` and `next_offset`. Used by the document only, hence never built.
 macro_rules! pages {
     ($($name:ident { $key:ident: $item:ty }),* $(,)?) => {$(
-        #[doc = concat!("A page of `", stringify!($key), "` and the offset of the next page (null after the last).")]
+        #[doc = concat!("A page of `", stringify!($key), "` and where the next page starts (null after the last).")]
         #[derive(utoipa::ToSchema)]
         #[allow(dead_code)]
         pub(crate) struct $name {
             $key: Vec<$item>,
+            /// The next page's `cursor`.
+            next: Option<String>,
+            /// The next page's `offset`.
             next_offset: Option<u64>,
         }
     )*};
@@ -431,8 +479,6 @@ pages! {
     AccessTokenPage { access_tokens: AccessTokenView },
     TokenPage { tokens: TokenView },
     ReservationPage { reservations: ReservationView },
-    InstancePage { instances: InstanceView },
-    EventPage { events: EventView },
     AlertPage { alerts: AlertView },
     PakPage { paks: crate::pak::PakView },
     PakConversionPage { conversions: crate::pak::PakConversionView },

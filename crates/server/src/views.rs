@@ -457,4 +457,4 @@ impl ReservationView {
 }
 
 /// The reports' CSV (formulas neutralised), shared with the fleet orchestrator.
-pub use smartlic_core::csv::to_csv;
+pub use smartlic_core::csv::{csv_rows, to_csv};

@@ -6,6 +6,7 @@
 //! is lost and nothing happens without a trace.
 
 pub mod conversion;
+mod listing;
 mod model;
 pub mod pak;
 mod portal;
@@ -17,6 +18,7 @@ pub mod satellite;
 mod sqlite;
 mod url;
 
+pub use listing::InstanceKey;
 pub use model::*;
 pub use portal::{
     indexed_search, EventQuery, PortalSession, UsageDay, INDEXED_SEARCH_CHARS, INSTANCE_MATCHES_LISTED,
@@ -215,10 +217,16 @@ pub trait Store: satellite::SatelliteStore + conversion::ConversionStore + pak::
     /// The usage of each of `ids` that reports any, by instance id: a listing reads the usage
     /// of a whole page at once, not one query per instance.
     async fn instances_usage(&self, ids: Vec<String>) -> Result<BTreeMap<String, BTreeMap<String, i64>>>;
-    /// One page (from `offset`, at most `limit`) of the instances of the pools
-    /// `virtual_account_ids`, in listing order (PID, serial number): a listing reads the page
-    /// it shows, not every instance of the account.
-    async fn instances_page(&self, virtual_account_ids: Vec<i64>, offset: i64, limit: i64) -> Result<Vec<Instance>>;
+    /// One page (after `after`, at most `limit`) of the instances of the pools
+    /// `virtual_account_ids`, in listing order (pool, then PID and serial number): a listing
+    /// reads the page it shows, in index ranges (keyset paging, see [`InstanceKey`]), not every
+    /// instance of the account nor the ones before the page.
+    async fn instances_page(
+        &self,
+        virtual_account_ids: Vec<i64>,
+        after: Option<InstanceKey>,
+        limit: i64,
+    ) -> Result<Vec<Instance>>;
     /// One page (`offset`, `limit`) of a pool's instances whose hostname, PID, serial number or
     /// id holds `text` (ASCII case ignored; every instance when empty), in listing order, with
     /// how many match in all: the portal's search, which must not read a large pool whole.
@@ -287,7 +295,13 @@ pub trait Store: satellite::SatelliteStore + conversion::ConversionStore + pak::
 
     // Event log and alerts (C-14).
     async fn record_event(&self, event: NewEvent) -> Result<()>;
-    async fn events(&self, account_id: Option<i64>, limit: i64) -> Result<Vec<Event>>;
+    /// The most recent events (of the account, or of all), newest first, at most `limit`.
+    async fn events(&self, account_id: Option<i64>, limit: i64) -> Result<Vec<Event>> {
+        self.events_before(account_id, None, limit).await
+    }
+    /// [`Store::events`] older than the event `before` (by id) when given: the event log's
+    /// keyset pages, each one index range (account, id) whatever its depth in the log.
+    async fn events_before(&self, account_id: Option<i64>, before: Option<i64>, limit: i64) -> Result<Vec<Event>>;
     /// Replaces the current alerts with `current`, keeping the time an alert was first raised.
     async fn sync_alerts(&self, current: Vec<NewAlert>, now: Timestamp) -> Result<()>;
     async fn alerts(&self, account_id: i64) -> Result<Vec<Alert>>;

@@ -17,6 +17,7 @@ mod satellite_sync;
 mod sqlite;
 mod stored_values;
 // After `sqlite`, whose `on_each_backend!` it uses.
+mod instance_pages;
 mod pak_conversion;
 mod silent_instances;
 // After `sqlite`, whose `on_each_backend!` it uses.

@@ -25,7 +25,8 @@ pub enum Login {
     },
 }
 
-/// An authenticated connection to the manager.
+/// An authenticated connection to the manager (a clone shares the connection pool).
+#[derive(Clone)]
 pub struct Api {
     http: reqwest::Client,
     /// The server URL without a trailing slash; paths start with one.

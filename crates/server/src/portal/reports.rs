@@ -6,9 +6,10 @@ use super::history;
 use super::layout::{empty, place, shell, status, when_text, Notice, Place, Tab};
 use super::session::Viewer;
 use super::{respond, Failure, PageResult};
-use crate::api::{instance_views, ledger_of, names, visible_instances};
+use crate::api::{ledger_of, names};
 use crate::state::AppState;
-use crate::views::{compliance_words, to_csv, AlertView};
+use crate::streamed::{instance_report, visible_pools};
+use crate::views::{compliance_words, csv_rows, to_csv, AlertView, InstanceView};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -146,16 +147,19 @@ fn chart(state: &AppState, tags: &[&TagBalance]) -> Markup {
 }
 
 fn csv(name: &str, header: &[&str], rows: Vec<Vec<String>>) -> Response {
-    let body = to_csv(header, rows.into_iter());
+    (csv_headers(name), to_csv(header, rows.into_iter())).into_response()
+}
+
+/// The headers of a CSV download named `name`.
+fn csv_headers(name: &str) -> [(header::HeaderName, HeaderValue); 2] {
     let disposition = format!("attachment; filename=\"{name}\"");
-    let headers = [
+    [
         (header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8")),
         (
             header::CONTENT_DISPOSITION,
             HeaderValue::from_str(&disposition).unwrap_or(HeaderValue::from_static("attachment")),
         ),
-    ];
-    (headers, body).into_response()
+    ]
 }
 
 pub async fn usage_csv(State(state): State<AppState>, v: Viewer, Path((domain, va)): PoolPath) -> PageResult {
@@ -200,27 +204,25 @@ pub async fn history_csv(State(state): State<AppState>, v: Viewer, Path((domain,
     Ok(csv("usage-history.csv", &["smart_account", "virtual_account", "tag", "date", "in_use", "purchased"], rows))
 }
 
+/// Every instance of the account the viewer sees, sent a page at a time as it is read
+/// (`crate::streamed`): the manager's memory does not grow with the account.
 pub async fn instances_csv(State(state): State<AppState>, v: Viewer, Path((domain, va)): PoolPath) -> PageResult {
     let place = place(&state, &v, &domain, &va).await?;
-    let (instances, vas) = visible_instances(&state, &v.caller, &place.account).await?;
-    let rows = instance_views(&state, &instances, &vas)
-        .await?
-        .into_iter()
-        .map(|i| {
-            let usage: Vec<String> = i.usage.iter().map(|u| format!("{}={}", u.tag, u.count)).collect();
-            vec![
-                i.id,
-                i.hostname,
-                i.udi_pid,
-                i.udi_serial_number,
-                i.virtual_account,
-                i.registered_at,
-                i.last_contact_at,
-                usage.join(";"),
-                i.status.to_string(),
-            ]
-        })
-        .collect();
+    let pools = visible_pools(&state, &v.caller, &place.account).await?;
+    let row = |i: &InstanceView| {
+        let usage: Vec<String> = i.usage.iter().map(|u| format!("{}={}", u.tag, u.count)).collect();
+        vec![
+            i.id.clone(),
+            i.hostname.clone(),
+            i.udi_pid.clone(),
+            i.udi_serial_number.clone(),
+            i.virtual_account.clone(),
+            i.registered_at.clone(),
+            i.last_contact_at.clone(),
+            usage.join(";"),
+            i.status.to_string(),
+        ]
+    };
     let header = [
         "id",
         "hostname",
@@ -232,5 +234,7 @@ pub async fn instances_csv(State(state): State<AppState>, v: Viewer, Path((domai
         "usage",
         "status",
     ];
-    Ok(csv("instances.csv", &header, rows))
+    let page = move |views: &[InstanceView], _: bool| csv_rows(views.iter().map(row));
+    let body = instance_report(state, pools, to_csv(&header, std::iter::empty()), page, "");
+    Ok((csv_headers("instances.csv"), body).into_response())
 }

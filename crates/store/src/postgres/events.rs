@@ -73,11 +73,19 @@ pub(super) async fn record_event(store: &PostgresStore, e: NewEvent) -> Result<(
     write!(store, |tx| append_event(&tx, &e).await)
 }
 
-pub(super) async fn events(store: &PostgresStore, account_id: Option<i64>, limit: i64) -> Result<Vec<Event>> {
+pub(super) async fn events(
+    store: &PostgresStore,
+    account_id: Option<i64>,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<Event>> {
+    let before = before.unwrap_or(i64::MAX);
     read!(store, |tx| match account_id {
-        Some(a) =>
-            tx.all(&format!("{EVENT} WHERE account_id = $1 ORDER BY id DESC LIMIT $2"), &[&a, &limit], event).await,
-        None => tx.all(&format!("{EVENT} ORDER BY id DESC LIMIT $1"), &[&limit], event).await,
+        Some(a) => {
+            let sql = format!("{EVENT} WHERE account_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3");
+            tx.all(&sql, &[&a, &before, &limit], event).await
+        }
+        None => tx.all(&format!("{EVENT} WHERE id < $1 ORDER BY id DESC LIMIT $2"), &[&before, &limit], event).await,
     })
 }
 

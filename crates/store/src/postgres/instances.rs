@@ -312,12 +312,33 @@ pub(super) async fn instances(store: &PostgresStore, filter: InstanceFilter) -> 
 pub(super) async fn instances_page(
     store: &PostgresStore,
     virtual_account_ids: Vec<i64>,
-    offset: i64,
+    after: Option<InstanceKey>,
     limit: i64,
 ) -> Result<Vec<Instance>> {
+    let ranges = crate::listing::pool_ranges(virtual_account_ids, after.as_ref());
     read!(store, |tx| {
-        let sql = format!("{INSTANCE} WHERE virtual_account_id = ANY($1) ORDER BY udi_pid, udi_sn LIMIT $2 OFFSET $3");
-        tx.all(&sql, &[&virtual_account_ids, &limit, &offset], instance_row).await
+        let mut page = Vec::new();
+        for (pool, from) in &ranges {
+            let left = limit - i64::try_from(page.len()).unwrap_or(i64::MAX);
+            if left <= 0 {
+                break;
+            }
+            // One range of the (pool, PID, serial) index, in its order: no sort.
+            page.extend(match from {
+                Some((pid, sn)) => {
+                    let sql = format!(
+                        "{INSTANCE} WHERE virtual_account_id = $1 AND (udi_pid, udi_sn) > ($2, $3) \
+                         ORDER BY udi_pid, udi_sn LIMIT $4"
+                    );
+                    tx.all(&sql, &[pool, pid, sn, &left], instance_row).await?
+                }
+                None => {
+                    let sql = format!("{INSTANCE} WHERE virtual_account_id = $1 ORDER BY udi_pid, udi_sn LIMIT $2");
+                    tx.all(&sql, &[pool, &left], instance_row).await?
+                }
+            });
+        }
+        Ok(page)
     })
 }
 

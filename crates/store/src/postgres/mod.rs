@@ -266,8 +266,13 @@ impl Store for PostgresStore {
         instances::instances_usage(self, ids).await
     }
 
-    async fn instances_page(&self, virtual_account_ids: Vec<i64>, offset: i64, limit: i64) -> Result<Vec<Instance>> {
-        instances::instances_page(self, virtual_account_ids, offset, limit).await
+    async fn instances_page(
+        &self,
+        virtual_account_ids: Vec<i64>,
+        after: Option<InstanceKey>,
+        limit: i64,
+    ) -> Result<Vec<Instance>> {
+        instances::instances_page(self, virtual_account_ids, after, limit).await
     }
 
     async fn search_instances(
@@ -387,8 +392,8 @@ impl Store for PostgresStore {
         Err(StoreError::Conflict(NO_BACKUP.into()))
     }
 
-    async fn events(&self, account_id: Option<i64>, limit: i64) -> Result<Vec<Event>> {
-        events::events(self, account_id, limit).await
+    async fn events_before(&self, account_id: Option<i64>, before: Option<i64>, limit: i64) -> Result<Vec<Event>> {
+        events::events(self, account_id, before, limit).await
     }
 
     async fn sync_alerts(&self, current: Vec<NewAlert>, now: Timestamp) -> Result<()> {

@@ -73,14 +73,23 @@ pub(super) async fn record_event(store: &SqliteStore, e: NewEvent) -> Result<()>
     store.db.write(move |db| append_event(db, &e)).await
 }
 
-pub(super) async fn events(store: &SqliteStore, account_id: Option<i64>, limit: i64) -> Result<Vec<Event>> {
+pub(super) async fn events(
+    store: &SqliteStore,
+    account_id: Option<i64>,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<Event>> {
+    let before = before.unwrap_or(i64::MAX);
     store
         .db
         .read(move |db| match account_id {
-            Some(a) => {
-                all(db, &format!("{EVENT} WHERE account_id = $1 ORDER BY id DESC LIMIT $2"), params![a, limit], event)
-            }
-            None => all(db, &format!("{EVENT} ORDER BY id DESC LIMIT $1"), [limit], event),
+            Some(a) => all(
+                db,
+                &format!("{EVENT} WHERE account_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"),
+                params![a, before, limit],
+                event,
+            ),
+            None => all(db, &format!("{EVENT} WHERE id < $1 ORDER BY id DESC LIMIT $2"), params![before, limit], event),
         })
         .await
 }

@@ -225,57 +225,67 @@ pub(super) async fn instances(store: &SqliteStore, filter: InstanceFilter) -> Re
         .await
 }
 
-/// `$first, $first+1, ...`: `n` numbered parameters, for an `IN` list.
-fn parameters(first: usize, n: usize) -> String {
-    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
-}
-
 pub(super) async fn instances_page(
     store: &SqliteStore,
     virtual_account_ids: Vec<i64>,
-    offset: i64,
+    after: Option<InstanceKey>,
     limit: i64,
 ) -> Result<Vec<Instance>> {
-    if virtual_account_ids.is_empty() {
-        return Ok(Vec::new());
-    }
+    let ranges = crate::listing::pool_ranges(virtual_account_ids, after.as_ref());
     store
         .db
         .read(move |db| {
-            let n = virtual_account_ids.len();
-            let sql = format!(
-                "{INSTANCE} WHERE virtual_account_id IN ({}) ORDER BY udi_pid, udi_sn LIMIT ${} OFFSET ${}",
-                parameters(1, n),
-                n + 1,
-                n + 2
-            );
-            let args = virtual_account_ids.into_iter().chain([limit, offset]);
-            all(db, &sql, rusqlite::params_from_iter(args), instance_row)
+            let mut page = Vec::new();
+            for (pool, from) in ranges {
+                let left = limit - i64::try_from(page.len()).unwrap_or(i64::MAX);
+                if left <= 0 {
+                    break;
+                }
+                // One range of the (pool, PID, serial) index, in its order: no sort.
+                page.extend(match from {
+                    Some((pid, sn)) => all(
+                        db,
+                        &format!(
+                            "{INSTANCE} WHERE virtual_account_id = $1 AND (udi_pid, udi_sn) > ($2, $3) \
+                             ORDER BY udi_pid, udi_sn LIMIT $4"
+                        ),
+                        params![pool, pid, sn, left],
+                        instance_row,
+                    )?,
+                    None => all(
+                        db,
+                        &format!("{INSTANCE} WHERE virtual_account_id = $1 ORDER BY udi_pid, udi_sn LIMIT $2"),
+                        params![pool, left],
+                        instance_row,
+                    )?,
+                });
+            }
+            Ok(page)
         })
         .await
 }
-
-/// How many instances one usage query names: a page of a listing (at most 1,000) in one.
-const USAGE_IDS_PER_QUERY: usize = 1000;
 
 pub(super) async fn instances_usage(
     store: &SqliteStore,
     ids: Vec<String>,
 ) -> Result<BTreeMap<String, BTreeMap<String, i64>>> {
+    // The ids as one JSON array parameter: one short statement whatever the page's size. A
+    // list of numbered parameters (`IN ($1, ..., $1000)`) is parsed again at each call once
+    // ANALYZE has run (the plan may depend on the values bound), and SQLite looks each
+    // parameter name up among the earlier ones: most of a page's time at 5,000 instances.
+    let ids = serde_json::to_string(&ids).map_err(|e| StoreError::Database(e.to_string()))?;
     store
         .db
         .read(move |db| {
+            let rows: Vec<(String, String, i64)> = all(
+                db,
+                "SELECT instance_id, tag, count FROM instance_usage WHERE instance_id IN (SELECT value FROM json_each($1))",
+                [ids],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?;
             let mut usage: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
-            for chunk in ids.chunks(USAGE_IDS_PER_QUERY) {
-                let sql = format!(
-                    "SELECT instance_id, tag, count FROM instance_usage WHERE instance_id IN ({})",
-                    parameters(1, chunk.len())
-                );
-                let rows: Vec<(String, String, i64)> =
-                    all(db, &sql, rusqlite::params_from_iter(chunk), |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-                for (id, tag, count) in rows {
-                    usage.entry(id).or_default().insert(tag, count);
-                }
+            for (id, tag, count) in rows {
+                usage.entry(id).or_default().insert(tag, count);
             }
             Ok(usage)
         })

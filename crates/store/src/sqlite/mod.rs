@@ -300,8 +300,13 @@ impl Store for SqliteStore {
         instances::instances_usage(self, ids).await
     }
 
-    async fn instances_page(&self, virtual_account_ids: Vec<i64>, offset: i64, limit: i64) -> Result<Vec<Instance>> {
-        instances::instances_page(self, virtual_account_ids, offset, limit).await
+    async fn instances_page(
+        &self,
+        virtual_account_ids: Vec<i64>,
+        after: Option<InstanceKey>,
+        limit: i64,
+    ) -> Result<Vec<Instance>> {
+        instances::instances_page(self, virtual_account_ids, after, limit).await
     }
 
     async fn search_instances(
@@ -420,8 +425,8 @@ impl Store for SqliteStore {
         backup::anonymous_copy(self).await
     }
 
-    async fn events(&self, account_id: Option<i64>, limit: i64) -> Result<Vec<Event>> {
-        events::events(self, account_id, limit).await
+    async fn events_before(&self, account_id: Option<i64>, before: Option<i64>, limit: i64) -> Result<Vec<Event>> {
+        events::events(self, account_id, before, limit).await
     }
 
     async fn sync_alerts(&self, current: Vec<NewAlert>, now: Timestamp) -> Result<()> {
