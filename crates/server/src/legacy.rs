@@ -742,37 +742,23 @@ async fn revoke_tokens(
 
 // ---- devices -----------------------------------------------------------------------------
 
-/// Product instances of the pools in the original device shape (public facts §1.3).
-async fn device_rows(state: &AppState, vas: &[VirtualAccount]) -> LegacyResult<Vec<Value>> {
-    let now = state.clock.now();
-    let mut rows = Vec::new();
-    for va in vas {
-        let ledger = state.store.pool_counts(va.id, now).await?.ledger(&state.catalog);
-        let instances = state.store.instances(InstanceFilter::VirtualAccount(va.id)).await?;
-        let mut usage_of = state.store.instances_usage(instances.iter().map(|i| i.id.clone()).collect()).await?;
-        for i in instances {
-            let usage = usage_of.remove(&i.id).unwrap_or_default();
-            let view = InstanceView::new(&i, &va.name, &usage, &ledger);
-            let license_usage: Vec<Value> = usage
-                .iter()
-                .map(|(tag, n)| json!({"license": state.catalog.display_name(tag), "quantity": n}))
-                .collect();
-            rows.push(json!({
-                "licenseUsage": license_usage,
-                "hostName": i.hostname,
-                "sudi": {"macAddress": null, "suvi": null, "hostIdentifier": null, "udiSerialNumber": i.udi_sn,
-                         "udiPid": i.udi_pid, "uuid": i.id, "udiVid": null},
-                "displayName": format!("UDI_PID:{}; UDI_SN:{}; ", i.udi_pid, i.udi_sn),
-                "registrationDate": i.registered_at.to_rfc3339(),
-                "lastContactDate": i.last_contact_at.to_rfc3339(),
-                "productTagName": null,
-                "virtualAccount": va.name,
-                "productName": i.udi_pid, "productDescription": "", "productType": "",
-                "status": view.status
-            }));
-        }
-    }
-    Ok(rows)
+/// A product instance in the original device shape (public facts §1.3).
+fn device(catalog: &smartlic_core::Catalog, v: &InstanceView) -> Value {
+    let license_usage: Vec<Value> =
+        v.usage.iter().map(|u| json!({"license": catalog.display_name(&u.tag), "quantity": u.count})).collect();
+    json!({
+        "licenseUsage": license_usage,
+        "hostName": v.hostname,
+        "sudi": {"macAddress": null, "suvi": null, "hostIdentifier": null, "udiSerialNumber": v.udi_serial_number,
+                 "udiPid": v.udi_pid, "uuid": v.id, "udiVid": null},
+        "displayName": format!("UDI_PID:{}; UDI_SN:{}; ", v.udi_pid, v.udi_serial_number),
+        "registrationDate": v.registered_at,
+        "lastContactDate": v.last_contact_at,
+        "productTagName": null,
+        "virtualAccount": v.virtual_account,
+        "productName": v.udi_pid, "productDescription": "", "productType": "",
+        "status": v.status
+    })
 }
 
 #[utoipa::path(
@@ -790,10 +776,26 @@ async fn pool_devices(
     State(state): State<AppState>,
     LegacyCaller(caller): LegacyCaller,
     Path((domain, va)): Path<(String, String)>,
-) -> LegacyResult<Json<Value>> {
+) -> LegacyResult<Response> {
     let (_, va) = pool(&state, &caller, &domain, &va, Action::View).await?;
-    let rows = device_rows(&state, std::slice::from_ref(&va)).await?;
-    Ok(success(json!({ "totalRecords": rows.len(), "devices": rows })))
+    // Every device of the pool in one answer, as the original API gives it: sent a page at a
+    // time as it is read (`crate::streamed`), so a pool of a million costs the memory of a page.
+    let (total, _) = state.store.instances_at(vec![va.id], 0, 0).await?;
+    let head = format!(r#"{{"status":"SUCCESS","statusMessage":"","totalRecords":{total},"devices":["#);
+    let shown = state.clone();
+    let page = move |views: &[InstanceView], mut after_one: bool| {
+        let mut out = String::new();
+        for v in views {
+            if after_one {
+                out.push(',');
+            }
+            after_one = true;
+            out.push_str(&device(&shown.catalog, v).to_string());
+        }
+        out
+    };
+    let body = crate::streamed::instance_report(state, vec![va], head, page, "]}");
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 #[utoipa::path(
@@ -817,8 +819,14 @@ async fn devices(
     let req = parsed(body)?;
     let account = account(&state, &caller, &domain).await?;
     let vas = pools(&state, &caller, &account, &req.virtual_accounts).await?;
-    let rows = device_rows(&state, &vas).await?;
-    Ok(success(paged(&req, "devices", rows)))
+    // Only the page asked for is read, and the total counted: not every device of the pools.
+    let (offset, limit) = (req.offset.unwrap_or(0), req.limit.unwrap_or(50).min(1000));
+    let offset = i64::try_from(offset).map_err(|_| ApiError::invalid("offset", "is too large".to_string()))?;
+    let ids = vas.iter().map(|v| v.id).collect();
+    let (total, instances) = state.store.instances_at(ids, offset, limit as i64).await?;
+    let rows: Vec<Value> =
+        crate::api::instance_views(&state, &instances, &vas).await?.iter().map(|v| device(&state.catalog, v)).collect();
+    Ok(success(json!({ "totalRecords": total, "devices": rows })))
 }
 
 // ---- license transfer --------------------------------------------------------------------

@@ -285,6 +285,20 @@ async fn a_script_lists_devices_in_the_original_shape() {
     assert_eq!(all["devices"][0], *d);
     let (_, none) = post(&h, &bearer, &devices, json!({"virtualAccounts": ["Default"], "offset": 1})).await;
     assert_eq!((none["totalRecords"].as_i64(), none["devices"].as_array().unwrap().len()), (Some(1), 0));
+    // Pages by position over several devices, in PID and serial order; the pool's list is whole.
+    for sn in ["DEV3", "DEV2"] {
+        h.register(sn, &token).await;
+    }
+    let serials = |page: &Value| -> Vec<String> {
+        let devices = page["devices"].as_array().unwrap();
+        devices.iter().map(|d| d["sudi"]["udiSerialNumber"].as_str().unwrap().to_string()).collect()
+    };
+    let (_, page) = post(&h, &bearer, &devices, json!({"virtualAccounts": ["Default"], "limit": 2, "offset": 1})).await;
+    assert_eq!((page["totalRecords"].as_i64(), serials(&page)), (Some(3), vec!["DEV2".into(), "DEV3".into()]));
+    let (status, whole) =
+        get(&h, &bearer, &format!("{PREFIX}/v1/accounts/example.com/virtual-accounts/Default/devices")).await;
+    assert_eq!((status, whole["status"].as_str(), whole["totalRecords"].as_i64()), (200, Some("SUCCESS"), Some(3)));
+    assert_eq!(serials(&whole), ["DEV1", "DEV2", "DEV3"]);
     let (status, body) = post(&h, &bearer, &devices, json!({"virtualAccounts": ["Nope"]})).await;
     assert_error(status, &body, 404);
 }

@@ -227,6 +227,16 @@ pub trait Store: satellite::SatelliteStore + conversion::ConversionStore + pak::
         after: Option<InstanceKey>,
         limit: i64,
     ) -> Result<Vec<Instance>>;
+    /// How many instances the pools `virtual_account_ids` hold, and the page of them at
+    /// `offset` (at most `limit`) in listing order: for the original API's device listing, whose
+    /// clients page by position and are told the total. The page is found by `OFFSET` in the
+    /// pool index (a page deep in a large pool walks the entries before it), the rows are not.
+    async fn instances_at(
+        &self,
+        virtual_account_ids: Vec<i64>,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(i64, Vec<Instance>)>;
     /// One page (`offset`, `limit`) of a pool's instances whose hostname, PID, serial number or
     /// id holds `text` (ASCII case ignored; every instance when empty), in listing order, with
     /// how many match in all: the portal's search, which must not read a large pool whole.

@@ -2,7 +2,8 @@
 //! of the pools asked exactly once, in listing order (pool, then PID and serial), and an
 //! instance added or removed between two pages skips or repeats no instance that was there
 //! throughout (an `OFFSET` page would shift by one). The event log's pages
-//! (`Store::events_before`) likewise, newest first.
+//! (`Store::events_before`) likewise, newest first. Pages by position (`Store::instances_at`)
+//! follow the same order.
 
 use crate::sqlite::{device, fixture_on, token, Backend, Fixture};
 use smartlic_core::Timestamp;
@@ -51,6 +52,16 @@ async fn pages_cover_every_instance_of_the_pools_once_in_listing_order(f: Fixtur
     // After the last instance: nothing more.
     let last = f.store.instance("i5").await.unwrap().unwrap();
     assert!(f.store.instances_page(both.to_vec(), Some(InstanceKey::of(&last)), 10).await.unwrap().is_empty());
+    // By position (the original API's device listing): the same order, and the total.
+    let at = async |pools: &[i64], offset, limit| {
+        let (total, page) = f.store.instances_at(pools.to_vec(), offset, limit).await.unwrap();
+        (total, page.iter().map(|i| i.udi_sn.clone()).collect::<Vec<_>>())
+    };
+    assert_eq!(at(&both, 0, 10).await, (5, vec!["A".into(), "C".into(), "D".into(), "B".into(), "E".into()]));
+    assert_eq!(at(&both, 2, 2).await, (5, vec!["D".into(), "B".into()]));
+    assert_eq!(at(&both, 5, 2).await, (5, vec![]));
+    assert_eq!(at(&[lab.id], 0, 0).await, (2, vec![]));
+    assert_eq!(at(&[], 0, 10).await, (0, vec![]));
 }
 
 async fn instances_added_or_removed_between_pages_move_no_other(f: Fixture) {

@@ -342,6 +342,24 @@ pub(super) async fn instances_page(
     })
 }
 
+pub(super) async fn instances_at(
+    store: &PostgresStore,
+    virtual_account_ids: Vec<i64>,
+    offset: i64,
+    limit: i64,
+) -> Result<(i64, Vec<Instance>)> {
+    read!(store, |tx| {
+        let total = tx
+            .value("SELECT COUNT(*) FROM instances WHERE virtual_account_id = ANY($1)", &[&virtual_account_ids])
+            .await?;
+        let sql = format!(
+            "{INSTANCE} WHERE virtual_account_id = ANY($1) ORDER BY virtual_account_id, udi_pid, udi_sn LIMIT $2 OFFSET $3"
+        );
+        let page = tx.all(&sql, &[&virtual_account_ids, &limit, &offset], instance_row).await?;
+        Ok((total.unwrap_or(0), page))
+    })
+}
+
 pub(super) async fn instances_usage(
     store: &PostgresStore,
     ids: Vec<String>,

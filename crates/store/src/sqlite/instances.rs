@@ -265,6 +265,26 @@ pub(super) async fn instances_page(
         .await
 }
 
+pub(super) async fn instances_at(
+    store: &SqliteStore,
+    virtual_account_ids: Vec<i64>,
+    offset: i64,
+    limit: i64,
+) -> Result<(i64, Vec<Instance>)> {
+    // The pools as one JSON array parameter (see `instances_usage`).
+    let pools = serde_json::to_string(&virtual_account_ids).map_err(|e| StoreError::Database(e.to_string()))?;
+    store
+        .db
+        .read(move |db| {
+            const IN_POOLS: &str = "WHERE virtual_account_id IN (SELECT value FROM json_each($1))";
+            let total = one(db, &format!("SELECT COUNT(*) FROM instances {IN_POOLS}"), [&pools], |r| r.get(0))?;
+            let sql = format!("{INSTANCE} {IN_POOLS} ORDER BY virtual_account_id, udi_pid, udi_sn LIMIT $2 OFFSET $3");
+            let page = all(db, &sql, params![pools, limit, offset], instance_row)?;
+            Ok((total.unwrap_or(0), page))
+        })
+        .await
+}
+
 pub(super) async fn instances_usage(
     store: &SqliteStore,
     ids: Vec<String>,

@@ -309,6 +309,15 @@ impl Store for SqliteStore {
         instances::instances_page(self, virtual_account_ids, after, limit).await
     }
 
+    async fn instances_at(
+        &self,
+        virtual_account_ids: Vec<i64>,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(i64, Vec<Instance>)> {
+        instances::instances_at(self, virtual_account_ids, offset, limit).await
+    }
+
     async fn search_instances(
         &self,
         virtual_account_id: i64,
