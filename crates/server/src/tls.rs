@@ -453,8 +453,11 @@ pub fn trusted_proxy(text: &str) -> Result<ipnet::IpNet, String> {
 /// appends the address it was reached from) past the trusted ones. Entries left of an
 /// untrusted one were written by the client itself, so they are never believed; a malformed
 /// entry stops the walk at the last address known good.
+/// Addresses are compared in their canonical form: an IPv4 peer of a dual-stack listener
+/// (`::ffff:10.0.0.5`) is the IPv4 address a range such as 10.0.0.0/8 names.
 pub fn client_address(peer: SocketAddr, headers: &axum::http::HeaderMap, trusted: &[ipnet::IpNet]) -> SocketAddr {
     let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|net| net.contains(ip));
+    let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
     if !is_trusted(&peer.ip()) {
         return peer;
     }
@@ -462,7 +465,7 @@ pub fn client_address(peer: SocketAddr, headers: &axum::http::HeaderMap, trusted
     let hops: Vec<&str> = forwarded.flat_map(|v| v.split(',')).map(str::trim).collect();
     let mut client = peer.ip();
     for hop in hops.iter().rev() {
-        let Ok(ip) = hop.parse::<std::net::IpAddr>() else { break };
+        let Ok(ip) = hop.parse::<std::net::IpAddr>().map(|ip| ip.to_canonical()) else { break };
         client = ip;
         if !is_trusted(&ip) {
             break;
@@ -559,6 +562,9 @@ mod tests {
         assert_eq!(from(lb, &["203.0.113.9, nonsense"], &["10.0.0.0/8"]), "10.0.0.5");
         assert_eq!(from(lb, &[], &["10.0.0.5"]), "10.0.0.5");
         assert_eq!(from("[fd00::1]:443", &["2001:db8::7"], &["fd00::/8"]), "2001:db8::7");
+        // A dual-stack listener's IPv4 peer, and a mapped address in the header.
+        assert_eq!(from("[::ffff:10.0.0.5]:40000", &["::ffff:203.0.113.9"], &["10.0.0.0/8"]), "203.0.113.9");
+        assert_eq!(from("[::ffff:198.51.100.1]:1", &[], &[]), "198.51.100.1");
     }
 
     #[test]
