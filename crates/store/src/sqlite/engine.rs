@@ -173,31 +173,45 @@ impl Engine {
         &self,
         f: impl FnOnce(&Connection) -> Result<R> + Send + 'static,
     ) -> Result<R> {
-        let readers = self.readers.clone();
-        let path = self.path.clone();
-        tokio::task::spawn_blocking(move || {
-            let pooled = readers.lock().map_err(|_| StoreError::Database("reader pool poisoned".into()))?.pop();
-            let conn = match pooled {
-                Some(c) => c,
-                None => {
-                    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-                    let c = Connection::open_with_flags(&path, flags)?;
-                    configure(&c)?;
-                    c
-                }
-            };
-            let result = run(&conn, BEGIN_READ).map_err(StoreError::from).and_then(|()| f(&conn));
-            // A connection left in its transaction (its end failed) is closed, not reused.
-            if run(&conn, END).is_ok() || conn.is_autocommit() {
-                if let Ok(mut pool) = readers.lock() {
-                    pool.push(conn);
-                }
-            }
-            result
-        })
-        .await
-        .map_err(|e| StoreError::Database(format!("reader task failed: {e}")))?
+        let (readers, path) = (self.readers.clone(), self.path.clone());
+        tokio::task::spawn_blocking(move || with_reader(&readers, &path, f))
+            .await
+            .map_err(|e| StoreError::Database(format!("reader task failed: {e}")))?
     }
+
+    /// [`Engine::read`] on the calling thread, for a lookup by key on a request's path: such a read
+    /// takes microseconds, less than handing it to a blocking thread and back (two context
+    /// switches and a wake-up of each thread). Never for a read that scans:
+    /// it holds up an async worker while it runs.
+    pub fn read_now<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
+        with_reader(&self.readers, &self.path, f)
+    }
+}
+
+/// Runs `f` in a read transaction on a pooled read-only connection (opened when none is free).
+fn with_reader<R>(
+    readers: &Mutex<Vec<Connection>>,
+    path: &Path,
+    f: impl FnOnce(&Connection) -> Result<R>,
+) -> Result<R> {
+    let pooled = readers.lock().map_err(|_| StoreError::Database("reader pool poisoned".into()))?.pop();
+    let conn = match pooled {
+        Some(c) => c,
+        None => {
+            let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+            let c = Connection::open_with_flags(path, flags)?;
+            configure(&c)?;
+            c
+        }
+    };
+    let result = run(&conn, BEGIN_READ).map_err(StoreError::from).and_then(|()| f(&conn));
+    // A connection left in its transaction (its end failed) is closed, not reused.
+    if run(&conn, END).is_ok() || conn.is_autocommit() {
+        if let Ok(mut pool) = readers.lock() {
+            pool.push(conn);
+        }
+    }
+    result
 }
 
 fn write_loop(conn: Connection, queue: mpsc::Receiver<Job>, busy_nanos: &AtomicU64) -> rusqlite::Result<()> {

@@ -197,8 +197,8 @@ pub(super) async fn register_instance(
 }
 
 pub(super) async fn instance(store: &SqliteStore, id: &str) -> Result<Option<Instance>> {
-    let id = id.to_string();
-    store.db.read(move |db| one(db, INSTANCE_BY_ID, [id], instance_row)).await
+    // By primary key, on every device request: on the calling thread (see `Engine::read_now`).
+    store.db.read_now(|db| one(db, INSTANCE_BY_ID, [id], instance_row))
 }
 
 pub(super) async fn instances(store: &SqliteStore, filter: InstanceFilter) -> Result<Vec<Instance>> {
