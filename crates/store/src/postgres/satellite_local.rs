@@ -5,6 +5,7 @@
 use super::accounts::insert_account;
 use super::events::log;
 use super::instances::{delete_instance, instance_row, INSTANCE};
+use super::licenses::insert_license;
 use super::satellite::local_account_named;
 use super::satellite_cloud::usage_columns;
 use super::sql::{get, ts, Tx};
@@ -31,15 +32,9 @@ async fn add_pool(tx: &Tx<'_>, account_id: i64, pool: &MirroredPool, now: Timest
     .await
 }
 
+/// Stores `l` as a purchase record of the local pool `va`.
 async fn add_license(tx: &Tx<'_>, va: i64, l: &NewLicense, now: Timestamp) -> Result<()> {
-    let (tag, sku, quantity, kind, start, end, subscription) = license_key(l);
-    tx.exec(
-        "INSERT INTO licenses (virtual_account_id, tag, sku, quantity, kind, start_at, end_at, subscription_id, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        &[&va, &tag, &sku, &quantity, &kind, &start, &end, &subscription, &now.0],
-    )
-    .await?;
-    Ok(())
+    insert_license(tx, NewLicense { virtual_account_id: va, ..l.clone() }, now).await.map(drop)
 }
 
 /// Makes the pool's purchase records those of `licenses` (see [`replaced_licenses`]).

@@ -1,5 +1,6 @@
 //! [`SatelliteStore`] on SQLite: satellites in the cloud, local accounts on a satellite.
 
+use super::licenses::insert_license;
 use super::{
     all, delete_instance, exec, instance, log, one, opt_ts, shift_pool_usage, ts, unique_or, usage_of, SqliteStore,
     INSTANCE, R,
@@ -264,13 +265,7 @@ fn replace_licenses(
     )?;
     let (added, gone) = replaced_licenses(existing, licenses);
     for l in added {
-        let key = license_key(l);
-        exec(
-            db,
-            "INSERT INTO licenses (virtual_account_id, tag, sku, quantity, kind, start_at, end_at, subscription_id, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            params![virtual_account_id, key.0, key.1, key.2, key.3, key.4, key.5, key.6, now.0],
-        )?;
+        insert_license(db, crate::NewLicense { virtual_account_id, ..l.clone() }, now)?;
     }
     for id in gone {
         exec(db, "DELETE FROM licenses WHERE id = $1", [id])?;
@@ -512,22 +507,7 @@ impl SatelliteStore for SqliteStore {
                         db.last_insert_rowid()
                     };
                     for l in &pool.licenses {
-                        exec(
-                            db,
-                            "INSERT INTO licenses (virtual_account_id, tag, sku, quantity, kind, start_at, end_at, subscription_id, created_at)
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                            params![
-                                va,
-                                l.tag,
-                                l.sku,
-                                l.quantity,
-                                l.term.kind.as_str(),
-                                l.term.start.map(|t| t.0),
-                                l.term.end.map(|t| t.0),
-                                l.subscription_id,
-                                now.0
-                            ],
-                        )?;
+                        insert_license(db, crate::NewLicense { virtual_account_id: va, ..l.clone() }, now)?;
                     }
                 }
                 exec(
