@@ -1861,16 +1861,8 @@ async fn instances_report(
     let pools = crate::streamed::visible_pools(&state, &caller, &account).await?;
     let (content_type, body) = match q.format.as_deref() {
         None | Some("json") => {
-            let page = |views: &[InstanceView], mut after_one: bool| {
-                let mut out = String::new();
-                for v in views {
-                    if after_one {
-                        out.push(',');
-                    }
-                    after_one = true;
-                    out.push_str(&serde_json::to_string(v).unwrap_or_default());
-                }
-                out
+            let page = |views: &[InstanceView], after_one: bool| {
+                crate::streamed::json_items(views, after_one, |v| serde_json::to_string(v).unwrap_or_default())
             };
             ("application/json", crate::streamed::instance_report(state, pools, "{\"rows\":[".into(), page, "]}"))
         }

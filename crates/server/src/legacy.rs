@@ -783,16 +783,8 @@ async fn pool_devices(
     let (total, _) = state.store.instances_at(vec![va.id], 0, 0).await?;
     let head = format!(r#"{{"status":"SUCCESS","statusMessage":"","totalRecords":{total},"devices":["#);
     let shown = state.clone();
-    let page = move |views: &[InstanceView], mut after_one: bool| {
-        let mut out = String::new();
-        for v in views {
-            if after_one {
-                out.push(',');
-            }
-            after_one = true;
-            out.push_str(&device(&shown.catalog, v).to_string());
-        }
-        out
+    let page = move |views: &[InstanceView], after_one: bool| {
+        crate::streamed::json_items(views, after_one, |v| device(&shown.catalog, v).to_string())
     };
     let body = crate::streamed::instance_report(state, vec![va], head, page, "]}");
     Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response())

@@ -89,6 +89,19 @@ where
     Ok(())
 }
 
+/// A page's items of a JSON list, each as `item` writes it, with the commas between them
+/// (`after_one`: an item of an earlier page came before).
+pub(crate) fn json_items(views: &[InstanceView], after_one: bool, item: impl Fn(&InstanceView) -> String) -> String {
+    let mut out = String::new();
+    for (n, v) in views.iter().enumerate() {
+        if after_one || n > 0 {
+            out.push(',');
+        }
+        out.push_str(&item(v));
+    }
+    out
+}
+
 /// The body the channel's chunks make.
 struct Chunks(mpsc::Receiver<std::io::Result<Bytes>>);
 
