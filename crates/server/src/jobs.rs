@@ -7,6 +7,8 @@
 //! Replicas over one database run them once, not once each: a run needs the lease
 //! [`JOBS_LEASE`] in the store. Its holder renews it at each run; when the holder stops, the
 //! lease expires (on the manager's clock) and the next replica whose loop comes round takes it.
+//! A run also holds the store's run lock of the same name, released by the database when its
+//! holder dies, so a run that outlasts its lease never overlaps the next holder's.
 
 use crate::metrics::Outcome;
 use crate::state::AppState;
@@ -62,6 +64,11 @@ pub async fn run_leased(state: &AppState) -> anyhow::Result<bool> {
     if !state.store.try_lease(JOBS_LEASE, &state.replica.id, now, state.replica.lease_ttl_ms).await? {
         return Ok(false);
     }
+    // A former holder whose run outlasted its lease is still running: this turn waits for it.
+    let Some(_running) = state.store.try_run_lock(JOBS_LEASE).await? else {
+        tracing::info!("background jobs: the lease is ours but the previous holder's run has not ended");
+        return Ok(false);
+    };
     run_once(state).await?;
     Ok(true)
 }

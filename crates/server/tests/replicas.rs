@@ -131,7 +131,7 @@ async fn the_simulated_clock_is_shared(url: &DatabaseUrl) {
 }
 
 async fn one_replica_runs_the_jobs_until_it_dies(url: &DatabaseUrl) {
-    use smartlic_server::jobs::run_leased;
+    use smartlic_server::jobs::{run_leased, JOBS_LEASE};
     let a = replica(url).await;
     // Whatever the loops did so far, a run now leaves the lease with the first replica.
     assert!(run_leased(&a.server.state).await.unwrap());
@@ -142,8 +142,10 @@ async fn one_replica_runs_the_jobs_until_it_dies(url: &DatabaseUrl) {
     assert_eq!(jobs_holder(&a).await, a_id);
     assert_eq!(jobs_holder(&b).await, a_id);
     assert_eq!(ready(&b).await["replica"], b_id.as_str());
-    // The holder dies without a word; within the lease's time (three job intervals: three
-    // hours here) the lease stays with it, even when the clock moves.
+    // The holder stalls in the middle of a run (it holds the run lock) and then goes silent;
+    // within the lease's time (three job intervals: three hours here) the lease stays with it,
+    // even when the clock moves.
+    let stalled_run = a.server.state.store.try_run_lock(JOBS_LEASE).await.unwrap().expect("no run going on");
     a.server.stop();
     let ttl = b.server.state.replica.lease_ttl_ms;
     assert_eq!(ttl, 3 * 3600 * 1000);
@@ -151,9 +153,14 @@ async fn one_replica_runs_the_jobs_until_it_dies(url: &DatabaseUrl) {
     b.set_clock(&smartlic_core::Timestamp(now + ttl / 2).to_rfc3339()).await;
     assert!(!run_leased(&b.server.state).await.unwrap());
     assert_eq!(jobs_holder(&b).await, a_id);
-    // Past it, the survivor takes over (here in the clock move's own run of the jobs).
+    // Past it, the survivor takes the lease (here in the clock move's own run of the jobs),
+    // but runs nothing while the stalled run goes on.
     b.set_clock(&smartlic_core::Timestamp(now + ttl + 60_000).to_rfc3339()).await;
     assert_eq!(jobs_holder(&b).await, b_id);
+    assert!(!run_leased(&b.server.state).await.unwrap(), "two runs at once");
+    // The stalled run ends (or its process dies, and the database or the kernel releases
+    // the lock): the survivor runs the jobs.
+    drop(stalled_run);
     assert!(run_leased(&b.server.state).await.unwrap());
     // The first one, were it back, finds the lease taken.
     assert!(!run_leased(&a.server.state).await.unwrap());

@@ -24,7 +24,7 @@ pub use portal::{
     indexed_search, EventQuery, PortalSession, UsageDay, INDEXED_SEARCH_CHARS, INSTANCE_MATCHES_LISTED,
     SHORT_SEARCH_EVENTS, SHORT_SEARCH_INSTANCES,
 };
-pub use replica::{ClockOffset, Lease, StoredCa};
+pub use replica::{ClockOffset, Lease, RunLock, StoredCa};
 pub use sqlite::{check_backup, migrate as migrate_sqlite, BackupInfo, SqliteStore};
 pub use url::{open, DatabaseUrl, MalformedDatabaseUrl, PostgresUrl, POSTGRES_DEFAULT_PORT};
 
@@ -366,6 +366,9 @@ pub trait Store: satellite::SatelliteStore + conversion::ConversionStore + pak::
     async fn try_lease(&self, name: &str, holder: &str, now: Timestamp, ttl_ms: i64) -> Result<bool>;
     /// Who holds the lease `name` (or held it last) and until when; None when never taken.
     async fn lease(&self, name: &str) -> Result<Option<Lease>>;
+    /// Takes the run lock `name` unless another holder (this process or another replica) has
+    /// it: None then. Taken after the lease of the same name, held while the work runs.
+    async fn try_run_lock(&self, name: &str) -> Result<Option<RunLock>>;
 }
 
 /// One authorization request's facts for [`Store::report_usage`].

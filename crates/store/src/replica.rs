@@ -28,3 +28,23 @@ pub struct Lease {
     pub holder: String,
     pub expires_at: Timestamp,
 }
+
+/// Held by the one replica running the work a lease names, for as long as it runs; released
+/// when dropped, or by the database when the holder dies. The lease says whose turn it is on
+/// the manager's clock; this lock makes sure a run that outlasts its lease (a stalled holder, a
+/// large backlog) never overlaps the next holder's run.
+pub struct RunLock {
+    _held: Box<dyn Send + Sync>,
+}
+
+impl RunLock {
+    pub(crate) fn new(held: impl Send + Sync + 'static) -> RunLock {
+        RunLock { _held: Box::new(held) }
+    }
+}
+
+impl std::fmt::Debug for RunLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RunLock")
+    }
+}

@@ -1,7 +1,7 @@
 //! What replicas share through the store (issue 15), on every backend: the CA stored once,
-//! the simulated clock's offset with its version, and the jobs lease.
+//! the simulated clock's offset with its version, the jobs lease and its run lock.
 
-use crate::backends::each_backend;
+use crate::backends::{each_backend, each_database, tamper};
 use smartlic_core::Timestamp;
 use smartlic_store::*;
 
@@ -50,5 +50,39 @@ async fn a_lease_is_held_by_one_holder_until_it_expires() {
         assert_eq!(store.lease("jobs").await.unwrap().unwrap().holder, "b", "{backend}");
         // Leases of other names are apart.
         assert!(store.try_lease("other", "a", T0, TTL).await.unwrap(), "{backend}");
+    }
+}
+
+#[tokio::test]
+async fn a_run_lock_is_held_by_one_replica_at_a_time() {
+    for (backend, url, _dir) in each_database().await {
+        let (a, b) = (open(&url).await.unwrap(), open(&url).await.unwrap());
+        let held = a.try_run_lock("jobs").await.unwrap().expect(backend);
+        assert!(b.try_run_lock("jobs").await.unwrap().is_none(), "{backend}: held by the other replica");
+        assert!(a.try_run_lock("jobs").await.unwrap().is_none(), "{backend}: held by this replica's other run");
+        let other = b.try_run_lock("other").await.unwrap();
+        assert!(other.is_some(), "{backend}: locks of other names are apart");
+        drop(held);
+        let held = b.try_run_lock("jobs").await.unwrap().expect(backend);
+        // The holder's session ends without a word (its process killed, its host gone and its
+        // connection timed out): PostgreSQL releases the lock.
+        if backend == "postgres" {
+            drop(other);
+            tamper(
+                &url,
+                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2 \
+                 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            );
+            let taken = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+                loop {
+                    if let Some(lock) = a.try_run_lock("jobs").await.unwrap() {
+                        break lock;
+                    }
+                    tokio::task::yield_now().await;
+                }
+            });
+            assert!(taken.await.is_ok(), "the lock of a terminated session was not released");
+        }
+        drop(held);
     }
 }

@@ -436,6 +436,10 @@ impl Store for PostgresStore {
     async fn lease(&self, name: &str) -> Result<Option<Lease>> {
         shared::lease(self, name).await
     }
+
+    async fn try_run_lock(&self, name: &str) -> Result<Option<RunLock>> {
+        shared::try_run_lock(self, name).await
+    }
 }
 
 #[async_trait::async_trait]

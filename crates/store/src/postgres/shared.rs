@@ -87,3 +87,27 @@ fn lease_row(r: &Row) -> Result<Lease> {
 pub(super) async fn lease(store: &PostgresStore, name: &str) -> Result<Option<Lease>> {
     read!(store, |tx| tx.one("SELECT name, holder, expires_at FROM leases WHERE name = $1", &[&name], lease_row).await)
 }
+
+/// A session advisory lock, keyed by the name's hash (in the two-key space, apart from the
+/// migration lock's one key), on a connection taken out of the pool: the guard holds it, and
+/// dropping the guard closes the connection, which releases the lock, as the death of the
+/// replica's process does. The connection's server-side keepalives are shortened first, so
+/// a replica whose host vanishes without closing it loses the lock within about a minute
+/// rather than after the system's two hours.
+pub(super) async fn try_run_lock(store: &PostgresStore, name: &str) -> Result<Option<RunLock>> {
+    let client = store.db.client().await?;
+    let failed =
+        |e: tokio_postgres::Error| StoreError::Database(format!("run lock {name}: {}", super::sql::describe(&e)));
+    client
+        .batch_execute("SET tcp_keepalives_idle = 30; SET tcp_keepalives_interval = 10; SET tcp_keepalives_count = 3")
+        .await
+        .map_err(failed)?;
+    let row = client
+        .query_one("SELECT pg_try_advisory_lock(hashtext('smartlic'), hashtext($1))", &[&name])
+        .await
+        .map_err(failed)?;
+    let taken: bool = row.get(0);
+    // Out of the pool either way: a session whose settings were changed is not handed out again.
+    let session = deadpool_postgres::Object::take(client);
+    Ok(taken.then(|| RunLock::new(session)))
+}

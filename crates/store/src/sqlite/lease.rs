@@ -42,3 +42,26 @@ pub(super) async fn lease(store: &SqliteStore, name: &str) -> Result<Option<Leas
         .read(move |db| one(db, "SELECT name, holder, expires_at FROM leases WHERE name = $1", [name], lease_row))
         .await
 }
+
+/// An exclusive `flock` on the file `<database>-<name>.lock` beside the database, kept open in
+/// the guard: the kernel releases it when the holder closes it or dies. Locks of two open files
+/// exclude each other even within one process, so two stores on one file (two servers, or a
+/// test's two replicas) take turns.
+pub(super) async fn try_run_lock(store: &SqliteStore, name: &str) -> Result<Option<RunLock>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = std::path::PathBuf::from(format!("{}-{name}.lock", store.db.path().display()));
+    let file = std::fs::OpenOptions::new()
+        .mode(0o600)
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| StoreError::Database(format!("cannot open {}: {e}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(RunLock::new(file))),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(StoreError::Database(format!("cannot lock {}: {e}", path.display())))
+        }
+    }
+}

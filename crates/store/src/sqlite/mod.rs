@@ -469,6 +469,10 @@ impl Store for SqliteStore {
     async fn lease(&self, name: &str) -> Result<Option<Lease>> {
         lease::lease(self, name).await
     }
+
+    async fn try_run_lock(&self, name: &str) -> Result<Option<RunLock>> {
+        lease::try_run_lock(self, name).await
+    }
 }
 
 #[cfg(test)]
