@@ -238,8 +238,9 @@ pub trait Store: satellite::SatelliteStore + conversion::ConversionStore + pak::
         limit: i64,
     ) -> Result<(i64, Vec<Instance>)>;
     /// One page (`offset`, `limit`) of a pool's instances whose hostname, PID, serial number or
-    /// id holds `text` (ASCII case ignored; every instance when empty), in listing order, with
-    /// how many match in all: the portal's search, which must not read a large pool whole.
+    /// id holds `text` (ASCII case ignored, and on PostgreSQL what its locale folds; every
+    /// instance when empty), in listing order, with how many match in all: the portal's
+    /// search, which must not read a large pool whole.
     /// A text of [`INDEXED_SEARCH_CHARS`] characters or more searches every instance through a
     /// substring index (trigrams), but at most [`INSTANCE_MATCHES_LISTED`] matches are listed
     /// and counted: when more match, the count is that number plus one. A shorter text is

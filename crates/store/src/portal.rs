@@ -43,7 +43,8 @@ pub struct EventQuery {
     pub from: Option<Timestamp>,
     /// Only events before this time.
     pub to: Option<Timestamp>,
-    /// Only events whose object, detail or actor holds this text (ASCII case ignored). A text
+    /// Only events whose object, detail or actor holds this text (ASCII case ignored, and on
+    /// PostgreSQL what its locale folds). A text
     /// shorter than [`INDEXED_SEARCH_CHARS`] is looked for in the newest
     /// [`SHORT_SEARCH_EVENTS`] events passing the other filters only.
     pub text: String,

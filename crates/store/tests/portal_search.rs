@@ -12,13 +12,19 @@ const T0: Timestamp = Timestamp(1_800_000_000_000);
 async fn open() -> (tempfile::TempDir, SqliteStore, VirtualAccount) {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("search.db")).await.unwrap();
-    let account = store.create_account("example.com", "Example", "op", T0).await.unwrap();
-    let pool = store.virtual_account(account.id, DEFAULT_VIRTUAL_ACCOUNT).await.unwrap().unwrap();
-    common::token_in(&store, pool.id, "token-hash", None, T0).await;
+    let pool = pool_in(&store).await;
     (dir, store, pool)
 }
 
-async fn register(store: &SqliteStore, id: &str, sn: &str, hostname: &str) {
+/// The default pool of a new account, with the token `register` uses.
+async fn pool_in(store: &(impl Store + ?Sized)) -> VirtualAccount {
+    let account = store.create_account("example.com", "Example", "op", T0).await.unwrap();
+    let pool = store.virtual_account(account.id, DEFAULT_VIRTUAL_ACCOUNT).await.unwrap().unwrap();
+    common::token_in(store, pool.id, "token-hash", None, T0).await;
+    pool
+}
+
+async fn register(store: &(impl Store + ?Sized), id: &str, sn: &str, hostname: &str) {
     let new = NewInstance {
         id: id.into(),
         token_hash: "token-hash".into(),
@@ -38,43 +44,47 @@ async fn register(store: &SqliteStore, id: &str, sn: &str, hostname: &str) {
 }
 
 /// The hostnames a search of `text` lists (first page of 50), and the count it answers.
-async fn found(store: &SqliteStore, pool: i64, text: &str) -> (Vec<String>, i64) {
+async fn found(store: &(impl Store + ?Sized), pool: i64, text: &str) -> (Vec<String>, i64) {
     let (page, total) = store.search_instances(pool, text, 0, 50).await.unwrap();
     (page.into_iter().map(|i| i.hostname).collect(), total)
 }
 
 #[tokio::test]
 async fn the_instance_index_follows_hostname_changes_moves_and_removals() {
-    let (_dir, store, pool) = open().await;
-    register(&store, "id-1", "FCW0001", "core-sw1").await;
-    register(&store, "id-2", "FCW0002", "Edge_100%").await;
-    assert_eq!(found(&store, pool.id, "CORE-").await, (vec!["core-sw1".into()], 1), "case ignored");
-    assert_eq!(found(&store, pool.id, "fcw000").await.1, 2, "by serial");
-    assert_eq!(found(&store, pool.id, "_100%").await.1, 1, "% and _ are plain characters");
-    assert_eq!(found(&store, pool.id, "core_").await.1, 0, "_ is not a wildcard");
-    assert_eq!(found(&store, pool.id, "d-2").await.1, 1, "by id");
-    assert_eq!(found(&store, pool.id, "\"sw").await.1, 0, "a quote is a plain character too");
+    for (backend, store, _dir) in crate::backends::each_backend().await {
+        let store = store.as_ref();
+        let pool = pool_in(store).await;
+        eprintln!("on {backend}");
+        register(store, "id-1", "FCW0001", "core-sw1").await;
+        register(store, "id-2", "FCW0002", "Edge_100%").await;
+        assert_eq!(found(store, pool.id, "CORE-").await, (vec!["core-sw1".into()], 1), "case ignored");
+        assert_eq!(found(store, pool.id, "fcw000").await.1, 2, "by serial");
+        assert_eq!(found(store, pool.id, "_100%").await.1, 1, "% and _ are plain characters");
+        assert_eq!(found(store, pool.id, "core_").await.1, 0, "_ is not a wildcard");
+        assert_eq!(found(store, pool.id, "d-2").await.1, 1, "by id");
+        assert_eq!(found(store, pool.id, "\"sw").await.1, 0, "a quote is a plain character too");
 
-    let report = UsageReport {
-        instance_id: "id-1".into(),
-        usage: BTreeMap::new(),
-        hostname: Some("renamed-sw".into()),
-        nonce: "n1".into(),
-        nonce_expires_at: T0.plus_days(1),
-    };
-    store.report_usage(report, T0).await.unwrap();
-    assert_eq!(found(&store, pool.id, "core-").await.1, 0, "the old name is forgotten");
-    assert_eq!(found(&store, pool.id, "named").await, (vec!["renamed-sw".into()], 1));
+        let report = UsageReport {
+            instance_id: "id-1".into(),
+            usage: BTreeMap::new(),
+            hostname: Some("renamed-sw".into()),
+            nonce: "n1".into(),
+            nonce_expires_at: T0.plus_days(1),
+        };
+        store.report_usage(report, T0).await.unwrap();
+        assert_eq!(found(store, pool.id, "core-").await.1, 0, "the old name is forgotten");
+        assert_eq!(found(store, pool.id, "named").await, (vec!["renamed-sw".into()], 1));
 
-    let account = store.account("example.com").await.unwrap().unwrap();
-    let lab = store.create_virtual_account(&account, "Lab", "", "op", T0).await.unwrap();
-    store.move_instance("id-1", lab.id, "op", T0).await.unwrap();
-    assert_eq!(found(&store, pool.id, "named").await.1, 0, "moved away");
-    assert_eq!(found(&store, lab.id, "named").await.1, 1, "found in its new pool");
+        let account = store.account("example.com").await.unwrap().unwrap();
+        let lab = store.create_virtual_account(&account, "Lab", "", "op", T0).await.unwrap();
+        store.move_instance("id-1", lab.id, "op", T0).await.unwrap();
+        assert_eq!(found(store, pool.id, "named").await.1, 0, "moved away");
+        assert_eq!(found(store, lab.id, "named").await.1, 1, "found in its new pool");
 
-    store.remove_instance("id-1", "removed", "op", T0).await.unwrap();
-    assert_eq!(found(&store, lab.id, "named").await.1, 0, "removed");
-    assert_eq!(found(&store, pool.id, "edge").await.1, 1, "the other one stays");
+        store.remove_instance("id-1", "removed", "op", T0).await.unwrap();
+        assert_eq!(found(store, lab.id, "named").await.1, 0, "removed");
+        assert_eq!(found(store, pool.id, "edge").await.1, 1, "the other one stays");
+    }
 }
 
 /// A database of the second schema holding `count` instances of pool 1 and an event for each,
@@ -154,4 +164,43 @@ async fn usage_days_older_than_the_retention_are_pruned() {
     let kept: Vec<i64> = store.usage_history(pool.id, Timestamp(0)).await.unwrap().iter().map(|d| d.in_use).collect();
     assert_eq!(kept, [2, 3, 4]);
     assert_eq!(store.prune_usage_history(now.plus_days(-730)).await.unwrap(), 0, "nothing more to drop");
+}
+
+/// The private PostgreSQL folds letters as Debian's default cluster does (C.UTF-8), so its
+/// `lower()` turns "É" into "é": the text searched must be folded the same way, or a value
+/// named in its own case would never be found.
+#[tokio::test]
+async fn a_value_with_non_ascii_letters_is_found_in_its_own_case_on_every_backend() {
+    for (backend, store, _dir) in crate::backends::each_backend().await {
+        let pool = pool_in(store.as_ref()).await;
+        register(store.as_ref(), "id-1", "FCW0001", "ÉCOLE-sw1").await;
+        for text in ["ÉCOLE-SW", "ÉC", "École"] {
+            let (page, total) = store.search_instances(pool.id, text, 0, 50).await.unwrap();
+            assert_eq!((page.len(), total), (1, 1), "{backend}: {text}");
+        }
+        let query = |text: &str| EventQuery {
+            account_id: pool.account_id,
+            text: text.into(),
+            kind: String::new(),
+            from: None,
+            to: None,
+            pools: None,
+            limit: 10,
+        };
+        store
+            .record_event(NewEvent {
+                at: T0,
+                actor: "op".into(),
+                kind: "note".into(),
+                account_id: Some(pool.account_id),
+                virtual_account_id: None,
+                object: "ÉCOLE-sw1".into(),
+                detail: String::new(),
+            })
+            .await
+            .unwrap();
+        for text in ["ÉCOLE-SW", "ÉC"] {
+            assert_eq!(store.search_events(query(text)).await.unwrap().len(), 1, "{backend}: {text}");
+        }
+    }
 }

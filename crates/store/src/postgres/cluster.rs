@@ -62,7 +62,7 @@ impl PrivateCluster {
         let data = cluster.dir.join("data");
         run(cluster
             .server_tool("initdb")
-            .args(["-U", SUPERUSER, "--auth=trust", "--encoding=UTF8", "--locale=C", "-D"])
+            .args(["-U", SUPERUSER, "--auth=trust", "--encoding=UTF8", "--locale=C", "--lc-ctype=C.UTF-8", "-D"])
             .arg(&data))?;
         let options =
             format!("-c listen_addresses=127.0.0.1 -p {port} -k {} -c max_connections=300", cluster.dir.display());

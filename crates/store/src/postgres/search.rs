@@ -5,8 +5,10 @@
 //! A text of [`INDEXED_SEARCH_CHARS`] characters or more is a `LIKE '%text%'` on each
 //! lowercased field, which the trigram (pg_trgm) GIN indexes of the schema answer; `%`, `_` and
 //! `\` in the text are escaped, so they are plain characters. A shorter text has no trigram:
-//! it is tested on a bounded window of rows instead. Lowercasing is the database's `lower()`,
-//! which in a database of another locale than C also folds non-ASCII letters.
+//! it is tested on a bounded window of rows instead. The fields and the text are both
+//! lowercased by the database's `lower()`, which in a database of another locale than C
+//! (Debian's default cluster is C.UTF-8) also folds non-ASCII letters: the text must be folded
+//! the same way, or a search for "É" would never find the "é" its field became.
 
 use super::events::event;
 use super::instances::{instance_row, INSTANCE};
@@ -15,7 +17,8 @@ use crate::*;
 use tokio_postgres::types::ToSql;
 
 /// An instance row holding the pattern `$2` in its hostname, PID, serial number or id.
-const HOLDS: &str = "(lower(hostname) LIKE $2 OR lower(udi_pid) LIKE $2 OR lower(udi_sn) LIKE $2 OR lower(id) LIKE $2)";
+const HOLDS: &str = "(lower(hostname) LIKE lower($2) OR lower(udi_pid) LIKE lower($2) \
+                     OR lower(udi_sn) LIKE lower($2) OR lower(id) LIKE lower($2))";
 
 /// `text` as a LIKE pattern matching any value that holds it.
 fn containing(text: &str) -> String {
@@ -46,7 +49,7 @@ pub(super) async fn search_instances(
         } else {
             format!(
                 "SELECT * FROM (SELECT * FROM instances WHERE virtual_account_id = $1 ORDER BY udi_pid, udi_sn \
-                 LIMIT {SHORT_SEARCH_INSTANCES}) AS window WHERE {HOLDS}"
+                 LIMIT {SHORT_SEARCH_INSTANCES}) AS first_rows WHERE {HOLDS}"
             )
         };
         let pattern = containing(&text);
@@ -99,7 +102,9 @@ pub(super) async fn search_events(store: &PostgresStore, q: EventQuery) -> Resul
     } else {
         args.push(&pattern);
         let p = format!("${}", args.len());
-        let holds = format!("(lower(e.object) LIKE {p} OR lower(e.detail) LIKE {p} OR lower(e.actor) LIKE {p})");
+        let holds = format!(
+            "(lower(e.object) LIKE lower({p}) OR lower(e.detail) LIKE lower({p}) OR lower(e.actor) LIKE lower({p}))"
+        );
         if indexed_search(&text) {
             format!("SELECT {COLUMNS} FROM events e WHERE {filters} AND {holds} {NEWEST} LIMIT {limit}")
         } else {
