@@ -64,18 +64,26 @@ pub async fn run_leased(state: &AppState) -> anyhow::Result<bool> {
     if !state.store.try_lease(JOBS_LEASE, &state.replica.id, now, state.replica.lease_ttl_ms).await? {
         return Ok(false);
     }
-    // A former holder whose run outlasted its lease is still running: this turn waits for it.
+    // This replica's runs queue (the loop's, a clock move's): each one runs, on the clock as
+    // it then is. Another replica's run that outlasted its lease is not waited for: this turn
+    // is skipped.
+    let _in_process = state.jobs.lock().await;
     let Some(_running) = state.store.try_run_lock(JOBS_LEASE).await? else {
         tracing::info!("background jobs: the lease is ours but the previous holder's run has not ended");
         return Ok(false);
     };
-    run_once(state).await?;
+    run_jobs(state).await?;
     Ok(true)
 }
 
 /// One run of the jobs, whoever holds the lease (callers driving the clock themselves).
 pub async fn run_once(state: &AppState) -> anyhow::Result<()> {
-    let _running = state.jobs.lock().await;
+    let _in_process = state.jobs.lock().await;
+    run_jobs(state).await
+}
+
+/// The jobs, on the clock as it is now; the caller holds [`AppState::jobs`].
+async fn run_jobs(state: &AppState) -> anyhow::Result<()> {
     let now = state.clock.now();
     let released = state.store.release_silent_usage(now.plus_days(-state.policy.silent_release_days), now).await?;
     if !released.is_empty() {
