@@ -348,12 +348,8 @@ async fn a_server_whose_name_does_not_match_its_certificate_is_refused() {
     let ca_pem = h.server.ca_pem.clone();
     // The manager's own CA issues a certificate for another name; the manager serves it.
     let data = h.dir.path().to_path_buf();
-    let ca = CertificateAuthority::from_pem(
-        &std::fs::read_to_string(data.join("ca.pem")).unwrap(),
-        &std::fs::read_to_string(data.join("ca-key.pem")).unwrap(),
-    )
-    .unwrap();
-    let (cert, key) = ca.issue_tls_certificate(&["manager.example.com".into()], clock.get().0 / 1000 - 60).unwrap();
+    let (cert, key) =
+        h.server.state.ca.issue_tls_certificate(&["manager.example.com".into()], clock.get().0 / 1000 - 60).unwrap();
     std::fs::write(data.join("named.pem"), cert).unwrap();
     std::fs::write(data.join("named-key.pem"), key).unwrap();
     let Harness { dir, server, .. } = h;

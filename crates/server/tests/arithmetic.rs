@@ -111,8 +111,7 @@ async fn drifted_counters_are_an_error_and_the_check_lists_them() {
     h.devices.authorize(&dev, &usage(&[("ACI Essentials", 10)]), h.now_ms()).await.unwrap();
     assert_eq!(h.admin("GET", "/api/v1/check", None).await.body["consistent"], true);
 
-    let db = rusqlite::Connection::open(h.dir.path().join("smartlic.db")).unwrap();
-    db.execute("UPDATE pool_usage SET in_use = -3 WHERE tag = 'ACI Essentials'", []).unwrap();
+    h.sql("UPDATE pool_usage SET in_use = -3 WHERE tag = 'ACI Essentials'");
     let listing = h.admin("GET", &format!("{POOL}/licenses"), None).await;
     assert_eq!((listing.status, listing.code()), (500, "INCONSISTENT_DATA"), "{}", listing.body);
     let message = listing.body["error"]["message"].as_str().unwrap();

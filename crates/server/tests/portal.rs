@@ -327,8 +327,7 @@ async fn an_instance_opens_in_its_own_pool_only_and_is_moved_and_removed_from_it
 
 /// Portal sessions in the manager's database (an ended one stays until the jobs drop it).
 fn stored_sessions(h: &Harness) -> i64 {
-    let db = rusqlite::Connection::open(h.dir.path().join(smartlic_server::backup::DATABASE_FILE)).unwrap();
-    db.query_row("SELECT COUNT(*) FROM portal_sessions", [], |r| r.get(0)).unwrap()
+    h.sql("SELECT COUNT(*) FROM portal_sessions").unwrap().parse().unwrap()
 }
 
 #[tokio::test]

@@ -24,6 +24,9 @@ pub struct Harness {
     /// Renewed after every clock move: access tokens expire on the manager's clock.
     pub admin_token: std::sync::Mutex<String>,
     pub devices: ManagerClient,
+    /// The manager's database (default: the SQLite file of its data directory), for a restart
+    /// on the same one.
+    pub database: smartlic_server::DatabaseConfig,
 }
 
 pub struct Answer {
@@ -54,6 +57,7 @@ impl Harness {
     /// listening on every interface is reached on loopback.
     pub async fn start_trusting(dir: tempfile::TempDir, config: ServerConfig, tls_ca: &str) -> Harness {
         let _ = rustls::crypto::ring::default_provider().install_default();
+        let database = config.database.clone();
         let server = start(config).await.unwrap();
         let mut addr = server.local_addr;
         if addr.ip().is_unspecified() {
@@ -63,9 +67,41 @@ impl Harness {
         let trusted = format!("{}\n{tls_ca}", server.ca_pem);
         let http = smartlic_agent::tls::https_client(&trusted).unwrap();
         let devices = ManagerClient::new(&base, &trusted).unwrap();
-        let h = Harness { dir, server, base, http, admin_token: Default::default(), devices };
+        let h = Harness { dir, server, base, http, admin_token: Default::default(), devices, database };
         h.relogin().await;
         h
+    }
+
+    /// Runs `sql` on the manager's database behind its back (as a damaged database would hold
+    /// its data, or to count what the API does not show); answers the first column of the
+    /// first row, if any, as text.
+    pub fn sql(&self, sql: &str) -> Option<String> {
+        match &self.database.url {
+            None | Some(smartlic_store::DatabaseUrl::Sqlite(_)) => {
+                let path = match &self.database.url {
+                    Some(smartlic_store::DatabaseUrl::Sqlite(path)) => path.clone(),
+                    _ => self.dir.path().join(smartlic_server::backup::DATABASE_FILE),
+                };
+                let db = rusqlite::Connection::open(path).unwrap();
+                db.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+                let mut statement = db.prepare(sql).unwrap();
+                let mut rows = statement.query([]).unwrap();
+                let row = rows.next().unwrap()?;
+                Some(match row.get_ref(0).unwrap() {
+                    rusqlite::types::ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+                    rusqlite::types::ValueRef::Integer(n) => n.to_string(),
+                    other => panic!("{sql}: {other:?}"),
+                })
+            }
+            #[cfg(feature = "postgres")]
+            Some(smartlic_store::DatabaseUrl::Postgres(url)) => {
+                let cluster = smartlic_store::postgres::PrivateCluster::shared().unwrap();
+                let rows = cluster.query(url, sql).unwrap();
+                rows.lines().next().map(|row| row.split('|').next().unwrap_or_default().to_string())
+            }
+            #[cfg(not(feature = "postgres"))]
+            Some(smartlic_store::DatabaseUrl::Postgres(_)) => unreachable!("no PostgreSQL without the feature"),
+        }
     }
 
     /// Client-credentials grant; None when refused.
@@ -179,8 +215,36 @@ pub fn server_config(dir: &std::path::Path) -> ServerConfig {
         admin_secret: Some(SECRET.into()),
         job_interval: std::time::Duration::from_secs(3600),
         limits: Default::default(),
-        database: Default::default(),
+        database: test_database(dir),
     }
+}
+
+/// With `SMARTLIC_TEST_DATABASE=postgres`, every test manager runs on a database of the private
+/// PostgreSQL instead of a SQLite file in its data directory, one database per data directory
+/// (a manager restarted on its directory finds its data): the whole suite on the second backend.
+fn test_database(dir: &std::path::Path) -> smartlic_server::DatabaseConfig {
+    #[cfg(feature = "postgres")]
+    if std::env::var("SMARTLIC_TEST_DATABASE").as_deref() == Ok("postgres") {
+        static DATABASES: std::sync::Mutex<Vec<(std::path::PathBuf, smartlic_store::PostgresUrl)>> =
+            std::sync::Mutex::new(Vec::new());
+        let mut databases = DATABASES.lock().unwrap();
+        let url = match databases.iter().find(|(d, _)| d == dir) {
+            Some((_, url)) => url.clone(),
+            None => {
+                let cluster = smartlic_store::postgres::PrivateCluster::shared().expect("PostgreSQL is not installed");
+                let url = cluster.fresh_database().unwrap();
+                databases.push((dir.to_path_buf(), url.clone()));
+                url
+            }
+        };
+        let key = smartlic_server::data_key::DataKey::from_secret("the-suite-on-postgresql-0123456789").unwrap();
+        return smartlic_server::DatabaseConfig {
+            url: Some(smartlic_store::DatabaseUrl::Postgres(url)),
+            data_key: Some(key),
+        };
+    }
+    let _ = dir;
+    Default::default()
 }
 
 pub fn free_port() -> u16 {

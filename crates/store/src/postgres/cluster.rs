@@ -89,9 +89,17 @@ impl PrivateCluster {
     /// Runs `sql` in the database `url` names, as its superuser (tests use it to change data
     /// behind the store's back, as a damaged database would hold it).
     pub fn execute(&self, url: &PostgresUrl, sql: &str) -> Result<(), String> {
-        run(Command::new(self.bin.join("psql"))
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", &url.user, "-d", &url.database])
-            .args(["-v", "ON_ERROR_STOP=1", "-q", "-c", sql]))
+        self.query(url, sql).map(drop)
+    }
+
+    /// Runs `sql` as [`execute`](Self::execute) does; answers its rows unaligned, one a line,
+    /// columns separated by `|`.
+    pub fn query(&self, url: &PostgresUrl, sql: &str) -> Result<String, String> {
+        output(
+            Command::new(self.bin.join("psql"))
+                .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", &url.user, "-d", &url.database])
+                .args(["-v", "ON_ERROR_STOP=1", "-q", "-t", "-A", "-c", sql]),
+        )
     }
 
     /// Where database `name` of the cluster is.
@@ -197,10 +205,15 @@ fn shell_quote(text: &str) -> String {
 
 /// Runs a tool to its end; its output is the error when it fails.
 fn run(command: &mut Command) -> Result<(), String> {
+    output(command).map(drop)
+}
+
+/// Runs `command` to its end; answers its standard output, or an error with both outputs.
+fn output(command: &mut Command) -> Result<String, String> {
     let program = command.get_program().to_string_lossy().into_owned();
     let out = command.stdin(Stdio::null()).output().map_err(|e| format!("cannot run {program}: {e}"))?;
     if out.status.success() {
-        return Ok(());
+        return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
     }
     Err(format!(
         "{program} failed ({}): {}{}",
