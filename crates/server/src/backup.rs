@@ -117,21 +117,10 @@ impl hyper::body::Body for FileBody {
 /// Takes the data directory's lock, held as long as the file stays open: one server per data
 /// directory, and no restore under a running one.
 pub fn lock_data_dir(dir: &Path) -> anyhow::Result<File> {
-    use std::os::unix::fs::OpenOptionsExt;
     let path = dir.join(LOCK_FILE);
-    let file = std::fs::OpenOptions::new()
-        .mode(0o600)
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => {
-            anyhow::bail!("{} is in use by a running smartlic server; stop it first", dir.display())
-        }
-        Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("cannot lock {}", path.display())),
+    match smartlic_store::try_lock_file(&path).with_context(|| format!("cannot lock {}", path.display()))? {
+        Some(file) => Ok(file),
+        None => anyhow::bail!("{} is in use by a running smartlic server; stop it first", dir.display()),
     }
 }
 

@@ -24,7 +24,7 @@ pub use portal::{
     indexed_search, EventQuery, PortalSession, UsageDay, INDEXED_SEARCH_CHARS, INSTANCE_MATCHES_LISTED,
     SHORT_SEARCH_EVENTS, SHORT_SEARCH_INSTANCES,
 };
-pub use replica::{ClockOffset, Lease, RunLock, StoredCa};
+pub use replica::{try_lock_file, ClockOffset, Lease, RunLock, StoredCa};
 pub use sqlite::{check_backup, migrate as migrate_sqlite, BackupInfo, SqliteStore};
 pub use url::{open, DatabaseUrl, MalformedDatabaseUrl, PostgresUrl, POSTGRES_DEFAULT_PORT};
 

@@ -48,3 +48,17 @@ impl std::fmt::Debug for RunLock {
         f.write_str("RunLock")
     }
 }
+
+/// An exclusive `flock` on the file `path` (created owner-only when missing, never removed:
+/// removing it would let two holders lock two different files), held while the returned file
+/// stays open; None while another open file holds it, in another process or in this one. The
+/// kernel releases it when its holder dies.
+pub fn try_lock_file(path: &std::path::Path) -> std::io::Result<Option<std::fs::File>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new().mode(0o600).create(true).truncate(false).write(true).open(path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
+    }
+}

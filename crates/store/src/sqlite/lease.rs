@@ -48,20 +48,8 @@ pub(super) async fn lease(store: &SqliteStore, name: &str) -> Result<Option<Leas
 /// exclude each other even within one process, so two stores on one file (two servers, or a
 /// test's two replicas) take turns.
 pub(super) async fn try_run_lock(store: &SqliteStore, name: &str) -> Result<Option<RunLock>> {
-    use std::os::unix::fs::OpenOptionsExt;
     let path = std::path::PathBuf::from(format!("{}-{name}.lock", store.db.path().display()));
-    let file = std::fs::OpenOptions::new()
-        .mode(0o600)
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| StoreError::Database(format!("cannot open {}: {e}", path.display())))?;
-    match file.try_lock() {
-        Ok(()) => Ok(Some(RunLock::new(file))),
-        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
-        Err(std::fs::TryLockError::Error(e)) => {
-            Err(StoreError::Database(format!("cannot lock {}: {e}", path.display())))
-        }
-    }
+    let locked =
+        try_lock_file(&path).map_err(|e| StoreError::Database(format!("cannot lock {}: {e}", path.display())))?;
+    Ok(locked.map(RunLock::new))
 }
