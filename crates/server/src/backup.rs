@@ -48,6 +48,7 @@ pub fn router() -> Router<AppState> {
     responses(
         (status = 200, description = "the SQLite database file", content_type = "application/vnd.sqlite3", body = Vec<u8>),
         (status = 403, description = "FORBIDDEN: only the operator"),
+        (status = 409, description = "CONFLICT: the database is PostgreSQL, backed up with its own tools"),
     )
 )]
 async fn take_backup(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {

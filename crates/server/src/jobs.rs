@@ -68,12 +68,15 @@ pub async fn run_leased(state: &AppState) -> anyhow::Result<bool> {
     // it then is. Another replica's run that outlasted its lease is not waited for: this turn
     // is skipped.
     let _in_process = state.jobs.lock().await;
-    let Some(_running) = state.store.try_run_lock(JOBS_LEASE).await? else {
+    let Some(running) = state.store.try_run_lock(JOBS_LEASE).await? else {
         tracing::info!("background jobs: the lease is ours but the previous holder's run has not ended");
         return Ok(false);
     };
-    run_jobs(state).await?;
-    Ok(true)
+    let ran = run_jobs(state).await;
+    if let Err(e) = running.release().await {
+        tracing::warn!(error = %e, "background jobs: the run lock is released when its session closes");
+    }
+    ran.map(|()| true)
 }
 
 /// One run of the jobs, whoever holds the lease (callers driving the clock themselves).

@@ -160,7 +160,7 @@ async fn one_replica_runs_the_jobs_until_it_dies(url: &DatabaseUrl) {
     assert!(!run_leased(&b.server.state).await.unwrap(), "two runs at once");
     // The stalled run ends (or its process dies, and the database or the kernel releases
     // the lock): the survivor runs the jobs.
-    drop(stalled_run);
+    stalled_run.release().await.unwrap();
     assert!(run_leased(&b.server.state).await.unwrap());
     // The first one, were it back, finds the lease taken.
     assert!(!run_leased(&a.server.state).await.unwrap());

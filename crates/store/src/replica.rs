@@ -29,17 +29,39 @@ pub struct Lease {
     pub expires_at: Timestamp,
 }
 
-/// Held by the one replica running the work a lease names, for as long as it runs; released
-/// when dropped, or by the database when the holder dies. The lease says whose turn it is on
-/// the manager's clock; this lock makes sure a run that outlasts its lease (a stalled holder, a
-/// large backlog) never overlaps the next holder's run.
+/// Held by the one replica running the work a lease names, for as long as it runs. The lease
+/// says whose turn it is on the manager's clock; this lock makes sure a run that outlasts its
+/// lease (a stalled holder, a large backlog) never overlaps the next holder's run. Given back by
+/// [`RunLock::release`] at the end of the run; when dropped instead (a run cancelled or
+/// panicking) or when the holder dies, the kernel or the database releases it, a little later.
 pub struct RunLock {
-    _held: Box<dyn Send + Sync>,
+    held: Box<dyn HeldLock>,
+}
+
+/// What a backend holds for a [`RunLock`].
+#[async_trait::async_trait]
+pub(crate) trait HeldLock: Send + Sync {
+    /// Gives the lock back before returning, so that the next holder can take it at once.
+    async fn release(self: Box<Self>) -> crate::Result<()>;
+}
+
+/// A `flock`ed file ([`try_lock_file`]): closing it releases the lock at once.
+#[async_trait::async_trait]
+impl HeldLock for std::fs::File {
+    async fn release(self: Box<Self>) -> crate::Result<()> {
+        Ok(())
+    }
 }
 
 impl RunLock {
-    pub(crate) fn new(held: impl Send + Sync + 'static) -> RunLock {
-        RunLock { _held: Box::new(held) }
+    pub(crate) fn new(held: impl HeldLock + 'static) -> RunLock {
+        RunLock { held: Box::new(held) }
+    }
+
+    /// Gives the lock back now. An error says it could not be given back at once: it is then
+    /// released as when dropped.
+    pub async fn release(self) -> crate::Result<()> {
+        self.held.release().await
     }
 }
 

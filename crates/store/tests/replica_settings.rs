@@ -60,29 +60,38 @@ async fn a_run_lock_is_held_by_one_replica_at_a_time() {
         let held = a.try_run_lock("jobs").await.unwrap().expect(backend);
         assert!(b.try_run_lock("jobs").await.unwrap().is_none(), "{backend}: held by the other replica");
         assert!(a.try_run_lock("jobs").await.unwrap().is_none(), "{backend}: held by this replica's other run");
-        let other = b.try_run_lock("other").await.unwrap();
-        assert!(other.is_some(), "{backend}: locks of other names are apart");
-        drop(held);
+        let other = b.try_run_lock("other").await.unwrap().expect("locks of other names are apart");
+        other.release().await.unwrap();
+        // Given back: the next holder takes it at once.
+        held.release().await.unwrap();
         let held = b.try_run_lock("jobs").await.unwrap().expect(backend);
-        // The holder's session ends without a word (its process killed, its host gone and its
-        // connection timed out): PostgreSQL releases the lock.
+        // Dropped without a word (a run cancelled, a process killed), it is released all the
+        // same, by the kernel at once or by PostgreSQL when it sees the session end.
+        drop(held);
+        let held = eventually(|| a.try_run_lock("jobs")).await.expect(backend);
         if backend == "postgres" {
-            drop(other);
+            // The holder's connection ends from the database's side (a host gone and its
+            // connection timed out): the lock goes with the session.
             tamper(
                 &url,
                 "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2 \
                  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
             );
-            let taken = tokio::time::timeout(std::time::Duration::from_secs(10), async {
-                loop {
-                    if let Some(lock) = a.try_run_lock("jobs").await.unwrap() {
-                        break lock;
-                    }
-                    tokio::task::yield_now().await;
-                }
-            });
-            assert!(taken.await.is_ok(), "the lock of a terminated session was not released");
+            eventually(|| b.try_run_lock("jobs")).await.expect("the lock of a terminated session was not released");
         }
         drop(held);
     }
+}
+
+/// The lock `take` answers within ten seconds of asking again, if any.
+async fn eventually<F: std::future::Future<Output = Result<Option<RunLock>>>>(take: impl Fn() -> F) -> Option<RunLock> {
+    let taken = async {
+        loop {
+            if let Some(lock) = take().await.unwrap() {
+                break lock;
+            }
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), taken).await.ok()
 }

@@ -88,12 +88,16 @@ pub(super) async fn lease(store: &PostgresStore, name: &str) -> Result<Option<Le
     read!(store, |tx| tx.one("SELECT name, holder, expires_at FROM leases WHERE name = $1", &[&name], lease_row).await)
 }
 
-/// A session advisory lock, keyed by the name's hash (in the two-key space, apart from the
-/// migration lock's one key), on a connection taken out of the pool: the guard holds it, and
-/// dropping the guard closes the connection, which releases the lock, as the death of the
-/// replica's process does. The connection's server-side keepalives are shortened first, so
-/// a replica whose host vanishes without closing it loses the lock within about a minute
-/// rather than after the system's two hours.
+/// The key of the run lock `name`: in the two-key space of advisory locks, apart from the
+/// migration lock's one key.
+const RUN_LOCK_KEY: &str = "hashtext('smartlic'), hashtext($1)";
+
+/// A session advisory lock on a connection taken out of the pool, which the guard holds:
+/// [`RunLock::release`] unlocks it, and dropping the guard closes the connection, which
+/// releases it too once PostgreSQL sees the session end, as the death of the replica's process
+/// does. The connection's server-side keepalives are shortened first, so a replica whose host
+/// vanishes without closing it loses the lock within about a minute rather than after the
+/// system's two hours.
 pub(super) async fn try_run_lock(store: &PostgresStore, name: &str) -> Result<Option<RunLock>> {
     let client = store.db.client().await?;
     let failed =
@@ -102,12 +106,29 @@ pub(super) async fn try_run_lock(store: &PostgresStore, name: &str) -> Result<Op
         .batch_execute("SET tcp_keepalives_idle = 30; SET tcp_keepalives_interval = 10; SET tcp_keepalives_count = 3")
         .await
         .map_err(failed)?;
-    let row = client
-        .query_one("SELECT pg_try_advisory_lock(hashtext('smartlic'), hashtext($1))", &[&name])
-        .await
-        .map_err(failed)?;
+    let row =
+        client.query_one(&format!("SELECT pg_try_advisory_lock({RUN_LOCK_KEY})"), &[&name]).await.map_err(failed)?;
     let taken: bool = row.get(0);
     // Out of the pool either way: a session whose settings were changed is not handed out again.
     let session = deadpool_postgres::Object::take(client);
-    Ok(taken.then(|| RunLock::new(session)))
+    Ok(taken.then(|| RunLock::new(AdvisoryLock { session, name: name.to_string() })))
+}
+
+/// A run lock held by a session of its own.
+struct AdvisoryLock {
+    session: deadpool_postgres::ClientWrapper,
+    name: String,
+}
+
+#[async_trait::async_trait]
+impl crate::replica::HeldLock for AdvisoryLock {
+    async fn release(self: Box<Self>) -> Result<()> {
+        let unlock = format!("SELECT pg_advisory_unlock({RUN_LOCK_KEY})");
+        // On failure the session is closed when dropped, and the lock goes with it.
+        self.session
+            .query_one(&unlock, &[&self.name])
+            .await
+            .map(drop)
+            .map_err(|e| StoreError::Database(format!("run lock {}: {}", self.name, super::sql::describe(&e))))
+    }
 }
