@@ -482,7 +482,7 @@ async fn authorize(State(state): State<AppState>, headers: HeaderMap, body: RawB
             nonce: req.envelope.nonce.clone(),
             nonce_expires_at: nonce_keep_until(&state, now),
         };
-        let (_, counts) = state.store.report_usage(report, now).await?;
+        let counts = state.store.report_usage(report, now).await?;
         let ledger = counts.ledger(&state.catalog);
         let entitlements: Vec<wire::EntitlementStatus> = usage
             .iter()

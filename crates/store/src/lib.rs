@@ -260,7 +260,7 @@ pub trait Store: satellite::SatelliteStore + conversion::ConversionStore + pak::
     async fn forget_previous_key(&self, id: &str) -> Result<()>;
     /// Records the full usage list of an instance and returns its pool's counts after it.
     /// The request's nonce is recorded in the same transaction; a replay changes nothing.
-    async fn report_usage(&self, report: UsageReport, now: Timestamp) -> Result<(Instance, PoolCounts)>;
+    async fn report_usage(&self, report: UsageReport, now: Timestamp) -> Result<PoolCounts>;
     /// Moves every one of `moves` or none, in one transaction; each target pool must be in the
     /// smart account of the instance's pool.
     async fn move_instances(&self, moves: Vec<InstanceMove>, actor: &str, now: Timestamp) -> Result<Vec<Instance>>;

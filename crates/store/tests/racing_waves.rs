@@ -86,7 +86,7 @@ async fn racing_first_authorizations_keep_the_counters_equal_to_the_records(f: F
     })
     .await;
     // Each answer counts the reports committed before it and its own: 2, 4, … 2N, once each.
-    let mut seen: Vec<i64> = results.into_iter().map(|r| r.unwrap().1.in_use[ADV]).collect();
+    let mut seen: Vec<i64> = results.into_iter().map(|r| r.unwrap().in_use[ADV]).collect();
     seen.sort();
     assert_eq!(seen, (1..=N as i64).map(|k| 2 * k).collect::<Vec<_>>());
     let counts = f.store.pool_counts(f.pool.id, T0).await.unwrap();
@@ -111,7 +111,7 @@ async fn racing_reservations_and_first_authorizations_agree_on_the_pool(f: Fixtu
         async move {
             if i % 2 == 0 {
                 Raced::Authorized(
-                    store.report_usage(report(&format!("d{}", i / 2), &[(ADV, 1)], T0), T0).await.unwrap().1,
+                    store.report_usage(report(&format!("d{}", i / 2), &[(ADV, 1)], T0), T0).await.unwrap(),
                 )
             } else {
                 let asked = vec![reserving(&format!("R{i}"), &[(&adv, 1)])];

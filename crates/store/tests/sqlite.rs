@@ -236,10 +236,10 @@ async fn pool_counts_follow_usage_changes_moves_removals_and_silence(f: Fixture)
     f.store.register_instance(device("b", "B", "t", false), T0).await.unwrap();
     let in_use = |c: PoolCounts| c.in_use.get("ACI Essentials").copied().unwrap_or(0);
     f.store.report_usage(report("a", &[("ACI Essentials", 3)], T0), T0).await.unwrap();
-    let (_, counts) = f.store.report_usage(report("b", &[("ACI Essentials", 2)], T0), T0).await.unwrap();
+    let counts = f.store.report_usage(report("b", &[("ACI Essentials", 2)], T0), T0).await.unwrap();
     assert_eq!(in_use(counts), 5);
     let sent = report("a", &[("ACI Essentials", 1)], T0);
-    let (_, counts) = f.store.report_usage(sent.clone(), T0).await.unwrap();
+    let counts = f.store.report_usage(sent.clone(), T0).await.unwrap();
     assert_eq!(in_use(counts), 3);
     // A replayed report is refused whole.
     let replay = UsageReport { usage: [("ACI Essentials".to_string(), 50)].into(), ..sent };
@@ -255,7 +255,7 @@ async fn pool_counts_follow_usage_changes_moves_removals_and_silence(f: Fixture)
     assert_eq!(f.store.release_silent_usage(later.plus_days(-90), later).await.unwrap(), vec!["a".to_string()]);
     assert!(f.store.release_silent_usage(later.plus_days(-90), later).await.unwrap().is_empty());
     assert_eq!(in_use(f.store.pool_counts(other.id, later).await.unwrap()), 0);
-    let (_, counts) = f.store.report_usage(report("a", &[("ACI Essentials", 1)], later), later).await.unwrap();
+    let counts = f.store.report_usage(report("a", &[("ACI Essentials", 1)], later), later).await.unwrap();
     assert_eq!(in_use(counts), 1);
     let kinds: Vec<String> =
         f.store.events(Some(f.account.id), 100).await.unwrap().into_iter().map(|e| e.kind).collect();

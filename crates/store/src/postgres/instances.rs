@@ -242,17 +242,13 @@ pub(super) async fn instance_count(store: &PostgresStore) -> Result<i64> {
 /// instance is locked before its usage is read, and the pool's counters change last, behind
 /// its gate, so the counts answered (one statement after the gate) include every change
 /// committed before.
-pub(super) async fn report_usage(
-    store: &PostgresStore,
-    report: UsageReport,
-    now: Timestamp,
-) -> Result<(Instance, PoolCounts)> {
+pub(super) async fn report_usage(store: &PostgresStore, report: UsageReport, now: Timestamp) -> Result<PoolCounts> {
     let UsageReport { instance_id: id, usage, hostname, nonce, nonce_expires_at } = report;
     guarded!(store, |tx| {
         if !insert_nonce(&tx, &id, &nonce, nonce_expires_at).await? {
             return Err(StoreError::Replay);
         }
-        let mut found = lock_instance(&tx, &id).await?;
+        let found = lock_instance(&tx, &id).await?;
         let old = usage_of(&tx, &id).await?;
         let wanted: BTreeMap<String, i64> =
             usage.iter().filter(|(_, c)| **c > 0).map(|(t, c)| (t.clone(), *c)).collect();
@@ -282,11 +278,7 @@ pub(super) async fn report_usage(
         )
         .await?;
         shift_pool_usage(&tx, found.virtual_account_id, &delta, 1).await?;
-        let counts = counts_in(&tx, found.virtual_account_id, now).await?;
-        found.last_contact_at = now;
-        found.usage_released = false;
-        found.hostname = hostname;
-        Ok((found, counts))
+        counts_in(&tx, found.virtual_account_id, now).await
     })
 }
 

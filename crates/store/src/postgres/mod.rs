@@ -302,7 +302,7 @@ impl Store for PostgresStore {
         instances::forget_previous_key(self, id).await
     }
 
-    async fn report_usage(&self, report: UsageReport, now: Timestamp) -> Result<(Instance, PoolCounts)> {
+    async fn report_usage(&self, report: UsageReport, now: Timestamp) -> Result<PoolCounts> {
         instances::report_usage(self, report, now).await
     }
 

@@ -60,8 +60,11 @@ pub(super) fn usage_of(db: &Connection, id: &str) -> Result<BTreeMap<String, i64
 }
 
 fn fetch_instance(db: &Connection, id: &str) -> Result<Instance> {
-    one(db, INSTANCE_BY_ID, [id], instance_row)?
-        .ok_or_else(|| StoreError::NotFound(format!("product instance {id} does not exist")))
+    one(db, INSTANCE_BY_ID, [id], instance_row)?.ok_or_else(|| no_instance(id))
+}
+
+fn no_instance(id: &str) -> StoreError {
+    StoreError::NotFound(format!("product instance {id} does not exist"))
 }
 
 /// The instance `id`, which must still be in the pool `from` when one is given.
@@ -364,11 +367,7 @@ pub(super) async fn forget_previous_key(store: &SqliteStore, id: &str) -> Result
         .await
 }
 
-pub(super) async fn report_usage(
-    store: &SqliteStore,
-    report: UsageReport,
-    now: Timestamp,
-) -> Result<(Instance, PoolCounts)> {
+pub(super) async fn report_usage(store: &SqliteStore, report: UsageReport, now: Timestamp) -> Result<PoolCounts> {
     let UsageReport { instance_id: id, usage, hostname, nonce, nonce_expires_at } = report;
     store
         .db
@@ -376,12 +375,20 @@ pub(super) async fn report_usage(
             if !insert_nonce(db, &id, &nonce, nonce_expires_at)? {
                 return Err(StoreError::Replay);
             }
-            let mut found = fetch_instance(db, &id)?;
+            // What the report changes of the instance, not the whole row: the caller authenticated
+            // the request with the instance as read before.
+            let (pool, usage_released, old_hostname) = one(
+                db,
+                "SELECT virtual_account_id, usage_released, hostname FROM instances WHERE id = $1",
+                [&id],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, bool>(1)?, r.get::<_, String>(2)?)),
+            )?
+            .ok_or_else(|| no_instance(&id))?;
             let old = usage_of(db, &id)?;
             let wanted: BTreeMap<String, i64> = usage.into_iter().filter(|(_, c)| *c > 0).collect();
             // Only the difference touches the pool counters; a released instance comes back whole.
             let mut delta: BTreeMap<String, i64> = BTreeMap::new();
-            if found.usage_released {
+            if usage_released {
                 delta.clone_from(&wanted);
             } else {
                 for (t, c) in &wanted {
@@ -391,7 +398,7 @@ pub(super) async fn report_usage(
                     *delta.entry(t.clone()).or_default() -= c;
                 }
             }
-            shift_pool_usage(db, found.virtual_account_id, &delta, 1)?;
+            shift_pool_usage(db, pool, &delta, 1)?;
             if old != wanted {
                 exec(db, "DELETE FROM instance_usage WHERE instance_id = $1", [&id])?;
                 for (t, c) in &wanted {
@@ -405,7 +412,7 @@ pub(super) async fn report_usage(
             let hostname = hostname.unwrap_or_default();
             // The hostname is named only when it changed: naming it runs the search index's
             // trigger (0012) at every contact, even when its condition then finds nothing to do.
-            if hostname == found.hostname {
+            if hostname == old_hostname {
                 exec(
                     db,
                     "UPDATE instances SET last_contact_at = $1, usage_released = FALSE WHERE id = $2",
@@ -418,11 +425,7 @@ pub(super) async fn report_usage(
                     params![now.0, hostname, id],
                 )?;
             }
-            let counts = counts_in(db, found.virtual_account_id, now)?;
-            found.last_contact_at = now;
-            found.usage_released = false;
-            found.hostname = hostname;
-            Ok((found, counts))
+            counts_in(db, pool, now)
         })
         .await
 }
