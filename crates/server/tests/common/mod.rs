@@ -76,32 +76,28 @@ impl Harness {
     /// its data, or to count what the API does not show); answers the first column of the
     /// first row, if any, as text.
     pub fn sql(&self, sql: &str) -> Option<String> {
-        match &self.database.url {
-            None | Some(smartlic_store::DatabaseUrl::Sqlite(_)) => {
-                let path = match &self.database.url {
-                    Some(smartlic_store::DatabaseUrl::Sqlite(path)) => path.clone(),
-                    _ => self.dir.path().join(smartlic_server::backup::DATABASE_FILE),
-                };
-                let db = rusqlite::Connection::open(path).unwrap();
-                db.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
-                let mut statement = db.prepare(sql).unwrap();
-                let mut rows = statement.query([]).unwrap();
-                let row = rows.next().unwrap()?;
-                Some(match row.get_ref(0).unwrap() {
-                    rusqlite::types::ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
-                    rusqlite::types::ValueRef::Integer(n) => n.to_string(),
-                    other => panic!("{sql}: {other:?}"),
-                })
-            }
+        let path = match &self.database.url {
+            None => self.dir.path().join(smartlic_server::backup::DATABASE_FILE),
+            Some(smartlic_store::DatabaseUrl::Sqlite(path)) => path.clone(),
             #[cfg(feature = "postgres")]
             Some(smartlic_store::DatabaseUrl::Postgres(url)) => {
                 let cluster = smartlic_store::postgres::PrivateCluster::shared().unwrap();
                 let rows = cluster.query(url, sql).unwrap();
-                rows.lines().next().map(|row| row.split('|').next().unwrap_or_default().to_string())
+                return rows.lines().next().map(|row| row.split('|').next().unwrap_or_default().to_string());
             }
             #[cfg(not(feature = "postgres"))]
             Some(smartlic_store::DatabaseUrl::Postgres(_)) => unreachable!("no PostgreSQL without the feature"),
-        }
+        };
+        let db = rusqlite::Connection::open(path).unwrap();
+        db.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+        let mut statement = db.prepare(sql).unwrap();
+        let mut rows = statement.query([]).unwrap();
+        let row = rows.next().unwrap()?;
+        Some(match row.get_ref(0).unwrap() {
+            rusqlite::types::ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+            rusqlite::types::ValueRef::Integer(n) => n.to_string(),
+            other => panic!("{sql}: {other:?}"),
+        })
     }
 
     /// Client-credentials grant; None when refused.
